@@ -1,0 +1,7 @@
+"""``python -m diffdemo``."""
+
+import sys
+
+from diffdemo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""The one model contract: eps(x, t), score(x, t), x0_hat(x, t) on batched (N, C, H, W) tensors in [-1, 1].
+
+Implementations: a diffusers ``UNet2DModel`` (the embedded ``faces64``, a local folder or a hub id) and an
+analytic Gaussian prior whose score and Jacobian are exact (the test oracle).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import torch
+
+from diffdemo.schedule import Schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "assets" / "models"
+DEFAULT_MODEL = "faces64"
+HUB_MODELS = ("google/ddpm-celebahq-256", "google/ddpm-ema-celebahq-256", "google/ddpm-cifar10-32")
+
+
+class ModelUnavailable(RuntimeError):
+    """A model could not be loaded (missing folder, no network for a hub id, unsafe weights)."""
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class DiffusionModel:
+    """Base class: subclasses implement ``eps``; score (eq. 22) and x0_hat (eq. 19) follow from it.
+
+    ``t`` is an int or a 1-D integer tensor with one timestep per batch element.
+    """
+
+    name: str = "model"
+    schedule: Schedule
+    sample_shape: tuple[int, int, int]
+    device: torch.device = torch.device("cpu")
+
+    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
+        """alpha_bar_t broadcast against x (float32, on x's device)."""
+        abar = self.schedule.alpha_bar.to(device=x.device, dtype=x.dtype)
+        if isinstance(t, torch.Tensor) and t.ndim > 0:
+            return abar[t.to(x.device).long()].view(-1, *([1] * (x.ndim - 1)))
+        return abar[int(t)]
+
+    def score(self, x: torch.Tensor, t) -> torch.Tensor:
+        """s_theta(x_t, t) = -eps_theta / sqrt(1 - abar_t) (eq. 22)."""
+        return -self.eps(x, t) / (1 - self._abar(t, x)).sqrt()
+
+    def x0_hat(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Tweedie denoiser x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 19)."""
+        a = self._abar(t, x)
+        return (x - (1 - a).sqrt() * self.eps(x, t)) / a.sqrt()
+
+    @property
+    def size(self) -> int:
+        return self.sample_shape[-1]
+
+
+class UNetModel(DiffusionModel):
+    """A diffusers ``UNet2DModel`` with the schedule of its ``DDPMScheduler`` config."""
+
+    def __init__(self, unet, scheduler_config: dict | None = None, name: str = "unet", device=None):
+        self.unet = unet.eval().requires_grad_(False)
+        self.device = torch.device(device) if device is not None else default_device()
+        self.unet.to(self.device)
+        self.scheduler_config = dict(scheduler_config or {})
+        self.schedule = Schedule.from_config(self.scheduler_config)
+        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
+        cfg = unet.config
+        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+        self.sample_shape = (cfg.in_channels, size, size)
+        self.name = name
+        self.n_params = sum(p.numel() for p in unet.parameters())
+
+    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
+        t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
+        if t_in.ndim == 0:
+            t_in = t_in.expand(x.shape[0])
+        out = self.unet(x, t_in).sample
+        if self.prediction_type == "epsilon":
+            return out
+        a = self._abar(t, x)
+        if self.prediction_type == "sample":  # network predicts x0: invert eq. 19
+            return (x - a.sqrt() * out) / (1 - a).sqrt()
+        if self.prediction_type == "v_prediction":  # v = sqrt(abar) eps - sqrt(1-abar) x0
+            return a.sqrt() * out + (1 - a).sqrt() * x
+        raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
+
+
+class GaussianPrior(DiffusionModel):
+    """x0 ~ N(mu, Sigma) with Sigma = U diag(lam) U^T + floor (I - U U^T): every quantity is exact.
+
+    C_t = abar Sigma + (1 - abar) I,  s(x) = -C_t^{-1} (x - sqrt(abar) mu),  J_s = -C_t^{-1}  (DESIGN.md section 4).
+    """
+
+    def __init__(
+        self,
+        mean: torch.Tensor,
+        basis: torch.Tensor,
+        variances: torch.Tensor,
+        floor: float = 1e-3,
+        schedule: Schedule | None = None,
+        name: str = "gaussian",
+    ):
+        self.sample_shape = tuple(mean.shape[-3:])
+        self.mean = mean.reshape(-1).double()
+        self.basis = basis.double()  # (D, k), orthonormal columns
+        self.variances = variances.double()  # (k,)
+        self.floor = float(floor)
+        self.schedule = schedule or Schedule.linear()
+        self.name = name
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, rank: int | None = None, floor: float = 1e-3, **kw) -> GaussianPrior:
+        """Fit mean and top-``rank`` principal components (PCA) of (N, C, H, W) images."""
+        flat = images.reshape(images.shape[0], -1).double()
+        mu = flat.mean(0)
+        _, s, vh = torch.linalg.svd(flat - mu, full_matrices=False)
+        k = rank or vh.shape[0]
+        var = s[:k] ** 2 / max(flat.shape[0] - 1, 1)
+        return cls(mu.reshape(images.shape[1:]), vh[:k].T, torch.clamp(var, min=floor), floor, **kw)
+
+    @property
+    def dim(self) -> int:
+        return self.mean.numel()
+
+    def covariance(self) -> torch.Tensor:
+        """Sigma as a dense (D, D) matrix (for small test problems)."""
+        U = self.basis
+        return U @ torch.diag(self.variances) @ U.T + self.floor * (torch.eye(self.dim, dtype=U.dtype) - U @ U.T)
+
+    def _apply_spectral(self, v: torch.Tensor, fn_lam, fn_floor) -> torch.Tensor:
+        """Apply U diag(fn(lam)) U^T + fn(floor) (I - U U^T) to the rows of v (N, D)."""
+        coef = v @ self.basis
+        inside = (coef * fn_lam(self.variances)) @ self.basis.T
+        outside = fn_floor(self.floor) * (v - coef @ self.basis.T)
+        return inside + outside
+
+    def cov_t_inverse(self, v: torch.Tensor, t: int) -> torch.Tensor:
+        """C_t^{-1} v for flattened rows v."""
+        a = self.schedule.abar(t)
+        return self._apply_spectral(v, lambda lam: 1.0 / (a * lam + 1 - a), lambda f: 1.0 / (a * f + 1 - a))
+
+    def score(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Exact score -C_t^{-1}(x - sqrt(abar_t) mu)."""
+        if isinstance(t, torch.Tensor) and t.ndim > 0:
+            return torch.cat([self.score(x[i : i + 1], int(ti)) for i, ti in enumerate(t.tolist())])
+        t = int(t)
+        flat = x.reshape(x.shape[0], -1).double()
+        centred = flat - self.schedule.abar(t) ** 0.5 * self.mean
+        return (-self.cov_t_inverse(centred, t)).to(x.dtype).reshape(x.shape)
+
+    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
+        return -self.score(x, t) * (1 - self._abar(t, x)).sqrt()
+
+    def score_jacobian(self, t: int) -> torch.Tensor:
+        """J_s = -C_t^{-1}, dense (D, D)."""
+        return -self.cov_t_inverse(torch.eye(self.dim, dtype=torch.float64), t)
+
+    def posterior(self, A: torch.Tensor, y: torch.Tensor, sigma_y: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact posterior of x0 given y = A x0 + sigma_y n, A a dense (M, D) matrix: (mean (D,), cov (D, D))."""
+        S = self.covariance()
+        A = A.double()
+        K = A @ S @ A.T + sigma_y**2 * torch.eye(A.shape[0], dtype=torch.float64)
+        gain = torch.linalg.solve(K, A @ S).T  # S A^T K^{-1}
+        mean = self.mean + gain @ (y.reshape(-1).double() - A @ self.mean)
+        return mean, S - gain @ A @ S
+
+
+# --- loading -------------------------------------------------------------------------------------
+_cache: dict[tuple[str, str], DiffusionModel] = {}
+_cache_lock = threading.Lock()
+
+
+def resolve_model_dir(name: str) -> Path | None:
+    """A local folder for ``name``: an embedded model under assets/models, or a path; None for a hub id."""
+    embedded = MODELS_DIR / name
+    if embedded.is_dir():
+        return embedded
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    return None
+
+
+def available_models() -> list[str]:
+    """Embedded models shipped in assets/models (each loadable offline)."""
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "unet").is_dir() or (p / "config.json").is_file())
+
+
+def _read_unet(location: str | Path, local: bool):
+    """Load the UNet and scheduler config from a DDPMPipeline-layout folder/repo or a bare UNet one."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    kwargs = dict(use_safetensors=True, local_files_only=local, low_cpu_mem_usage=False)
+    subfolder = None
+    if local:
+        subfolder = "unet" if (Path(location) / "unet").is_dir() else None
+    else:
+        try:
+            return _read_unet_from(location, "unet", kwargs, UNet2DModel, DDPMScheduler)
+        except Exception:
+            subfolder = None
+    return _read_unet_from(location, subfolder, kwargs, UNet2DModel, DDPMScheduler)
+
+
+def _read_unet_from(location, subfolder, kwargs, UNet2DModel, DDPMScheduler):
+    unet = UNet2DModel.from_pretrained(location, subfolder=subfolder, **kwargs)
+    sched_sub = "scheduler" if subfolder else None
+    try:
+        config = DDPMScheduler.load_config(location, subfolder=sched_sub, local_files_only=kwargs["local_files_only"])
+    except Exception:
+        config = {}  # a bare UNet folder: fall back to the DDPM defaults (linear 1e-4..0.02, T=1000)
+    return unet, dict(config)
+
+
+def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
+    """Load (once, then cached) a diffusers UNet by embedded name, local folder or hub id; safetensors only."""
+    device = torch.device(device) if device is not None else default_device()
+    key = (name, str(device))
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        local_dir = resolve_model_dir(name)
+        if local_dir is None and name == DEFAULT_MODEL:
+            raise ModelUnavailable(f"the embedded model '{name}' is missing from {MODELS_DIR / name}")
+        if local_dir is None and "/" not in name:
+            raise ModelUnavailable(
+                f"unknown model '{name}': use one of {available_models() or ['faces64']}, "
+                "a local diffusers folder, or a hub id such as google/ddpm-celebahq-256"
+            )
+        try:
+            unet, config = _read_unet(local_dir or name, local=local_dir is not None)
+        except Exception as exc:  # offline, missing files or .bin-only weights: say so, never unpickle
+            where = local_dir or f"the Hugging Face hub ({name})"
+            raise ModelUnavailable(
+                f"could not load model from {where}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            ) from exc
+        model = UNetModel(unet, config, name=name, device=device)
+        _cache[key] = model
+        return model

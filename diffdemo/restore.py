@@ -1,0 +1,123 @@
+"""One restoration run, end to end: measure an image, restore it with a diffusion method or a baseline, score it.
+
+Shared by the CLI, the app and the benchmarks so that all three run exactly the same problem.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from diffdemo import baselines, metrics
+from diffdemo.models import DiffusionModel
+from diffdemo.operators import Operator
+from diffdemo.samplers import Frame, dps, reverse_process, score_ald, sdedit
+from diffdemo.schedule import strided_timesteps
+
+DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
+METHODS = DIFFUSION_METHODS + baselines.BASELINES
+
+# Per-method defaults for the 64 px faces problems (tuned on the bundled test images; see README).
+DEFAULTS = {
+    "denoise": {"steps": 250},
+    "sdedit": {"t0": 300, "steps": 150},
+    "score_ald": {"zeta": 1.0, "steps": 250},
+    "dps": {"scale": 3.0, "steps": 250},
+    "wiener": {"balance": 0.03},
+    "richardson_lucy": {"num_iter": 30},
+    "tv": {"weight": 0.01, "num_iter": 60},
+    "biharmonic": {},
+}
+
+
+@dataclass
+class Problem:
+    """A measured test problem: the truth x0, the operator, sigma_y and the measurement y (all (1, C, H, W))."""
+
+    x0: torch.Tensor
+    operator: Operator
+    sigma_y: float
+    y: torch.Tensor
+    seed: int = 0
+    info: dict = field(default_factory=dict)
+
+
+def make_problem(x0: torch.Tensor, operator: Operator, sigma_y: float, seed: int = 0) -> Problem:
+    """y = A x0 + sigma_y n with the noise drawn from ``seed`` (so every method sees the same y)."""
+    if not 0.0 <= sigma_y <= 2.0:
+        raise ValueError(f"sigma_y must be in [0, 2] ([-1, 1] image units), got {sigma_y}")
+    y = operator.measure(x0, sigma_y, torch.Generator().manual_seed(int(seed)))
+    return Problem(x0, operator, float(sigma_y), y, int(seed))
+
+
+def matched_timestep(model: DiffusionModel, sigma: float) -> int:
+    """The t whose noise-to-signal ratio (1 - abar_t) / abar_t is closest to sigma^2 (y ~ x_t / sqrt(abar_t))."""
+    abar = model.schedule.alpha_bar
+    ratio = (1 - abar) / abar
+    return int(torch.argmin((ratio - sigma**2).abs()))
+
+
+def params_for(method: str, **overrides) -> dict:
+    """The method's defaults updated with the given non-None overrides."""
+    params = dict(DEFAULTS.get(method, {}))
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return params
+
+
+def diffusion_frames(
+    model: DiffusionModel, method: str, problem: Problem, every: int = 1, **overrides
+) -> Iterator[Frame]:
+    """The frame generator of a diffusion method on a problem (parameters: defaults + overrides)."""
+    p = params_for(method, **overrides)
+    op, y, seed = problem.operator, problem.y, problem.seed
+    steps = int(p["steps"])
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if method == "denoise":
+        t0 = int(p.get("t0") or max(matched_timestep(model, problem.sigma_y), 1))
+        start = model.schedule.abar(t0) ** 0.5 * op.init_estimate(y)
+        ts = strided_timesteps(model.schedule.T, min(steps, t0 + 1), start=t0)
+        return reverse_process(model, start, ts, seed=seed, stochastic=False, operator=op, y=y, every=every)
+    if method == "sdedit":
+        return sdedit(model, op, y, t0=int(p["t0"]), steps=min(steps, int(p["t0"]) + 1), seed=seed, every=every)
+    if method == "score_ald":
+        return score_ald(
+            model, op, y, zeta=float(p["zeta"]), sigma_y=problem.sigma_y, steps=steps, seed=seed, every=every
+        )
+    if method == "dps":
+        return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, every=every)
+    raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
+
+
+def restore(model: DiffusionModel | None, method: str, problem: Problem, **overrides) -> dict:
+    """Run one method to the end; return the reconstruction, its metrics, time and network evaluations."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    start = time.perf_counter()
+    if method in DIFFUSION_METHODS:
+        if model is None:
+            raise ValueError(f"{method} needs a diffusion model")
+        frame = None
+        for frame in diffusion_frames(model, method, problem, every=10**9, **overrides):
+            pass
+        x_hat, nfe = frame.x_t.cpu(), frame.nfe
+    else:
+        x_hat, nfe = (
+            baselines.restore_baseline(method, problem.y, problem.operator, **params_for(method, **overrides)),
+            0,
+        )
+    seconds = time.perf_counter() - start
+    scores = metrics.all_metrics(x_hat, problem.x0)
+    return {
+        "reconstruction": x_hat,
+        "method": method,
+        "operator": problem.operator.name,
+        **scores,
+        "psnr_measurement": metrics.psnr(problem.y, problem.x0),
+        "seconds": seconds,
+        "nfe": nfe,
+        "params": params_for(method, **overrides),
+    }

@@ -1,0 +1,209 @@
+"""Reverse-diffusion samplers as generators of frames (poster tasks 2-6).
+
+Every sampler walks a descending list of timesteps with the DDPM posterior step (eq. 12, equal to eq. 17 / 23;
+strided jumps use alpha -> abar_t / abar_t') and yields a ``Frame`` every ``every`` steps and at the end.
+Closing the generator stops the work. All randomness comes from one ``torch.Generator`` seeded by ``seed``
+(drawn on the CPU, so a seed gives the same frames on any device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from diffdemo.models import DiffusionModel
+from diffdemo.operators import Operator
+from diffdemo.schedule import strided_timesteps, timestep_pairs
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The state after one reverse step: x_t is at timestep ``t_next`` (-1 = clean), x0_hat was predicted at ``t``."""
+
+    step: int
+    total: int
+    t: int
+    t_next: int
+    x_t: torch.Tensor
+    x0_hat: torch.Tensor
+    residual: float | None = None  # mean over the batch of ||y - A x0_hat||_2
+    nfe: int = 0
+
+
+def last_frame(frames: Iterator[Frame]) -> Frame:
+    """Run a sampler to the end and return its final frame."""
+    frame = None
+    for frame in frames:
+        pass
+    if frame is None:
+        raise RuntimeError("the sampler yielded no frame")
+    return frame
+
+
+def _randn(shape, generator: torch.Generator, device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+
+
+def _residual(op: Operator | None, y: torch.Tensor | None, x0: torch.Tensor) -> float | None:
+    if op is None or y is None:
+        return None
+    return float((y - op.A(x0)).flatten(1).norm(dim=1).mean())
+
+
+def ald_step_size(model: DiffusionModel, t: int, t_next: int, zeta: float, sigma_y: float) -> float:
+    """Annealed zeta_t of eq. 27: zeta (1 - alpha_t) / (sigma_y^2 + 1 - abar_t), the Langevin step scaled
+    by the likelihood's noise level at t (Jalal et al. 2021), so the pull is gentle at high noise."""
+    s = model.schedule
+    return zeta * (1 - s.step_alpha(t, t_next)) / (sigma_y**2 + 1 - s.abar(t))
+
+
+def reverse_process(
+    model: DiffusionModel,
+    x: torch.Tensor,
+    timesteps: list[int],
+    *,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    stochastic: bool = True,
+    clip_x0: bool = True,
+    guidance: str | None = None,
+    operator: Operator | None = None,
+    y: torch.Tensor | None = None,
+    scale: float = 0.0,
+    sigma_y: float = 0.0,
+    every: int = 1,
+) -> Iterator[Frame]:
+    """The shared loop: x_{t'} = mu(x_t, x0_hat) + sigma z (eq. 12/25) plus an optional likelihood term.
+
+    guidance=None: plain reverse diffusion (eq. 24-26);
+    guidance="score_ald": + zeta_t g, g = -grad ||y - A x_t||^2 = 2 A^T (y - A x_t) at x_t (eq. 27, 28);
+    guidance="dps": + lambda g / ||g||, g = -grad_{x_t} ||y - A x0_hat(x_t)||_2 through the network (eq. 29).
+    """
+    if guidance not in (None, "score_ald", "dps"):
+        raise ValueError(f"unknown guidance {guidance!r}")
+    if guidance and (operator is None or y is None):
+        raise ValueError(f"{guidance} needs an operator and a measurement y")
+    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    sched = model.schedule
+    device = model.device
+    x = x.to(device, torch.float32)
+    y = y.to(device, torch.float32) if y is not None else None
+    pairs = timestep_pairs(timesteps)
+    every = max(1, int(every))
+    for i, (t, t_next) in enumerate(pairs):
+        if guidance == "dps":
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                x0 = model.x0_hat(x_in, t).clamp(-1, 1)
+                norm = (y - operator.A(x0)).flatten(1).norm(dim=1)
+                (grad,) = torch.autograd.grad(norm.sum(), x_in)
+            x0 = x0.detach()
+        else:
+            with torch.no_grad():
+                x0 = model.x0_hat(x, t)
+            if clip_x0:
+                x0 = x0.clamp(-1, 1)
+        with torch.no_grad():
+            x_next = sched.reverse_mean_posterior(x, x0, t, t_next)
+            sigma = sched.posterior_std(t, t_next) if stochastic else 0.0
+            if sigma > 0:
+                x_next = x_next + sigma * _randn(x.shape, gen, device)
+            if guidance == "dps":
+                g_norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+                x_next = x_next - scale * grad / g_norm
+            elif guidance == "score_ald":
+                zeta_t = ald_step_size(model, t, t_next, scale, sigma_y)
+                x_next = x_next + zeta_t * 2 * operator.A_adjoint(y - operator.A(x))
+        x = x_next
+        if (i + 1) % every == 0 or i + 1 == len(pairs):
+            yield Frame(i + 1, len(pairs), t, t_next, x, x0, _residual(operator, y, x0), i + 1)
+
+
+# --- the five tasks -------------------------------------------------------------------------------
+def noise_image(model: DiffusionModel, x0: torch.Tensor, t: int, seed: int = 0) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z with a seeded z (eq. 3)."""
+    g = torch.Generator().manual_seed(int(seed))
+    return model.schedule.add_noise(x0.float(), int(t), torch.randn(x0.shape, generator=g)).to(model.device)
+
+
+def _check_t(model: DiffusionModel, t: int, what: str) -> int:
+    if not 0 <= int(t) < model.schedule.T:
+        raise ValueError(f"{what} must be in [0, {model.schedule.T - 1}], got {t}")
+    return int(t)
+
+
+def denoise(
+    model,
+    x_t: torch.Tensor,
+    t_start: int,
+    steps: int | None = None,
+    seed: int = 0,
+    stochastic: bool = False,
+    every: int = 1,
+) -> Iterator[Frame]:
+    """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24)."""
+    t_start = _check_t(model, t_start, "t")
+    ts = strided_timesteps(model.schedule.T, min(steps or t_start + 1, t_start + 1), start=t_start)
+    return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
+
+
+def sample(model, n: int = 1, steps: int = 1000, seed: int = 0, every: int = 1) -> Iterator[Frame]:
+    """Task 3: ancestral DDPM sampling from x_T ~ N(0, I) (eq. 25)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    x = _randn((int(n), *model.sample_shape), gen, model.device)
+    ts = strided_timesteps(model.schedule.T, steps)
+    return reverse_process(model, x, ts, generator=gen, every=every)
+
+
+def sdedit(
+    model, operator: Operator, y: torch.Tensor, t0: int = 400, steps: int | None = None, seed: int = 0, every: int = 1
+) -> Iterator[Frame]:
+    """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26)."""
+    t0 = _check_t(model, t0, "t0")
+    gen = torch.Generator().manual_seed(int(seed))
+    start = operator.init_estimate(y.float())
+    x = model.schedule.add_noise(start, t0, torch.randn(start.shape, generator=gen))
+    ts = strided_timesteps(model.schedule.T, min(steps or t0 + 1, t0 + 1), start=t0)
+    return reverse_process(model, x, ts, generator=gen, operator=operator, y=y, every=every)
+
+
+def score_ald(
+    model,
+    operator: Operator,
+    y: torch.Tensor,
+    zeta: float = 1.0,
+    sigma_y: float = 0.05,
+    steps: int = 250,
+    seed: int = 0,
+    every: int = 1,
+) -> Iterator[Frame]:
+    """Task 5: reverse diffusion + annealed likelihood gradient at x_t, no backprop through the network (eq. 27)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    x = _randn(y.shape, gen, model.device)
+    ts = strided_timesteps(model.schedule.T, steps)
+    return reverse_process(
+        model,
+        x,
+        ts,
+        generator=gen,
+        guidance="score_ald",
+        operator=operator,
+        y=y,
+        scale=zeta,
+        sigma_y=sigma_y,
+        every=every,
+    )
+
+
+def dps(
+    model, operator: Operator, y: torch.Tensor, scale: float = 3.0, steps: int = 250, seed: int = 0, every: int = 1
+) -> Iterator[Frame]:
+    """Task 6: diffusion posterior sampling (Chung et al. 2023) with the normalised gradient of eq. 29."""
+    gen = torch.Generator().manual_seed(int(seed))
+    x = _randn(y.shape, gen, model.device)
+    ts = strided_timesteps(model.schedule.T, steps)
+    return reverse_process(
+        model, x, ts, generator=gen, guidance="dps", operator=operator, y=y, scale=scale, every=every
+    )

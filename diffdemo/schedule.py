@@ -1,0 +1,139 @@
+"""The DDPM / variance-preserving schedule and the poster's identities (section 3.1).
+
+Time is an integer index t = 0 .. T-1 as in diffusers; ``alpha_bar[t]`` is the poster's \\bar\\alpha_t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """beta_t, alpha_t = 1 - beta_t and alpha_bar_t = prod_{i<=t} alpha_i (poster eq. 2), float64 on CPU."""
+
+    betas: torch.Tensor
+
+    @classmethod
+    def linear(cls, beta_start: float = 1e-4, beta_end: float = 0.02, T: int = 1000) -> Schedule:
+        """Ho et al. (2020) linear betas; the default of every model here."""
+        return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
+
+    @classmethod
+    def from_config(cls, config: dict) -> Schedule:
+        """Build from a diffusers ``DDPMScheduler`` config (linear, scaled_linear or cosine betas)."""
+        T = int(config.get("num_train_timesteps", 1000))
+        kind = config.get("beta_schedule", "linear")
+        start, end = float(config.get("beta_start", 1e-4)), float(config.get("beta_end", 0.02))
+        if config.get("trained_betas") is not None:
+            return cls(torch.tensor(config["trained_betas"], dtype=torch.float64))
+        if kind == "linear":
+            return cls.linear(start, end, T)
+        if kind == "scaled_linear":
+            return cls(torch.linspace(start**0.5, end**0.5, T, dtype=torch.float64) ** 2)
+        if kind == "squaredcos_cap_v2":
+            steps = torch.arange(T + 1, dtype=torch.float64) / T
+            f = torch.cos((steps + 0.008) / 1.008 * torch.pi / 2) ** 2
+            return cls(torch.clamp(1 - f[1:] / f[:-1], max=0.999))
+        raise ValueError(f"unsupported beta_schedule {kind!r}")
+
+    @property
+    def T(self) -> int:
+        return self.betas.shape[0]
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        return 1.0 - self.betas
+
+    @property
+    def alpha_bar(self) -> torch.Tensor:
+        return torch.cumprod(self.alphas, dim=0)
+
+    def abar(self, t: int) -> float:
+        """\\bar\\alpha_t for t >= 0, and 1 for t = -1 (the clean end of a strided run)."""
+        return 1.0 if t < 0 else float(self.alpha_bar[t])
+
+    # --- forward process -------------------------------------------------------------------
+    def add_noise(self, x0: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
+        """Closed-form marginal x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) z (eq. 3)."""
+        a = self.abar(t)
+        return a**0.5 * x0 + (1 - a) ** 0.5 * noise
+
+    def forward_step(self, x_prev: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
+        """One forward step x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) z (eq. 1)."""
+        b = float(self.betas[t])
+        return (1 - b) ** 0.5 * x_prev + b**0.5 * noise
+
+    # --- parameterisations -----------------------------------------------------------------
+    def score_from_eps(self, eps: torch.Tensor, t: int) -> torch.Tensor:
+        """s = -eps / sqrt(1 - abar_t) (eq. 22)."""
+        return -eps / (1 - self.abar(t)) ** 0.5
+
+    def eps_from_score(self, score: torch.Tensor, t: int) -> torch.Tensor:
+        """Inverse of eq. 22."""
+        return -score * (1 - self.abar(t)) ** 0.5
+
+    def x0_from_eps(self, x_t: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
+        """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 19)."""
+        a = self.abar(t)
+        return (x_t - (1 - a) ** 0.5 * eps) / a**0.5
+
+    def x0_from_score(self, x_t: torch.Tensor, score: torch.Tensor, t: int) -> torch.Tensor:
+        """Tweedie: x0_hat = (x_t + (1 - abar_t) s) / sqrt(abar_t) (eq. 11)."""
+        a = self.abar(t)
+        return (x_t + (1 - a) * score) / a**0.5
+
+    def eps_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t: int) -> torch.Tensor:
+        """Inverse of eq. 19: eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
+        a = self.abar(t)
+        return (x_t - a**0.5 * x0) / (1 - a) ** 0.5
+
+    # --- reverse step ----------------------------------------------------------------------
+    def step_alpha(self, t: int, t_prev: int) -> float:
+        """Effective alpha_t of the jump t -> t_prev: abar_t / abar_{t_prev} (= alpha_t when t_prev = t-1)."""
+        return self.abar(t) / self.abar(t_prev)
+
+    def reverse_mean_posterior(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
+        """DDPM posterior mean (eq. 12), with alpha_t -> abar_t / abar_t' for a strided jump."""
+        a_t, a_prev = self.abar(t), self.abar(t_prev)
+        alpha = a_t / a_prev
+        beta = 1 - alpha
+        return (a_prev**0.5 * beta / (1 - a_t)) * x0_hat + (alpha**0.5 * (1 - a_prev) / (1 - a_t)) * x_t
+
+    def reverse_mean_score(self, x_t: torch.Tensor, score: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
+        """Score form x_{t-1} = (x_t + (1 - alpha_t) s) / sqrt(alpha_t) (eq. 17)."""
+        alpha = self.step_alpha(t, t_prev)
+        return (x_t + (1 - alpha) * score) / alpha**0.5
+
+    def reverse_mean_eps(self, x_t: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
+        """Noise form x_{t-1} = (x_t - (1 - alpha_t) / sqrt(1 - abar_t) eps) / sqrt(alpha_t) (eq. 23)."""
+        alpha = self.step_alpha(t, t_prev)
+        return (x_t - (1 - alpha) / (1 - self.abar(t)) ** 0.5 * eps) / alpha**0.5
+
+    def posterior_std(self, t: int, t_prev: int) -> float:
+        """sigma_t of eq. 25: sqrt of the DDPM posterior variance (1 - abar_t') / (1 - abar_t) beta_t."""
+        if t_prev < 0:
+            return 0.0
+        beta = 1 - self.step_alpha(t, t_prev)
+        return ((1 - self.abar(t_prev)) / (1 - self.abar(t)) * beta) ** 0.5
+
+
+def strided_timesteps(T: int, steps: int, start: int | None = None) -> list[int]:
+    """Descending, evenly spaced timesteps from ``start`` (default T-1) to 0, ``steps`` of them, start included."""
+    start = T - 1 if start is None else int(start)
+    if not 0 <= start < T:
+        raise ValueError(f"start timestep must be in [0, {T - 1}], got {start}")
+    steps = int(steps)
+    if not 1 <= steps <= start + 1:
+        raise ValueError(f"steps must be in [1, {start + 1}] when starting at t={start}, got {steps}")
+    if steps == 1:
+        return [start]
+    # floor(x + 1/2) is monotone, so grid points >= 1 apart stay distinct (round() ties to even do not)
+    return torch.floor(torch.linspace(start, 0, steps, dtype=torch.float64) + 0.5).long().tolist()
+
+
+def timestep_pairs(timesteps: list[int]) -> list[tuple[int, int]]:
+    """(t, t_prev) jumps of a descending list, the last one landing at -1 (clean image)."""
+    return list(zip(timesteps, timesteps[1:] + [-1]))

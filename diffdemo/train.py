@@ -1,0 +1,222 @@
+"""Train the embedded ``faces64`` model: the DDPM epsilon objective ||eps - eps_theta(x_t, t)||^2 (Ho et al. 2020, eq. 14).
+
+``python -m diffdemo.train --steps 8000 --resume`` continues from the fullest state it finds:
+a local checkpoint (``checkpoints/faces64/state.pt``, optimizer included) or else the committed model in
+``assets/models/faces64`` (EMA weights, step count and loss history from ``training_state.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from diffdemo.schedule import Schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "assets" / "data" / "london_faces_train.npz"
+MODEL_DIR = ROOT / "assets" / "models" / "faces64"
+CKPT_DIR = ROOT / "checkpoints" / "faces64"
+STATE_FILE = "training_state.json"
+
+
+def build_unet(sample_size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 128)):
+    """The faces64 architecture: diffusers UNet2DModel, one ResNet layer per block, attention at the lowest resolution."""
+    from diffusers import UNet2DModel
+
+    n = len(channels)
+    return UNet2DModel(
+        sample_size=sample_size,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=channels,
+        down_block_types=("DownBlock2D",) * (n - 1) + ("AttnDownBlock2D",),
+        up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+        attention_head_dim=32,
+        norm_num_groups=min(32, channels[0]),
+    )
+
+
+def scheduler_config() -> dict:
+    """The DDPMScheduler config every faces model here uses: linear betas 1e-4..0.02, T=1000, epsilon."""
+    return dict(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        clip_sample=True,
+        variance_type="fixed_small",
+    )
+
+
+def load_faces(path: Path = DATA, key: str = "images64") -> torch.Tensor:
+    """Training images as float32 (N, 3, H, W) in [-1, 1]."""
+    with np.load(path) as d:
+        imgs = d[key]
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).contiguous()
+
+
+def export(unet, out_dir: Path, state: dict) -> None:
+    """Save a diffusers DDPMPipeline-layout folder (unet/, scheduler/, model_index.json) plus the training state."""
+    from diffusers import DDPMPipeline, DDPMScheduler
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(**scheduler_config()))
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    (out_dir / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def _ema_update(ema, model, decay: float) -> None:
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1.0 - decay)
+
+
+def _load_start(args, model, ema, opt) -> dict:
+    """Restore the fullest state available; return the bookkeeping dict (step, losses, seconds)."""
+    state = {"step": 0, "loss_history": [], "seconds": 0.0, "batch_size": args.batch_size}
+    ckpt = Path(args.ckpt_dir) / "state.pt"
+    out_dir = Path(args.out)
+    if not args.resume:
+        return state
+    if ckpt.exists():
+        blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(blob["model"])
+        ema.load_state_dict(blob["ema"])
+        opt.load_state_dict(blob["opt"])
+        state.update(json.loads(blob["state_json"]))
+        print(f"resumed from local checkpoint {ckpt} at step {state['step']}")
+    elif (out_dir / "unet").exists():
+        from diffusers import UNet2DModel
+
+        committed = UNet2DModel.from_pretrained(out_dir / "unet", use_safetensors=True)
+        # Only EMA weights are shipped: restart the raw weights from them (optimizer moments start afresh).
+        model.load_state_dict(committed.state_dict())
+        ema.load_state_dict(committed.state_dict())
+        if (out_dir / STATE_FILE).exists():
+            state.update(json.loads((out_dir / STATE_FILE).read_text()))
+        print(f"resumed from committed model {out_dir} at step {state['step']} (fresh optimizer state)")
+    else:
+        print("nothing to resume from: starting from scratch")
+    return state
+
+
+def train(args) -> dict:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    data = load_faces(Path(args.data))
+    schedule = Schedule.linear()
+    abar = schedule.alpha_bar.float()
+    # channels_last: about 1.2x faster convolutions on this CPU (measured); bf16 only pays off with AMX
+    model = build_unet().to(memory_format=torch.channels_last)
+    ema = build_unet()
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    state = _load_start(args, model, ema, opt)
+    start_step = state["step"]
+    if start_step >= args.steps:
+        print(f"already at step {start_step} >= {args.steps}; nothing to do")
+        return state
+    gen = torch.Generator().manual_seed(args.seed + start_step)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"faces64: {n_params / 1e6:.2f} M parameters, {len(data)} images, batch {args.batch_size}")
+
+    model.train()
+    t_begin = time.time()
+    deadline = t_begin + 60 * args.max_minutes if args.max_minutes else math.inf
+    running = None
+    bar = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps, desc="train", mininterval=5)
+    step = start_step
+    for step in bar:
+        idx = torch.randint(len(data), (args.batch_size,), generator=gen)
+        x0 = data[idx].contiguous(memory_format=torch.channels_last)
+        flip = torch.rand(args.batch_size, generator=gen) < 0.5
+        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        t = torch.randint(schedule.T, (args.batch_size,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        a = abar[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # eq. 3
+        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            pred = model(x_t, t).sample
+        loss = F.mse_loss(pred.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema_decay, (1 + step) / (10 + step))
+        _ema_update(ema, model, decay)
+
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.1e}")
+        done = step + 1
+        if done % 50 == 0:
+            state["loss_history"].append([done, round(running, 5)])
+        last = done == args.steps or time.time() > deadline
+        if done % args.save_every == 0 or last:
+            state.update(step=done, seconds=state["seconds"] + time.time() - t_begin, final_loss=running)
+            t_begin = time.time()
+            _save_checkpoint(args, model, ema, opt, state)
+        if done % args.export_every == 0 or last:
+            export(ema, Path(args.out), state)
+        if last:
+            break
+    bar.close()
+    print(json.dumps({"step": state["step"], "final_loss": state.get("final_loss"), "seconds": state["seconds"]}))
+    return state
+
+
+def _save_checkpoint(args, model, ema, opt, state: dict) -> None:
+    ckpt_dir = Path(args.ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "opt": opt.state_dict(),
+        "state_json": json.dumps(state),
+    }
+    tmp = ckpt_dir / "state.pt.tmp"
+    torch.save(blob, tmp)
+    tmp.replace(ckpt_dir / "state.pt")  # atomic: a kill mid-save never corrupts the checkpoint
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m diffdemo.train", description=__doc__)
+    p.add_argument("--steps", type=int, default=8000, help="total optimisation steps to reach (default 8000)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast: ~1.6x faster on CPUs with AMX, 2x slower without"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the local checkpoint or the committed model")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this many minutes; 0 = no limit")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--export-every", type=int, default=500)
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--out", default=str(MODEL_DIR))
+    p.add_argument("--ckpt-dir", default=str(CKPT_DIR))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

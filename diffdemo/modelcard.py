@@ -1,0 +1,144 @@
+"""Write the embedded model's card: training facts, loss curve, a 16-sample grid and sample statistics.
+
+``python -m diffdemo.modelcard [--model-dir assets/models/faces64] [--n 64] [--steps 250]``
+
+Statistics (issue: colour casts and memorisation): the per-image mean colour of n samples against the training
+set's (mean and spread per channel), and each sample's RMS distance to its nearest training image, compared
+with the same distance for held-out test faces (a memorising model sits far below them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from diffdemo.imaging import bundled_images, grid, load_image, save_png, to_tensor
+from diffdemo.models import load_model
+from diffdemo.samplers import last_frame, sample
+from diffdemo.train import MODEL_DIR, STATE_FILE, load_faces
+
+
+def colour_stats(images: torch.Tensor) -> dict:
+    """Mean and spread (std across images) of the per-image average RGB colour, on the [0, 255] scale."""
+    per_image = images.add(1).mul(127.5).mean(dim=(2, 3))  # (N, 3)
+    return {
+        "mean_rgb": [round(v, 1) for v in per_image.mean(0).tolist()],
+        "std_rgb": [round(v, 1) for v in per_image.std(0).tolist()],
+    }
+
+
+def nearest_distances(images: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """RMS pixel distance (0..255 scale) from each image to its nearest training image (flips included)."""
+    bank = torch.cat([train, train.flip(-1)]).flatten(1)
+    d2 = torch.cdist(images.flatten(1).double(), bank.double()) ** 2 / bank.shape[1]
+    return d2.min(dim=1).values.sqrt() * 127.5
+
+
+def loss_curve_png(history: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses = zip(*history) if history else ([0], [float("nan")])
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot(steps, losses)
+    ax.set(xlabel="step", ylabel="running MSE (eps)", yscale="log", title="faces64 training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) -> dict:
+    model = load_model(str(model_dir), device="cpu")
+    state = json.loads((model_dir / STATE_FILE).read_text()) if (model_dir / STATE_FILE).exists() else {}
+    start = time.perf_counter()
+    frames = sample(model, n=n, steps=steps, seed=seed, every=steps)
+    samples = last_frame(frames).x_t.cpu()
+    sample_seconds = time.perf_counter() - start
+    train = load_faces()
+    test = torch.cat([to_tensor(load_image(p, 64)) for name, p in bundled_images().items() if "london" in name])
+    d_samples = nearest_distances(samples, train)
+    d_test = nearest_distances(test, train)
+    stats = {
+        "n_samples": n,
+        "sampling_steps": steps,
+        "seed": seed,
+        "samples_colour": colour_stats(samples),
+        "training_colour": colour_stats(train),
+        "nearest_train_rms_samples": {"median": float(d_samples.median()), "min": float(d_samples.min())},
+        "nearest_train_rms_heldout_faces": {"median": float(d_test.median()), "min": float(d_test.min())},
+        "sampling_seconds": round(sample_seconds, 1),
+    }
+    save_png(grid(samples[:16], nrow=4), model_dir / "samples.png")
+    loss_curve_png(state.get("loss_history", []), model_dir / "loss.png")
+    (model_dir / "card_stats.json").write_text(json.dumps(stats, indent=1))
+    (model_dir / "README.md").write_text(_card_text(model, state, stats))
+    return stats
+
+
+def _card_text(model, state: dict, stats: dict) -> str:
+    cfg = model.unet.config
+    hours = state.get("seconds", 0) / 3600
+    sc, tc = stats["samples_colour"], stats["training_colour"]
+    ns, nt = stats["nearest_train_rms_samples"], stats["nearest_train_rms_heldout_faces"]
+    return f"""---
+license: cc-by-4.0
+library_name: diffusers
+tags: [ddpm, faces, unconditional-image-generation]
+---
+# faces64 — the embedded face model of diffdemo
+
+A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 1e-4..0.02, T = 1000) trained by
+`python -m diffdemo.train` on 234 aligned 64x64 colour face crops, so that the app runs offline on a CPU.
+
+| | |
+|---|---|
+| architecture | UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} layer per block, attention at the lowest resolution (8x8), {model.n_params / 1e6:.2f} M parameters |
+| data | `assets/data/london_faces_train.npz` (234 images, random horizontal flips) |
+| optimisation | AdamW, lr 3e-4 (200 warm-up steps), batch {state.get("batch_size", 32)}, grad-norm clip 1, EMA 0.999, float32 |
+| steps trained | {state.get("step", "?")} ({state.get("step", 0) * state.get("batch_size", 32):,} samples seen) |
+| final running loss | {state.get("final_loss", float("nan")):.4f} |
+| wall time | {hours:.2f} h on {platform.processor() or platform.machine()} (2 CPU cores, no GPU, no AMX) |
+
+![loss](loss.png) ![samples](samples.png)
+
+16 unconditional samples (ancestral DDPM, {stats["sampling_steps"]} strided steps, seed {stats["seed"]}).
+
+## Sample statistics ({stats["n_samples"]} samples)
+- Per-image mean colour, RGB on 0..255: samples {sc["mean_rgb"]} (spread {sc["std_rgb"]}); training set {tc["mean_rgb"]} (spread {tc["std_rgb"]}). A colour cast would show as a shifted mean or an inflated spread.
+- Memorisation: RMS distance (0..255) from each sample to its nearest training image: median {ns["median"]:.1f}, min {ns["min"]:.1f}. For held-out London faces (never trained on): median {nt["median"]:.1f}, min {nt["min"]:.1f}. Samples much closer than held-out faces would mean copying.
+
+## Reproduce
+```
+python -m diffdemo.train --steps {state.get("step", 8000)} --resume   # continues from this folder or a local checkpoint
+python -m diffdemo.modelcard                                        # regenerates this card, the grid and the curve
+```
+
+## Data licence
+CC BY 4.0 — Face Research Lab London Set, DeBruine & Jones (2017), doi:10.6084/m9.figshare.5047666.v5; Canada set,
+DeBruine & Jones (2017), doi:10.6084/m9.figshare.4220517.v1; Composite faces, DeBruine (2016),
+doi:10.6084/m9.figshare.4055130.v1. Crops made from the webmorphR.stim distribution. The photographed people
+consented to research and publication use. See `assets/data/SOURCE_README.md`.
+"""
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m diffdemo.modelcard", description=__doc__.splitlines()[0])
+    p.add_argument("--model-dir", default=str(MODEL_DIR))
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    stats = write_card(Path(args.model_dir), args.n, args.steps, args.seed)
+    print(json.dumps(stats))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Restoration quality on the six held-out test images at 64x64 (issue 3's acceptance table).
+
+Deblurring: Gaussian blur std 2 px (13x13), sigma_y = 0.05. Inpainting: a box hiding the eyes (or the mouth),
+sigma_y = 0.05. Every method sees the same measurement (one seeded draw); the six images run as one batch.
+Prints a markdown table of PSNR / SSIM (LPIPS where available) and a last-line JSON.
+
+    python bench/bench_faces.py [--model faces64] [--steps 250] [--set dps.scale=2,3,4 ...] [--denoise]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from diffdemo import metrics
+from diffdemo.imaging import bundled_images, load_image, to_tensor
+from diffdemo.models import load_model
+from diffdemo.operators import make_operator
+from diffdemo.restore import DEFAULTS, diffusion_frames, make_problem, params_for
+from diffdemo.samplers import denoise, last_frame, noise_image
+
+WIENER_BALANCES = (0.003, 0.01, 0.03, 0.1, 0.3)
+
+
+def test_batch(size: int) -> tuple[list[str], torch.Tensor]:
+    names = sorted(bundled_images())
+    return names, torch.cat([to_tensor(load_image(bundled_images()[n], size)) for n in names])
+
+
+def score(x_hat: torch.Tensor, x0: torch.Tensor) -> dict:
+    rows = [metrics.all_metrics(x_hat[i : i + 1], x0[i : i + 1]) for i in range(len(x0))]
+    out = {}
+    for key in ("psnr", "ssim", "lpips"):
+        vals = [r[key] for r in rows if r[key] is not None]
+        out[key] = (statistics.mean(vals), statistics.pstdev(vals)) if vals else None
+    out["per_image_psnr"] = [round(r["psnr"], 2) for r in rows]
+    return out
+
+
+def run_diffusion(model, method: str, problem, **params) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    frame = last_frame(diffusion_frames(model, method, problem, every=10**9, **params))
+    return frame.x_t.cpu(), time.perf_counter() - start
+
+
+def run_baseline(method: str, problem, **params) -> torch.Tensor:
+    from diffdemo.baselines import restore_baseline
+
+    return torch.cat(
+        [restore_baseline(method, problem.y[i : i + 1], problem.operator, **params) for i in range(len(problem.y))]
+    )
+
+
+def parse_sets(items: list[str]) -> dict[str, list[dict]]:
+    """'dps.scale=2,3' -> {'dps': [{'scale': 2.0}, {'scale': 3.0}]}."""
+    out: dict[str, list[dict]] = {}
+    for item in items:
+        key, values = item.split("=")
+        method, param = key.split(".")
+        out.setdefault(method, []).extend({param: float(v)} for v in values.split(","))
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="faces64")
+    ap.add_argument("--steps", type=int, default=None, help="override every diffusion method's steps")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--box", default="eyes", choices=["eyes", "mouth", "center"])
+    ap.add_argument("--set", nargs="*", default=[], help="parameter sweeps, e.g. dps.scale=2,3,4 sdedit.t0=200,300")
+    ap.add_argument("--methods", default="sdedit,score_ald,dps")
+    ap.add_argument("--tasks", default="deblur,inpaint")
+    ap.add_argument("--denoise", action="store_true", help="also the Task 2 table: PSNR vs starting t")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    model = load_model(args.model, device="cpu")
+    names, x0 = test_batch(model.size)
+    sweeps = parse_sets(args.set)
+    results: dict = {"model": args.model, "images": names, "tasks": {}}
+    tasks = {
+        "deblur": make_operator("gaussian_blur", model.size),
+        "inpaint": make_operator("box_inpaint", model.size, preset=args.box),
+    }
+    for task in args.tasks.split(","):
+        op = tasks[task]
+        problem = make_problem(x0, op, 0.05, seed=args.seed)
+        rows = {"measurement": score(problem.y, x0)}
+        for method in args.methods.split(","):
+            for extra in sweeps.get(method, [{}]):
+                params = params_for(method, **extra, **({"steps": args.steps} if args.steps else {}))
+                x_hat, seconds = run_diffusion(model, method, problem, **params)
+                label = method + ("" if not extra else " " + ",".join(f"{k}={v:g}" for k, v in extra.items()))
+                rows[label] = {**score(x_hat, x0), "seconds": round(seconds, 1), "params": params}
+                print(f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  ({seconds:.0f} s)", flush=True)
+        if task == "deblur":
+            best = max(
+                ((b, score(run_baseline("wiener", problem, balance=b), x0)) for b in WIENER_BALANCES),
+                key=lambda item: item[1]["psnr"][0],
+            )
+            rows[f"wiener (best balance {best[0]:g})"] = best[1]
+            for method in ("richardson_lucy", "tv"):
+                rows[method] = score(run_baseline(method, problem, **DEFAULTS[method]), x0)
+        else:
+            for method in ("biharmonic", "tv"):
+                rows[method] = score(run_baseline(method, problem, **DEFAULTS[method]), x0)
+        results["tasks"][task] = rows
+    if args.denoise:
+        results["denoise"] = {}
+        for t in (100, 300, 500):
+            x_t = torch.cat([noise_image(model, x0[i : i + 1], t, seed=args.seed + i) for i in range(len(x0))])
+            out = last_frame(denoise(model, x_t, t, steps=min(250, t + 1), every=10**9)).x_t.cpu()
+            results["denoise"][t] = {"noisy": score(x_t.cpu(), x0), "denoised": score(out, x0)}
+    print(markdown(results))
+    print(json.dumps(results, default=str))
+    return results
+
+
+def _fmt(cell) -> str:
+    return "n/a" if cell is None else f"{cell[0]:.2f} ± {cell[1]:.2f}"
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for task, rows in results["tasks"].items():
+        lines += [
+            f"\n**{task}** (6 test images, 64x64, sigma_y = 0.05)\n",
+            "| method | PSNR (dB) | SSIM | LPIPS |",
+            "|---|---|---|---|",
+        ]
+        for label, row in rows.items():
+            lines.append(f"| {label} | {_fmt(row['psnr'])} | {_fmt(row['ssim'])} | {_fmt(row['lpips'])} |")
+    if "denoise" in results:
+        lines += [
+            "\n**denoise** (Task 2, PSNR in dB, mean over the 6 images)\n",
+            "| t | noised input | denoised |",
+            "|---|---|---|",
+        ]
+        for t, row in results["denoise"].items():
+            lines.append(f"| {t} | {_fmt(row['noisy']['psnr'])} | {_fmt(row['denoised']['psnr'])} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The CLI contract, image input edge cases, metrics and classical baselines."""
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffdemo import baselines, metrics
+from diffdemo.cli import main
+from diffdemo.imaging import ImageError, bundled_images, grid, load_image, to_tensor, to_uint8
+from diffdemo.operators import BoxInpaint, GaussianBlur, make_operator
+
+RESTORE_KEYS = {"method", "operator", "psnr", "ssim", "lpips", "psnr_measurement", "seconds", "nfe"}
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "method,operator",
+    [
+        ("dps", "gaussian_blur"),
+        ("score_ald", "box_inpaint"),
+        ("sdedit", "random_inpaint"),
+        ("denoise", "noise"),
+        ("wiener", "gaussian_blur"),
+        ("biharmonic", "box_inpaint"),
+        ("tv", "random_inpaint"),
+    ],
+)
+def test_restore_contract(capsys, tmp_path, tiny_model_dir, method, operator):
+    out_dir = tmp_path / "run"
+    code, out, err = _run(
+        capsys,
+        [
+            "restore",
+            "--model",
+            str(tiny_model_dir),
+            "--method",
+            method,
+            "--operator",
+            operator,
+            "--image",
+            "london_017_neutral",
+            "--steps",
+            "3",
+            "--out",
+            str(out_dir),
+        ],
+    )
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert RESTORE_KEYS <= set(result)
+    assert result["method"] == method and result["operator"] == operator
+    assert result["nfe"] == (3 if method in ("dps", "score_ald", "sdedit", "denoise") else 0)
+    for name in ("truth.png", "measurement.png", "reconstruction.png"):
+        assert np.asarray(Image.open(out_dir / name)).shape == (16, 16, 3)
+    assert json.loads((out_dir / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
+    if result["lpips"] is None:
+        assert metrics.lpips_status() != "available"
+
+
+def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
+    args = ["restore", "--model", str(tiny_model_dir), "--method", "dps", "--steps", "4", "--seed", "9"]
+    _, out1, _ = _run(capsys, [*args, "--out", str(tmp_path / "a")])
+    _, out2, _ = _run(capsys, [*args, "--out", str(tmp_path / "b")])
+    a, b = json.loads(out1.splitlines()[-1]), json.loads(out2.splitlines()[-1])
+    assert a["psnr"] == b["psnr"]
+    assert (tmp_path / "a/reconstruction.png").read_bytes() == (tmp_path / "b/reconstruction.png").read_bytes()
+
+
+def test_sample_contract(capsys, tmp_path, tiny_model_dir):
+    code, out, err = _run(
+        capsys,
+        ["sample", "--model", str(tiny_model_dir), "--n", "3", "--steps", "4", "--seed", "1", "--out", str(tmp_path)],
+    )
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert {"n", "seconds", "nfe"} <= set(result) and result["n"] == 3 and result["nfe"] == 4
+    assert len(list(tmp_path.glob("sample_*.png"))) == 3
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["restore", "--method", "magic", "--out", "X"], "invalid choice"),
+        (["restore", "--image", "/no/such.png", "--out", "X"], "no such image"),
+        (["restore", "--image", __file__, "--out", "X"], "not a readable image"),
+        (["restore", "--size", "13", "--out", "X"], "impossible size"),
+        (["restore", "--steps", "5000", "--out", "X"], "steps"),
+        (["restore", "--steps", "-3", "--out", "X"], "must be > 0"),
+        (["restore", "--sigma-y", "-1", "--out", "X"], "sigma_y"),
+        (["restore", "--operator", "box_inpaint", "--box", "0", "0", "99", "99", "--out", "X"], "does not fit"),
+        (["restore", "--method", "wiener", "--operator", "box_inpaint", "--out", "X"], "blurred images only"),
+        (["restore", "--model", "nope", "--out", "X"], "unknown model"),
+        (["sample", "--n", "0", "--out", "X"], "must be > 0"),
+        (["teleport"], "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, tiny_model_dir, argv, needle):
+    argv = [a.replace("X", str(tmp_path / "o")) for a in argv]
+    if "--model" not in argv and argv[0] in ("restore", "sample"):
+        argv += ["--model", str(tiny_model_dir)]
+    code, out, err = _run(capsys, argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_real_process_exit_code_and_last_line_json(tmp_path, tiny_model_dir):
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diffdemo",
+            "restore",
+            "--model",
+            str(tiny_model_dir),
+            "--method",
+            "wiener",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout.strip().splitlines()[-1])["method"] == "wiener"
+    bad = subprocess.run(
+        [sys.executable, "-m", "diffdemo", "restore", "--method", "nope", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+def _png_bytes(img: Image.Image, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_load_image_handles_modes_and_sizes():
+    gray = Image.fromarray(np.full((50, 80), 200, np.uint8), "L")
+    out = load_image(_png_bytes(gray), 32)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8 and (out == 200).all()
+    rgba = Image.fromarray(np.dstack([np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.uint8)]), "RGBA")
+    assert (load_image(_png_bytes(rgba), 16) == 255).all()  # fully transparent -> white background
+    pal = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 30, 3), dtype=np.uint8)).convert("P")
+    assert load_image(_png_bytes(pal, "GIF"), 16).shape == (16, 16, 3)
+    wide = np.zeros((20, 100, 3), np.uint8)
+    wide[:, 40:60] = 255  # the centre crop keeps exactly the white band
+    assert (load_image(wide, 20) == 255).all()
+    assert load_image(np.ones((64, 64, 3)), 64).max() == 255  # float [0, 1] arrays
+    with pytest.raises(ImageError, match="at least"):
+        load_image(np.zeros((8, 100, 3), np.uint8), 64)
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(b"%PDF-1.4 not an image", 64)
+    with pytest.raises(ImageError, match="no such image"):
+        load_image("/definitely/missing.png", 64)
+
+
+def test_tensor_roundtrip_and_grid():
+    img = load_image(bundled_images()["cc0_lisa1"], 64)
+    x = to_tensor(img)
+    assert x.shape == (1, 3, 64, 64) and -1 <= x.min() and x.max() <= 1
+    assert np.array_equal(to_uint8(x), img)
+    g = grid(torch.cat([x, -x, x]), nrow=2, pad=2)
+    assert g.shape == (2 * 66 + 2, 2 * 66 + 2, 3)
+    assert np.array_equal(g[2:66, 2:66], img)
+
+
+def test_bundled_images_are_all_there():
+    assert set(bundled_images()) >= {
+        "london_006_neutral",
+        "london_017_neutral",
+        "london_025_neutral",
+        "london_081_neutral",
+        "cc0_lisa1",
+        "pd_astronaut_eileen_collins",
+    }
+
+
+# --- metrics and baselines ------------------------------------------------------------------------
+
+
+def test_psnr_ssim_known_values():
+    x = torch.zeros(1, 3, 32, 32)
+    y = x + 0.2  # 0.1 on the [0, 1] scale -> MSE 0.01 -> 20 dB
+    assert metrics.psnr(y, x) == pytest.approx(20.0, abs=1e-6)
+    assert metrics.ssim(x, x) == pytest.approx(1.0)
+    assert metrics.ssim(y, x) < 1.0
+    value = metrics.lpips(y, x)
+    assert (value is None) == (metrics.lpips_status() != "available")
+    if value is None:
+        assert "unavailable" in metrics.lpips_status()
+
+
+def test_baselines_beat_the_measurement(face64):
+    blur = GaussianBlur(13, 2.0)
+    y = blur.measure(face64, 0.05, torch.Generator().manual_seed(0))
+    base = metrics.psnr(y, face64)
+    for method in baselines.DEBLUR_BASELINES:
+        assert metrics.psnr(baselines.restore_baseline(method, y, blur), face64) > base + 1.0, method
+    box = BoxInpaint(64, preset="eyes")
+    y = box.measure(face64, 0.05, torch.Generator().manual_seed(0))
+    filled = baselines.restore_baseline("biharmonic", y, box)
+    assert metrics.psnr(filled, face64) > metrics.psnr(box.init_estimate(y), face64)
+    # the kept pixels are left as measured by biharmonic inpainting
+    assert torch.allclose((filled * box.mask)[..., :10, :], (y.clamp(-1, 1) * box.mask)[..., :10, :], atol=1e-2)
+
+
+def test_baseline_applicability():
+    assert baselines.applicable(make_operator("gaussian_blur", 64)) == baselines.DEBLUR_BASELINES
+    assert "biharmonic" in baselines.applicable(make_operator("box_inpaint", 64))
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baselines.restore_baseline("magic", torch.zeros(1, 3, 8, 8), make_operator("noise", 8))

@@ -1,0 +1,145 @@
+"""Samplers: the exact Gaussian posterior as oracle, seeded determinism, streaming and cancellation."""
+
+import pytest
+import torch
+
+from diffdemo.operators import BoxInpaint, GaussianBlur, as_matrix
+from diffdemo.restore import diffusion_frames, make_problem, matched_timestep, restore
+from diffdemo.samplers import denoise, dps, last_frame, noise_image, reverse_process, sample, score_ald, sdedit
+
+
+@pytest.fixture(scope="module")
+def deblur_problem(gaussian_prior):
+    """A Gaussian-prior deblurring problem on 8x8 images with its exact posterior mean."""
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(gaussian_prior.basis.shape[1], generator=g, dtype=torch.float64)
+    x0 = gaussian_prior.mean + gaussian_prior.basis @ (gaussian_prior.variances.sqrt() * z)
+    x0 = x0.float().reshape(1, *gaussian_prior.sample_shape)
+    op = GaussianBlur(5, 1.5)
+    sigma_y = 0.05
+    y = op.measure(x0, sigma_y, torch.Generator().manual_seed(8))
+    A = as_matrix(op, gaussian_prior.sample_shape)
+    post_mean, _ = gaussian_prior.posterior(A, y, sigma_y)
+    return x0, op, sigma_y, y, post_mean.float().reshape(1, *gaussian_prior.sample_shape)
+
+
+def _mean_of_samples(frames_fn, y, n=16):
+    """Average n posterior samples, run as one batch of n copies of the measurement."""
+    return last_frame(frames_fn(y.expand(n, -1, -1, -1))).x_t.cpu().mean(0, keepdim=True)
+
+
+@pytest.mark.parametrize("method", ["dps", "score_ald"])
+def test_posterior_methods_land_closer_to_exact_posterior_mean_than_measurement(gaussian_prior, deblur_problem, method):
+    x0, op, sigma_y, y, post_mean = deblur_problem
+    if method == "dps":
+        frames = lambda ys: dps(gaussian_prior, op, ys, scale=0.3, steps=100, seed=0, every=100)
+    else:
+        frames = lambda ys: score_ald(gaussian_prior, op, ys, zeta=1.0, sigma_y=sigma_y, steps=100, seed=0, every=100)
+    estimate = _mean_of_samples(frames, y)
+    err_method = (estimate - post_mean).norm().item()
+    err_measurement = (y - post_mean).norm().item()
+    err_prior_mean = (gaussian_prior.mean.float().reshape(y.shape) - post_mean).norm().item()
+    assert err_method < 0.7 * err_measurement, (err_method, err_measurement)
+    assert err_method < err_prior_mean
+
+
+def test_unconditional_samples_have_the_prior_moments(gaussian_prior):
+    """Ancestral sampling with the exact score reproduces N(mu, Sigma): check mean and total variance."""
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(400, *gaussian_prior.sample_shape, generator=g)
+    frames = reverse_process(gaussian_prior, x_T, list(range(999, -1, -1)), generator=g, clip_x0=False, every=1000)
+    x = last_frame(frames).x_t.reshape(400, -1).double()
+    mean_err = (x.mean(0) - gaussian_prior.mean).norm() / gaussian_prior.mean.norm()
+    assert mean_err < 0.05
+    total_var = x.var(0).sum() / gaussian_prior.covariance().diagonal().sum()
+    assert 0.93 < total_var.item() < 1.07
+
+
+def test_denoise_from_small_t_is_close_to_the_tweedie_optimum(gaussian_prior, faces8):
+    x0 = faces8[:1]
+    t = 100
+    x_t = noise_image(gaussian_prior, x0, t, seed=0)
+    out = last_frame(denoise(gaussian_prior, x_t, t, steps=50)).x_t
+    noisy_err = (x_t / gaussian_prior.schedule.abar(t) ** 0.5 - x0).norm()
+    assert (out - x0).norm() < noisy_err
+
+
+def test_seeded_runs_reproduce_bit_for_bit(tiny_model, face64):
+    x0 = torch.nn.functional.avg_pool2d(face64, 4)
+    op = GaussianBlur(5, 1.0)
+    y = op.measure(x0, 0.05, torch.Generator().manual_seed(0))
+    runs = [last_frame(dps(tiny_model, op, y, scale=1.0, steps=6, seed=s)).x_t for s in (3, 3, 4)]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+    a = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11)]
+    b = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11)]
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    s1 = last_frame(sdedit(tiny_model, op, y, t0=200, steps=4, seed=1)).x_t
+    s2 = last_frame(sdedit(tiny_model, op, y, t0=200, steps=4, seed=1)).x_t
+    assert torch.equal(s1, s2)
+
+
+class _CountingModel:
+    """Wraps a model and counts network evaluations."""
+
+    def __init__(self, model):
+        self.inner, self.calls = model, 0
+        self.schedule, self.sample_shape, self.device = model.schedule, model.sample_shape, model.device
+
+    def x0_hat(self, x, t):
+        self.calls += 1
+        return self.inner.x0_hat(x, t)
+
+
+def test_frames_stream_and_closing_stops_the_work(tiny_model):
+    counting = _CountingModel(tiny_model)
+    gen = sample(counting, n=1, steps=20, seed=0, every=5)
+    first = next(gen)
+    assert (first.step, first.total, first.nfe) == (5, 20, 5)
+    assert counting.calls == 5
+    gen.close()
+    assert counting.calls == 5
+    frames = list(sample(tiny_model, n=1, steps=7, seed=0, every=3))
+    assert [f.step for f in frames] == [3, 6, 7]
+    assert frames[-1].t_next == -1 and frames[-1].t == 0
+
+
+def test_frames_carry_measurement_residual(tiny_model):
+    x0 = torch.zeros(1, 3, 16, 16)
+    op = BoxInpaint(16, (4, 4, 8, 8))
+    y = op.measure(x0, 0.0)
+    for frame in dps(tiny_model, op, y, scale=0.5, steps=3, seed=0):
+        expected = (y - op.A(frame.x0_hat)).flatten(1).norm(dim=1).mean().item()
+        assert frame.residual == pytest.approx(expected, rel=1e-5)
+
+
+def test_dps_gradient_pulls_towards_the_measurement(gaussian_prior, deblur_problem):
+    """With a large scale DPS ends much closer to consistency with y than with scale 0."""
+    x0, op, sigma_y, y, _ = deblur_problem
+    free = last_frame(dps(gaussian_prior, op, y, scale=0.0, steps=50, seed=0))
+    guided = last_frame(dps(gaussian_prior, op, y, scale=0.3, steps=50, seed=0))
+    assert guided.residual < 0.5 * free.residual
+
+
+def test_restore_runs_every_method_on_one_problem(tiny_model, face64):
+    x0 = torch.nn.functional.avg_pool2d(face64, 4)
+    problem = make_problem(x0, GaussianBlur(5, 1.0), 0.05, seed=0)
+    for method in ["denoise", "sdedit", "score_ald", "dps"]:
+        out = restore(tiny_model, method, problem, steps=3)
+        assert out["nfe"] == 3 and out["reconstruction"].shape == x0.shape
+        assert set(out) >= {"psnr", "ssim", "lpips", "psnr_measurement", "seconds", "params"}
+    for method in ["wiener", "richardson_lucy", "tv"]:
+        out = restore(None, method, problem)
+        assert out["nfe"] == 0 and out["psnr"] > out["psnr_measurement"]
+    with pytest.raises(ValueError):
+        restore(None, "biharmonic", problem)
+    with pytest.raises(ValueError):
+        list(diffusion_frames(tiny_model, "dps", problem, steps=0))
+    with pytest.raises(ValueError):
+        make_problem(x0, GaussianBlur(5, 1.0), -1.0)
+
+
+def test_matched_timestep(tiny_model):
+    t = matched_timestep(tiny_model, 0.1)
+    abar = tiny_model.schedule.abar(t)
+    assert (1 - abar) / abar == pytest.approx(0.01, rel=0.1)

@@ -1,0 +1,391 @@
+"""Figure builders (no gradio): plotly figures for the UI / HTML, and numpy-rendered uint8 pictures for PNGs.
+
+Static plotly export (kaleido) is not available here, so every PNG is rendered with numpy and saved through
+``diffdemo.imaging.save_png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from PIL import Image, ImageDraw
+from plotly.subplots import make_subplots
+
+# --- numpy colour maps ------------------------------------------------------------------------------
+# blue - white - red, the usual diverging map for signed responses (RdBu reversed: negative blue, positive red)
+_DIVERGING = np.array(
+    [[33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43]],
+    dtype=np.float64,
+)
+MARK_RGB = (0, 200, 0)
+LINE_COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
+
+
+def _as_numpy(x) -> np.ndarray:
+    return x.detach().double().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def column_map(column, reduce: str = "sum") -> np.ndarray:
+    """(C, H, W) Jacobian column or vector -> signed (H, W) map: summed over output channels (or one channel)."""
+    v = _as_numpy(column)
+    if v.ndim == 2:
+        return v
+    if reduce == "sum":
+        return v.sum(0)
+    return v[int(reduce)]
+
+
+def off_centre_scale(values: np.ndarray, pixel: Sequence[int] | None) -> float:
+    """Largest |value| away from the probed pixel, so the identity term at the centre does not wash the map out."""
+    a = np.abs(values).copy()
+    if pixel is not None:
+        a[int(pixel[1]), int(pixel[0])] = 0.0
+    scale = float(a.max())
+    return scale if scale > 0 else float(np.abs(values).max()) or 1.0
+
+
+def diverging_rgb(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """Signed (H, W) values -> uint8 (H, W, 3), white at zero, saturating at +-vmax (default max |value|)."""
+    v = np.asarray(values, dtype=np.float64)
+    vmax = float(np.abs(v).max()) if vmax is None else float(vmax)
+    u = np.clip(v / vmax, -1, 1) if vmax > 0 else np.zeros_like(v)
+    pos = (u + 1) / 2 * (len(_DIVERGING) - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(_DIVERGING) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = _DIVERGING[lo] * (1 - frac) + _DIVERGING[lo + 1] * frac
+    return np.round(rgb).astype(np.uint8)
+
+
+def _upscale(img: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
+    f = max(1, int(np.ceil(min_side / max(img.shape[:2]))))
+    return np.repeat(np.repeat(img, f, axis=0), f, axis=1), f
+
+
+def mark_pixel(img: np.ndarray, pixel: Sequence[int], factor: int = 1, colour=MARK_RGB) -> np.ndarray:
+    """Draw a square outline around pixel (x, y) of an image upscaled by ``factor`` (nearest neighbour)."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    x, y = int(pixel[0]) * factor, int(pixel[1]) * factor
+    pad = max(1, factor // 2)
+    x0, x1 = max(0, x - pad), min(w - 1, x + factor - 1 + pad)
+    y0, y1 = max(0, y - pad), min(h - 1, y + factor - 1 + pad)
+    thick = max(1, factor // 4)
+    out[y0 : y0 + thick, x0 : x1 + 1] = colour
+    out[y1 - thick + 1 : y1 + 1, x0 : x1 + 1] = colour
+    out[y0 : y1 + 1, x0 : x0 + thick] = colour
+    out[y0 : y1 + 1, x1 - thick + 1 : x1 + 1] = colour
+    return out
+
+
+def column_image(
+    column, pixel: Sequence[int] | None = None, vmax: float | None = None, min_side: int = 256
+) -> np.ndarray:
+    """A Jacobian column as a uint8 picture: diverging map centred on zero, upscaled, the probed pixel outlined."""
+    m = column_map(column)
+    scale = off_centre_scale(m, pixel) if vmax is None else vmax
+    img, f = _upscale(diverging_rgb(m, scale), min_side)
+    return mark_pixel(img, pixel, f) if pixel is not None else img
+
+
+def vector_image(vector, min_side: int = 128) -> np.ndarray:
+    """A (C, H, W) direction (e.g. a singular vector) as RGB: v / max|v| mapped from [-1, 1] to [0, 255]."""
+    v = _as_numpy(vector)
+    if v.ndim == 2:
+        v = v[None]
+    v = v / (np.abs(v).max() or 1.0)
+    rgb = np.round((np.clip(v, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+    if rgb.shape[-1] == 1:
+        rgb = np.repeat(rgb, 3, axis=-1)
+    return _upscale(rgb, min_side)[0]
+
+
+def tile(images: Sequence[np.ndarray], ncol: int | None = None, pad: int = 4) -> np.ndarray:
+    """Equal-size uint8 pictures side by side (rows of ``ncol``), white gaps."""
+    n = len(images)
+    ncol = n if ncol is None else max(1, ncol)
+    rows = (n + ncol - 1) // ncol
+    h, w = images[0].shape[:2]
+    out = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, ncol)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
+    return out
+
+
+def line_chart(
+    series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    size: tuple[int, int] = (640, 420),
+    ylim: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """A plain line chart (name, x, y) per series rendered with PIL, for PNG output without a plotting backend."""
+    W, H = size
+    left, right, top, bottom = 60, 130, 30, 45
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    xs = np.concatenate([np.asarray(s[1], float) for s in series])
+    ys = np.concatenate([np.asarray(s[2], float) for s in series])
+    xmin, xmax = float(np.nanmin(xs)), float(np.nanmax(xs))
+    ymin, ymax = ylim if ylim is not None else (float(np.nanmin(ys)), float(np.nanmax(ys)))
+    xmax = xmax if xmax > xmin else xmin + 1
+    ymax = ymax if ymax > ymin else ymin + 1
+    pw, ph = W - left - right, H - top - bottom
+
+    def px(x, y):
+        return left + (x - xmin) / (xmax - xmin) * pw, top + (1 - (y - ymin) / (ymax - ymin)) * ph
+
+    d.rectangle([left, top, left + pw, top + ph], outline="black")
+    for i in range(6):
+        fx, fy = xmin + (xmax - xmin) * i / 5, ymin + (ymax - ymin) * i / 5
+        X, _ = px(fx, ymin)
+        _, Y = px(xmin, fy)
+        d.line([X, top + ph, X, top + ph + 4], fill="black")
+        d.text((X - 10, top + ph + 6), f"{fx:.3g}", fill="black")
+        d.line([left - 4, Y, left, Y], fill="black")
+        d.text((5, Y - 6), f"{fy:.3g}", fill="black")
+    for k, (name, x, y) in enumerate(series):
+        colour = LINE_COLOURS[k % len(LINE_COLOURS)]
+        pts = [px(a, b) for a, b in zip(np.asarray(x, float), np.asarray(y, float)) if np.isfinite(b)]
+        if len(pts) > 1:
+            d.line(pts, fill=colour, width=2)
+        d.line([W - right + 8, top + 12 + 16 * k, W - right + 28, top + 12 + 16 * k], fill=colour, width=3)
+        d.text((W - right + 32, top + 6 + 16 * k), str(name)[:16], fill="black")
+    d.text((left, 8), title, fill="black")
+    d.text((left + pw // 2 - 20, H - 18), xlabel, fill="black")
+    d.text((5, 8), ylabel, fill="black")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def energy_chart(curves) -> np.ndarray:
+    """Energy-vs-radius curves (poster Figure 7) as a uint8 picture."""
+    label = curves[0].label if curves else ""
+    series = [(f"t={c.t}", c.radii, c.fraction) for c in curves]
+    return line_chart(series, f"energy within radius r, on {label}", "radius r (px)", "fraction", ylim=(0.0, 1.0))
+
+
+# --- plotly figures ----------------------------------------------------------------------------------
+_RDBU = "RdBu_r"
+
+
+def column_figure(column, pixel: Sequence[int] | None = None, title: str = "", vmax: float | None = None) -> go.Figure:
+    """Heatmap of one Jacobian column (summed over output channels), zero-centred, the probed pixel marked."""
+    m = column_map(column)
+    scale = off_centre_scale(m, pixel) if vmax is None else vmax
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            colorscale=_RDBU,
+            zmid=0,
+            zmin=-scale,
+            zmax=scale,
+            hovertemplate="x=%{x} y=%{y}<br>%{z:.4g}<extra></extra>",
+        )
+    )
+    if pixel is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[pixel[0]],
+                y=[pixel[1]],
+                mode="markers",
+                marker=dict(symbol="square-open", size=14, color="rgb(0,200,0)", line=dict(width=2)),
+                name="probed pixel",
+                showlegend=False,
+            )
+        )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_layout(title=title, margin=dict(l=30, r=30, t=40, b=30))
+    return fig
+
+
+def probe_figure(result) -> go.Figure:
+    """The three columns of a ProbeResult (J_s, J_f, J_D) side by side, each on its own zero-centred scale."""
+    from diffdemo.analysis import KINDS, LABELS
+
+    fig = make_subplots(1, 3, subplot_titles=[f"{LABELS[k]} column" for k in KINDS], horizontal_spacing=0.06)
+    for i, kind in enumerate(KINDS, start=1):
+        m = column_map(result.columns[kind])
+        scale = off_centre_scale(m, result.pixel)
+        fig.add_trace(
+            go.Heatmap(
+                z=m,
+                colorscale=_RDBU,
+                zmid=0,
+                zmin=-scale,
+                zmax=scale,
+                showscale=False,
+                hovertemplate="x=%{x} y=%{y}<br>%{z:.4g}<extra></extra>",
+            ),
+            1,
+            i,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[result.pixel[0]],
+                y=[result.pixel[1]],
+                mode="markers",
+                marker=dict(symbol="square-open", size=12, color="rgb(0,200,0)", line=dict(width=2)),
+                showlegend=False,
+            ),
+            1,
+            i,
+        )
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+    err = result.fd_vs_jvp_rel_err
+    note = f", FD vs JVP rel. error {err:.2e}" if err is not None else ""
+    fig.update_layout(title=f"Jacobian columns at pixel {tuple(result.pixel)}, t={result.t} ({result.method}{note})")
+    return fig
+
+
+def energy_figure(curves) -> go.Figure:
+    """Energy within radius r of the probed pixel, one line per timestep (poster Figure 7)."""
+    fig = go.Figure()
+    for c in curves:
+        fig.add_trace(
+            go.Scatter(
+                x=c.radii,
+                y=c.fraction,
+                mode="lines",
+                name=f"t={c.t}",
+                hovertemplate=f"t={c.t}<br>r=%{{x}}<br>%{{y:.3f}}<br>r50={c.r50:.2f} r90={c.r90:.2f} n_eff={c.n_eff:.1f}<extra></extra>",
+            )
+        )
+    label = curves[0].label if curves else ""
+    fig.update_layout(
+        title=f"Energy vs radius on {label}",
+        xaxis_title="radius r (pixels)",
+        yaxis_title="fraction of squared response within r",
+        yaxis_range=[0, 1.02],
+    )
+    return fig
+
+
+def energy_summary_figure(curves) -> go.Figure:
+    """r50, r90 and the effective number of pixels against the timestep."""
+    ts = [c.t for c in curves]
+    fig = make_subplots(1, 2, subplot_titles=["r50 / r90 (pixels)", "effective number of pixels n_eff"])
+    fig.add_trace(go.Scatter(x=ts, y=[c.r50 for c in curves], mode="lines+markers", name="r50"), 1, 1)
+    fig.add_trace(go.Scatter(x=ts, y=[c.r90 for c in curves], mode="lines+markers", name="r90"), 1, 1)
+    fig.add_trace(go.Scatter(x=ts, y=[c.n_eff for c in curves], mode="lines+markers", name="n_eff"), 1, 2)
+    fig.update_xaxes(title_text="timestep t")
+    label = curves[0].label if curves else ""
+    fig.update_layout(title=f"Receptive field across timesteps, on {label}")
+    return fig
+
+
+def spectrum_figure(results) -> go.Figure:
+    """Top singular values of J_s, and sigma_max / spectral radius of J_f, against the timestep (Figure 8)."""
+    ts = [r.t for r in results]
+    fig = make_subplots(1, 2, subplot_titles=["singular values of J_s", "J_f: sigma_max and spectral radius"])
+    k = len(results[0].singular_Js.values) if results else 0
+    for i in range(k):
+        fig.add_trace(
+            go.Scatter(
+                x=ts,
+                y=[float(r.singular_Js.values[i]) for r in results],
+                mode="lines+markers",
+                name=f"sigma_{i + 1}(J_s)",
+            ),
+            1,
+            1,
+        )
+    fig.add_trace(
+        go.Scatter(x=ts, y=[r.sigma_max_Jf for r in results], mode="lines+markers", name="sigma_max(J_f)"), 1, 2
+    )
+    fig.add_trace(go.Scatter(x=ts, y=[r.rho_Jf for r in results], mode="lines+markers", name="rho(J_f)"), 1, 2)
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray", row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text="timestep t")
+    fig.update_layout(title="Spectra of the score and reverse-step Jacobians")
+    return fig
+
+
+def singular_vectors_figure(results, which: str = "Jf", k: int | None = None) -> go.Figure:
+    """Right singular vectors (rows: timesteps, columns: index i) as RGB pictures (Figure 9)."""
+    rows = [r.singular_Jf if which.lower() in ("jf", "j_f", "reverse") else r.singular_Js for r in results]
+    k = min(len(r.values) for r in rows) if k is None else k
+    titles = [f"t={res.t} sigma_{i + 1}={float(r.values[i]):.3g}" for res, r in zip(results, rows) for i in range(k)]
+    fig = make_subplots(len(rows), k, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.06)
+    for j, r in enumerate(rows, start=1):
+        for i in range(k):
+            fig.add_trace(go.Image(z=vector_image(r.right[i], min_side=1)), j, i + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(
+        title=f"Dominant right singular vectors of {rows[0].operator if rows else which}",
+        height=200 * max(1, len(rows)) + 80,
+    )
+    return fig
+
+
+def step_limit_figure(results) -> go.Figure:
+    """Explicit-Euler step-size limit from the spectrum of J_s against the step h of the strided run."""
+    ts = [r.t for r in results]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ts, y=[r.h_max for r in results], mode="lines+markers", name="h_max (Ritz values)"))
+    fig.add_trace(go.Scatter(x=ts, y=[r.h_max_sigma for r in results], mode="lines+markers", name="2 / sigma_max(J_s)"))
+    fig.add_trace(
+        go.Scatter(
+            x=ts, y=[r.h_used for r in results], mode="lines+markers", name="h used (stride)", line=dict(dash="dash")
+        )
+    )
+    fig.update_layout(
+        title="Step-size limit |1 + h lambda| <= 1 vs the strided step h = 1 - abar_t / abar_{t-stride}",
+        xaxis_title="timestep t",
+        yaxis_title="h",
+        yaxis_type="log",
+    )
+    return fig
+
+
+# --- app figures (Denoise and Inverse-problems tabs) -------------------------------------------------
+def psnr_vs_t_figure(rows: Sequence[dict]) -> go.Figure:
+    """PSNR of the noised input x_t and of its reverse-diffusion denoising against t (poster Figure 1)."""
+    ts = [r["t"] for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ts, y=[r["psnr_noisy"] for r in rows], mode="lines+markers", name="noised input x_t"))
+    fig.add_trace(go.Scatter(x=ts, y=[r["psnr_denoised"] for r in rows], mode="lines+markers", name="denoised"))
+    fig.update_layout(
+        title="Denoising from x_t: PSNR against the clean image",
+        xaxis_title="timestep t (log scale)",
+        yaxis_title="PSNR (dB)",
+        xaxis_type="log",
+    )
+    return fig
+
+
+def restoration_trace_figure(traces: dict, titles: dict | None = None) -> go.Figure:
+    """Per-step PSNR of x0_hat against the truth and residual ||y - A x0_hat|| of each method, against progress.
+
+    ``traces``: method -> {"step": fractions of the run in (0, 1], "psnr": dB, "residual": norms (or None)}."""
+    titles = titles or {}
+    fig = make_subplots(1, 2, subplot_titles=["PSNR of x0_hat vs truth (dB)", "residual ||y - A x0_hat||_2"])
+    for k, (name, tr) in enumerate(traces.items()):
+        colour = "rgb({},{},{})".format(*LINE_COLOURS[k % len(LINE_COLOURS)])
+        label = titles.get(name, name)
+        fig.add_trace(go.Scatter(x=tr["step"], y=tr["psnr"], mode="lines", name=label, line=dict(color=colour)), 1, 1)
+        residual = [np.nan if r is None else r for r in tr["residual"]]
+        fig.add_trace(
+            go.Scatter(x=tr["step"], y=residual, mode="lines", name=label, line=dict(color=colour), showlegend=False),
+            1,
+            2,
+        )
+    fig.update_xaxes(title_text="fraction of the run", range=[0, 1])
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(margin=dict(l=40, r=20, t=40, b=40), height=360)
+    return fig

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -132,6 +133,13 @@ def train(args) -> dict:
     print(f"faces64: {n_params / 1e6:.2f} M parameters, {len(data)} images, batch {args.batch_size}")
 
     model.train()
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):  # SIGTERM / Ctrl-C: finish this step, save, export, exit cleanly
+        stop["requested"] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
     t_begin = time.time()
     deadline = t_begin + 60 * args.max_minutes if args.max_minutes else math.inf
     running = None
@@ -164,7 +172,7 @@ def train(args) -> dict:
         done = step + 1
         if done % 50 == 0:
             state["loss_history"].append([done, round(running, 5)])
-        last = done == args.steps or time.time() > deadline
+        last = done == args.steps or time.time() > deadline or stop["requested"]
         if done % args.save_every == 0 or last:
             state.update(step=done, seconds=state["seconds"] + time.time() - t_begin, final_loss=running)
             t_begin = time.time()

@@ -168,8 +168,239 @@ def run_sample(args) -> dict:
     return result
 
 
+# --- reproduce -------------------------------------------------------------------------------------
+def add_reproduce(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="regenerate the poster's figures 1-9 and the methods table (PNG + HTML, metrics.json, report)",
+        description="Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, "
+        "report.md and report.html into --out. The full budget takes under 30 min on a 2-core CPU; --quick "
+        "(few steps, few images) a few minutes.",
+    )
+    p.add_argument("--out", required=True, help="output folder (created; files in it are overwritten)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
+    p.add_argument("--quick", action="store_true", help="few steps, few images: a smoke run of every figure")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's budget
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: the cores not already busy)")
+    p.set_defaults(run=run_reproduce)
+
+
+def run_reproduce(args) -> dict:
+    from diffdemo.models import load_model
+    from diffdemo.reproduce import reproduce
+
+    if args.quick and args.tiny:
+        raise UsageError("--quick and --tiny are exclusive")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must be >= 0 (0 = automatic), got {args.threads}")
+    model = load_model(args.model)
+    budget = "tiny" if args.tiny else "quick" if args.quick else "full"
+    result = reproduce(model, out, budget=budget, seed=args.seed, progress=not args.no_progress, threads=args.threads)
+    print(f"report: {result['report']}")
+    return result
+
+
+# --- probe / spectrum (analysis, poster 3.7-3.8) -------------------------------------------------
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UsageError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise UsageError(f"{what} is empty")
+    return values
+
+
+def _check_timesteps(model, ts: list[int], what: str) -> list[int]:
+    T = model.schedule.T
+    bad = [t for t in ts if not 0 <= t < T]
+    if bad:
+        raise UsageError(f"{what} must be in [0, {T - 1}], got {bad[0]}")
+    return ts
+
+
+def add_probe(sub) -> None:
+    from diffdemo.analysis import METHODS
+
+    p = sub.add_parser(
+        "probe",
+        help="Jacobian columns of the score at a pixel and energy vs radius (poster 3.7, Figure 7)",
+        description="Columns of J_s, J_f = (I + (1-alpha_t) J_s)/sqrt(alpha_t) and J_D = (I + (1-abar_t) J_s)/sqrt(abar_t) "
+        "at pixel (X, Y) of the image noised to t (seeded), their energy within radius r, and the relative error of "
+        "central differences against the exact JVP.",
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
+    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
+    p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
+    p.add_argument("--pixel", type=int, nargs=2, metavar=("X", "Y"), required=True, help="column X, row Y")
+    p.add_argument("--t", type=int, required=True, help="timestep of the probe")
+    p.add_argument("--t-sweep", help="comma-separated timesteps for the energy sweep, e.g. 50,100,200")
+    p.add_argument("--channel", type=int, help="input channel of e_i (default: all channels at once)")
+    p.add_argument("--method", default="jvp", choices=METHODS)
+    p.add_argument("--eps", type=_positive(float), default=1e-2, help="finite-difference step in [-1, 1] units")
+    p.add_argument("--energy-on", default="denoiser", choices=("denoiser", "score", "reverse"))
+    p.add_argument("--exclude-centre", action="store_true", help="leave the probed pixel out of the energy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=run_probe)
+
+
+def run_probe(args) -> dict:
+    from diffdemo import analysis, plots
+    from diffdemo.imaging import save_png, to_tensor
+    from diffdemo.models import load_model
+
+    model = load_model(args.model)
+    size = working_size(model, args.size)
+    x, y = args.pixel
+    if not (0 <= x < size and 0 <= y < size):
+        raise UsageError(f"--pixel {x} {y} is outside the {size}x{size} image")
+    if args.channel is not None and not 0 <= args.channel < model.sample_shape[0]:
+        raise UsageError(f"--channel must be in [0, {model.sample_shape[0] - 1}]")
+    (t,) = _check_timesteps(model, [args.t], "--t")
+    sweep = _check_timesteps(model, _int_list(args.t_sweep, "--t-sweep"), "--t-sweep") if args.t_sweep else []
+    x0 = to_tensor(resolve_image(args.image, size))
+    out = Path(args.out)
+    start = time.perf_counter()
+    result = analysis.probe(
+        model,
+        analysis.state_at(model, x0, t, args.seed),
+        t,
+        (x, y),
+        args.channel,
+        args.method,
+        args.eps,
+        args.energy_on,
+        args.exclude_centre,
+    )
+    curves = [result.energy]
+    if sweep:
+        kw = dict(channel=args.channel, energy_on=args.energy_on, exclude_centre=args.exclude_centre)
+        curves += analysis.energy_sweep(model, x0, (x, y), sweep, args.seed, method=args.method, eps=args.eps, **kw)
+    seconds = time.perf_counter() - start
+    files = [save_png(x0, out / "image.png"), save_png(result.x_t.clamp(-1, 1), out / f"x_t{t:04d}.png")]
+    for kind, column in result.columns.items():
+        files.append(save_png(plots.column_image(column, (x, y)), out / f"column_{kind}_t{t:04d}.png"))
+    if sweep:
+        tiles = [plots.column_image(c.column, (x, y), min_side=128) for c in curves[1:]]
+        files.append(save_png(plots.tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
+    ordered = sorted(curves[1:], key=lambda c: c.t) if sweep else curves
+    files.append(save_png(plots.energy_chart(ordered), out / "energy.png"))
+    plots.probe_figure(result).write_html(out / "columns.html", include_plotlyjs="cdn")
+    plots.energy_figure(ordered).write_html(out / "energy.html", include_plotlyjs="cdn")
+    files += [out / "columns.html", out / "energy.html"]
+    if sweep:
+        plots.energy_summary_figure(ordered).write_html(out / "energy_summary.html", include_plotlyjs="cdn")
+        files.append(out / "energy_summary.html")
+    summary = {
+        "model": args.model,
+        "image": args.image,
+        "size": size,
+        "pixel": [x, y],
+        "channel": args.channel,
+        "t": t,
+        "method": args.method,
+        "eps": args.eps,
+        "seed": args.seed,
+        "energy_on": result.energy.label,
+        "fd_vs_jvp_rel_err": result.fd_vs_jvp_rel_err,
+        "per_t": [c.summary() for c in curves],
+        "seconds": seconds,
+        "files": [str(f) for f in files],
+    }
+    (out / "probe.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def add_spectrum(sub) -> None:
+    p = sub.add_parser(
+        "spectrum",
+        help="singular values / vectors of J_s and J_f, spectral radius of J_f over timesteps (poster 3.8, Fig. 8-9)",
+        description="Subspace iteration on J^T J (one JVP + one VJP per iteration) and Arnoldi on J_s, never forming J. "
+        "Also the explicit-Euler step limit h <= -2 Re(lambda)/|lambda|^2 over the Ritz values of J_s, next to the "
+        "step h = 1 - abar_t/abar_(t-stride) of the strided run (--steps).",
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
+    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
+    p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
+    p.add_argument("--t", default="50,200,500,800", help="comma-separated timesteps")
+    p.add_argument("--k", type=_positive(int), default=4, help="singular triplets per operator")
+    p.add_argument("--iters", type=_positive(int), default=30, help="subspace iterations (and Arnoldi steps)")
+    p.add_argument("--arnoldi", type=_positive(int), help="Arnoldi steps (default: --iters)")
+    p.add_argument("--steps", type=_positive(int), default=250, help="the strided run whose stride is compared")
+    p.add_argument("--max-batch", type=_positive(int), help="rows per network call (default: everything at once)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=run_spectrum)
+
+
+def run_spectrum(args) -> dict:
+    from diffdemo import analysis, plots
+    from diffdemo.imaging import save_png, to_tensor
+    from diffdemo.models import load_model
+
+    model = load_model(args.model)
+    size = working_size(model, args.size)
+    ts = _check_timesteps(model, _int_list(args.t, "--t"), "--t")
+    if args.k > 64 or args.iters > 1000 or args.steps > model.schedule.T:
+        raise UsageError(f"--k must be <= 64, --iters <= 1000 and --steps <= {model.schedule.T}")
+    x0 = to_tensor(resolve_image(args.image, size))
+    out = Path(args.out)
+    start = time.perf_counter()
+    results = analysis.spectrum_sweep(
+        model,
+        x0,
+        ts,
+        args.k,
+        args.iters,
+        args.seed,
+        steps=args.steps,
+        arnoldi_steps=args.arnoldi,
+        max_batch=args.max_batch,
+    )
+    seconds = time.perf_counter() - start
+    files = [save_png(x0, out / "image.png")]
+    for r in results:
+        row = [plots.vector_image(v) for v in (*r.singular_Js.right, *r.singular_Jf.right)]
+        files.append(save_png(plots.tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
+    figures = {
+        "spectrum.html": plots.spectrum_figure(results),
+        "singular_vectors_Jf.html": plots.singular_vectors_figure(results, "Jf"),
+        "singular_vectors_Js.html": plots.singular_vectors_figure(results, "Js"),
+        "step_limit.html": plots.step_limit_figure(results),
+    }
+    for name, fig in figures.items():
+        fig.write_html(out / name, include_plotlyjs="cdn")
+        files.append(out / name)
+    summary = {
+        "model": args.model,
+        "image": args.image,
+        "size": size,
+        "seed": args.seed,
+        "k": args.k,
+        "iters": args.iters,
+        "steps": args.steps,
+        "singular_vector_png_rows": ["J_s right singular vectors", "J_f right singular vectors"],
+        "euler_limit": "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2",
+        "per_t": [r.summary() for r in results],
+        "seconds": seconds,
+        "files": [str(f) for f in files],
+    }
+    (out / "spectrum.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 # --- entry point -----------------------------------------------------------------------------------
 COMMANDS = [add_restore, add_sample]
+COMMANDS.append(add_reproduce)
+COMMANDS += [add_probe, add_spectrum]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ class DiffusionModel:
 
     def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
         """alpha_bar_t broadcast against x (float32, on x's device)."""
-        abar = self.schedule.alpha_bar.to(device=x.device, dtype=x.dtype)
+        abar = self.schedule.alpha_bar_on(x.device, x.dtype)
         if isinstance(t, torch.Tensor) and t.ndim > 0:
             return abar[t.to(x.device).long()].view(-1, *([1] * (x.ndim - 1)))
         return abar[int(t)]

@@ -6,6 +6,7 @@ Time is an integer index t = 0 .. T-1 as in diffusers; ``alpha_bar[t]`` is the p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -47,13 +48,28 @@ class Schedule:
     def alphas(self) -> torch.Tensor:
         return 1.0 - self.betas
 
-    @property
+    @cached_property
     def alpha_bar(self) -> torch.Tensor:
-        return torch.cumprod(self.alphas, dim=0)
+        """cumprod of alphas, computed once per schedule (the samplers read it several times per step): read-only."""
+        with torch.inference_mode(False), torch.no_grad():
+            return torch.cumprod(self.alphas, dim=0)
+
+    @cached_property
+    def _alpha_bar_floats(self) -> list[float]:
+        return self.alpha_bar.tolist()  # exact float64 -> Python float, as float(alpha_bar[t])
+
+    def alpha_bar_on(self, device, dtype) -> torch.Tensor:
+        """alpha_bar cast to (device, dtype), cached per pair, so a model call does no host-to-device copy."""
+        cache = self.__dict__.setdefault("_alpha_bar_cast", {})  # frozen dataclass: bypass __setattr__
+        key = (torch.device(device), dtype)
+        if key not in cache:
+            with torch.inference_mode(False), torch.no_grad():
+                cache[key] = self.alpha_bar.to(device=key[0], dtype=dtype).clone()
+        return cache[key]
 
     def abar(self, t: int) -> float:
         """\\bar\\alpha_t for t >= 0, and 1 for t = -1 (the clean end of a strided run)."""
-        return 1.0 if t < 0 else float(self.alpha_bar[t])
+        return 1.0 if t < 0 else self._alpha_bar_floats[t]
 
     # --- forward process -------------------------------------------------------------------
     def add_noise(self, x0: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,86 @@
+"""`python -m diffdemo reproduce`: every figure (PNG + HTML), metrics.json and both reports, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+from diffdemo.cli import EXIT_USAGE, main
+
+FIGURES = (
+    "fig1_denoising",
+    "fig2_samples",
+    "fig3_sdedit",
+    "fig4_score_ald",
+    "fig5_dps",
+    "fig6_sensitivity",
+    "fig7_energy",
+    "fig8_spectrum",
+    "fig9_singular_vectors",
+)
+
+
+def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    rc = main(["reproduce", "--out", str(out), "--model", str(tiny_model_dir), "--tiny", "--no-progress"])
+    stdout = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    result = json.loads(stdout[-1])  # the last stdout line is JSON saying where the report is
+    assert result["report"] == str(out / "report.html")
+    assert result["figures"] == list(FIGURES)
+    assert any(line.startswith("report: ") for line in stdout[:-1])
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (*FIGURES, "methods_table", "model", "budget", "seed", "lpips_status", "figures", "seconds"):
+        assert key in metrics, key
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert (out / "plotly.min.js").is_file()  # the HTML pages open offline
+    for entry in metrics["figures"]:
+        for files in entry["files"]:
+            for name in (files["png"], files["html"]):
+                assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+                assert f"({name})" in md, name  # markdown links, relative
+                assert f'"{name}"' in page, name  # html img / iframe / link, relative
+            assert (out / files["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert "plotly" in (out / files["html"]).read_text()[:5000].lower()
+    # the figures appear in the poster's order, the methods table after Fig. 5
+    positions = [md.index(f"({key}.png)") for key in FIGURES]
+    assert positions == sorted(positions)
+    assert md.index("(fig5_dps.png)") < md.index("## Methods table") < md.index("(fig6_sensitivity.png)")
+
+    table = metrics["methods_table"]
+    methods = {(r["task"], r["method"]) for r in table["rows"]}
+    for task in ("deblur", "inpaint"):
+        for m in ("denoise", "sdedit", "score_ald", "dps", "tv"):
+            assert (task, m) in methods
+    assert ("deblur", "wiener") in methods and ("inpaint", "biharmonic") in methods
+    assert all(r["images"] == len(table["images"]) == 2 for r in table["rows"])
+    assert all(r["psnr"]["mean"] is not None and r["psnr"]["std"] is not None for r in table["rows"])
+    # LPIPS: a number or an explicit "unavailable" reason, never a made-up value
+    assert metrics["lpips_status"] == "available" or "unavailable" in metrics["lpips_status"]
+    if metrics["lpips_status"] != "available":
+        assert all(r["lpips"]["mean"] is None for r in table["rows"])
+        assert "LPIPS" in md and "n/a" in md
+    # Figs. 3-5 carry the measurement's PSNR as the reference line
+    for key in ("fig3_sdedit", "fig4_score_ald", "fig5_dps"):
+        for task in ("deblur", "inpaint"):
+            assert metrics[key][task]["psnr_measurement"] > 0
+            assert len(metrics[key][task]["runs"]) == len(metrics[key]["values"])
+    assert len(metrics["fig8_spectrum"]["results"]) == len(metrics["fig9_singular_vectors"]["singular_values"])
+
+
+def test_reproduce_bad_input_exits_2(tiny_model_dir, tmp_path, capsys):
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    cases = [
+        ["reproduce", "--out", str(a_file), "--model", str(tiny_model_dir), "--tiny"],
+        ["reproduce", "--out", str(tmp_path / "r"), "--model", "no-such-model", "--quick"],
+        ["reproduce", "--out", str(tmp_path / "r"), "--model", str(tiny_model_dir), "--quick", "--tiny"],
+        ["reproduce", "--out", str(tmp_path / "r"), "--seed", "-1"],
+        ["reproduce"],  # --out is required
+    ]
+    for argv in cases:
+        assert main(argv) == EXIT_USAGE, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), (argv, err)
+    assert not (tmp_path / "r").exists()  # nothing written on bad input

@@ -6,6 +6,8 @@ analytic Gaussian prior whose score and Jacobian are exact (the test oracle).
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from pathlib import Path
 
@@ -190,6 +192,20 @@ def resolve_model_dir(name: str) -> Path | None:
     return None
 
 
+def hub_reachable(host: str = "huggingface.co") -> bool:
+    """Whether a hub download can even start: not in offline mode, and the host name resolves (no connection made).
+
+    Without this check an offline machine spends about a minute in huggingface_hub's retries before failing.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def available_models() -> list[str]:
     """Embedded models shipped in assets/models (each loadable offline)."""
     if not MODELS_DIR.is_dir():
@@ -237,6 +253,11 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
             raise ModelUnavailable(
                 f"unknown model '{name}': use one of {available_models() or ['faces64']}, "
                 "a local diffusers folder, or a hub id such as google/ddpm-celebahq-256"
+            )
+        if local_dir is None and not hub_reachable():
+            raise ModelUnavailable(
+                f"'{name}' needs the Hugging Face hub, which cannot be reached from here "
+                "(offline, or HF_HUB_OFFLINE is set); use faces64 or a local diffusers folder"
             )
         try:
             unet, config = _read_unet(local_dir or name, local=local_dir is not None)

@@ -24,6 +24,7 @@ from diffdemo import metrics
 from diffdemo.imaging import bundled_images, load_image, to_tensor
 from diffdemo.models import load_model
 from diffdemo.operators import make_operator
+from diffdemo.reproduce import auto_threads
 from diffdemo.restore import DEFAULTS, diffusion_frames, make_problem, params_for
 from diffdemo.samplers import denoise, last_frame, noise_image
 
@@ -79,8 +80,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--methods", default="sdedit,score_ald,dps")
     ap.add_argument("--tasks", default="deblur,inpaint")
     ap.add_argument("--denoise", action="store_true", help="also the Task 2 table: PSNR vs starting t")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the idle cores)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads or auto_threads())
     model = load_model(args.model, device="cpu")
     names, x0 = test_batch(model.size)
     sweeps = parse_sets(args.set)

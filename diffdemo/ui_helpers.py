@@ -1,0 +1,276 @@
+"""Engine-side helpers the app needs that are not the maths itself: run-time estimates measured on this machine,
+a fast offline check before a hub download, drawn masks to holes, running several samplers side by side, the
+PSNR-vs-t sweep of Figure 1 and result files. No gradio here (the app stays a thin layer over these).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffdemo import metrics
+from diffdemo.models import DiffusionModel, ModelUnavailable, load_model, resolve_model_dir
+from diffdemo.samplers import Frame, denoise, last_frame, noise_image
+
+# Published sizes of the hub models (Ho et al. 2020, appendix B: 35.7M parameters for CIFAR10, 114M for
+# CelebA-HQ 256), used to estimate a run's cost before anything is downloaded.
+HUB_SPECS = {
+    "google/ddpm-celebahq-256": {"params": 114e6, "size": 256},
+    "google/ddpm-ema-celebahq-256": {"params": 114e6, "size": 256},
+    "google/ddpm-cifar10-32": {"params": 35.7e6, "size": 32},
+}
+HUB_HOST = "huggingface.co"
+
+
+# --- models ----------------------------------------------------------------------------------------
+def hub_reachable(host: str = HUB_HOST, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to the hub opens within ``timeout`` s (huggingface_hub itself retries for ~1 min)."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+_opened: set[str] = set()
+
+
+def is_local(name: str) -> bool:
+    """An embedded model or a local folder: opening it reads a few MB from disk, no download."""
+    return resolve_model_dir(name) is not None
+
+
+def is_open(name: str) -> bool:
+    return name in _opened
+
+
+def open_model(name: str) -> DiffusionModel:
+    """load_model, but a hub id with no network fails in ~2 s with a clear ModelUnavailable instead of a minute."""
+    name = (name or "").strip()
+    if not name:
+        raise ModelUnavailable("no model chosen")
+    if not is_local(name) and (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name):
+        raise ModelUnavailable(f"no diffusers model folder at {name}")
+    if not is_local(name) and "/" in name and not _in_hf_cache(name) and not hub_reachable():
+        raise ModelUnavailable(
+            f"'{name}' is a Hugging Face hub model and this machine cannot reach {HUB_HOST} (no network). "
+            "Run where the hub is reachable, or download it there and give the local folder's path instead."
+        )
+    model = load_model(name)
+    _opened.add(name)
+    return model
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether some snapshot of the repo is already in the local Hugging Face cache (so no network is needed)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        return any(repo.repo_id == repo_id for repo in scan_cache_dir().repos)
+    except Exception:
+        return False
+
+
+# --- cost ------------------------------------------------------------------------------------------
+_costs: dict[int, dict] = {}
+_costs_lock = threading.Lock()
+_reference: dict | None = None  # the last measured model, to scale estimates for models not loaded yet
+
+
+def measure_cost(model: DiffusionModel) -> dict:
+    """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model."""
+    global _reference
+    with _costs_lock:
+        key = id(model)
+        if key not in _costs:
+            x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
+            t = model.schedule.T // 2
+            with torch.inference_mode():
+                model.eps(x, t)  # warm-up: first calls pay for allocation and kernel selection
+                start = time.perf_counter()
+                model.eps(x, t)
+                forward = time.perf_counter() - start
+            with torch.enable_grad():
+                x_in = x.clone().requires_grad_(True)
+                start = time.perf_counter()
+                torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
+                grad = time.perf_counter() - start
+            n_params = getattr(model, "n_params", None)
+            _costs[key] = {"forward_s": forward, "grad_s": grad, "params": n_params, "size": model.size}
+            if n_params:
+                _reference = dict(_costs[key], name=model.name)
+        return dict(_costs[key])
+
+
+def estimate_unloaded(name: str) -> dict | None:
+    """A hub model's cost scaled from the last measured model by parameters x pixels (rough: it is an estimate)."""
+    spec = HUB_SPECS.get(name)
+    ref = _reference
+    if spec is None or ref is None:
+        return None
+    factor = (spec["params"] / ref["params"]) * (spec["size"] / ref["size"]) ** 2
+    return {
+        "forward_s": ref["forward_s"] * factor,
+        "grad_s": ref["grad_s"] * factor,
+        "params": spec["params"],
+        "size": spec["size"],
+        "scaled_from": ref["name"],
+    }
+
+
+def cost_for(name: str, reference: str | None = None) -> dict:
+    """Measured cost of a local or already loaded model; for a hub model not loaded yet (no download just to
+    time it) an estimate scaled from ``reference`` (measured first if need be), flagged ``estimated``."""
+    if is_local(name) or is_open(name):
+        return dict(measure_cost(open_model(name)), estimated=False)
+    if _reference is None and reference and reference != name:
+        try:
+            measure_cost(open_model(reference))
+        except ModelUnavailable:
+            pass
+    est = estimate_unloaded(name)
+    if est is None:
+        raise ModelUnavailable(f"no size known for '{name}' to estimate its cost; it is timed once it is loaded")
+    return dict(est, estimated=True)
+
+
+def evaluations(task: str, **p) -> dict:
+    """Network evaluations of one run: plain forwards, gradient-sized ones (JVP, VJP or backprop) and the batch.
+
+    task: denoise (t, steps), sample (n, steps), a restoration method (steps, t0), probe (sweep) or
+    spectrum (k, iters, n_t)."""
+    steps = int(p.get("steps") or 0)
+    if task == "denoise":
+        return {"forwards": min(steps, int(p["t"]) + 1)}
+    if task == "sample":
+        return {"forwards": steps, "batch": int(p.get("n", 1))}
+    if task == "sdedit":
+        return {"forwards": min(steps, int(p["t0"]) + 1)}
+    if task in ("score_ald", "denoise_restore"):
+        return {"forwards": steps}
+    if task == "dps":
+        return {"gradients": steps}
+    if task == "probe":  # exact JVP + central difference (2 rows) + one JVP row per timestep of the sweep
+        return {"gradients": 1 + int(p.get("sweep", 0)), "forwards": 2}
+    if task == "spectrum":  # per timestep: max(k, iters) Lanczos steps (JVP + VJP on 2 rows) + iters Arnoldi JVPs
+        k, iters, n_t = int(p["k"]), int(p["iters"]), int(p["n_t"])
+        return {"gradients": n_t * (max(k, iters) * 2 * 2 + iters)}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def run_seconds(cost: dict, forwards: int = 0, gradients: int = 0, batch: int = 1) -> float:
+    """Forward passes and gradient evaluations times their measured cost (batch scales them about linearly on a CPU)."""
+    return (forwards * cost["forward_s"] + gradients * cost["grad_s"]) * max(1, int(batch))
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+# --- masks -----------------------------------------------------------------------------------------
+def hole_from_layers(layers: list[np.ndarray], size: int, coverage: float = 0.25) -> np.ndarray:
+    """Painted pixels of an image editor's layers (RGBA, any size) -> a boolean (size, size) hole.
+
+    A model pixel is missing when at least ``coverage`` of its area was painted (strokes are drawn on an
+    enlarged canvas, so a thin stroke still removes the pixels it crosses)."""
+    from PIL import Image
+
+    painted = None
+    for layer in layers or []:
+        arr = np.asarray(layer)
+        if arr.ndim != 3:
+            continue
+        alpha = arr[..., 3] > 0 if arr.shape[-1] == 4 else arr.max(axis=-1) > 0
+        painted = alpha if painted is None else painted | alpha
+    if painted is None or not painted.any():
+        return np.zeros((size, size), bool)
+    h, w = painted.shape
+    side = min(h, w)  # the same centred square the image went through
+    top, left = (h - side) // 2, (w - side) // 2
+    square = Image.fromarray((painted[top : top + side, left : left + side] * 255).astype(np.uint8))
+    return np.asarray(square.resize((size, size), Image.BOX), dtype=np.float32) / 255.0 >= coverage
+
+
+# --- runs ------------------------------------------------------------------------------------------
+def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:
+    """Advance several frame generators together, always the one furthest behind (by step / total).
+
+    Yields (name, frame); closing this generator closes every run (so a Stop stops them all)."""
+    alive = dict(runs)
+    progress = dict.fromkeys(alive, 0.0)
+    try:
+        while alive:
+            name = min(alive, key=lambda k: progress[k])
+            try:
+                frame = next(alive[name])
+            except StopIteration:
+                del alive[name]
+                continue
+            progress[name] = frame.step / max(frame.total, 1)
+            yield name, frame
+    finally:
+        for gen in runs.values():
+            close = getattr(gen, "close", None)
+            if close:
+                close()
+
+
+def psnr_vs_t(
+    model: DiffusionModel, x0: torch.Tensor, timesteps: list[int], steps: int = 50, seed: int = 0
+) -> Iterator[dict]:
+    """Figure 1: for each t, PSNR of the noised image x_t (eq. 3) and of its reverse-diffusion denoising, vs x0."""
+    for t in timesteps:
+        x_t = noise_image(model, x0, int(t), seed)
+        result = last_frame(denoise(model, x_t, int(t), steps=steps, seed=seed, every=10**9)).x_t.cpu()
+        yield {
+            "t": int(t),
+            "psnr_noisy": metrics.psnr(x_t.cpu(), x0),
+            "psnr_denoised": metrics.psnr(result, x0),
+        }
+
+
+def log_timesteps(T: int, n: int, low: int = 10) -> list[int]:
+    """n distinct timesteps from ``low`` to T-1, spaced evenly in log t (fine where the image is still visible)."""
+    values = np.unique(np.round(np.geomspace(max(low, 1), T - 1, n)).astype(int))
+    return [int(v) for v in values]
+
+
+def _jsonable(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist() if value.numel() <= 64 else f"tensor{tuple(value.shape)}"
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 64 else f"array{value.shape}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def write_results(folder: Path, images: dict, record: dict) -> list[str]:
+    """Save PNGs (tensors in [-1, 1] or uint8 arrays) and ``results.json``; return the file paths."""
+    from diffdemo.imaging import save_png
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [str(save_png(img, folder / f"{name}.png")) for name, img in images.items() if img is not None]
+    (folder / "results.json").write_text(json.dumps(record, indent=1, default=_jsonable))
+    return [*paths, str(folder / "results.json")]

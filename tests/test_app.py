@@ -1,0 +1,231 @@
+"""The Gradio app end to end: launched in-process on 127.0.0.1 with the tiny random UNet, driven through
+gradio_client by its api_names. The outputs are noise (random weights) but shapes, keys and behaviour are real."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio_client = pytest.importorskip("gradio_client")
+
+IMAGE = "london_006_neutral"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir):
+    """(client, model name): the app on a free local port, DIFFDEMO_MODEL pointing at the tiny model."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DIFFDEMO_MODEL", str(tiny_model_dir))
+    import app
+
+    demo = app.build_app()
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield gradio_client.Client(url, verbose=False), str(tiny_model_dir)
+    finally:
+        demo.close()
+        mp.undo()
+
+
+def read(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def heatmaps(plot: dict) -> list[np.ndarray]:
+    """The z arrays of the heatmaps in a gr.Plot value (plotly JSON; numpy arrays travel base64-encoded)."""
+    fig = json.loads(plot["plot"])
+    out = []
+    for trace in fig["data"]:
+        if trace.get("type") != "heatmap":
+            continue
+        z = trace["z"]
+        if isinstance(z, dict):
+            arr = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+            out.append(arr.reshape(z.get("shape", arr.shape)) if isinstance(z.get("shape"), list) else arr)
+        else:
+            out.append(np.asarray(z, dtype=float))
+    return out
+
+
+def restore_args(model, **kw):
+    args = dict(
+        model_name=model,
+        image=IMAGE,
+        upload=None,
+        seed=0,
+        operator="gaussian_blur",
+        blur_std=2.0,
+        kernel_size=13,
+        box="center",
+        drop=0.5,
+        sigma_y=0.05,
+        method="dps",
+        t0=300,
+        zeta=1.0,
+        scale=3.0,
+        steps=3,
+    )
+    args.update(kw)
+    return list(args.values())
+
+
+def test_api_names(served):
+    client, _ = served
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/denoise", "/sample", "/restore", "/probe", "/spectrum"} <= names
+
+
+def test_denoise_streams_and_scores(served):
+    client, model = served
+    job = client.submit(model, IMAGE, None, 0, 100, 6, api_name="/denoise")
+    noisy, x_t, x0_hat, table, record, files = job.result(timeout=120)
+    assert len(job.outputs()) >= 2  # intermediate frames were streamed before the final one
+    for path in (noisy, x_t, x0_hat):
+        assert read(path).shape == (16, 16, 3)
+    assert record["t"] == 100 and record["steps"] == 6
+    for key in ("noisy", "denoised"):
+        assert set(record[key]) == {"psnr", "ssim", "lpips"}
+        assert np.isfinite(record[key]["psnr"])
+    assert "PSNR" in table and ("unavailable" in table or record["denoised"]["lpips"] is not None)
+    assert any(str(f).endswith("results.json") for f in files)
+
+
+def test_sample_grid(served):
+    client, model = served
+    x_t, x0_hat, status, record, files = client.predict(model, 1, 2, 3, api_name="/sample")
+    assert read(x_t).shape == (20, 38, 3)  # imaging.grid: 2 tiles of 16 px with 2 px white gaps
+    assert read(x0_hat).shape == (20, 38, 3)
+    assert record["n"] == 2 and "Done" in status
+    assert sum(str(f).endswith(".png") for f in files) == 2
+
+
+def test_restore_dps_single(served):
+    client, model = served
+    truth, meas, gallery, table, plot, status, record, files = client.predict(*restore_args(model), api_name="/restore")
+    assert read(meas).shape == read(truth).shape == (16, 16, 3)
+    assert [g["caption"].split(":")[0] for g in gallery] == ["DPS", "DPS"]
+    assert table["headers"][:3] == ["method", "PSNR (dB)", "SSIM"]
+    assert [row[0] for row in table["data"]] == ["DPS"]
+    assert record["sigma_y"] == 0.05 and record["operator"]["operator"] == "gaussian_blur"
+    assert record["results"][0]["nfe"] == 3
+    assert len(record["traces"]["dps"]["psnr"]) == 3  # every step streamed and scored
+    assert json.loads(plot["plot"])["data"]
+
+
+def test_restore_compare_all_inpainting(served):
+    client, model = served
+    out = client.predict(*restore_args(model, operator="box_inpaint", method="compare"), api_name="/restore")
+    record = out[6]
+    methods = [r["method"] for r in record["results"]]
+    assert set(methods) == {"sdedit", "score_ald", "dps", "tv", "biharmonic"}
+    for row in record["results"]:
+        assert {"psnr", "ssim", "lpips", "residual", "seconds", "nfe"} <= set(row)
+    assert record["psnr_measurement"] > 0
+    assert len(out[2]) == 5  # one picture per method in the gallery
+
+
+def test_probe_pixel_changes_map(served):
+    client, model = served
+    first = client.predict(model, IMAGE, None, 0, 200, 3, 4, "denoiser", api_name="/probe")
+    second = client.predict(model, IMAGE, None, 0, 200, 12, 9, "denoiser", api_name="/probe")
+    x_t, maps, energy, text, record, files = first
+    assert read(x_t).shape == (256, 256, 3)  # the clickable view: 16 px enlarged 16x (nearest neighbour)
+    a, b = heatmaps(maps), heatmaps(second[1])
+    assert len(a) == 3 and a[0].size == 16 * 16
+    assert not np.allclose(a[0], b[0])
+    assert record["pixel"] == [3, 4] and second[4]["pixel"] == [12, 9]
+    assert {"r50", "r90", "n_eff", "fd_vs_jvp_rel_err"} <= set(record)
+    assert len(record["sweep"]) >= 6 and "r50" in text
+    assert len(json.loads(energy["plot"])["data"]) == len(record["sweep"])
+
+
+def test_spectrum(served):
+    client, model = served
+    sv, vectors, limit, text, record, files = client.predict(
+        model, IMAGE, None, 0, ["50", "400"], 2, 3, api_name="/spectrum"
+    )
+    assert [r["t"] for r in record["timesteps"]] == [50, 400]
+    for r in record["timesteps"]:
+        assert len(r["singular_values_Js"]) == 2 and r["singular_values_Js"][0] > 0
+        assert r["rho_Jf"] > 0
+    assert "rho(J_f)" in text
+    assert json.loads(vectors["plot"])["data"]
+
+
+def test_uploads_any_format(served, tmp_path):
+    client, model = served
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (300, 200), (255, 0, 0, 128)).save(rgba)
+    gray = tmp_path / "gray.jpg"
+    Image.new("L", (40, 90), 128).save(gray)
+    for path in (rgba, gray):
+        noisy, *_ = client.predict(
+            model, "(uploaded file)", gradio_client.handle_file(str(path)), 0, 50, 2, api_name="/denoise"
+        )
+        assert read(noisy).shape == (16, 16, 3)
+
+
+def test_bad_input_is_an_error_not_a_crash(served, tmp_path):
+    """Each bad input gives a clear AppError (a gr.Error in the UI); the app keeps answering afterwards."""
+    client, model = served
+    up = "(uploaded file)"
+    text = tmp_path / "notes.txt"
+    text.write_text("certainly not a picture")
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (8, 8)).save(tiny)
+    huge = tmp_path / "huge.png"
+    Image.new("1", (12000, 9000)).save(huge)  # 108 megapixels in a few kB: a decompression bomb
+    cases = {
+        "not an image": (
+            (model, up, gradio_client.handle_file(str(text)), 0, 100, 2),
+            "/denoise",
+            "not a readable image",
+        ),
+        "tiny image": ((model, up, gradio_client.handle_file(str(tiny)), 0, 100, 2), "/denoise", "at least 16 px"),
+        "huge image": ((model, up, gradio_client.handle_file(str(huge)), 0, 100, 2), "/denoise", "not a readable"),
+        "upload missing": ((model, up, None, 0, 100, 2), "/denoise", "Upload an image first"),
+        "no image": ((model, "", None, 0, 200, 3, 3, "denoiser"), "/probe", "Choose an image"),
+        "no pixel": ((model, IMAGE, None, 0, 200, None, None, "denoiser"), "/probe", "Click a pixel"),
+        "pixel outside": ((model, IMAGE, None, 0, 200, 40, 3, "denoiser"), "/probe", "between 0 and 15"),
+        "t out of range": ((model, IMAGE, None, 0, 5000, 2), "/denoise", "greater than maximum|between"),
+        "bad operator": (restore_args(model, operator="motion_blur"), "/restore", "not in the list|Unknown operator"),
+        "no timesteps": ((model, IMAGE, None, 0, [], 2, 3), "/spectrum", "at least one timestep"),
+        # offline: refused in ~2 s without the hub's minute of retries; online: the hub answers 404
+        "hub unreachable": (("diffdemo-tests/no-such-model", IMAGE, None, 0, 100, 2), "/denoise", "Model unavailable"),
+        "missing folder": ((str(tmp_path / "nothing"), IMAGE, None, 0, 100, 2), "/denoise", "Model unavailable"),
+    }
+    for name, (args, api, match) in cases.items():
+        with pytest.raises(gradio_client.exceptions.AppError, match=match):
+            client.predict(*args, api_name=api)
+        if name == "hub unreachable":  # a failed model load must not poison the next call
+            assert read(client.predict(model, IMAGE, None, 0, 50, 1, api_name="/denoise")[0]).shape == (16, 16, 3)
+    noisy, *_ = client.predict(model, IMAGE, None, 0, 50, 1, api_name="/denoise")
+    assert read(noisy).shape == (16, 16, 3)
+
+
+def test_restore_with_drawn_mask(served, tmp_path):
+    client, model = served
+    layer = np.zeros((256, 256, 4), np.uint8)
+    layer[64:160, 32:224] = (255, 0, 0, 255)  # a painted band across the middle of the enlarged canvas
+    path = tmp_path / "layer.png"
+    Image.fromarray(layer).save(path)
+    editor = {"background": None, "layers": [gradio_client.handle_file(str(path))], "composite": None}
+    args = restore_args(model, operator="box_inpaint", box="drawn", method="dps", steps=2) + [editor]
+    record = client.predict(*args, api_name="/restore")[6]
+    assert record["operator"]["operator"] == "drawn_mask"
+    assert abs(record["operator"]["hole_fraction"] - (96 * 192) / 256**2) < 0.05
+    empty = {"background": None, "layers": [], "composite": None}
+    with pytest.raises(gradio_client.exceptions.AppError, match="drawn mask is empty"):
+        client.predict(*(restore_args(model, operator="box_inpaint", box="drawn") + [empty]), api_name="/restore")

@@ -82,8 +82,8 @@ def main(argv=None) -> dict:
         "probe_jvp": lambda: A.jacobian_columns(model, x_t, t, pixel, method="jvp"),
         "probe_central": lambda: A.jacobian_columns(model, x_t, t, pixel, method="central"),
         "probe_jvp+central": lambda: A.probe(model, x_t, t, pixel),
-        "energy_sweep_10t": lambda: A.energy_sweep(model, x0, pixel, sweep_ts, seed=0),
-        "energy_sweep_10t_central": lambda: A.energy_sweep(model, x0, pixel, sweep_ts, seed=0, method="central"),
+        "energy_sweep_10t": lambda: A.energy_sweep(model, x0, pixel, sweep_ts, seed=0),  # central differences
+        "energy_sweep_10t_jvp": lambda: A.energy_sweep(model, x0, pixel, sweep_ts, seed=0, method="jvp"),
         "lanczos_iteration": lambda: ops.rmatvec(ops.matvec(v)),
         "arnoldi_step": lambda: ops.matvec(v),
     }
@@ -130,7 +130,7 @@ def write_markdown(path: Path, result: dict) -> None:
         "",
         "probe_* = the three columns J_s, J_f, J_D at one pixel from one JVP (or one batch-2 central difference);",
         "probe_jvp+central = `analysis.probe` with the FD-vs-JVP comparison; energy_sweep_10t = 10 timesteps in one",
-        "batched JVP; lanczos_iteration = one JVP + one VJP (the VJP reuses the forward graph built once per state);",
+        "batched central difference (the default), energy_sweep_10t_jvp the same by one batched JVP; lanczos_iteration = one JVP + one VJP (the VJP reuses the forward graph built once per state);",
         "arnoldi_step = one JVP.",
         "",
     ]

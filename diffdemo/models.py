@@ -68,9 +68,9 @@ class UNetModel(DiffusionModel):
     """A diffusers ``UNet2DModel`` with the schedule of its ``DDPMScheduler`` config."""
 
     def __init__(self, unet, scheduler_config: dict | None = None, name: str = "unet", device=None):
-        self.unet = unet.eval().requires_grad_(False)
         self.device = torch.device(device) if device is not None else default_device()
-        self.unet.to(self.device)
+        # channels_last: ~1.4x faster convolutions on this CPU (64 px faces64 forward 96 -> 67 ms, measured)
+        self.unet = unet.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
         self.scheduler_config = dict(scheduler_config or {})
         self.schedule = Schedule.from_config(self.scheduler_config)
         self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
@@ -84,7 +84,7 @@ class UNetModel(DiffusionModel):
         t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
         if t_in.ndim == 0:
             t_in = t_in.expand(x.shape[0])
-        out = self.unet(x, t_in).sample
+        out = self.unet(x.contiguous(memory_format=torch.channels_last), t_in).sample.contiguous()
         if self.prediction_type == "epsilon":
             return out
         a = self._abar(t, x)

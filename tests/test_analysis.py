@@ -175,9 +175,13 @@ def test_energy_sweep_batches_timesteps_like_single_probes(tiny_model, face64):
     chunked = A.energy_sweep(m, x0, pixel, ts, seed=2, max_batch=1)
     assert [c.t for c in curves] == ts and calls[-1] == 1.0
     for c, d, t in zip(curves, chunked, ts):
-        single = A.probe(m, A.state_at(m, x0, t, 2), t, pixel, compare=False)
-        assert A.relative_error(c.column, single.columns["denoiser"]) < 1e-4
-        assert A.relative_error(d.column, c.column) < 1e-4
+        x_t = A.state_at(m, x0, t, 2)
+        single = A.probe(m, x_t, t, pixel, method="central", compare=False)  # the sweep's default method
+        # batch composition changes float32 rounding in the convolutions, amplified by 1/(2 eps) = 50
+        assert A.relative_error(c.column, single.columns["denoiser"]) < 1e-3
+        exact = A.probe(m, x_t, t, pixel, method="jvp", compare=False)
+        assert A.relative_error(c.column, exact.columns["denoiser"]) < 1e-2
+        assert A.relative_error(d.column, c.column) < 1e-3
         assert c.r50 == pytest.approx(single.energy.r50) and c.n_eff == pytest.approx(single.energy.n_eff, rel=1e-3)
         assert c.label == "J_D"
     sc = A.energy_sweep(m, x0, pixel, ts[:1], seed=2, energy_on="Js", exclude_centre=True)[0]

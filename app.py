@@ -18,6 +18,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from diffdemo.labels import METHOD_TITLES
+
 DEFAULT_IMAGE = "london_006_neutral"
 UPLOAD = "(uploaded file)"
 HEAVY = "network"  # one concurrency group for every event that runs the network: 2 CPU cores, not oversubscribed
@@ -31,16 +33,6 @@ OPERATOR_CHOICES = [
     ("Noise only (A = I)", "noise"),
 ]
 METHOD_CHOICES = [("SDEdit", "sdedit"), ("Score-ALD", "score_ald"), ("DPS", "dps"), ("Compare all", "compare")]
-METHOD_TITLES = {
-    "denoise": "Diffusion denoise",
-    "sdedit": "SDEdit",
-    "score_ald": "Score-ALD",
-    "dps": "DPS",
-    "wiener": "Wiener",
-    "richardson_lucy": "Richardson-Lucy",
-    "tv": "Total variation",
-    "biharmonic": "Biharmonic",
-}
 BOX_CHOICES = [("centre", "center"), ("eyes", "eyes"), ("mouth", "mouth"), ("drawn mask", "drawn")]
 SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
 SPECTRUM_TIMESTEPS = ("10", "50", "100", "200", "400", "700", "950")

@@ -21,6 +21,7 @@ import torch
 
 from diffdemo import baselines, metrics
 from diffdemo.imaging import bundled_images, load_image, to_tensor, to_uint8
+from diffdemo.labels import METHOD_TITLES
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
 from diffdemo.restore import DEFAULTS, DIFFUSION_METHODS, make_problem, params_for, restore
@@ -32,16 +33,6 @@ TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4
     "inpaint": ("box_inpaint", {"preset": "center"}),
 }
 TASK_TITLES = {"deblur": "Gaussian deblurring", "inpaint": "box inpainting"}
-METHOD_TITLES = {
-    "denoise": "Diffusion denoise (no data term)",
-    "sdedit": "SDEdit",
-    "score_ald": "Score-ALD",
-    "dps": "DPS",
-    "wiener": "Wiener",
-    "richardson_lucy": "Richardson-Lucy",
-    "tv": "Total variation",
-    "biharmonic": "Biharmonic",
-}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 DPS_COST = 3  # one DPS step = forward + backward through the UNet: about 3 forward evaluations (bench_engine.py)
 

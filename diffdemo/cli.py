@@ -36,6 +36,13 @@ def _positive(kind):
     return parse
 
 
+def add_model_image_size(p) -> None:
+    """The --model / --image / --size options shared by every command that works on one image."""
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
+    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
+    p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
+
+
 # --- restore ---------------------------------------------------------------------------------------
 RESTORE_HELP = """Defaults (64 px faces): denoise steps=250 from the t matched to sigma_y; sdedit t0=300, steps=150;
 score_ald zeta=1.0, steps=250; dps scale=3.0, steps=250; wiener balance=0.03; richardson_lucy 30 iterations;
@@ -54,12 +61,10 @@ def add_restore(sub) -> None:
         epilog=RESTORE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
+    add_model_image_size(p)
     p.add_argument("--method", default="dps", choices=METHODS)
     p.add_argument("--operator", default="gaussian_blur", choices=OPERATORS)
-    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
     p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std in [-1, 1] units")
     p.add_argument("--steps", type=_positive(int), help="reverse steps (strided)")
     p.add_argument("--seed", type=int, default=0)
@@ -236,9 +241,7 @@ def add_probe(sub) -> None:
         "at pixel (X, Y) of the image noised to t (seeded), their energy within radius r, and the relative error of "
         "central differences against the exact JVP.",
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
-    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
-    p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
+    add_model_image_size(p)
     p.add_argument("--pixel", type=int, nargs=2, metavar=("X", "Y"), required=True, help="column X, row Y")
     p.add_argument("--t", type=int, required=True, help="timestep of the probe")
     p.add_argument("--t-sweep", help="comma-separated timesteps for the energy sweep, e.g. 50,100,200")
@@ -327,9 +330,7 @@ def add_spectrum(sub) -> None:
         "Also the explicit-Euler step limit h <= -2 Re(lambda)/|lambda|^2 over the Ritz values of J_s, next to the "
         "step h = 1 - abar_t/abar_(t-stride) of the strided run (--steps).",
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
-    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
-    p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
+    add_model_image_size(p)
     p.add_argument("--t", default="50,200,500,800", help="comma-separated timesteps")
     p.add_argument("--k", type=_positive(int), default=4, help="singular triplets per operator")
     p.add_argument("--iters", type=_positive(int), default=30, help="subspace iterations (and Arnoldi steps)")

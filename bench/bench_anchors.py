@@ -36,8 +36,8 @@ from diffdemo import analysis, metrics  # noqa: E402
 from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
 from diffdemo.models import MODELS_DIR, UNetModel  # noqa: E402
 from diffdemo.operators import GaussianBlur  # noqa: E402
-from diffdemo.reproduce import auto_threads  # noqa: E402
 from diffdemo.samplers import dps, last_frame, sample  # noqa: E402
+from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import export  # noqa: E402
 
 SIGMA_Y = 0.05  # [-1, 1] units

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from diffdemo.models import MODELS_DIR, DiffusionModel, UNetModel, load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
-from diffdemo.reproduce import auto_threads  # noqa: E402
 from diffdemo.samplers import dps, last_frame, sample  # noqa: E402
+from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
 
 HARDWARE = "2-core Intel Xeon @ 2.5 GHz (no AMX), no GPU"

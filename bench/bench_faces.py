@@ -24,9 +24,9 @@ from diffdemo import metrics
 from diffdemo.imaging import bundled_images, load_image, to_tensor
 from diffdemo.models import load_model
 from diffdemo.operators import make_operator
-from diffdemo.reproduce import auto_threads
 from diffdemo.restore import DEFAULTS, diffusion_frames, make_problem, params_for
 from diffdemo.samplers import denoise, last_frame, noise_image
+from diffdemo.threads import auto_threads
 
 WIENER_BALANCES = (0.003, 0.01, 0.03, 0.1, 0.3)
 

@@ -26,6 +26,7 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
 from diffdemo.restore import DEFAULTS, DIFFUSION_METHODS, make_problem, params_for, restore
 from diffdemo.samplers import denoise, last_frame, noise_image, sample
+from diffdemo.threads import auto_threads
 
 DEFAULT_IMAGE = "london_006_neutral"
 TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4)
@@ -915,22 +916,6 @@ def _md_table_to_html(md: str) -> str:
     for r in body:
         out.append("<tr>" + "".join(f"<td>{html.escape(c.strip().strip('*'))}</td>" for c in r) + "</tr>")
     return "".join(out) + "</table>"
-
-
-def auto_threads() -> int:
-    """Intra-op threads for torch: the cores not already busy (at least 1).
-
-    On a CPU shared with another job (say, training), torch's OpenMP workers spin against it: a 64 px UNet
-    forward measured 10-15x slower with 2 threads than with 1 on a 2-core machine running a training job.
-    """
-    import os
-
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def reproduce(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from diffdemo.defaults import params_for
 from diffdemo.labels import METHOD_TITLES
 
 DEFAULT_IMAGE = "london_006_neutral"
@@ -591,6 +592,15 @@ def operator_widgets(operator, box):
     )
 
 
+def task_defaults(operator):
+    """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py)."""
+    return (
+        params_for("sdedit", operator)["t0"],
+        params_for("score_ald", operator)["zeta"],
+        params_for("dps", operator)["scale"],
+    )
+
+
 def method_widgets(method):
     return (
         gr.Slider(visible=method in ("sdedit", "compare")),
@@ -893,9 +903,10 @@ def build_app() -> gr.Blocks:
                         )
                     with gr.Column(scale=1):
                         ip_method = gr.Radio(METHOD_CHOICES, value="dps", label="Method")
-                        ip_t0 = gr.Slider(1, 999, value=300, step=1, label="SDEdit t0 (start timestep)", visible=False)
-                        ip_zeta = gr.Slider(0.0, 10.0, value=1.0, step=0.1, label="Score-ALD zeta", visible=False)
-                        ip_scale = gr.Slider(0.0, 20.0, value=3.0, step=0.1, label="DPS scale (step size lambda)")
+                        t0, zeta, scale = task_defaults("gaussian_blur")
+                        ip_t0 = gr.Slider(1, 999, value=t0, step=1, label="SDEdit t0 (start timestep)", visible=False)
+                        ip_zeta = gr.Slider(0.0, 10.0, value=zeta, step=0.1, label="Score-ALD zeta", visible=False)
+                        ip_scale = gr.Slider(0.0, 20.0, value=scale, step=0.1, label="DPS scale (step size lambda)")
                         ip_steps = gr.Slider(
                             1, 1000, value=100, step=1, label="reverse steps (strided)", elem_id="ip-steps"
                         )
@@ -1072,6 +1083,7 @@ def build_app() -> gr.Blocks:
         ip_op.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **light)
         ip_box.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **light)
         ip_method.change(method_widgets, ip_method, [ip_t0, ip_zeta, ip_scale], **light)
+        ip_op.change(task_defaults, ip_op, [ip_t0, ip_zeta, ip_scale], **light)
         gr.on([ip_box.change, working.change], mask_canvas, picked, ip_mask, **light)
         ip_evt = ip_run.click(
             run_restore,

@@ -44,21 +44,22 @@ def add_model_image_size(p) -> None:
 
 
 # --- restore ---------------------------------------------------------------------------------------
-RESTORE_HELP = """Defaults (64 px faces): denoise steps=250 from the t matched to sigma_y; sdedit t0=300, steps=150;
-score_ald zeta=1.0, steps=250; dps scale=3.0, steps=250; wiener balance=0.03; richardson_lucy 30 iterations;
-tv weight=0.01. Operators: gaussian_blur (13x13, std 2 px at 64 px; DPS's 61x61, std 3 at 256 px),
+RESTORE_HELP = """Operators: gaussian_blur (13x13, std 2 px at 64 px; DPS's 61x61, std 3 at 256 px),
 box_inpaint (centred half-size box), random_inpaint (half the pixels dropped), noise (identity).
-sigma_y is in [-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)."""
+sigma_y is in [-1, 1] image units (0.05 = 0.025 on a [0, 1] scale); denoise starts from the t matched to sigma_y.
+Defaults (64 px faces; steps are strided reverse steps):
+"""
 
 
 def add_restore(sub) -> None:
+    from diffdemo.defaults import describe_defaults
     from diffdemo.operators import OPERATORS
     from diffdemo.restore import METHODS
 
     p = sub.add_parser(
         "restore",
         help="measure an image and restore it",
-        epilog=RESTORE_HELP,
+        epilog=RESTORE_HELP + describe_defaults(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_image_size(p)

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from diffdemo import baselines, metrics
+from diffdemo.defaults import params_for
 from diffdemo.imaging import bundled_images, load_image, to_tensor, to_uint8
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
-from diffdemo.restore import DEFAULTS, DIFFUSION_METHODS, make_problem, params_for, restore
+from diffdemo.restore import DIFFUSION_METHODS, make_problem, restore
 from diffdemo.samplers import denoise, last_frame, noise_image, sample
 from diffdemo.threads import auto_threads
 
@@ -288,13 +289,13 @@ class Figures:
         self.entries.append({"key": key, "title": title, "sentence": sentence, "files": files})
 
 
-def _table_params(method: str) -> dict:
-    """The swept parameter of a method at its default value (so sweeps and the table share runs)."""
+def _table_params(method: str, operator: str) -> dict:
+    """The swept parameter of a method at its default for the task (so sweeps and the table share runs)."""
     swept = {"sdedit": ("t0", int), "score_ald": ("zeta", float), "dps": ("scale", float)}
     if method not in swept:
         return {}
     name, kind = swept[method]
-    return {name: kind(DEFAULTS[method][name])}
+    return {name: kind(params_for(method, operator)[name])}
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -377,7 +378,10 @@ class Reproduction:
                 plan += [("dps", task, n, (("scale", float(s)),)) for s in b.dps_scales]
         for task in TASKS:
             for n in self.table_names:
-                plan += [(m, task, n, tuple(sorted(_table_params(m).items()))) for m in self.table_methods(task)]
+                plan += [
+                    (m, task, n, tuple(sorted(_table_params(m, self.ops[task].name).items())))
+                    for m in self.table_methods(task)
+                ]
         seen, unique = set(), []
         for key in plan:
             if key not in seen:
@@ -590,7 +594,10 @@ class Reproduction:
         table = []
         for task in TASKS:
             for method in self.table_methods(task):
-                runs = [self.restoration(method, task, n, **_table_params(method)) for n in self.table_names]
+                runs = [
+                    self.restoration(method, task, n, **_table_params(method, self.ops[task].name))
+                    for n in self.table_names
+                ]
                 row = {"task": task, "method": method, "images": len(runs), "nfe": runs[0]["nfe"]}
                 for m in ("psnr", "ssim", "lpips", "seconds"):
                     vals = [r[m] for r in runs]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffdemo import baselines, metrics
+from diffdemo.defaults import params_for
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.samplers import Frame, dps, reverse_process, score_ald, sdedit
@@ -19,18 +20,6 @@ from diffdemo.schedule import strided_timesteps
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES
-
-# Per-method defaults for the 64 px faces problems (tuned on the bundled test images; see README).
-DEFAULTS = {
-    "denoise": {"steps": 250},
-    "sdedit": {"t0": 300, "steps": 150},
-    "score_ald": {"zeta": 1.0, "steps": 250},
-    "dps": {"scale": 3.0, "steps": 250},
-    "wiener": {"balance": 0.03},
-    "richardson_lucy": {"num_iter": 30},
-    "tv": {"weight": 0.01, "num_iter": 60},
-    "biharmonic": {},
-}
 
 
 @dataclass
@@ -60,19 +49,12 @@ def matched_timestep(model: DiffusionModel, sigma: float) -> int:
     return int(torch.argmin((ratio - sigma**2).abs()))
 
 
-def params_for(method: str, **overrides) -> dict:
-    """The method's defaults updated with the given non-None overrides."""
-    params = dict(DEFAULTS.get(method, {}))
-    params.update({k: v for k, v in overrides.items() if v is not None})
-    return params
-
-
 def diffusion_frames(
     model: DiffusionModel, method: str, problem: Problem, every: int = 1, **overrides
 ) -> Iterator[Frame]:
     """The frame generator of a diffusion method on a problem (parameters: defaults + overrides)."""
-    p = params_for(method, **overrides)
     op, y, seed = problem.operator, problem.y, problem.seed
+    p = params_for(method, op.name, **overrides)
     steps = int(p["steps"])
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -96,6 +78,7 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, **overr
     """Run one method to the end; return the reconstruction, its metrics, time and network evaluations."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    params = params_for(method, problem.operator.name, **overrides)
     start = time.perf_counter()
     if method in DIFFUSION_METHODS:
         if model is None:
@@ -106,7 +89,7 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, **overr
         x_hat, nfe = frame.x_t.cpu(), frame.nfe
     else:
         x_hat, nfe = (
-            baselines.restore_baseline(method, problem.y, problem.operator, **params_for(method, **overrides)),
+            baselines.restore_baseline(method, problem.y, problem.operator, **params),
             0,
         )
     seconds = time.perf_counter() - start
@@ -119,5 +102,5 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, **overr
         "psnr_measurement": metrics.psnr(problem.y, problem.x0),
         "seconds": seconds,
         "nfe": nfe,
-        "params": params_for(method, **overrides),
+        "params": params,
     }

@@ -139,6 +139,23 @@ def test_restore_runs_every_method_on_one_problem(tiny_model, face64):
         make_problem(x0, GaussianBlur(5, 1.0), -1.0)
 
 
+def test_task_defaults_sit_between_method_defaults_and_overrides(tiny_model, face64, monkeypatch):
+    from diffdemo import defaults
+
+    monkeypatch.setitem(defaults.TASK_DEFAULTS, "box_inpaint", {"dps": {"scale": 7.5}})
+    assert defaults.params_for("dps")["scale"] == defaults.DEFAULTS["dps"]["scale"]
+    assert defaults.params_for("dps", "gaussian_blur")["scale"] == defaults.DEFAULTS["dps"]["scale"]
+    assert defaults.params_for("dps", "box_inpaint")["scale"] == 7.5
+    assert defaults.params_for("dps", "box_inpaint", scale=None)["scale"] == 7.5  # None means "not given"
+    assert defaults.params_for("dps", "box_inpaint", scale=1.0)["scale"] == 1.0
+    assert "box_inpaint: scale=7.5" in defaults.describe_defaults()
+    x0 = torch.nn.functional.avg_pool2d(face64, 4)
+    inpaint = make_problem(x0, BoxInpaint(16, (4, 4, 8, 8)), 0.05, seed=0)
+    blur = make_problem(x0, GaussianBlur(5, 1.0), 0.05, seed=0)
+    assert restore(tiny_model, "dps", inpaint, steps=2)["params"]["scale"] == 7.5
+    assert restore(tiny_model, "dps", blur, steps=2)["params"]["scale"] == defaults.DEFAULTS["dps"]["scale"]
+
+
 def test_matched_timestep(tiny_model):
     t = matched_timestep(tiny_model, 0.1)
     abar = tiny_model.schedule.abar(t)

@@ -1,0 +1,43 @@
+"""Default parameters of every restoration method: per method, and per task where a task is better served.
+
+Tuned on the six bundled held-out test images at 64 px (``bench/bench_faces.py``; the table is in the README).
+Free of torch so that the app can show them before the engine loads.
+"""
+
+from __future__ import annotations
+
+DEFAULTS: dict[str, dict] = {
+    "denoise": {"steps": 250},
+    "sdedit": {"t0": 300, "steps": 150},
+    "score_ald": {"zeta": 1.0, "steps": 250},
+    "dps": {"scale": 3.0, "steps": 250},
+    "wiener": {"balance": 0.03},
+    "richardson_lucy": {"num_iter": 30},
+    "tv": {"weight": 0.01, "num_iter": 60},
+    "biharmonic": {},
+}
+
+# Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
+TASK_DEFAULTS: dict[str, dict[str, dict]] = {}
+
+
+def describe_defaults() -> str:
+    """One line per method with its defaults and per-task values, for help texts."""
+    lines = []
+    for method, params in DEFAULTS.items():
+        text = ", ".join(f"{k}={v:g}" for k, v in params.items()) or "no parameters"
+        per_task = [
+            f"{task}: " + ", ".join(f"{k}={v:g}" for k, v in methods[method].items())
+            for task, methods in TASK_DEFAULTS.items()
+            if method in methods
+        ]
+        lines.append(f"  {method}: {text}" + (f" ({'; '.join(per_task)})" if per_task else ""))
+    return "\n".join(lines)
+
+
+def params_for(method: str, task: str | None = None, **overrides) -> dict:
+    """The method's defaults, then its defaults for ``task`` (an operator name), then the non-None overrides."""
+    params = dict(DEFAULTS.get(method, {}))
+    params.update(TASK_DEFAULTS.get(task, {}).get(method, {}))
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return params

@@ -151,7 +151,7 @@ def train(args) -> dict:
         flip = torch.rand(args.batch_size, generator=gen) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         t = torch.randint(schedule.T, (args.batch_size,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
+        noise = torch.randn(x0.shape, generator=gen).contiguous(memory_format=torch.channels_last)
         a = abar[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # eq. 3
         lr = args.lr * min(1.0, (step + 1) / args.warmup)

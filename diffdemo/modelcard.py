@@ -100,7 +100,7 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 
 | | |
 |---|---|
-| architecture | UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} layer per block, attention at the lowest resolution (8x8), {model.n_params / 1e6:.2f} M parameters |
+| architecture | UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} layer per block, attention at the lowest resolution (8x8), GroupNorm {cfg.norm_num_groups} groups, {model.n_params / 1e6:.2f} M parameters |
 | data | `assets/data/london_faces_train.npz` (234 images, random horizontal flips) |
 | optimisation | AdamW, lr 3e-4 (200 warm-up steps), batch {state.get("batch_size", 32)}, grad-norm clip 1, EMA 0.999, float32 |
 | steps trained | {state.get("step", "?")} ({state.get("step", 0) * state.get("batch_size", 32):,} samples seen) |
@@ -117,7 +117,7 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 
 ## Reproduce
 ```
-python -m diffdemo.train --steps {state.get("step", 8000)} --resume   # continues from this folder or a local checkpoint
+python -m diffdemo.train --steps {state.get("step", 8000)} --resume --norm-groups {cfg.norm_num_groups}   # continues from this folder or a local checkpoint
 python -m diffdemo.modelcard                                        # regenerates this card, the grid and the curve
 ```
 

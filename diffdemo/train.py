@@ -28,8 +28,16 @@ CKPT_DIR = ROOT / "checkpoints" / "faces64"
 STATE_FILE = "training_state.json"
 
 
-def build_unet(sample_size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 128)):
-    """The faces64 architecture: diffusers UNet2DModel, one ResNet layer per block, attention at the lowest resolution."""
+def build_unet(sample_size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 128), norm_groups: int = 8):
+    """The faces64 architecture: diffusers UNet2DModel, one ResNet layer per block, attention at the lowest resolution.
+
+    ``norm_groups``: GroupNorm groups. With as many groups as the first block has channels (32 on 32, which
+    faces64 up to step 4,115 used) every group is one channel: instance normalisation, which erases each
+    channel's spatial mean. The network then cannot see the image's average colour: measured on faces64 at
+    step 4,115, eps_theta explained ~1% of the variance of the noise's per-channel mean at t = 300..900
+    (against 99.9% of the noise overall), and samples came out with strong global colour casts. 8 groups keep
+    4+ channels per group, as the DDPM reference models do (32 groups on 128 channels).
+    """
     from diffusers import UNet2DModel
 
     n = len(channels)
@@ -42,7 +50,7 @@ def build_unet(sample_size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 
         down_block_types=("DownBlock2D",) * (n - 1) + ("AttnDownBlock2D",),
         up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
         attention_head_dim=32,
-        norm_num_groups=min(32, channels[0]),
+        norm_num_groups=min(norm_groups, channels[0]),
     )
 
 
@@ -118,8 +126,8 @@ def train(args) -> dict:
     schedule = Schedule.linear()
     abar = schedule.alpha_bar.float()
     # channels_last: about 1.2x faster convolutions on this CPU (measured); bf16 only pays off with AMX
-    model = build_unet().to(memory_format=torch.channels_last)
-    ema = build_unet()
+    model = build_unet(norm_groups=args.norm_groups).to(memory_format=torch.channels_last)
+    ema = build_unet(norm_groups=args.norm_groups)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
@@ -208,6 +216,13 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--norm-groups",
+        type=int,
+        default=8,
+        help="GroupNorm groups (8; 32 on 32 channels is instance norm and loses colour). Resuming from weights "
+        "trained with another value warm-starts from them: GroupNorm's parameters do not depend on it",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--bf16", action="store_true", help="bf16 autocast: ~1.6x faster on CPUs with AMX, 2x slower without"

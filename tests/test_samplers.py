@@ -142,7 +142,7 @@ def test_restore_runs_every_method_on_one_problem(tiny_model, face64):
 def test_task_defaults_sit_between_method_defaults_and_overrides(tiny_model, face64, monkeypatch):
     from diffdemo import defaults
 
-    monkeypatch.setitem(defaults.TASK_DEFAULTS, "box_inpaint", {"dps": {"scale": 7.5}})
+    monkeypatch.setattr(defaults, "TASK_DEFAULTS", {"box_inpaint": {"dps": {"scale": 7.5}}})
     assert defaults.params_for("dps")["scale"] == defaults.DEFAULTS["dps"]["scale"]
     assert defaults.params_for("dps", "gaussian_blur")["scale"] == defaults.DEFAULTS["dps"]["scale"]
     assert defaults.params_for("dps", "box_inpaint")["scale"] == 7.5

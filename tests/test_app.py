@@ -229,3 +229,16 @@ def test_restore_with_drawn_mask(served, tmp_path):
     empty = {"background": None, "layers": [], "composite": None}
     with pytest.raises(gradio_client.exceptions.AppError, match="drawn mask is empty"):
         client.predict(*(restore_args(model, operator="box_inpaint", box="drawn") + [empty]), api_name="/restore")
+
+
+def test_restore_sliders_follow_the_operators_tuned_defaults():
+    import app
+    from diffdemo.defaults import params_for
+
+    for op in ("gaussian_blur", "box_inpaint", "random_inpaint"):
+        assert app.task_defaults(op) == (
+            params_for("sdedit", op)["t0"],
+            params_for("score_ald", op)["zeta"],
+            params_for("dps", op)["scale"],
+        )
+    assert app.task_defaults("gaussian_blur") != app.task_defaults("box_inpaint")  # deblurring has its own values

@@ -450,6 +450,7 @@ def run_restore(
     scale,
     steps,
     mask_layers=None,
+    dps_normalize=True,
     progress=gr.Progress(),
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
@@ -470,7 +471,7 @@ def run_restore(
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
     y = problem.y
-    overrides = {"steps": steps, "t0": t0, "zeta": zeta, "scale": scale}
+    overrides = {"steps": steps, "t0": t0, "zeta": zeta, "scale": scale, "normalize": bool(dps_normalize)}
     every = _every(steps, 25 if len(methods) == 1 else 12)
     runs = {m: diffusion_frames(model, m, problem, every=every, **overrides) for m in methods}
     traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
@@ -606,6 +607,7 @@ def method_widgets(method):
         gr.Slider(visible=method in ("sdedit", "compare")),
         gr.Slider(visible=method in ("score_ald", "compare")),
         gr.Slider(visible=method in ("dps", "compare")),
+        gr.Checkbox(visible=method in ("dps", "compare")),
     )
 
 
@@ -907,6 +909,11 @@ def build_app() -> gr.Blocks:
                         ip_t0 = gr.Slider(1, 999, value=t0, step=1, label="SDEdit t0 (start timestep)", visible=False)
                         ip_zeta = gr.Slider(0.0, 10.0, value=zeta, step=0.1, label="Score-ALD zeta", visible=False)
                         ip_scale = gr.Slider(0.0, 20.0, value=scale, step=0.1, label="DPS scale (step size lambda)")
+                        ip_normalize = gr.Checkbox(
+                            True,
+                            label="DPS: normalised step lambda g/||g|| (eq. 29)",
+                            info="off: the raw step lambda g of Chung et al.'s code (retune lambda: try 1-5)",
+                        )
                         ip_steps = gr.Slider(
                             1, 1000, value=100, step=1, label="reverse steps (strided)", elem_id="ip-steps"
                         )
@@ -1082,7 +1089,7 @@ def build_app() -> gr.Blocks:
         # ---- Inverse problems ----
         ip_op.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **light)
         ip_box.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **light)
-        ip_method.change(method_widgets, ip_method, [ip_t0, ip_zeta, ip_scale], **light)
+        ip_method.change(method_widgets, ip_method, [ip_t0, ip_zeta, ip_scale, ip_normalize], **light)
         ip_op.change(task_defaults, ip_op, [ip_t0, ip_zeta, ip_scale], **light)
         gr.on([ip_box.change, working.change], mask_canvas, picked, ip_mask, **light)
         ip_evt = ip_run.click(
@@ -1102,6 +1109,7 @@ def build_app() -> gr.Blocks:
                 ip_scale,
                 ip_steps,
                 ip_mask,
+                ip_normalize,
             ],  # fmt: skip
             [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
             api_name="restore",

@@ -61,13 +61,20 @@ def run_baseline(method: str, problem, **params) -> torch.Tensor:
     )
 
 
+def _value(text: str) -> float | bool:
+    """'2' -> 2.0, 'false' -> False."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return float(text)
+
+
 def parse_sets(items: list[str]) -> dict[str, list[dict]]:
-    """'dps.scale=2,3' -> {'dps': [{'scale': 2.0}, {'scale': 3.0}]}."""
+    """'dps.scale=2,3' -> {'dps': [{'scale': 2.0}, {'scale': 3.0}]}; 'dps.normalize=false' -> [{'normalize': False}]."""
     out: dict[str, list[dict]] = {}
     for item in items:
         key, values = item.split("=")
         method, param = key.split(".")
-        out.setdefault(method, []).extend({param: float(v)} for v in values.split(","))
+        out.setdefault(method, []).extend({param: _value(v)} for v in values.split(","))
     return out
 
 
@@ -78,6 +85,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--box", default="eyes", choices=["eyes", "mouth", "center"])
     ap.add_argument("--set", nargs="*", default=[], help="parameter sweeps, e.g. dps.scale=2,3,4 sdedit.t0=200,300")
+    ap.add_argument("--fix", nargs="*", default=[], help="a parameter held in every run, e.g. dps.normalize=false")
     ap.add_argument("--methods", default="sdedit,score_ald,dps")
     ap.add_argument("--tasks", default="deblur,inpaint")
     ap.add_argument("--denoise", action="store_true", help="also the Task 2 table: PSNR vs starting t")
@@ -88,6 +96,7 @@ def main(argv=None) -> dict:
     model = load_model(args.model, device="cpu")
     names, x0 = test_batch(model.size)
     sweeps = parse_sets(args.set)
+    fixed = {m: {k: v for d in ds for k, v in d.items()} for m, ds in parse_sets(args.fix).items()}
     results: dict = {"model": args.model, "images": names, "tasks": {}}
     tasks = {
         "deblur": make_operator("gaussian_blur", model.size),
@@ -99,9 +108,12 @@ def main(argv=None) -> dict:
         rows = {"measurement": score(problem.y, x0)}
         for method in args.methods.split(","):
             for extra in sweeps.get(method, [{}]):
+                extra = {**fixed.get(method, {}), **extra}
                 params = params_for(method, op.name, **extra, **({"steps": args.steps} if args.steps else {}))
                 x_hat, seconds = run_diffusion(model, method, problem, **params)
-                label = method + ("" if not extra else " " + ",".join(f"{k}={v:g}" for k, v in extra.items()))
+                label = " ".join(
+                    [method] + [f"{k}={v}" if isinstance(v, bool) else f"{k}={v:g}" for k, v in extra.items()]
+                )
                 rows[label] = {**score(x_hat, x0), "seconds": round(seconds, 1), "params": params}
                 print(f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  ({seconds:.0f} s)", flush=True)
         if task == "deblur":

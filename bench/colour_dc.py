@@ -19,33 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from diffdemo.modelcard import colour_dc_report  # noqa: E402
 from diffdemo.models import load_model  # noqa: E402
 from diffdemo.train import load_faces  # noqa: E402
-
-
-def dc_report(model, x0: torch.Tensor, ts, seed: int = 0) -> list[dict]:
-    gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for t in ts:
-        abar = model.schedule.alpha_bar[t].float()
-        noise = torch.randn(x0.shape, generator=gen)
-        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-        with torch.no_grad():
-            eps = model.eps(x_t, torch.full((len(x0),), t)).cpu()
-        dc_true, dc_pred = noise.mean((2, 3)), eps.mean((2, 3))
-        x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
-        # a reference that sees only x_t's per-channel mean: n_dc ~ (x_t_dc - sqrt(abar) mean x0_dc) / sqrt(1-abar)
-        baseline = (x_t.mean((2, 3)) - abar.sqrt() * x0.mean((0, 2, 3))) / (1 - abar).sqrt()
-        rows.append(
-            {
-                "t": t,
-                "r2_dc": round(float(1 - ((dc_pred - dc_true) ** 2).mean() / dc_true.var()), 3),
-                "r2_dc_from_mean_only": round(float(1 - ((baseline - dc_true) ** 2).mean() / dc_true.var()), 3),
-                "r2_eps": round(float(1 - ((eps - noise) ** 2).mean() / noise.var()), 4),
-                "x0_hat_colour_error_255": round(float(((x0_hat - x0).mean((2, 3)) * 127.5).std()), 1),
-            }
-        )
-    return rows
 
 
 def main(argv=None) -> list[dict]:
@@ -57,7 +33,7 @@ def main(argv=None) -> list[dict]:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
-    rows = dc_report(model, load_faces()[: args.n], args.t)
+    rows = colour_dc_report(model, load_faces()[: args.n], args.t)
     print(
         "| t | R^2 of the per-channel noise mean | same, predicted from x_t's mean alone | R^2 of eps |"
         " error of x0_hat's mean colour (std, 0..255) |"

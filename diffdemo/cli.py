@@ -72,6 +72,11 @@ def add_restore(sub) -> None:
     p.add_argument("--t0", type=int, help="starting timestep (sdedit, denoise)")
     p.add_argument("--scale", type=float, help="DPS step size lambda")
     p.add_argument("--zeta", type=float, help="Score-ALD likelihood weight")
+    p.add_argument(
+        "--raw-dps-step",
+        action="store_true",
+        help="DPS: step lambda g as in Chung et al.'s code instead of the normalised lambda g/||g|| of eq. 29",
+    )
     p.add_argument("--box", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"), help="box_inpaint hole (pixels)")
     p.add_argument("--box-preset", default="center", help="box_inpaint preset: center, eyes or mouth")
     p.add_argument("--drop", type=float, default=0.5, help="random_inpaint drop fraction")
@@ -120,6 +125,8 @@ def run_restore(args) -> dict:
     )
     problem = make_problem(x0, op, args.sigma_y, args.seed)
     overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta)
+    if args.raw_dps_step:
+        overrides["normalize"] = False
     result = restore(model if args.method in DIFFUSION_METHODS else None, args.method, problem, **overrides)
     out = Path(args.out)
     save_png(x0, out / "truth.png")

@@ -39,6 +39,34 @@ def nearest_distances(images: torch.Tensor, train: torch.Tensor) -> torch.Tensor
     return d2.min(dim=1).values.sqrt() * 127.5
 
 
+def colour_dc_report(model, x0: torch.Tensor, ts=(900, 700, 500, 300, 100), seed: int = 0) -> list[dict]:
+    """Can the network see the average colour? For faces noised to x_t (eq. 3): R^2 of eps_theta's per-channel
+    spatial mean against the true noise's, the same for a predictor from x_t's mean alone, R^2 of eps, and the
+    spread of x0_hat's average-colour error (eq. 11, 0..255). R^2_dc ~ 0 means colour casts in the samples."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in ts:
+        abar = model.schedule.alpha_bar[t].float()
+        noise = torch.randn(x0.shape, generator=gen)
+        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        with torch.no_grad():
+            eps = model.eps(x_t, torch.full((len(x0),), t)).cpu()
+        dc_true, dc_pred = noise.mean((2, 3)), eps.mean((2, 3))
+        x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+        # a reference that sees only x_t's per-channel mean: n_dc ~ (x_t_dc - sqrt(abar) mean x0_dc) / sqrt(1-abar)
+        baseline = (x_t.mean((2, 3)) - abar.sqrt() * x0.mean((0, 2, 3))) / (1 - abar).sqrt()
+        rows.append(
+            {
+                "t": t,
+                "r2_dc": round(float(1 - ((dc_pred - dc_true) ** 2).mean() / dc_true.var()), 3),
+                "r2_dc_from_mean_only": round(float(1 - ((baseline - dc_true) ** 2).mean() / dc_true.var()), 3),
+                "r2_eps": round(float(1 - ((eps - noise) ** 2).mean() / noise.var()), 4),
+                "x0_hat_colour_error_255": round(float(((x0_hat - x0).mean((2, 3)) * 127.5).std()), 1),
+            }
+        )
+    return rows
+
+
 def loss_curve_png(history: list, path: Path) -> None:
     import matplotlib
 
@@ -75,12 +103,21 @@ def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) ->
         "nearest_train_rms_samples": {"median": float(d_samples.median()), "min": float(d_samples.min())},
         "nearest_train_rms_heldout_faces": {"median": float(d_test.median()), "min": float(d_test.min())},
         "sampling_seconds": round(sample_seconds, 1),
+        "colour_dc": colour_dc_report(model, train[:48]),
     }
     save_png(grid(samples[:16], nrow=4), model_dir / "samples.png")
     loss_curve_png(state.get("loss_history", []), model_dir / "loss.png")
     (model_dir / "card_stats.json").write_text(json.dumps(stats, indent=1))
     (model_dir / "README.md").write_text(_card_text(model, state, stats))
     return stats
+
+
+def _dc_rows(rows: list[dict]) -> str:
+    return "\n".join(
+        f"| {r['t']} | {r['r2_dc']:.3f} | {r['r2_dc_from_mean_only']:.3f} | {r['r2_eps']:.4f} | "
+        f"{r['x0_hat_colour_error_255']:.1f} |"
+        for r in rows
+    )
 
 
 def _card_text(model, state: dict, stats: dict) -> str:
@@ -114,6 +151,12 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 ## Sample statistics ({stats["n_samples"]} samples)
 - Per-image mean colour, RGB on 0..255: samples {sc["mean_rgb"]} (spread {sc["std_rgb"]}); training set {tc["mean_rgb"]} (spread {tc["std_rgb"]}). A colour cast would show as a shifted mean or an inflated spread.
 - Memorisation: RMS distance (0..255) from each sample to its nearest training image: median {ns["median"]:.1f}, min {ns["min"]:.1f}. For held-out London faces (never trained on): median {nt["median"]:.1f}, min {nt["min"]:.1f}. Samples much closer than held-out faces would mean copying.
+
+- Can the network see the average colour? For 48 training faces noised to x_t, R^2 of eps_theta's per-channel mean against the true noise's (`bench/colour_dc.py`; ~0 means colour casts, a predictor from x_t's mean alone is the reference):
+
+| t | R^2 of the per-channel noise mean | from x_t's mean alone | R^2 of eps | x0_hat mean-colour error (std, 0..255) |
+|---|---|---|---|---|
+{_dc_rows(stats.get("colour_dc", []))}
 
 ## Reproduce
 ```

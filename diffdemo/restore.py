@@ -70,7 +70,8 @@ def diffusion_frames(
             model, op, y, zeta=float(p["zeta"]), sigma_y=problem.sigma_y, steps=steps, seed=seed, every=every
         )
     if method == "dps":
-        return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, every=every)
+        normalize = bool(p.get("normalize", True))
+        return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, normalize=normalize, every=every)
     raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
 
 

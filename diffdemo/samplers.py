@@ -73,13 +73,15 @@ def reverse_process(
     y: torch.Tensor | None = None,
     scale: float = 0.0,
     sigma_y: float = 0.0,
+    normalize: bool = True,
     every: int = 1,
 ) -> Iterator[Frame]:
     """The shared loop: x_{t'} = mu(x_t, x0_hat) + sigma z (eq. 12/25) plus an optional likelihood term.
 
     guidance=None: plain reverse diffusion (eq. 24-26);
     guidance="score_ald": + zeta_t g, g = -grad ||y - A x_t||^2 = 2 A^T (y - A x_t) at x_t (eq. 27, 28);
-    guidance="dps": + lambda g / ||g||, g = -grad_{x_t} ||y - A x0_hat(x_t)||_2 through the network (eq. 29).
+    guidance="dps": + lambda g / ||g||, g = -grad_{x_t} ||y - A x0_hat(x_t)||_2 through the network (eq. 29);
+    with normalize=False, + lambda g as in Chung et al.'s reference code (g's size then varies with t).
     """
     if guidance not in (None, "score_ald", "dps"):
         raise ValueError(f"unknown guidance {guidance!r}")
@@ -111,8 +113,9 @@ def reverse_process(
             if sigma > 0:
                 x_next = x_next + sigma * _randn(x.shape, gen, device)
             if guidance == "dps":
-                g_norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
-                x_next = x_next - scale * grad / g_norm
+                if normalize:
+                    grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+                x_next = x_next - scale * grad
             elif guidance == "score_ald":
                 zeta_t = ald_step_size(model, t, t_next, scale, sigma_y)
                 x_next = x_next + zeta_t * 2 * operator.A_adjoint(y - operator.A(x))
@@ -198,12 +201,29 @@ def score_ald(
 
 
 def dps(
-    model, operator: Operator, y: torch.Tensor, scale: float = 3.0, steps: int = 250, seed: int = 0, every: int = 1
+    model,
+    operator: Operator,
+    y: torch.Tensor,
+    scale: float = 3.0,
+    steps: int = 250,
+    seed: int = 0,
+    normalize: bool = True,
+    every: int = 1,
 ) -> Iterator[Frame]:
-    """Task 6: diffusion posterior sampling (Chung et al. 2023) with the normalised gradient of eq. 29."""
+    """Task 6: diffusion posterior sampling (Chung et al. 2023): the normalised gradient step of eq. 29, or
+    (normalize=False) the reference code's raw step scale * grad ||y - A x0_hat||."""
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn(y.shape, gen, model.device)
     ts = strided_timesteps(model.schedule.T, steps)
     return reverse_process(
-        model, x, ts, generator=gen, guidance="dps", operator=operator, y=y, scale=scale, every=every
+        model,
+        x,
+        ts,
+        generator=gen,
+        guidance="dps",
+        operator=operator,
+        y=y,
+        scale=scale,
+        normalize=normalize,
+        every=every,
     )

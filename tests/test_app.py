@@ -124,6 +124,14 @@ def test_restore_dps_single(served):
     assert json.loads(plot["plot"])["data"]
 
 
+def test_restore_dps_raw_step_is_a_different_run(served):
+    client, model = served
+    normalised = client.predict(*restore_args(model), api_name="/restore")[6]
+    raw = client.predict(*restore_args(model), None, False, api_name="/restore")[6]
+    assert normalised["params"]["normalize"] is True and raw["params"]["normalize"] is False
+    assert raw["results"][0]["psnr"] != normalised["results"][0]["psnr"]
+
+
 def test_restore_compare_all_inpainting(served):
     client, model = served
     out = client.predict(*restore_args(model, operator="box_inpaint", method="compare"), api_name="/restore")

@@ -75,6 +75,10 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     a, b = json.loads(out1.splitlines()[-1]), json.loads(out2.splitlines()[-1])
     assert a["psnr"] == b["psnr"]
     assert (tmp_path / "a/reconstruction.png").read_bytes() == (tmp_path / "b/reconstruction.png").read_bytes()
+    _, out3, _ = _run(capsys, [*args, "--raw-dps-step", "--out", str(tmp_path / "c")])
+    c = json.loads(out3.splitlines()[-1])
+    assert c["params"]["normalize"] is False and a["params"].get("normalize", True) is True
+    assert (tmp_path / "c/reconstruction.png").read_bytes() != (tmp_path / "a/reconstruction.png").read_bytes()
 
 
 def test_sample_contract(capsys, tmp_path, tiny_model_dir):

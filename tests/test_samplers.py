@@ -121,6 +121,25 @@ def test_dps_gradient_pulls_towards_the_measurement(gaussian_prior, deblur_probl
     assert guided.residual < 0.5 * free.residual
 
 
+def test_dps_step_is_normalised_by_default_and_raw_on_request(gaussian_prior, deblur_problem):
+    """Eq. 29 moves x by exactly lambda along -g/||g||; normalize=False moves by lambda g (Chung et al.'s code)."""
+    _, op, _, y, _ = deblur_problem
+    y2 = torch.cat([y, 0.5 * y])  # two images: the normalisation is per image
+
+    def one_step(scale, normalize):
+        return last_frame(dps(gaussian_prior, op, y2, scale=scale, steps=1, seed=0, normalize=normalize)).x_t
+
+    free = one_step(0.0, True)
+    unit = (one_step(0.2, True) - free).flatten(1)
+    assert unit.norm(dim=1).tolist() == pytest.approx([0.2, 0.2], rel=1e-4)
+    raw = (one_step(0.2, False) - free).flatten(1)
+    raw_double = (one_step(0.4, False) - free).flatten(1)
+    assert torch.allclose(raw_double, 2 * raw, rtol=1e-4, atol=1e-6)
+    cosine = torch.nn.functional.cosine_similarity(raw, unit, dim=1)
+    assert cosine.tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert not torch.allclose(raw.norm(dim=1), unit.norm(dim=1), rtol=1e-2)
+
+
 def test_restore_runs_every_method_on_one_problem(tiny_model, face64):
     x0 = torch.nn.functional.avg_pool2d(face64, 4)
     problem = make_problem(x0, GaussianBlur(5, 1.0), 0.05, seed=0)

@@ -120,6 +120,21 @@ def _dc_rows(rows: list[dict]) -> str:
     )
 
 
+def _phases(state: dict) -> str:
+    """'steps 0-4115: 32 groups, colour weight 1; ...' from the phases train.py records on each recipe change."""
+    phases = state.get("phases") or [{"from_step": 0, "norm_groups": "?", "dc_weight": 1.0}]
+    ends = [p["from_step"] for p in phases[1:]] + [state.get("step", "?")]
+    return "; ".join(
+        f"steps {p['from_step']}-{end}: GroupNorm {p['norm_groups']} groups, colour-error weight {p['dc_weight']:g}"
+        + (f" ({p['note']})" if p.get("note") else "")
+        for p, end in zip(phases, ends, strict=True)
+    )
+
+
+def _last_dc_weight(state: dict) -> float:
+    return (state.get("phases") or [{}])[-1].get("dc_weight", 1.0)
+
+
 def _card_text(model, state: dict, stats: dict) -> str:
     cfg = model.unet.config
     hours = state.get("seconds", 0) / 3600
@@ -140,6 +155,7 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 | architecture | UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} layer per block, attention at the lowest resolution (8x8), GroupNorm {cfg.norm_num_groups} groups, {model.n_params / 1e6:.2f} M parameters |
 | data | `assets/data/london_faces_train.npz` (234 images, random horizontal flips) |
 | optimisation | AdamW, lr 3e-4 (200 warm-up steps), batch {state.get("batch_size", 32)}, grad-norm clip 1, EMA 0.999, float32 |
+| recipe by phase | {_phases(state)} |
 | steps trained | {state.get("step", "?")} ({state.get("step", 0) * state.get("batch_size", 32):,} samples seen) |
 | final running loss | {state.get("final_loss", float("nan")):.4f} |
 | wall time | {hours:.2f} h on {platform.processor() or platform.machine()} (2 CPU cores, no GPU, no AMX) |
@@ -160,7 +176,7 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 
 ## Reproduce
 ```
-python -m diffdemo.train --steps {state.get("step", 8000)} --resume --norm-groups {cfg.norm_num_groups}   # continues from this folder or a local checkpoint
+python -m diffdemo.train --steps {state.get("step", 8000)} --resume --norm-groups {cfg.norm_num_groups} --dc-weight {_last_dc_weight(state):g}   # continues from this folder or a local checkpoint
 python -m diffdemo.modelcard                                        # regenerates this card, the grid and the curve
 ```
 

@@ -1,0 +1,44 @@
+"""Training: the colour term of the loss, and a real (two-step) run that exports, resumes and records its recipe."""
+
+import json
+
+import pytest
+import torch
+
+from diffdemo.models import load_model
+from diffdemo.train import STATE_FILE, dc_loss, main
+
+
+def test_dc_loss_is_the_error_of_the_per_channel_means():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(4, 3, 8, 8, generator=g)
+    pred = noise + 0.1 * torch.randn(4, 3, 8, 8, generator=g)
+    shift = torch.tensor([0.3, -0.2, 0.5]).view(1, 3, 1, 1)
+    # a constant per-channel offset adds exactly its square on top of the zero-mean part
+    zero_mean = pred - pred.mean((2, 3), keepdim=True) + noise.mean((2, 3), keepdim=True)
+    assert dc_loss(zero_mean, noise).item() == pytest.approx(0.0, abs=1e-12)
+    assert dc_loss(zero_mean + shift, noise).item() == pytest.approx(shift.pow(2).mean().item(), rel=1e-5)
+    # the plain MSE contains the term once (Jensen): it is never smaller
+    assert torch.nn.functional.mse_loss(pred, noise) >= dc_loss(pred, noise)
+
+
+def test_two_steps_export_resume_and_record_the_recipe(tmp_path):
+    out, ckpt = tmp_path / "model", tmp_path / "ckpt"
+    common = ["--batch-size", "2", "--threads", "1", "--out", str(out), "--ckpt-dir", str(ckpt), "--warmup", "1"]
+    main(["--steps", "2", "--dc-weight", "1", *common])
+    state = json.loads((out / STATE_FILE).read_text())
+    assert state["step"] == 2 and state["phases"] == [{"from_step": 0, "norm_groups": 8, "dc_weight": 1.0}]
+    first = torch.load(ckpt / "state.pt", weights_only=True)["model"]
+
+    main(["--steps", "3", "--resume", "--dc-weight", "50", *common])
+    state = json.loads((out / STATE_FILE).read_text())
+    assert state["step"] == 3
+    assert [p["from_step"] for p in state["phases"]] == [0, 2] and state["phases"][-1]["dc_weight"] == 50.0
+    second = torch.load(ckpt / "state.pt", weights_only=True)["model"]
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # it trained on, from the checkpoint
+
+    model = load_model(str(out), device="cpu")  # the export is a loadable diffusers folder
+    assert model.unet.config.norm_num_groups == 8
+    with torch.no_grad():
+        eps = model.eps(torch.zeros(1, 3, 64, 64), torch.tensor([500]))
+    assert eps.shape == (1, 3, 64, 64) and torch.isfinite(eps).all()

@@ -183,20 +183,8 @@ def score_ald(
     every: int = 1,
 ) -> Iterator[Frame]:
     """Task 5: reverse diffusion + annealed likelihood gradient at x_t, no backprop through the network (eq. 27)."""
-    gen = torch.Generator().manual_seed(int(seed))
-    x = _randn(y.shape, gen, model.device)
-    ts = strided_timesteps(model.schedule.T, steps)
-    return reverse_process(
-        model,
-        x,
-        ts,
-        generator=gen,
-        guidance="score_ald",
-        operator=operator,
-        y=y,
-        scale=zeta,
-        sigma_y=sigma_y,
-        every=every,
+    return _guided_from_noise(
+        model, y, steps, seed, every, guidance="score_ald", operator=operator, scale=zeta, sigma_y=sigma_y
     )
 
 
@@ -212,18 +200,14 @@ def dps(
 ) -> Iterator[Frame]:
     """Task 6: diffusion posterior sampling (Chung et al. 2023): the normalised gradient step of eq. 29, or
     (normalize=False) the reference code's raw step scale * grad ||y - A x0_hat||."""
+    return _guided_from_noise(
+        model, y, steps, seed, every, guidance="dps", operator=operator, scale=scale, normalize=normalize
+    )
+
+
+def _guided_from_noise(model, y: torch.Tensor, steps: int, seed: int, every: int, **guidance) -> Iterator[Frame]:
+    """Start from seeded N(0, I) noise shaped like y and run the guided reverse loop over ``steps`` strided steps."""
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn(y.shape, gen, model.device)
     ts = strided_timesteps(model.schedule.T, steps)
-    return reverse_process(
-        model,
-        x,
-        ts,
-        generator=gen,
-        guidance="dps",
-        operator=operator,
-        y=y,
-        scale=scale,
-        normalize=normalize,
-        every=every,
-    )
+    return reverse_process(model, x, ts, generator=gen, y=y, every=every, **guidance)

@@ -121,7 +121,7 @@ def _dc_rows(rows: list[dict]) -> str:
 
 
 def _phases(state: dict) -> str:
-    """'steps 0-4115: 32 groups, colour weight 1; ...' from the phases train.py records on each recipe change."""
+    """'steps 0-4115: GroupNorm 32 groups, colour-error weight 1; ...' from the phases train.py records."""
     phases = state.get("phases") or [{"from_step": 0, "norm_groups": "?", "dc_weight": 1.0}]
     ends = [p["from_step"] for p in phases[1:]] + [state.get("step", "?")]
     return "; ".join(

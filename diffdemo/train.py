@@ -181,7 +181,7 @@ def train(args) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             pred = model(x_t, t).sample
         loss = F.mse_loss(pred.float(), noise)
-        objective = loss + (args.dc_weight - 1) * dc_loss(pred.float(), noise) if args.dc_weight != 1 else loss
+        objective = loss + (args.dc_weight - 1) * dc_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True)
         objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffdemo.defaults import params_for
+from diffdemo.defaults import MAX_SAMPLES, params_for
 from diffdemo.labels import METHOD_TITLES
 
 DEFAULT_IMAGE = "london_006_neutral"
@@ -410,6 +410,11 @@ def _gallery(latest: dict, finals: dict, single: bool) -> list:
             items.append((_file(frame.x0_hat, name), f"{title}: x0_hat, step {frame.step}/{frame.total}"))
         if single:
             items.append((_file(frame.x_t, name), f"{title}: x_t (t = {max(frame.t_next, 0)})"))
+        if single and frame.x_std is not None:
+            spread = frame.x_std.mean(1, keepdim=True).expand_as(frame.x_std)
+            top = float(spread.max())
+            shown = spread / max(top, 1e-8) * 2 - 1
+            items.append((_file(shown, f"{name}_std"), f"{title}: spread across the chains (white = {top:.3f})"))
     for name, x in finals.items():
         if name not in latest:
             items.append((_file(x, name), f"{METHOD_TITLES.get(name, name)} (classical)"))
@@ -451,6 +456,7 @@ def run_restore(
     steps,
     mask_layers=None,
     dps_normalize=True,
+    samples=1,
     progress=gr.Progress(),
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
@@ -466,12 +472,20 @@ def run_restore(
     t0 = _t(model, t0, "t0")
     zeta = _check("zeta", zeta, 0.0, 100.0, integer=False)
     scale = _check("DPS scale", scale, 0.0, 100.0, integer=False)
+    samples = _check("posterior samples averaged", samples, 1, MAX_SAMPLES)
     methods = _methods_for(method, operator)
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
     y = problem.y
-    overrides = {"steps": steps, "t0": t0, "zeta": zeta, "scale": scale, "normalize": bool(dps_normalize)}
+    overrides = {
+        "steps": steps,
+        "t0": t0,
+        "zeta": zeta,
+        "scale": scale,
+        "normalize": bool(dps_normalize),
+        "samples": samples,
+    }
     every = _every(steps, 25 if len(methods) == 1 else 12)
     runs = {m: diffusion_frames(model, m, problem, every=every, **overrides) for m in methods}
     traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
@@ -917,6 +931,15 @@ def build_app() -> gr.Blocks:
                         ip_steps = gr.Slider(
                             1, 1000, value=100, step=1, label="reverse steps (strided)", elem_id="ip-steps"
                         )
+                        ip_samples = gr.Slider(
+                            1,
+                            MAX_SAMPLES,
+                            value=1,
+                            step=1,
+                            label="posterior samples averaged (k)",
+                            info="k chains side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
+                            "than one sample, k times the work",
+                        )
                         ip_eta = gr.Markdown()
                         with gr.Row():
                             ip_run = gr.Button("Restore", variant="primary", elem_id="ip-run")
@@ -1110,6 +1133,7 @@ def build_app() -> gr.Blocks:
                 ip_steps,
                 ip_mask,
                 ip_normalize,
+                ip_samples,
             ],  # fmt: skip
             [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
             api_name="restore",

@@ -73,6 +73,11 @@ def add_restore(sub) -> None:
     p.add_argument("--scale", type=float, help="DPS step size lambda")
     p.add_argument("--zeta", type=float, help="Score-ALD likelihood weight")
     p.add_argument(
+        "--samples",
+        type=_positive(int),
+        help="posterior samples averaged (SDEdit, Score-ALD, DPS): k chains, their mean estimates E[x0|y]",
+    )
+    p.add_argument(
         "--raw-dps-step",
         action="store_true",
         help="DPS: step lambda g as in Chung et al.'s code instead of the normalised lambda g/||g|| of eq. 29",
@@ -124,7 +129,7 @@ def run_restore(args) -> dict:
         mask_seed=args.seed,
     )
     problem = make_problem(x0, op, args.sigma_y, args.seed)
-    overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta)
+    overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta, samples=args.samples)
     if args.raw_dps_step:
         overrides["normalize"] = False
     result = restore(model if args.method in DIFFUSION_METHODS else None, args.method, problem, **overrides)

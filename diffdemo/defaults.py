@@ -10,14 +10,16 @@ from __future__ import annotations
 
 DEFAULTS: dict[str, dict] = {
     "denoise": {"steps": 250},
-    "sdedit": {"t0": 100, "steps": 150},
-    "score_ald": {"zeta": 1.0, "steps": 250},
-    "dps": {"scale": 1.0, "steps": 250},
+    "sdedit": {"t0": 100, "steps": 150, "samples": 1},
+    "score_ald": {"zeta": 1.0, "steps": 250, "samples": 1},
+    "dps": {"scale": 1.0, "steps": 250, "samples": 1},
     "wiener": {"balance": 0.03},
     "richardson_lucy": {"num_iter": 30},
     "tv": {"weight": 0.01, "num_iter": 60},
     "biharmonic": {},
 }
+
+MAX_SAMPLES = 16  # posterior samples averaged per image (each is a full chain: k times the work)
 
 # Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import torch
 
 from diffdemo import baselines, metrics
-from diffdemo.defaults import params_for
+from diffdemo.defaults import MAX_SAMPLES, params_for
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
-from diffdemo.samplers import Frame, dps, reverse_process, score_ald, sdedit
+from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
 from diffdemo.schedule import strided_timesteps
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
@@ -52,12 +52,31 @@ def matched_timestep(model: DiffusionModel, sigma: float) -> int:
 def diffusion_frames(
     model: DiffusionModel, method: str, problem: Problem, every: int = 1, **overrides
 ) -> Iterator[Frame]:
-    """The frame generator of a diffusion method on a problem (parameters: defaults + overrides)."""
-    op, y, seed = problem.operator, problem.y, problem.seed
-    p = params_for(method, op.name, **overrides)
+    """The frame generator of a diffusion method on a problem (parameters: defaults + overrides).
+
+    ``samples`` = k > 1 runs k chains per image in one batch and streams their mean (``posterior_mean``).
+    """
+    if method not in DIFFUSION_METHODS:
+        raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
+    p = params_for(method, problem.operator.name, **overrides)
     steps = int(p["steps"])
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    k = int(p.get("samples", 1))
+    if not 1 <= k <= MAX_SAMPLES:
+        raise ValueError(f"samples must be in [1, {MAX_SAMPLES}], got {k}")
+    if k > 1 and method == "denoise":
+        raise ValueError(
+            "denoise is deterministic (DDIM-like, no noise draws): its chains would all agree; use samples=1"
+        )
+    frames = _chain_frames(model, method, problem, p, steps, k, every)
+    return posterior_mean(frames, k) if k > 1 else frames
+
+
+def _chain_frames(model, method: str, problem: Problem, p: dict, steps: int, k: int, every: int) -> Iterator[Frame]:
+    """The sampler of ``method`` on the measurement repeated k times (k chains per image)."""
+    op, seed = problem.operator, problem.seed
+    y = problem.y.repeat_interleave(k, 0) if k > 1 else problem.y
     if method == "denoise":
         t0 = int(p.get("t0") or max(matched_timestep(model, problem.sigma_y), 1))
         start = model.schedule.abar(t0) ** 0.5 * op.init_estimate(y)
@@ -69,10 +88,8 @@ def diffusion_frames(
         return score_ald(
             model, op, y, zeta=float(p["zeta"]), sigma_y=problem.sigma_y, steps=steps, seed=seed, every=every
         )
-    if method == "dps":
-        normalize = bool(p.get("normalize", True))
-        return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, normalize=normalize, every=every)
-    raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
+    normalize = bool(p.get("normalize", True))  # dps
+    return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, normalize=normalize, every=every)
 
 
 def restore(model: DiffusionModel | None, method: str, problem: Problem, **overrides) -> dict:

@@ -9,7 +9,7 @@ Closing the generator stops the work. All randomness comes from one ``torch.Gene
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -30,6 +30,7 @@ class Frame:
     x0_hat: torch.Tensor
     residual: float | None = None  # mean over the batch of ||y - A x0_hat||_2
     nfe: int = 0
+    x_std: torch.Tensor | None = None  # per-pixel spread of x_t across averaged chains (``posterior_mean``)
 
 
 def last_frame(frames: Iterator[Frame]) -> Frame:
@@ -40,6 +41,24 @@ def last_frame(frames: Iterator[Frame]) -> Frame:
     if frame is None:
         raise RuntimeError("the sampler yielded no frame")
     return frame
+
+
+def posterior_mean(frames: Iterator[Frame], samples: int) -> Iterator[Frame]:
+    """Average ``samples`` chains run side by side in one batch (rows i*k .. i*k + k - 1 restore image i).
+
+    Each chain of a posterior sampler ends on one draw from p(x0 | y); their mean is the Monte-Carlo estimate of
+    the posterior mean E[x0 | y], the estimate with the least expected squared error (so the best expected PSNR),
+    while one draw carries the posterior's full spread. ``x_std`` is the per-pixel std across the chains.
+    """
+    k = int(samples)
+    for f in frames:
+        if k == 1:
+            yield f
+            continue
+        chains = f.x_t.unflatten(0, (-1, k))
+        yield replace(
+            f, x_t=chains.mean(1), x0_hat=f.x0_hat.unflatten(0, (-1, k)).mean(1), x_std=chains.std(1, correction=0)
+        )
 
 
 def _randn(shape, generator: torch.Generator, device) -> torch.Tensor:

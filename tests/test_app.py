@@ -132,6 +132,16 @@ def test_restore_dps_raw_step_is_a_different_run(served):
     assert raw["results"][0]["psnr"] != normalised["results"][0]["psnr"]
 
 
+def test_restore_averages_posterior_samples_on_request(served):
+    client, model = served
+    one = client.predict(*restore_args(model), api_name="/restore")
+    three = client.predict(*restore_args(model), None, True, 3, api_name="/restore")
+    assert one[6]["params"]["samples"] == 1 and three[6]["params"]["samples"] == 3
+    assert three[6]["results"][0]["psnr"] != one[6]["results"][0]["psnr"]
+    assert any("spread across the chains" in g["caption"] for g in three[2])
+    assert not any("spread" in g["caption"] for g in one[2])
+
+
 def test_restore_compare_all_inpainting(served):
     client, model = served
     out = client.predict(*restore_args(model, operator="box_inpaint", method="compare"), api_name="/restore")
@@ -208,6 +218,7 @@ def test_bad_input_is_an_error_not_a_crash(served, tmp_path):
         "no pixel": ((model, IMAGE, None, 0, 200, None, None, "denoiser"), "/probe", "Click a pixel"),
         "pixel outside": ((model, IMAGE, None, 0, 200, 40, 3, "denoiser"), "/probe", "between 0 and 15"),
         "t out of range": ((model, IMAGE, None, 0, 5000, 2), "/denoise", "greater than maximum|between"),
+        "too many chains": ([*restore_args(model), None, True, 99], "/restore", "greater than maximum|between"),
         "bad operator": (restore_args(model, operator="motion_blur"), "/restore", "not in the list|Unknown operator"),
         "no timesteps": ((model, IMAGE, None, 0, [], 2, 3), "/spectrum", "at least one timestep"),
         # offline: refused in ~2 s without the hub's minute of retries; online: the hub answers 404

@@ -79,6 +79,9 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     c = json.loads(out3.splitlines()[-1])
     assert c["params"]["normalize"] is False and a["params"].get("normalize", True) is True
     assert (tmp_path / "c/reconstruction.png").read_bytes() != (tmp_path / "a/reconstruction.png").read_bytes()
+    _, out4, _ = _run(capsys, [*args, "--samples", "3", "--out", str(tmp_path / "d")])
+    d = json.loads(out4.splitlines()[-1])
+    assert d["params"]["samples"] == 3 and a["params"]["samples"] == 1 and d["psnr"] != a["psnr"]
 
 
 def test_sample_contract(capsys, tmp_path, tiny_model_dir):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diffdemo.operators import BoxInpaint, GaussianBlur, as_matrix
-from diffdemo.restore import diffusion_frames, make_problem, matched_timestep, restore
+from diffdemo.restore import Problem, diffusion_frames, make_problem, matched_timestep, restore
 from diffdemo.samplers import denoise, dps, last_frame, noise_image, reverse_process, sample, score_ald, sdedit
 
 
@@ -179,3 +179,36 @@ def test_matched_timestep(tiny_model):
     t = matched_timestep(tiny_model, 0.1)
     abar = tiny_model.schedule.abar(t)
     assert (1 - abar) / abar == pytest.approx(0.01, rel=0.1)
+
+
+def test_averaged_chains_are_the_mean_and_spread_of_the_batch(gaussian_prior, deblur_problem):
+    """samples=k streams the mean and per-pixel std of k chains run on k copies of y (same seed, one batch)."""
+    x0, op, sigma_y, y, _ = deblur_problem
+    problem = Problem(x0, op, sigma_y, y, seed=3)
+    averaged = last_frame(diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4))
+    chains = last_frame(dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, steps=20, seed=3)).x_t
+    assert torch.allclose(averaged.x_t, chains.mean(0, keepdim=True))
+    assert torch.allclose(averaged.x_std, chains.std(0, correction=0, keepdim=True))
+    # Jensen: the mean's squared error is the chains' mean squared error minus their spread, never more.
+    err_mean = (averaged.x_t - x0).pow(2).sum()
+    err_chains = (chains - x0).pow(2).flatten(1).sum(1).mean()
+    assert torch.isclose(err_mean, err_chains - averaged.x_std.pow(2).sum(), rtol=1e-4)
+
+
+def test_more_chains_land_closer_to_the_exact_posterior_mean(gaussian_prior, deblur_problem):
+    """With the exact Gaussian prior, Score-ALD's mean of 16 chains is nearer E[x0|y] than one chain is."""
+    x0, op, sigma_y, y, post_mean = deblur_problem
+    problem = Problem(x0, op, sigma_y, y)
+
+    def error(k):
+        frame = last_frame(diffusion_frames(gaussian_prior, "score_ald", problem, zeta=1.0, steps=100, samples=k))
+        return (frame.x_t - post_mean).norm().item()
+
+    assert error(16) < 0.6 * error(1)
+
+
+@pytest.mark.parametrize(("method", "samples"), [("dps", 0), ("dps", 17), ("denoise", 2)])
+def test_bad_sample_counts_are_refused(gaussian_prior, deblur_problem, method, samples):
+    x0, op, sigma_y, y, _ = deblur_problem
+    with pytest.raises(ValueError, match="samples"):
+        diffusion_frames(gaussian_prior, method, Problem(x0, op, sigma_y, y), steps=5, samples=samples)

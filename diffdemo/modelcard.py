@@ -20,7 +20,7 @@ import torch
 from diffdemo.imaging import bundled_images, grid, load_image, save_png, to_tensor
 from diffdemo.models import load_model
 from diffdemo.samplers import last_frame, sample
-from diffdemo.train import MODEL_DIR, STATE_FILE, load_faces
+from diffdemo.train import DEFAULT_LR, MODEL_DIR, STATE_FILE, load_faces
 
 
 def colour_stats(images: torch.Tensor) -> dict:
@@ -125,14 +125,22 @@ def _phases(state: dict) -> str:
     phases = state.get("phases") or [{"from_step": 0, "norm_groups": "?", "dc_weight": 1.0}]
     ends = [p["from_step"] for p in phases[1:]] + [state.get("step", "?")]
     return "; ".join(
-        f"steps {p['from_step']}-{end}: GroupNorm {p['norm_groups']} groups, colour-error weight {p['dc_weight']:g}"
-        + (f" ({p['note']})" if p.get("note") else "")
+        f"steps {p['from_step']}-{end}: GroupNorm {p['norm_groups']} groups, colour-error weight {p['dc_weight']:g}, "
+        f"lr {p.get('lr', DEFAULT_LR):g}" + (f" ({p['note']})" if p.get("note") else "")
         for p, end in zip(phases, ends, strict=True)
     )
 
 
-def _last_dc_weight(state: dict) -> float:
-    return (state.get("phases") or [{}])[-1].get("dc_weight", 1.0)
+def _reproduce_lines(state: dict) -> str:
+    """One ``python -m diffdemo.train`` line per recipe phase, each resuming where the one before stopped."""
+    phases = state.get("phases") or [{"from_step": 0, "norm_groups": 8, "dc_weight": 50.0}]
+    ends = [p["from_step"] for p in phases[1:]] + [state.get("step", 8000)]
+    return "\n".join(
+        f"python -m diffdemo.train --steps {end} --resume --norm-groups {p['norm_groups']} "
+        f"--dc-weight {p['dc_weight']:g} --lr {p.get('lr', DEFAULT_LR):g}"
+        for p, end in zip(phases, ends, strict=True)
+        if end > p["from_step"]
+    )
 
 
 def _card_text(model, state: dict, stats: dict) -> str:
@@ -154,7 +162,7 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 |---|---|
 | architecture | UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} layer per block, attention at the lowest resolution (8x8), GroupNorm {cfg.norm_num_groups} groups, {model.n_params / 1e6:.2f} M parameters |
 | data | `assets/data/london_faces_train.npz` (234 images, random horizontal flips) |
-| optimisation | AdamW, lr 3e-4 (200 warm-up steps), batch {state.get("batch_size", 32)}, grad-norm clip 1, EMA 0.999, float32 |
+| optimisation | AdamW, lr by phase below (200 warm-up steps), batch {state.get("batch_size", 32)}, grad-norm clip 1, EMA 0.999, float32 |
 | recipe by phase | {_phases(state)} |
 | steps trained | {state.get("step", "?")} ({state.get("step", 0) * state.get("batch_size", 32):,} samples seen) |
 | final running loss | {state.get("final_loss", float("nan")):.4f} |
@@ -175,9 +183,10 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 {_dc_rows(stats.get("colour_dc", []))}
 
 ## Reproduce
+Each line resumes from the one before (`--resume` reads this folder or a local checkpoint in `checkpoints/`):
 ```
-python -m diffdemo.train --steps {state.get("step", 8000)} --resume --norm-groups {cfg.norm_num_groups} --dc-weight {_last_dc_weight(state):g}   # continues from this folder or a local checkpoint
-python -m diffdemo.modelcard                                        # regenerates this card, the grid and the curve
+{_reproduce_lines(state)}
+python -m diffdemo.modelcard   # regenerates this card, the grid and the curve
 ```
 
 ## Data licence

@@ -25,6 +25,7 @@ from diffdemo.schedule import Schedule
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "assets" / "data" / "london_faces_train.npz"
 MODEL_DIR = ROOT / "assets" / "models" / "faces64"
+DEFAULT_LR = 3e-4  # AdamW after the warm-up; phases recorded before lr was tracked used it
 CKPT_DIR = ROOT / "checkpoints" / "faces64"
 STATE_FILE = "training_state.json"
 
@@ -209,10 +210,11 @@ def train(args) -> dict:
 
 
 def _record_phase(state: dict, args) -> None:
-    """Append the recipe (GroupNorm groups, colour-error weight) to state["phases"] when it changes on resume."""
-    recipe = {"norm_groups": args.norm_groups, "dc_weight": args.dc_weight}
+    """Append the recipe (GroupNorm groups, colour-error weight, learning rate) to state["phases"] when it
+    changes on resume (phases recorded before the lr was tracked ran at the default 3e-4)."""
+    recipe = {"norm_groups": args.norm_groups, "dc_weight": args.dc_weight, "lr": args.lr}
     phases = state.setdefault("phases", [])
-    if not phases or {k: phases[-1].get(k) for k in recipe} != recipe:
+    if not phases or {k: phases[-1].get(k, DEFAULT_LR if k == "lr" else None) for k in recipe} != recipe:
         phases.append({"from_step": state["step"], **recipe})
 
 
@@ -234,7 +236,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m diffdemo.train", description=__doc__)
     p.add_argument("--steps", type=int, default=8000, help="total optimisation steps to reach (default 8000)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="AdamW learning rate after the warm-up")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument(

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from diffdemo.modelcard import _reproduce_lines
 from diffdemo.models import load_model
 from diffdemo.train import STATE_FILE, dc_loss, main
 
@@ -22,12 +23,24 @@ def test_dc_loss_is_the_error_of_the_per_channel_means():
     assert torch.nn.functional.mse_loss(pred, noise) >= dc_loss(pred, noise)
 
 
+def test_phases_recorded_before_the_lr_was_tracked_continue_at_the_default_lr():
+    from argparse import Namespace
+
+    from diffdemo.train import _record_phase
+
+    state = {"step": 6250, "phases": [{"from_step": 4509, "norm_groups": 8, "dc_weight": 50.0}]}
+    _record_phase(state, Namespace(norm_groups=8, dc_weight=50.0, lr=3e-4))
+    assert len(state["phases"]) == 1
+    _record_phase(state, Namespace(norm_groups=8, dc_weight=50.0, lr=1e-4))
+    assert state["phases"][-1] == {"from_step": 6250, "norm_groups": 8, "dc_weight": 50.0, "lr": 1e-4}
+
+
 def test_two_steps_export_resume_and_record_the_recipe(tmp_path):
     out, ckpt = tmp_path / "model", tmp_path / "ckpt"
     common = ["--batch-size", "2", "--threads", "1", "--out", str(out), "--ckpt-dir", str(ckpt), "--warmup", "1"]
     main(["--steps", "2", "--dc-weight", "1", *common])
     state = json.loads((out / STATE_FILE).read_text())
-    assert state["step"] == 2 and state["phases"] == [{"from_step": 0, "norm_groups": 8, "dc_weight": 1.0}]
+    assert state["step"] == 2 and state["phases"] == [{"from_step": 0, "norm_groups": 8, "dc_weight": 1.0, "lr": 3e-4}]
     first = torch.load(ckpt / "state.pt", weights_only=True)["model"]
 
     main(["--steps", "3", "--resume", "--dc-weight", "50", *common])
@@ -36,6 +49,16 @@ def test_two_steps_export_resume_and_record_the_recipe(tmp_path):
     assert [p["from_step"] for p in state["phases"]] == [0, 2] and state["phases"][-1]["dc_weight"] == 50.0
     second = torch.load(ckpt / "state.pt", weights_only=True)["model"]
     assert any(not torch.equal(first[k], second[k]) for k in first)  # it trained on, from the checkpoint
+
+    main(["--steps", "4", "--resume", "--dc-weight", "50", *common])  # same recipe: no new phase
+    main(["--steps", "5", "--resume", "--dc-weight", "50", "--lr", "1e-4", *common])
+    state = json.loads((out / STATE_FILE).read_text())
+    assert [(p["from_step"], p["lr"]) for p in state["phases"]] == [(0, 3e-4), (2, 3e-4), (4, 1e-4)]
+    assert _reproduce_lines(state).splitlines() == [
+        "python -m diffdemo.train --steps 2 --resume --norm-groups 8 --dc-weight 1 --lr 0.0003",
+        "python -m diffdemo.train --steps 4 --resume --norm-groups 8 --dc-weight 50 --lr 0.0003",
+        "python -m diffdemo.train --steps 5 --resume --norm-groups 8 --dc-weight 50 --lr 0.0001",
+    ]
 
     model = load_model(str(out), device="cpu")  # the export is a loadable diffusers folder
     assert model.unet.config.norm_num_groups == 8

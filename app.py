@@ -1065,15 +1065,16 @@ def build_app() -> gr.Blocks:
         gr.on([demo.load, model.change, sm_n.change, sm_steps.change], eta("sample", "n", "steps"),
               [model, sm_n, sm_steps], sm_eta, **est)  # fmt: skip
 
-        def restore_eta(model_name, method, operator, steps, t0):
+        def restore_eta(model_name, method, operator, steps, t0, samples):
             methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
             methods = ["denoise_restore" if m == "denoise" else m for m in methods]
             if len(methods) == 1:
-                return estimate(model_name, methods[0], steps=steps, t0=t0)
-            return estimate(model_name, "compare", methods=methods, steps=steps, t0=t0)
+                return estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
+            return estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
 
-        gr.on([demo.load, model.change, ip_method.change, ip_op.change, ip_steps.change, ip_t0.change], restore_eta,
-              [model, ip_method, ip_op, ip_steps, ip_t0], ip_eta, **est)  # fmt: skip
+        gr.on([demo.load, model.change, ip_method.change, ip_op.change, ip_steps.change, ip_t0.change,
+               ip_samples.change], restore_eta,
+              [model, ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **est)  # fmt: skip
         gr.on([demo.load, model.change], eta("probe", "sweep"), [model, gr.State(len(SWEEP_TIMESTEPS))], sens_eta,
               **est)  # fmt: skip
 

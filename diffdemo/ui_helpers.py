@@ -145,19 +145,22 @@ def cost_for(name: str, reference: str | None = None) -> dict:
 def evaluations(task: str, **p) -> dict:
     """Network evaluations of one run: plain forwards, gradient-sized ones (JVP, VJP or backprop) and the batch.
 
-    task: denoise (t, steps), sample (n, steps), a restoration method (steps, t0), probe (sweep) or
+    task: denoise (t, steps), sample (n, steps), a restoration method (steps, t0, samples), probe (sweep) or
     spectrum (k, iters, n_t)."""
     steps = int(p.get("steps") or 0)
+    chains = int(p.get("samples") or 1)  # posterior samples averaged: one batch of k chains
     if task == "denoise":
         return {"forwards": min(steps, int(p["t"]) + 1)}
     if task == "sample":
         return {"forwards": steps, "batch": int(p.get("n", 1))}
     if task == "sdedit":
-        return {"forwards": min(steps, int(p["t0"]) + 1)}
-    if task in ("score_ald", "denoise_restore"):
+        return {"forwards": min(steps, int(p["t0"]) + 1), "batch": chains}
+    if task == "score_ald":
+        return {"forwards": steps, "batch": chains}
+    if task == "denoise_restore":
         return {"forwards": steps}
     if task == "dps":
-        return {"gradients": steps}
+        return {"gradients": steps, "batch": chains}
     if task == "probe":  # exact JVP + central difference (2 rows) + one JVP row per timestep of the sweep
         return {"gradients": 1 + int(p.get("sweep", 0)), "forwards": 2}
     if task == "spectrum":  # per timestep: max(k, iters) Lanczos steps (JVP + VJP on 2 rows) + iters Arnoldi JVPs

@@ -261,15 +261,15 @@ def estimate(model_name: str, task: str, **params) -> str:
             methods = params.pop("methods")
             work = [evaluations(m, **params) for m in methods]
             seconds = sum(run_seconds(cost, **w) for w in work)
-            n_eval = sum(w.get("forwards", 0) + w.get("gradients", 0) for w in work)
+            n_eval = sum((w.get("forwards", 0) + w.get("gradients", 0)) * w.get("batch", 1) for w in work)
         else:
             work = evaluations(task, **params)
             seconds = run_seconds(cost, **work)
-            n_eval = work.get("forwards", 0) + work.get("gradients", 0)
+            n_eval = (work.get("forwards", 0) + work.get("gradients", 0)) * work.get("batch", 1)
     except (ModelUnavailable, KeyError, TypeError, ValueError) as exc:
         return f"Time estimate unavailable: {exc}"
     kind = "estimate (model not loaded yet)" if cost["estimated"] else "from a forward pass timed on this machine"
-    return f"Expected run time: **~{format_seconds(seconds)}** ({n_eval} network evaluations; {kind})."
+    return f"Expected run time: **~{format_seconds(seconds)}** ({n_eval} image evaluations of the network; {kind})."
 
 
 # --- Task 2: denoise -------------------------------------------------------------------------------

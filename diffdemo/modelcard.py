@@ -24,11 +24,18 @@ from diffdemo.train import DEFAULT_LR, MODEL_DIR, STATE_FILE, load_faces
 
 
 def colour_stats(images: torch.Tensor) -> dict:
-    """Mean and spread (std across images) of the per-image average RGB colour, on the [0, 255] scale."""
+    """Mean and spread (std across images) of the per-image average RGB colour, on the [0, 255] scale, split
+    into brightness (the mean of R, G, B) and chromaticity (each channel's share of R + G + B, in percent).
+    A colour cast is a chromaticity shift; a lighter or darker face only moves the brightness."""
     per_image = images.add(1).mul(127.5).mean(dim=(2, 3))  # (N, 3)
+    brightness = per_image.mean(1)
+    chroma = per_image / per_image.sum(1, keepdim=True).clamp_min(1e-6) * 100
     return {
         "mean_rgb": [round(v, 1) for v in per_image.mean(0).tolist()],
         "std_rgb": [round(v, 1) for v in per_image.std(0).tolist()],
+        "brightness": [round(float(brightness.mean()), 1), round(float(brightness.std()), 1)],
+        "mean_chroma_pct": [round(v, 2) for v in chroma.mean(0).tolist()],
+        "std_chroma_pct": [round(v, 2) for v in chroma.std(0).tolist()],
     }
 
 
@@ -174,6 +181,7 @@ A small DDPM (`UNet2DModel` + `DDPMScheduler`, epsilon prediction, linear betas 
 
 ## Sample statistics ({stats["n_samples"]} samples)
 - Per-image mean colour, RGB on 0..255: samples {sc["mean_rgb"]} (spread {sc["std_rgb"]}); training set {tc["mean_rgb"]} (spread {tc["std_rgb"]}). A colour cast would show as a shifted mean or an inflated spread.
+- The same split into brightness and colour: brightness (mean of R, G, B) {sc["brightness"][0]} ± {sc["brightness"][1]} for samples, {tc["brightness"][0]} ± {tc["brightness"][1]} for the training set; chromaticity (each channel's share of R + G + B, %) samples {sc["mean_chroma_pct"]} (spread {sc["std_chroma_pct"]}), training set {tc["mean_chroma_pct"]} (spread {tc["std_chroma_pct"]}). A cast is a chromaticity shift; lighter or darker faces only move the brightness.
 - Memorisation: RMS distance (0..255) from each sample to its nearest training image: median {ns["median"]:.1f}, min {ns["min"]:.1f}. For held-out London faces (never trained on): median {nt["median"]:.1f}, min {nt["min"]:.1f}. Samples much closer than held-out faces would mean copying.
 
 - Can the network see the average colour? For 48 training faces noised to x_t, R^2 of eps_theta's per-channel mean against the true noise's (`bench/colour_dc.py`; ~0 means colour casts, a predictor from x_t's mean alone is the reference):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from diffdemo.modelcard import _reproduce_lines
+from diffdemo.modelcard import _reproduce_lines, colour_stats
 from diffdemo.models import load_model
 from diffdemo.train import STATE_FILE, dc_loss, main
 
@@ -21,6 +21,22 @@ def test_dc_loss_is_the_error_of_the_per_channel_means():
     assert dc_loss(zero_mean + shift, noise).item() == pytest.approx(shift.pow(2).mean().item(), rel=1e-5)
     # the plain MSE contains the term once (Jensen): it is never smaller
     assert torch.nn.functional.mse_loss(pred, noise) >= dc_loss(pred, noise)
+
+
+def test_colour_stats_separate_a_cast_from_a_brightness_change():
+    gen = torch.Generator().manual_seed(0)
+    faces = torch.rand(8, 3, 16, 16, generator=gen) * 0.5 - 0.25  # varied, roughly neutral images
+    darker = (faces + 1) * torch.linspace(0.6, 1.0, 8).view(8, 1, 1, 1) - 1  # brightness only
+    tinted = faces + torch.tensor([0.3, 0.0, -0.3]).view(1, 3, 1, 1)  # a red cast
+    base, dark, red = colour_stats(faces), colour_stats(darker), colour_stats(tinted)
+    assert base["mean_chroma_pct"] == pytest.approx(dark["mean_chroma_pct"], abs=1e-6)
+    assert base["std_chroma_pct"] == pytest.approx(dark["std_chroma_pct"], abs=1e-6)
+    assert dark["brightness"][1] > 5 * base["brightness"][1]
+    assert red["mean_chroma_pct"][0] > base["mean_chroma_pct"][0] + 5
+    assert red["mean_chroma_pct"][2] < base["mean_chroma_pct"][2] - 5
+    grey = colour_stats(torch.zeros(2, 3, 4, 4))
+    assert grey["mean_chroma_pct"] == pytest.approx([100 / 3] * 3, abs=0.01)
+    assert grey["brightness"] == pytest.approx([127.5, 0.0])
 
 
 def test_phases_recorded_before_the_lr_was_tracked_continue_at_the_default_lr():

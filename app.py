@@ -813,7 +813,9 @@ Everything here can be reproduced from the command line (`python -m diffdemo ...
 def build_app() -> gr.Blocks:
     """The whole UI. No model is loaded and no engine module imported until a user (or client) asks."""
     start_model = default_model()
-    with gr.Blocks(title="diffdemo: diffusion priors for inverse problems") as demo:
+    # delete_cache: hourly, drop gradio's copies of uploads and outputs older than 2 h (and all of them on exit),
+    # so a long-running Space does not fill its disk
+    with gr.Blocks(title="diffdemo: diffusion priors for inverse problems", delete_cache=(3600, 7200)) as demo:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):

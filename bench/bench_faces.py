@@ -69,11 +69,16 @@ def _value(text: str) -> float | bool:
 
 
 def parse_sets(items: list[str]) -> dict[str, list[dict]]:
-    """'dps.scale=2,3' -> {'dps': [{'scale': 2.0}, {'scale': 3.0}]}; 'dps.normalize=false' -> [{'normalize': False}]."""
+    """'dps.scale=2,3' -> {'dps': [{'scale': 2.0}, {'scale': 3.0}]}; 'dps.normalize=false' -> [{'normalize': False}];
+    '+' joins parameters into one run: 'dps.steps=100+samples=4' -> {'dps': [{'steps': 100.0, 'samples': 4.0}]}."""
     out: dict[str, list[dict]] = {}
     for item in items:
-        key, values = item.split("=")
-        method, param = key.split(".")
+        method, rest = item.split(".", 1)
+        if "+" in rest:
+            joined = dict(part.split("=") for part in rest.split("+"))
+            out.setdefault(method, []).append({k: _value(v) for k, v in joined.items()})
+            continue
+        param, values = rest.split("=")
         out.setdefault(method, []).extend({param: _value(v)} for v in values.split(","))
     return out
 
@@ -84,7 +89,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=None, help="override every diffusion method's steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--box", default="eyes", choices=["eyes", "mouth", "center"])
-    ap.add_argument("--set", nargs="*", default=[], help="parameter sweeps, e.g. dps.scale=2,3,4 sdedit.t0=200,300")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        help="parameter sweeps, one run per value, e.g. dps.scale=2,3,4 sdedit.t0=200,300; "
+        "'+' joins parameters into one run: dps.steps=100+samples=4",
+    )
     ap.add_argument("--fix", nargs="*", default=[], help="a parameter held in every run, e.g. dps.normalize=false")
     ap.add_argument("--methods", default="sdedit,score_ald,dps")
     ap.add_argument("--tasks", default="deblur,inpaint")

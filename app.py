@@ -253,7 +253,7 @@ def preview(model_name: str, image: str, upload):
 def estimate(model_name: str, task: str, **params) -> str:
     """'About N s on this machine' before a run, from the measured (or estimated) cost per evaluation."""
     from diffdemo.models import ModelUnavailable
-    from diffdemo.ui_helpers import cost_for, evaluations, format_seconds, run_seconds
+    from diffdemo.ui_helpers import cost_for, evaluations, format_seconds, image_evaluations, run_seconds
 
     try:
         cost = cost_for((model_name or "").strip(), default_model())
@@ -261,11 +261,11 @@ def estimate(model_name: str, task: str, **params) -> str:
             methods = params.pop("methods")
             work = [evaluations(m, **params) for m in methods]
             seconds = sum(run_seconds(cost, **w) for w in work)
-            n_eval = sum((w.get("forwards", 0) + w.get("gradients", 0)) * w.get("batch", 1) for w in work)
+            n_eval = sum(image_evaluations(w) for w in work)
         else:
             work = evaluations(task, **params)
             seconds = run_seconds(cost, **work)
-            n_eval = (work.get("forwards", 0) + work.get("gradients", 0)) * work.get("batch", 1)
+            n_eval = image_evaluations(work)
     except (ModelUnavailable, KeyError, TypeError, ValueError) as exc:
         return f"Time estimate unavailable: {exc}"
     kind = "estimate (model not loaded yet)" if cost["estimated"] else "from a forward pass timed on this machine"

@@ -169,6 +169,11 @@ def evaluations(task: str, **p) -> dict:
     raise ValueError(f"unknown task {task!r}")
 
 
+def image_evaluations(work: dict) -> int:
+    """Network evaluations of one run counted per image: (forwards + gradient evaluations) x batch."""
+    return (work.get("forwards", 0) + work.get("gradients", 0)) * work.get("batch", 1)
+
+
 def run_seconds(cost: dict, forwards: int = 0, gradients: int = 0, batch: int = 1) -> float:
     """Forward passes and gradient evaluations times their measured cost (batch scales them about linearly on a CPU)."""
     return (forwards * cost["forward_s"] + gradients * cost["grad_s"]) * max(1, int(batch))

@@ -264,9 +264,10 @@ def test_restore_sliders_follow_the_operators_tuned_defaults():
 
 
 def test_time_estimate_counts_the_averaged_chains():
-    from diffdemo.ui_helpers import evaluations, run_seconds
+    from diffdemo.ui_helpers import evaluations, image_evaluations, run_seconds
 
     cost = {"forward_s": 0.02, "grad_s": 0.06}
     one, four = evaluations("dps", steps=100), evaluations("dps", steps=100, samples=4)
     assert run_seconds(cost, **four) == pytest.approx(4 * run_seconds(cost, **one)) == pytest.approx(24.0)
+    assert (image_evaluations(one), image_evaluations(four)) == (100, 400)
     assert evaluations("sdedit", steps=150, t0=100, samples=2) == {"forwards": 101, "batch": 2}

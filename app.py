@@ -616,6 +616,12 @@ def task_defaults(operator):
     )
 
 
+def samples_default(method, operator):
+    """Posterior samples averaged by default for this method and operator (diffdemo/defaults.py); "compare" runs
+    every diffusion method with DPS's count, so that they are compared at equal chains."""
+    return int(params_for("dps" if method == "compare" else method, operator).get("samples", 1))
+
+
 def method_widgets(method):
     return (
         gr.Slider(visible=method in ("sdedit", "compare")),
@@ -936,7 +942,7 @@ def build_app() -> gr.Blocks:
                         ip_samples = gr.Slider(
                             1,
                             MAX_SAMPLES,
-                            value=1,
+                            value=samples_default("dps", "gaussian_blur"),
                             step=1,
                             label="posterior samples averaged (k)",
                             info="k chains side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
@@ -1117,6 +1123,7 @@ def build_app() -> gr.Blocks:
         ip_box.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **light)
         ip_method.change(method_widgets, ip_method, [ip_t0, ip_zeta, ip_scale, ip_normalize], **light)
         ip_op.change(task_defaults, ip_op, [ip_t0, ip_zeta, ip_scale], **light)
+        gr.on([ip_op.change, ip_method.change], samples_default, [ip_method, ip_op], ip_samples, **light)
         gr.on([ip_box.change, working.change], mask_canvas, picked, ip_mask, **light)
         ip_evt = ip_run.click(
             run_restore,

@@ -239,7 +239,8 @@ class Reproduction:
         key = (method, task, name, tuple(sorted(overrides.items())))
         if key not in self.results:
             self.bar.set_postfix_str(f"{method} {task} {name}", refresh=False)
-            extra = {"steps": self.budget.steps} if method in DIFFUSION_METHODS else {}
+            # one chain per run: the poster's figures show single posterior draws (and the budget counts one)
+            extra = {"steps": self.budget.steps, "samples": 1} if method in DIFFUSION_METHODS else {}
             res = restore(
                 self.model if method in DIFFUSION_METHODS else None,
                 method,

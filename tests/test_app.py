@@ -115,7 +115,9 @@ def test_restore_dps_single(served):
     client, model = served
     truth, meas, gallery, table, plot, status, record, files = client.predict(*restore_args(model), api_name="/restore")
     assert read(meas).shape == read(truth).shape == (16, 16, 3)
-    assert [g["caption"].split(":")[0] for g in gallery] == ["DPS", "DPS"]
+    # deblurring's default averages 4 DPS chains (diffdemo/defaults.py): result, x_t and the chains' spread
+    assert [g["caption"].split(":")[0] for g in gallery] == ["DPS", "DPS", "DPS"]
+    assert record["params"]["samples"] == 4 and "spread across the chains" in gallery[2]["caption"]
     assert table["headers"][:3] == ["method", "PSNR (dB)", "SSIM"]
     assert [row[0] for row in table["data"]] == ["DPS"]
     assert record["sigma_y"] == 0.05 and record["operator"]["operator"] == "gaussian_blur"
@@ -134,7 +136,7 @@ def test_restore_dps_raw_step_is_a_different_run(served):
 
 def test_restore_averages_posterior_samples_on_request(served):
     client, model = served
-    one = client.predict(*restore_args(model), api_name="/restore")
+    one = client.predict(*restore_args(model), None, True, 1, api_name="/restore")
     three = client.predict(*restore_args(model), None, True, 3, api_name="/restore")
     assert one[6]["params"]["samples"] == 1 and three[6]["params"]["samples"] == 3
     assert three[6]["results"][0]["psnr"] != one[6]["results"][0]["psnr"]
@@ -261,6 +263,19 @@ def test_restore_sliders_follow_the_operators_tuned_defaults():
             params_for("dps", op)["scale"],
         )
     assert app.task_defaults("gaussian_blur") != app.task_defaults("box_inpaint")  # deblurring has its own values
+
+
+def test_samples_slider_follows_method_and_operator():
+    import app
+    from diffdemo.defaults import params_for
+
+    for op in ("gaussian_blur", "box_inpaint", "random_inpaint"):
+        for method in ("sdedit", "score_ald", "dps"):
+            assert app.samples_default(method, op) == params_for(method, op)["samples"]
+        assert app.samples_default("compare", op) == params_for("dps", op)["samples"]  # equal chains for all
+        assert app.samples_default("wiener", op) == 1
+    assert app.samples_default("dps", "gaussian_blur") == 4  # deblurring averages 4 DPS chains
+    assert app.samples_default("dps", "box_inpaint") == 1
 
 
 def test_time_estimate_counts_the_averaged_chains():

@@ -29,6 +29,23 @@ class Operator:
             (out,) = torch.autograd.grad(self.A(x), x, grad_outputs=y)
         return out
 
+    def norm_sq(self, like: torch.Tensor, iters: int = 50) -> float:
+        """||A||_2^2 on images shaped like ``like``: the top eigenvalue of A^T A by seeded power iteration
+        (cached per shape). It converges from below; callers keep a margin. A blur with reflect padding sits a
+        little above 1 (~1.03-1.05: its edge pixels count twice)."""
+        key = tuple(like.shape[1:])
+        cache = self.__dict__.setdefault("_norm_sq", {})
+        if key not in cache:
+            v = torch.randn(1, *key, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            top = 0.0
+            for _ in range(iters):
+                v = v / v.norm()
+                w = self.A_adjoint(self.A(v.to(like.device, like.dtype))).double().cpu()
+                top = float((v * w).sum())
+                v = w
+            cache[key] = top
+        return cache[key]
+
     def measure(self, x: torch.Tensor, sigma_y: float, generator: torch.Generator | None = None) -> torch.Tensor:
         """y = A x + sigma_y n, n ~ N(0, I) drawn from ``generator``."""
         y = self.A(x)

@@ -143,6 +143,14 @@ def test_adjointness(op):
     assert lhs.item() == pytest.approx(rhs.item(), rel=1e-10, abs=1e-10)
 
 
+@pytest.mark.parametrize("op", _all_operators(), ids=lambda op: op.describe()["operator"])
+def test_power_iteration_finds_the_operator_norm(op):
+    """||A||_2^2 by power iteration (it caps Score-ALD's step) against the exact spectral norm of A's matrix."""
+    shape = (3, 16, 16)
+    exact = torch.linalg.matrix_norm(as_matrix(op, shape).double(), 2).item() ** 2
+    assert op.norm_sq(torch.zeros(1, *shape)) == pytest.approx(exact, rel=0.01)
+
+
 def test_blur_matrix_and_adjoint_are_transposes():
     op = GaussianBlur(5, 1.0)
     shape = (1, 8, 8)

@@ -5,7 +5,19 @@ import torch
 
 from diffdemo.operators import BoxInpaint, GaussianBlur, as_matrix
 from diffdemo.restore import Problem, diffusion_frames, make_problem, matched_timestep, restore
-from diffdemo.samplers import denoise, dps, last_frame, noise_image, reverse_process, sample, score_ald, sdedit
+from diffdemo.samplers import (
+    ald_step_size,
+    denoise,
+    dps,
+    last_frame,
+    noise_image,
+    reverse_process,
+    sample,
+    score_ald,
+    sdedit,
+    strided_timesteps,
+    timestep_pairs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +53,24 @@ def test_posterior_methods_land_closer_to_exact_posterior_mean_than_measurement(
     err_prior_mean = (gaussian_prior.mean.float().reshape(y.shape) - post_mean).norm().item()
     assert err_method < 0.7 * err_measurement, (err_method, err_measurement)
     assert err_method < err_prior_mean
+
+
+def test_score_ald_step_is_capped_below_the_stability_limit(gaussian_prior, deblur_problem):
+    """Few strided steps and a large zeta would make zeta_t exceed 1/||A||^2 (gradient descent on ||y - A x||^2
+    then diverges); the cap keeps every step below it and the run near the posterior mean."""
+    x0, op, sigma_y, y, post_mean = deblur_problem
+    norm_sq = op.norm_sq(y)
+    pairs = timestep_pairs(strided_timesteps(1000, 10))
+    uncapped = [
+        20.0 * (1 - gaussian_prior.schedule.step_alpha(t, s)) / (sigma_y**2 + 1 - gaussian_prior.schedule.abar(t))
+        for t, s in pairs
+    ]
+    assert max(uncapped) > 2 / norm_sq  # the problem is real at these settings
+    steps = [ald_step_size(gaussian_prior, t, s, 20.0, sigma_y, norm_sq) for t, s in pairs]
+    assert max(steps) == pytest.approx(0.75 / norm_sq)
+    x = last_frame(score_ald(gaussian_prior, op, y, zeta=20.0, sigma_y=sigma_y, steps=10, seed=0, every=10)).x_t
+    assert torch.isfinite(x).all()
+    assert (x - post_mean).norm() < (y - post_mean).norm()
 
 
 def test_unconditional_samples_have_the_prior_moments(gaussian_prior):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -85,26 +86,55 @@ _costs_lock = threading.Lock()
 _reference: dict | None = None  # the last measured model, to scale estimates for models not loaded yet
 
 
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def measure_cost(model: DiffusionModel) -> dict:
-    """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model."""
+    """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model
+    (median of 3 when a forward is quick), and ``batch_slope``: the extra cost of each further image in a batch,
+    from a batch-4 forward (small images leave a CPU's cores idle at batch 1, so 4 chains cost ~2-3x one, not
+    4x). A model slower than 0.5 s a forward is not timed at batch 4 and gets the linear slope 1."""
     global _reference
     with _costs_lock:
         key = id(model)
         if key not in _costs:
             x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
             t = model.schedule.T // 2
-            with torch.inference_mode():
-                model.eps(x, t)  # warm-up: first calls pay for allocation and kernel selection
-                start = time.perf_counter()
-                model.eps(x, t)
-                forward = time.perf_counter() - start
-            with torch.enable_grad():
-                x_in = x.clone().requires_grad_(True)
-                start = time.perf_counter()
-                torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
-                grad = time.perf_counter() - start
+
+            def forward(batch: torch.Tensor):
+                with torch.inference_mode():
+                    model.eps(batch, t)
+
+            def gradient():
+                with torch.enable_grad():
+                    x_in = x.clone().requires_grad_(True)
+                    torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
+
+            forward(x)  # warm-up: first calls pay for allocation and kernel selection
+            one = _median_seconds(lambda: forward(x), 1)
+            quick = one < 0.5
+            if quick:
+                one = _median_seconds(lambda: forward(x), 3)
+            grad = _median_seconds(gradient, 3 if quick else 1)
+            slope = 1.0
+            if quick:
+                x4 = x.repeat(4, 1, 1, 1)
+                forward(x4)
+                slope = min(1.0, max(0.0, (_median_seconds(lambda: forward(x4), 3) / one - 1) / 3))
             n_params = getattr(model, "n_params", None)
-            _costs[key] = {"forward_s": forward, "grad_s": grad, "params": n_params, "size": model.size}
+            _costs[key] = {
+                "forward_s": one,
+                "grad_s": grad,
+                "batch_slope": slope,
+                "params": n_params,
+                "size": model.size,
+            }
             if n_params:
                 _reference = dict(_costs[key], name=model.name)
         return dict(_costs[key])
@@ -175,8 +205,10 @@ def image_evaluations(work: dict) -> int:
 
 
 def run_seconds(cost: dict, forwards: int = 0, gradients: int = 0, batch: int = 1) -> float:
-    """Forward passes and gradient evaluations times their measured cost (batch scales them about linearly on a CPU)."""
-    return (forwards * cost["forward_s"] + gradients * cost["grad_s"]) * max(1, int(batch))
+    """Forward passes and gradient evaluations times their measured batch-1 cost, times the batch's cost
+    1 + (batch - 1) x slope (``batch_slope`` measured with the model; 1, linear, when unknown)."""
+    batch_factor = 1 + (max(1, int(batch)) - 1) * cost.get("batch_slope", 1.0)
+    return (forwards * cost["forward_s"] + gradients * cost["grad_s"]) * batch_factor
 
 
 def format_seconds(seconds: float) -> str:

@@ -285,4 +285,16 @@ def test_time_estimate_counts_the_averaged_chains():
     one, four = evaluations("dps", steps=100), evaluations("dps", steps=100, samples=4)
     assert run_seconds(cost, **four) == pytest.approx(4 * run_seconds(cost, **one)) == pytest.approx(24.0)
     assert (image_evaluations(one), image_evaluations(four)) == (100, 400)
+    # a measured batch slope: each further chain adds half an image's cost -> 4 chains cost 2.5x one
+    sloped = dict(cost, batch_slope=0.5)
+    assert run_seconds(sloped, **four) == pytest.approx(2.5 * run_seconds(sloped, **one))
     assert evaluations("sdedit", steps=150, t0=100, samples=2) == {"forwards": 101, "batch": 2}
+
+
+def test_measured_cost_has_a_batch_slope(tiny_model_dir):
+    from diffdemo.models import load_model
+    from diffdemo.ui_helpers import measure_cost
+
+    cost = measure_cost(load_model(str(tiny_model_dir)))
+    assert cost["forward_s"] > 0 and cost["grad_s"] > 0
+    assert 0.0 <= cost["batch_slope"] <= 1.0

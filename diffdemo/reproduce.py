@@ -40,10 +40,11 @@ DPS_COST = 3  # one DPS step = forward + backward through the UNet: about 3 forw
 
 @dataclass(frozen=True)
 class Budget:
-    """How much work a run does; every diffusion restoration uses ``steps`` reverse steps (strided)."""
+    """How much work a run does; the sweeps use ``steps`` reverse steps (strided), the methods table
+    ``table_steps`` (None: each method's tuned default, diffdemo/defaults.py)."""
 
     name: str
-    steps: int  # reverse steps of every restoration (SDEdit: min(steps, t0 + 1))
+    steps: int  # reverse steps of the Fig. 3-5 sweeps and the spectra (SDEdit: min(steps, t0 + 1))
     table_images: int  # bundled test images in the methods table (0 = all)
     sweep_images: int  # images in the Fig. 3-5 sweeps
     denoise_ts: tuple[int, ...]  # Fig. 1 starting timesteps
@@ -60,6 +61,7 @@ class Budget:
     spectrum_ts: tuple[int, ...]  # Figs. 8-9
     spectrum_k: int  # singular triplets per timestep
     spectrum_iters: int  # subspace / Arnoldi iterations
+    table_steps: int | None = None  # reverse steps in the methods table (None: the methods' default steps)
 
 
 BUDGETS = {
@@ -83,6 +85,7 @@ BUDGETS = {
         spectrum_ts=(50, 500),
         spectrum_k=2,
         spectrum_iters=2,
+        table_steps=3,
     ),
     # every figure in a few minutes on a 2-core CPU
     "quick": Budget(
@@ -104,6 +107,7 @@ BUDGETS = {
         spectrum_ts=(50, 400, 900),
         spectrum_k=2,
         spectrum_iters=3,
+        table_steps=10,
     ),
     # the poster's figures; well under 30 minutes on a 2-core CPU
     "full": Budget(
@@ -131,13 +135,17 @@ BUDGETS = {
 PROBE_PIXELS = (("nose", (0.50, 0.60)), ("left eyelid", (0.36, 0.42)), ("right cheek", (0.68, 0.64)))
 
 
-def _table_params(method: str, operator: str) -> dict:
-    """The swept parameter of a method at its default for the task (so sweeps and the table share runs)."""
+def _table_params(method: str, operator: str, steps: int | None) -> dict:
+    """A method's parameters in the methods table: its swept parameter at the task's default, and ``steps``
+    (None: the method's default steps). Sweeps and table share runs when these match."""
+    params = {}
+    if method in DIFFUSION_METHODS:
+        params["steps"] = int(steps if steps is not None else params_for(method, operator)["steps"])
     swept = {"sdedit": ("t0", int), "score_ald": ("zeta", float), "dps": ("scale", float)}
-    if method not in swept:
-        return {}
-    name, kind = swept[method]
-    return {name: kind(params_for(method, operator)[name])}
+    if method in swept:
+        name, kind = swept[method]
+        params[name] = kind(params_for(method, operator)[name])
+    return params
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -190,7 +198,7 @@ class Reproduction:
     def _run_units(self, method: str, **overrides) -> int:
         if method not in DIFFUSION_METHODS:
             return 1
-        p = params_for(method, steps=self.budget.steps, **overrides)
+        p = params_for(method, **{"steps": self.budget.steps, **overrides})
         steps = min(int(p["steps"]), int(p["t0"]) + 1) if method == "sdedit" else int(p["steps"])
         return steps * (DPS_COST if method == "dps" else 1)
 
@@ -221,8 +229,7 @@ class Reproduction:
         for task in TASKS:
             for n in self.table_names:
                 plan += [
-                    (m, task, n, tuple(sorted(_table_params(m, self.ops[task].name).items())))
-                    for m in self.table_methods(task)
+                    (m, task, n, tuple(sorted(self._table_params(m, task).items()))) for m in self.table_methods(task)
                 ]
         seen, unique = set(), []
         for key in plan:
@@ -230,6 +237,9 @@ class Reproduction:
                 seen.add(key)
                 unique.append(key)
         return unique
+
+    def _table_params(self, method: str, task: str) -> dict:
+        return _table_params(method, self.ops[task].name, self.budget.table_steps)
 
     def table_methods(self, task: str) -> list[str]:
         return list(DIFFUSION_METHODS) + list(baselines.applicable(self.ops[task]))
@@ -245,8 +255,7 @@ class Reproduction:
                 self.model if method in DIFFUSION_METHODS else None,
                 method,
                 self.problems[(task, name)],
-                **extra,
-                **overrides,
+                **{**extra, **overrides},
             )
             self.results[key] = res
             self.bar.update(self._run_units(method, **overrides))
@@ -437,10 +446,7 @@ class Reproduction:
         table = []
         for task in TASKS:
             for method in self.table_methods(task):
-                runs = [
-                    self.restoration(method, task, n, **_table_params(method, self.ops[task].name))
-                    for n in self.table_names
-                ]
+                runs = [self.restoration(method, task, n, **self._table_params(method, task)) for n in self.table_names]
                 row = {"task": task, "method": method, "images": len(runs), "nfe": runs[0]["nfe"]}
                 for m in ("psnr", "ssim", "lpips", "seconds"):
                     vals = [r[m] for r in runs]
@@ -461,13 +467,23 @@ class Reproduction:
         best = {task: max((r for r in table if r["task"] == task), key=lambda r: r["psnr"]["mean"]) for task in TASKS}
         self.table_sentence = (
             f"All methods on {len(self.table_names)} of the {len(bundled_images())} bundled test images at {self.size} px (sigma_y={self.sigma_y}, "
-            f"diffusion methods {self.budget.steps} strided steps with their default parameters): best mean PSNR "
+            f"diffusion methods {self._table_steps_text()} with their default parameters, one posterior draw "
+            "each): best mean PSNR "
             + "; ".join(
                 f"{TASK_TITLES[t]} {METHOD_TITLES[best[t]['method']]} {best[t]['psnr']['mean']:.1f} dB "
                 f"(measurement {measurement[t]['mean']:.1f} dB)"
                 for t in TASKS
             )
             + "."
+        )
+
+    def _table_steps_text(self) -> str:
+        if self.budget.table_steps is not None:
+            return f"{self.budget.table_steps} strided steps"
+        return (
+            "their default strided steps ("
+            + ", ".join(f"{METHOD_TITLES[m]} {params_for(m)['steps']}" for m in DIFFUSION_METHODS if m != "denoise")
+            + "; SDEdit from t0)"
         )
 
     def table_markdown(self) -> str:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,23 +23,9 @@ sys.path.insert(0, str(ROOT))
 from diffdemo import analysis as A  # noqa: E402
 from diffdemo.models import ModelUnavailable, UNetModel, default_device, load_model  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
+from diffdemo.ui_helpers import median_seconds  # noqa: E402
 
 TARGETS = {"probe_jvp": 3.0, "probe_central": 3.0, "energy_sweep_10t": 12.0, "lanczos_iteration": 6.0}
-
-
-def median_time(fn, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call (synchronising CUDA)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def get_model(device) -> tuple[UNetModel, str]:
@@ -72,7 +56,7 @@ def main(argv=None) -> dict:
         with torch.no_grad():
             model.score(x_t, T)
 
-    base = median_time(forward, max(5, args.repeats))
+    base = median_seconds(forward, max(5, args.repeats), warmup=True)
     sweep_ts = list(range(50, 1000, 100))
     ops = A._row_ops(model, [x_t], [t], ["score"], [None])
     v = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(device)
@@ -89,7 +73,7 @@ def main(argv=None) -> dict:
     }
     rows = {}
     for name, fn in cases.items():
-        sec = median_time(fn, args.repeats)
+        sec = median_seconds(fn, args.repeats, warmup=True)
         rows[name] = dict(seconds=sec, ratio=sec / base, target=TARGETS.get(name))
     print(f"model: {which}, device: {device}, batch-1 forward: {base * 1e3:.1f} ms (median)")
     print(f"{'case':28s} {'seconds':>9s} {'x forward':>10s} {'target':>8s}")

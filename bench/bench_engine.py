@@ -35,6 +35,7 @@ from diffdemo.operators import make_operator  # noqa: E402
 from diffdemo.samplers import dps, last_frame, sample  # noqa: E402
 from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
+from diffdemo.ui_helpers import median_seconds  # noqa: E402
 
 HARDWARE = "2-core Intel Xeon @ 2.5 GHz (no AMX), no GPU"
 
@@ -47,15 +48,6 @@ def faces64_model() -> tuple[UNetModel, str]:
     return UNetModel(build_unet(), scheduler_config(), name="faces64-random", device="cpu"), (
         "faces64 architecture, seeded random weights (assets/models/faces64 not exported yet)"
     )
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def interleaved(fns: dict, repeats: int, warmup: bool = True) -> dict:
@@ -164,7 +156,7 @@ def bench(model: UNetModel, batch: int, steps: int, repeats: int) -> dict:
     def ours_dps():
         last_frame(dps(model, op, y, scale=3.0, steps=steps, seed=0, every=steps))
 
-    forward = median_time(fwd, 3)  # warm-up
+    forward = median_seconds(fwd, 3)  # warm-up
     forward_times, sample_times = [], {"ours": [], "diffusers": [], "dps": []}
     in_net = {"ours": [], "diffusers": []}
     per_forward = []  # seconds per UNet forward inside our sampling run
@@ -172,7 +164,7 @@ def bench(model: UNetModel, batch: int, steps: int, repeats: int) -> dict:
         fn()  # warm-up
     clock = NetworkClock(model.unet)
     for _ in range(repeats):
-        forward_times.append(median_time(fwd, 5))
+        forward_times.append(median_seconds(fwd, 5))
         for k, fn in (("ours", ours), ("diffusers", theirs), ("dps", ours_dps)):
             clock.reset()
             start = time.perf_counter()

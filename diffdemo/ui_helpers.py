@@ -86,11 +86,19 @@ _costs_lock = threading.Lock()
 _reference: dict | None = None  # the last measured model, to scale estimates for models not loaded yet
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int, warmup: bool = False) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` (after one untimed call if ``warmup``), synchronising
+    CUDA around each call so that queued GPU work is counted. Shared with the benchmarks in bench/."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -117,16 +125,16 @@ def measure_cost(model: DiffusionModel) -> dict:
                     torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
 
             forward(x)  # warm-up: first calls pay for allocation and kernel selection
-            one = _median_seconds(lambda: forward(x), 1)
+            one = median_seconds(lambda: forward(x), 1)
             quick = one < 0.5
             if quick:
-                one = _median_seconds(lambda: forward(x), 3)
-            grad = _median_seconds(gradient, 3 if quick else 1)
+                one = median_seconds(lambda: forward(x), 3)
+            grad = median_seconds(gradient, 3 if quick else 1)
             slope = 1.0
             if quick:
                 x4 = x.repeat(4, 1, 1, 1)
                 forward(x4)
-                slope = min(1.0, max(0.0, (_median_seconds(lambda: forward(x4), 3) / one - 1) / 3))
+                slope = min(1.0, max(0.0, (median_seconds(lambda: forward(x4), 3) / one - 1) / 3))
             n_params = getattr(model, "n_params", None)
             _costs[key] = {
                 "forward_s": one,

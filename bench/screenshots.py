@@ -44,6 +44,7 @@ def take(model: str, out: Path, steps: int) -> list[Path]:
     os.environ["DIFFDEMO_MODEL"] = model
     import app
 
+    app.warm_engine()  # as `python app.py` does: the default model is open and timed before a page loads
     demo = app.build_app()
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(

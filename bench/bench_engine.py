@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import statistics
 import sys
@@ -37,7 +38,19 @@ from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
 from diffdemo.ui_helpers import median_seconds  # noqa: E402
 
-HARDWARE = "2-core Intel Xeon @ 2.5 GHz (no AMX), no GPU"
+
+def hardware() -> str:
+    """'N-core <CPU model>, <GPU or no GPU>' of this machine, for the results' header."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()}-core {cpu}, {gpu}"
+
+
+HARDWARE = hardware()
 
 
 def faces64_model() -> tuple[UNetModel, str]:
@@ -254,7 +267,6 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS_engine.md"))
     p.add_argument("--notes", default="")
     args = p.parse_args(argv)
-    import os
 
     load = os.getloadavg()[0]
     threads = args.threads or auto_threads()
@@ -273,7 +285,7 @@ def main(argv=None) -> dict:
     info = {
         "date": dt.date.today().isoformat(),
         "threads": threads,
-        "load": f"load average {load:.1f} at start (a training job shares the CPU)" if load > 0.5 else "idle CPU",
+        "load": f"load average {load:.1f} at start (other jobs share the CPU)" if load > 0.5 else "idle CPU",
         "model": desc,
         "params": model.n_params,
         "repeats": args.repeats,

@@ -38,6 +38,15 @@ def _wait_done(page, status_id: str, seconds: float) -> str:
     raise TimeoutError(f"{status_id} did not finish in {seconds:.0f} s: {status!r}")
 
 
+def _save_png(png: bytes, path: Path) -> None:
+    """A 256-colour PNG of the screenshot: UI pixels lose nothing visible and the file is ~3x smaller."""
+    import io
+
+    from PIL import Image
+
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(256).save(path, optimize=True)
+
+
 def take(model: str, out: Path, steps: int) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -68,7 +77,7 @@ def take(model: str, out: Path, steps: int) -> list[Path]:
             page.locator("#sens-energy .js-plotly-plot").wait_for(state="visible", timeout=300_000)
             page.wait_for_timeout(1500)
             saved.append(out / "sensitivity.png")
-            page.screenshot(path=str(saved[-1]), full_page=True)
+            _save_png(page.screenshot(full_page=True), saved[-1])
 
             page.get_by_role("tab", name="Inverse problems").click()
             page.get_by_label("Compare all").check()
@@ -79,7 +88,7 @@ def take(model: str, out: Path, steps: int) -> list[Path]:
             print(_wait_done(page, "#ip-status", 1200))
             page.wait_for_timeout(1500)
             saved.append(out / "compare_all.png")
-            page.screenshot(path=str(saved[-1]), full_page=True)
+            _save_png(page.screenshot(full_page=True), saved[-1])
             browser.close()
     finally:
         demo.close()

@@ -106,8 +106,8 @@ def median_seconds(fn, repeats: int, warmup: bool = False) -> float:
 def measure_cost(model: DiffusionModel) -> dict:
     """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model
     (median of 3 when a forward is quick), and ``batch_slope``: the extra cost of each further image in a batch,
-    from a batch-4 forward (small images leave a CPU's cores idle at batch 1, so 4 chains cost ~2-3x one, not
-    4x). A model slower than 0.5 s a forward is not timed at batch 4 and gets the linear slope 1."""
+    from a batch-4 forward (small images leave a CPU's cores idle at batch 1: faces64's slope is ~0.7, so 4
+    chains cost ~3x one, not 4x). A model slower than 0.5 s a forward is not timed at batch 4: slope 1."""
     global _reference
     with _costs_lock:
         key = id(model)
@@ -124,17 +124,17 @@ def measure_cost(model: DiffusionModel) -> dict:
                     x_in = x.clone().requires_grad_(True)
                     torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
 
-            forward(x)  # warm-up: first calls pay for allocation and kernel selection
-            one = median_seconds(lambda: forward(x), 1)
-            quick = one < 0.5
-            if quick:
-                one = median_seconds(lambda: forward(x), 3)
-            grad = median_seconds(gradient, 3 if quick else 1)
+            # the warm-up call pays for allocation and kernel selection; then a quick model is timed 3 times
+            one = median_seconds(lambda: forward(x), 1, warmup=True)
+            repeats = 3 if one < 0.5 else 1
+            if repeats > 1:
+                one = median_seconds(lambda: forward(x), repeats)
+            grad = median_seconds(gradient, repeats)
             slope = 1.0
-            if quick:
+            if repeats > 1:
                 x4 = x.repeat(4, 1, 1, 1)
-                forward(x4)
-                slope = min(1.0, max(0.0, (median_seconds(lambda: forward(x4), 3) / one - 1) / 3))
+                four = median_seconds(lambda: forward(x4), repeats, warmup=True)
+                slope = min(1.0, max(0.0, (four / one - 1) / 3))  # batch 4 costs 1 + 3 x slope of batch 1
             n_params = getattr(model, "n_params", None)
             _costs[key] = {
                 "forward_s": one,

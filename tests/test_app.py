@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -291,10 +292,24 @@ def test_time_estimate_counts_the_averaged_chains():
     assert evaluations("sdedit", steps=150, t0=100, samples=2) == {"forwards": 101, "batch": 2}
 
 
-def test_measured_cost_has_a_batch_slope(tiny_model_dir):
-    from diffdemo.models import load_model
+class _TimedModel:
+    """A stand-in network whose evaluation takes a known 20 ms + 10 ms per image (so batch 4 = 2x batch 1)."""
+
+    sample_shape, device, size, name, n_params = (3, 4, 4), "cpu", 4, "timed", None
+    schedule = type("Schedule", (), {"T": 1000})()
+
+    def eps(self, x, t):
+        time.sleep(0.02 + 0.01 * len(x))
+        return x
+
+    def x0_hat(self, x, t):
+        return self.eps(x, t) * 1.0
+
+
+def test_measured_cost_recovers_a_known_batch_slope():
     from diffdemo.ui_helpers import measure_cost
 
-    cost = measure_cost(load_model(str(tiny_model_dir)))
-    assert cost["forward_s"] > 0 and cost["grad_s"] > 0
-    assert 0.0 <= cost["batch_slope"] <= 1.0
+    cost = measure_cost(_TimedModel())
+    assert cost["forward_s"] == pytest.approx(0.03, abs=0.006)
+    assert cost["grad_s"] == pytest.approx(0.03, abs=0.006)
+    assert cost["batch_slope"] == pytest.approx(1 / 3, abs=0.08)  # (0.06 / 0.03 - 1) / 3

@@ -1,23 +1,28 @@
 """``python -m diffdemo``: every result of the app from the command line.
 
-Each command prints a JSON object as the last line of stdout. Bad input gives a one-line error on stderr and
-exit code 2 (no traceback).
+Each command prints a strict JSON object as the last line of stdout. Bad input (the project's own error types,
+``diffdemo.errors``) gives a one-line error on stderr and exit code 2, refused before any work; anything else is
+a bug: its traceback and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
+from diffdemo import validation
+from diffdemo.errors import DiffdemoError
+from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import DEFAULT_MODEL
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
 
 
-class UsageError(Exception):
+class UsageError(DiffdemoError):
     """Bad input from the user: reported in one line, exit code 2."""
 
 
@@ -100,34 +105,48 @@ def resolve_image(name_or_path: str, size: int):
 
 def working_size(model, size: int | None) -> int:
     """The resolution to run at: the model's, or a requested one the UNet can take (multiple of 8, >= 16)."""
-    if size is None:
-        return model.size
-    if size < 16 or size % 8 or size > 1024:
-        raise UsageError(f"impossible size {size}: use a multiple of 8 between 16 and 1024 (model: {model.size})")
-    return size
+    return model.size if size is None else validation.check("size", size, "--size")
+
+
+def check_args(args, *names: str) -> None:
+    """Check the named options against defaults.RANGES (None = the default applies), before any work."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(args, name, validation.check(name, value, "--" + name.replace("_", "-")))
 
 
 def run_restore(args) -> dict:
+    from diffdemo.baselines import BASELINES, DEBLUR_BASELINES, applicable
     from diffdemo.imaging import save_png, to_tensor
     from diffdemo.models import load_model
     from diffdemo.operators import make_operator
     from diffdemo.restore import DIFFUSION_METHODS, make_problem, restore
 
-    if args.steps is not None and args.steps > 1000:
-        raise UsageError(f"--steps must be <= 1000, got {args.steps}")
+    check_args(args, "sigma_y", "steps", "seed", "scale", "zeta", "samples", "drop", "blur_std", "kernel_size", "size")
     model = load_model(args.model)
+    if args.t0 is not None:
+        args.t0 = validation.check_timestep(args.t0, model.schedule.T, "--t0")
     size = working_size(model, args.size)
     x0 = to_tensor(resolve_image(args.image, size))
-    op = make_operator(
-        args.operator,
-        size,
-        box=args.box,
-        preset=args.box_preset,
-        drop=args.drop,
-        std=args.blur_std,
-        kernel_size=args.kernel_size,
-        mask_seed=args.seed,
-    )
+    try:
+        op = make_operator(
+            args.operator,
+            size,
+            box=args.box,
+            preset=args.box_preset,
+            drop=args.drop,
+            std=args.blur_std,
+            kernel_size=args.kernel_size,
+            mask_seed=args.seed,
+        )
+    except ValueError as exc:  # a box that does not fit, an unknown preset, a kernel larger than the image
+        raise UsageError(str(exc)) from None
+    if args.method in BASELINES and args.method not in applicable(op):
+        kind = "blurred" if args.method in DEBLUR_BASELINES else "masked"
+        raise UsageError(f"{args.method} restores {kind} images only, not the '{op.name}' operator")
+    if args.method == "denoise" and (args.samples or 1) > 1:
+        raise UsageError("denoise is deterministic: its chains would all agree; use --samples 1")
     problem = make_problem(x0, op, args.sigma_y, args.seed)
     overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta, samples=args.samples)
     if args.raw_dps_step:
@@ -145,7 +164,7 @@ def run_restore(args) -> dict:
         seed=args.seed,
         operator_params=op.describe(),
     )
-    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "metrics.json", result)
     return result
 
 
@@ -165,8 +184,7 @@ def run_sample(args) -> dict:
     from diffdemo.models import load_model
     from diffdemo.samplers import last_frame, sample
 
-    if args.steps > 1000 or args.n > 256:
-        raise UsageError("--steps must be <= 1000 and --n <= 256")
+    check_args(args, "n", "steps", "seed")
     model = load_model(args.model)
     start = time.perf_counter()
     frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps))
@@ -182,7 +200,7 @@ def run_sample(args) -> dict:
         "nfe": frame.nfe,
         "files": files,
     }
-    (out / "samples.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "samples.json", result)
     return result
 
 
@@ -212,12 +230,7 @@ def run_reproduce(args) -> dict:
     if args.quick and args.tiny:
         raise UsageError("--quick and --tiny are exclusive")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    if args.threads < 0:
-        raise UsageError(f"--threads must be >= 0 (0 = automatic), got {args.threads}")
+    check_args(args, "seed", "threads")
     model = load_model(args.model)
     budget = "tiny" if args.tiny else "quick" if args.quick else "full"
     result = reproduce(model, out, budget=budget, seed=args.seed, progress=not args.no_progress, threads=args.threads)
@@ -237,11 +250,7 @@ def _int_list(text: str, what: str) -> list[int]:
 
 
 def _check_timesteps(model, ts: list[int], what: str) -> list[int]:
-    T = model.schedule.T
-    bad = [t for t in ts if not 0 <= t < T]
-    if bad:
-        raise UsageError(f"{what} must be in [0, {T - 1}], got {bad[0]}")
-    return ts
+    return [validation.check_timestep(t, model.schedule.T, what) for t in ts]
 
 
 def add_probe(sub) -> None:
@@ -260,7 +269,7 @@ def add_probe(sub) -> None:
     p.add_argument("--t-sweep", help="comma-separated timesteps for the energy sweep, e.g. 50,100,200")
     p.add_argument("--channel", type=int, help="input channel of e_i (default: all channels at once)")
     p.add_argument("--method", default="jvp", choices=METHODS)
-    p.add_argument("--eps", type=_positive(float), default=1e-2, help="finite-difference step in [-1, 1] units")
+    p.add_argument("--eps", type=float, default=1e-2, help="finite-difference step in [-1, 1] units")
     p.add_argument("--energy-on", default="denoiser", choices=("denoiser", "score", "reverse"))
     p.add_argument("--exclude-centre", action="store_true", help="leave the probed pixel out of the energy")
     p.add_argument("--seed", type=int, default=0)
@@ -273,6 +282,7 @@ def run_probe(args) -> dict:
     from diffdemo.imaging import save_png, to_tensor
     from diffdemo.models import load_model
 
+    check_args(args, "eps", "seed", "size")
     model = load_model(args.model)
     size = working_size(model, args.size)
     x, y = args.pixel
@@ -331,7 +341,7 @@ def run_probe(args) -> dict:
         "seconds": seconds,
         "files": [str(f) for f in files],
     }
-    (out / "probe.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "probe.json", summary)
     return summary
 
 
@@ -360,11 +370,12 @@ def run_spectrum(args) -> dict:
     from diffdemo.imaging import save_png, to_tensor
     from diffdemo.models import load_model
 
+    check_args(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
     model = load_model(args.model)
     size = working_size(model, args.size)
     ts = _check_timesteps(model, _int_list(args.t, "--t"), "--t")
-    if args.k > 64 or args.iters > 1000 or args.steps > model.schedule.T:
-        raise UsageError(f"--k must be <= 64, --iters <= 1000 and --steps <= {model.schedule.T}")
+    if args.steps > model.schedule.T:
+        raise UsageError(f"--steps must be at most {model.schedule.T}, the model's T")
     x0 = to_tensor(resolve_image(args.image, size))
     out = Path(args.out)
     start = time.perf_counter()
@@ -407,7 +418,7 @@ def run_spectrum(args) -> dict:
         "seconds": seconds,
         "files": [str(f) for f in files],
     }
-    (out / "spectrum.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "spectrum.json", summary)
     return summary
 
 
@@ -426,17 +437,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from diffdemo.imaging import ImageError
-    from diffdemo.models import ModelUnavailable
-
+    """Run one command: 0 and a strict JSON line; 2 and one line for the user's errors; 1 and a traceback for bugs."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args([str(a) for a in argv] if argv is not None else None)
+        if getattr(args, "out", None) is not None:
+            validation.check_out_dir(args.out)  # an existing file or an unwritable place: refused before any work
         result = args.run(args)
-    except (UsageError, ImageError, ModelUnavailable, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        line = dumps(result)
+    except DiffdemoError as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(result, default=str))
+    except Exception:  # a bug: keep its traceback
+        traceback.print_exc()
+        return EXIT_BUG
+    print(line)
     return 0

@@ -31,6 +31,52 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
 }
 
 
+# The allowed range of every user parameter: (low, high, kind), kind "int" or "float"; the bounds are inclusive
+# unless named in OPEN_LOW (strictly above low). One table for the app, its API and the CLI alike
+# (diffdemo/validation.py checks against it). Timesteps are checked against the model's T (1 <= t <= T - 1).
+RANGES: dict[str, tuple[float, float, str]] = {
+    "seed": (0, 2**31 - 1, "int"),
+    "steps": (1, 1000, "int"),
+    "samples": (1, MAX_SAMPLES, "int"),
+    "n": (1, 256, "int"),  # unconditional samples in one run (CLI); the app's slider stops at 16
+    "scale": (0.0, 100.0, "float"),  # DPS step size lambda
+    "zeta": (0.0, 100.0, "float"),  # Score-ALD likelihood weight
+    "sigma_y": (0.0, 1.0, "float"),  # measurement noise std, [-1, 1] image units
+    "blur_std": (0.3, 10.0, "float"),  # pixels; below 0.3 px the kernel is a delta
+    "kernel_size": (3, 63, "int"),  # odd
+    "drop": (0.0, 0.95, "float"),  # random inpainting: fraction of pixels dropped
+    "eps": (0.0, 1.0, "float"),  # finite-difference step, [-1, 1] units (OPEN_LOW)
+    "points": (2, 30, "int"),  # timesteps of the PSNR-vs-t curve
+    "k": (1, 64, "int"),  # singular triplets per operator
+    "iters": (2, 1000, "int"),  # Lanczos / Arnoldi steps
+    "arnoldi": (2, 1000, "int"),
+    "max_batch": (1, 4096, "int"),
+    "threads": (0, 256, "int"),  # 0 = automatic
+    "size": (16, 1024, "int"),  # working resolution, a multiple of 8
+}
+OPEN_LOW = frozenset({"eps"})
+LABELS = {  # how a parameter is called in messages (the CLI adds its own --option spelling)
+    "seed": "seed",
+    "steps": "steps",
+    "samples": "posterior samples averaged",
+    "n": "number of samples",
+    "scale": "DPS scale",
+    "zeta": "Score-ALD zeta",
+    "sigma_y": "sigma_y",
+    "blur_std": "blur std",
+    "kernel_size": "kernel size",
+    "drop": "drop fraction",
+    "eps": "finite-difference eps",
+    "points": "points",
+    "k": "k",
+    "iters": "iterations",
+    "arnoldi": "Arnoldi steps",
+    "max_batch": "max batch",
+    "threads": "threads",
+    "size": "size",
+}
+
+
 def describe_defaults() -> str:
     """One line per method with its defaults and per-task values, for help texts."""
     lines = []

@@ -1,21 +1,38 @@
-"""Image I/O and the one place where uint8 (H, W, C) pictures meet float (N, C, H, W) tensors in [-1, 1]."""
+"""Image I/O and the one place where uint8 (H, W, C) pictures meet float (N, C, H, W) tensors in [-1, 1].
+
+Every picture that enters, whatever its mode (8/16-bit gray, gray + alpha, RGB, RGBA, palette, CMYK, EXIF
+orientation), becomes RGB here, and its size is checked from its header before any pixel is decoded (Pillow's
+limit is set on import). torch is imported only by the functions that make tensors, so the app can check
+uploads without loading the engine.
+"""
 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from diffdemo.errors import DiffdemoError
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "assets" / "images"
 MIN_SIDE = 16
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
+# Pillow raises DecompressionBombError past twice its limit as soon as a header is read (Image.open), so a bomb
+# never reaches the decoder, whichever code opens it (gradio's image editor included); check_size then
+# refuses anything past MAX_PIXELS itself.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+TOO_LARGE = f"more than {MAX_PIXELS // 1_000_000} megapixels"
 
 
-class ImageError(ValueError):
+class ImageError(DiffdemoError, ValueError):
     """An image that cannot be used (unreadable, too small, too large)."""
 
 
@@ -24,9 +41,58 @@ def bundled_images() -> dict[str, Path]:
     return {p.stem: p for p in sorted(IMAGES_DIR.glob("*.png"))}
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Grayscale, palette and alpha images become RGB (alpha composited on white)."""
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+def check_size(img: Image.Image, label: str = "the image") -> Image.Image:
+    """Refuse pictures too small to work on or too large to decode, from the header alone."""
+    w, h = img.size
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"{label} is {w}x{h}: each side must be at least {MIN_SIDE} px")
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{label} is {w}x{h}: {TOO_LARGE}")
+    return img
+
+
+def open_image(source, label: str = "the image") -> Image.Image:
+    """Open a path or bytes, check its size from the header, then decode it (bombs are refused undecoded).
+
+    Messages name ``label``, never a server path, and carry no library's exception text."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # between 1x and 2x the limit
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except FileNotFoundError:
+        raise ImageError(f"{label}: no such image file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label} is {TOO_LARGE}: refused before decoding") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageError(f"{label} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from None
+    try:
+        check_size(img, label)
+    except ImageError:
+        img.close()
+        raise
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise ImageError(f"{label} is not a readable image (truncated or corrupt)") from None
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode -> 8-bit RGB: EXIF orientation applied; 16-bit and 32-bit gray scaled to 8 bits (a plain
+    convert would clip them to white); alpha (and palette transparency) composited on white; CMYK converted."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode == "I" and arr.max(initial=0) <= 255:  # 8-bit data stored as 32-bit
+            scale = 1.0
+        else:
+            scale = 255.0 / 65535.0
+        img = Image.fromarray(np.clip(np.round(arr * scale), 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 255.0 if np.nanmax(arr, initial=0) <= 1.0 else 1.0  # float images in [0, 1] or in 0..255
+        img = Image.fromarray(np.clip(np.round(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, img).convert("RGB")
@@ -42,8 +108,12 @@ def center_crop_resize(img: Image.Image, size: int) -> Image.Image:
     return img if side == size else img.resize((size, size), Image.LANCZOS)
 
 
-def load_image(source, size: int) -> np.ndarray:
-    """Read a path, bytes, PIL image or array; return uint8 (size, size, 3) RGB, centre-cropped and resized."""
+def load_image(source, size: int, label: str | None = None) -> np.ndarray:
+    """Read a path, bytes, PIL image or array; return uint8 (size, size, 3) RGB, centre-cropped and resized.
+
+    ``label`` names the picture in error messages (default: the path as given, or "the image" for data)."""
+    if label is None:
+        label = str(source) if isinstance(source, (str, Path)) else "the image"
     if isinstance(source, np.ndarray):
         arr = source
         if arr.dtype != np.uint8:
@@ -52,31 +122,22 @@ def load_image(source, size: int) -> np.ndarray:
     elif isinstance(source, Image.Image):
         img = source
     else:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        try:
-            data = source if isinstance(source, bytes) else Path(source).read_bytes()
-            img = Image.open(io.BytesIO(data))
-            img.load()
-        except FileNotFoundError as exc:
-            raise ImageError(f"no such image file: {source}") from exc
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            what = "the uploaded data" if isinstance(source, bytes) else str(source)
-            raise ImageError(f"{what} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from exc
-    w, h = img.size
-    if min(w, h) < MIN_SIDE:
-        raise ImageError(f"image is {w}x{h}: each side must be at least {MIN_SIDE} px")
-    if w * h > MAX_PIXELS:
-        raise ImageError(f"image is {w}x{h}: more than {MAX_PIXELS // 1_000_000} megapixels")
-    return np.asarray(center_crop_resize(_to_rgb(img), int(size)), dtype=np.uint8).copy()
+        img = open_image(source, label)
+    check_size(img, label)
+    return np.asarray(center_crop_resize(to_rgb(img), int(size)), dtype=np.uint8).copy()
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (1, 3, H, W) in [-1, 1]."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """float (1, 3, H, W) or (3, H, W) in [-1, 1] -> uint8 (H, W, 3), clipped."""
+    import torch
+
     if x.ndim == 4:
         x = x[0]
     x = x.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round()
@@ -92,6 +153,8 @@ def to_unit(x: torch.Tensor) -> np.ndarray:
 
 def from_unit(arr: np.ndarray) -> torch.Tensor:
     """float (H, W, 3) in [0, 1] -> (1, 3, H, W) in [-1, 1]."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(arr)).float().permute(2, 0, 1)[None].mul(2).sub(1)
 
 

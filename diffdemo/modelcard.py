@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from diffdemo.imaging import bundled_images, grid, load_image, save_png, to_tensor
+from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import load_model
 from diffdemo.samplers import last_frame, sample
 from diffdemo.train import DEFAULT_LR, MODEL_DIR, STATE_FILE, load_faces
@@ -114,7 +115,7 @@ def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) ->
     }
     save_png(grid(samples[:16], nrow=4), model_dir / "samples.png")
     loss_curve_png(state.get("loss_history", []), model_dir / "loss.png")
-    (model_dir / "card_stats.json").write_text(json.dumps(stats, indent=1))
+    write_json(model_dir / "card_stats.json", stats)
     (model_dir / "README.md").write_text(_card_text(model, state, stats))
     return stats
 
@@ -213,7 +214,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     stats = write_card(Path(args.model_dir), args.n, args.steps, args.seed)
-    print(json.dumps(stats))
+    print(dumps(stats))
 
 
 if __name__ == "__main__":

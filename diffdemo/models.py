@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from diffdemo.errors import DiffdemoError
 from diffdemo.schedule import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +22,7 @@ DEFAULT_MODEL = "faces64"
 HUB_MODELS = ("google/ddpm-celebahq-256", "google/ddpm-ema-celebahq-256", "google/ddpm-cifar10-32")
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(DiffdemoError, RuntimeError):
     """A model could not be loaded (missing folder, no network for a hub id, unsafe weights)."""
 
 

@@ -8,8 +8,6 @@ show the figures in the poster's order with one sentence each.
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +20,7 @@ from diffdemo import baselines, metrics
 from diffdemo.defaults import params_for
 from diffdemo.figures import Figures, write_report_pages
 from diffdemo.imaging import bundled_images, load_image, to_tensor, to_uint8
+from diffdemo.jsonio import write_json
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
@@ -153,16 +152,6 @@ def _mean_std(values) -> tuple[float, float]:
     if arr.size == 0:
         return float("nan"), float("nan")
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-def _nan_to_none(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_nan_to_none(v) for v in obj]
-    return obj
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -733,7 +722,7 @@ class Reproduction:
             figures=[{"key": e["key"], "files": e["files"]} for e in self.figures.entries],
             seconds=seconds,
         )
-        (out / "metrics.json").write_text(json.dumps(_nan_to_none(self.metrics), indent=1, default=str))
+        write_json(out / "metrics.json", self.metrics)
         head = (
             f"Model `{self.model.name}`, budget `{self.budget.name}`, seed {self.seed}, {self.size} px, "
             f"sigma_y = {self.sigma_y} ([-1, 1] units), {seconds / 60:.1f} min. LPIPS: {lp_status}."

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from diffdemo.jsonio import dumps, write_json
 from diffdemo.schedule import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def export(unet, out_dir: Path, state: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(**scheduler_config()))
     pipe.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / STATE_FILE).write_text(json.dumps(state, indent=1))
+    write_json(out_dir / STATE_FILE, state)
 
 
 def _ema_update(ema, model, decay: float) -> None:
@@ -205,7 +206,7 @@ def train(args) -> dict:
         if last:
             break
     bar.close()
-    print(json.dumps({"step": state["step"], "final_loss": state.get("final_loss"), "seconds": state["seconds"]}))
+    print(dumps({"step": state["step"], "final_loss": state.get("final_loss"), "seconds": state["seconds"]}))
     return state
 
 
@@ -225,7 +226,7 @@ def _save_checkpoint(args, model, ema, opt, state: dict) -> None:
         "model": model.state_dict(),
         "ema": ema.state_dict(),
         "opt": opt.state_dict(),
-        "state_json": json.dumps(state),
+        "state_json": dumps(state),
     }
     tmp = ckpt_dir / "state.pt.tmp"
     torch.save(blob, tmp)

@@ -5,8 +5,6 @@ PSNR-vs-t sweep of Figure 1 and result files. No gradio here (the app stays a th
 
 from __future__ import annotations
 
-import json
-import math
 import socket
 import statistics
 import threading
@@ -299,26 +297,13 @@ def log_timesteps(T: int, n: int, low: int = 10) -> list[int]:
     return [int(v) for v in values]
 
 
-def _jsonable(value):
-    if isinstance(value, torch.Tensor):
-        return value.tolist() if value.numel() <= 64 else f"tensor{tuple(value.shape)}"
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist() if value.size <= 64 else f"array{value.shape}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
 def write_results(folder: Path, images: dict, record: dict) -> list[str]:
     """Save PNGs (tensors in [-1, 1] or uint8 arrays) and ``results.json``; return the file paths."""
     from diffdemo.imaging import save_png
+    from diffdemo.jsonio import write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [str(save_png(img, folder / f"{name}.png")) for name, img in images.items() if img is not None]
-    (folder / "results.json").write_text(json.dumps(record, indent=1, default=_jsonable))
+    write_json(folder / "results.json", record)
     return [*paths, str(folder / "results.json")]

@@ -4,11 +4,15 @@ UI and wiring only: every number and picture comes from the engine in ``diffdemo
 scikit-image, diffusers) is imported lazily inside the handlers and warmed up in the background after the
 server is up, so ``python app.py`` serves within seconds. Run ``python app.py``; environment variables:
 DIFFDEMO_MODEL (default model: embedded name, local diffusers folder or hub id), GRADIO_SERVER_NAME,
-GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1).
+GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1). ``--public`` (automatic on a Hugging
+Face Space) applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model
+field take local folders. The limits and their variables: ``diffdemo/serving.py``.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import tempfile
 import threading
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from diffdemo import imaging  # noqa: F401  (sets Pillow's pixel limit before gradio decodes any upload)
 from diffdemo.defaults import MAX_SAMPLES, params_for
 from diffdemo.labels import METHOD_TITLES
 
@@ -65,15 +70,63 @@ def warm_engine() -> None:
         pass  # the page says why when it loads
 
 
+def _allowed(name: str) -> str:
+    """The canonical name of a model this deployment offers, or the one 'no such model' message."""
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import check_model
+
+    try:
+        return check_model(name, default_model())
+    except ModelUnavailable as exc:
+        raise gr.Error(f"Model unavailable: {exc}", title="Model unavailable") from None
+
+
 def _model(name: str):
-    """Open a model or show why it cannot be opened (no network for a hub id, a missing folder...)."""
+    """Open a model or show why it cannot be opened (not offered here, no network for a hub id...). Only
+    events in the HEAVY concurrency group call this: loading a model is counted against that limit."""
     from diffdemo.models import ModelUnavailable
     from diffdemo.ui_helpers import open_model
 
+    canonical = _allowed(name)
     try:
-        return open_model(name)
+        return open_model(canonical)
     except ModelUnavailable as exc:
         raise gr.Error(f"Model unavailable: {exc}", title="Model unavailable") from None
+
+
+def _loaded(name: str):
+    """The model if a heavy event has loaded it already: the light events (previews, clicks) never load one."""
+    from diffdemo.models import cached_model
+
+    model = cached_model(_allowed(name))
+    if model is None:
+        raise gr.Error("The model is loading; this view fills in once it has.", title="Loading")
+    return model
+
+
+def guarded(fn):
+    """A heavy event: refused or stopped by this server's limits (diffdemo/serving.py), the engine's own errors
+    (bad parameters, over budget, time cap) shown as one-line messages."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from diffdemo.errors import DiffdemoError
+        from diffdemo.serving import capped
+
+        try:
+            yield from capped(fn(*args, **kwargs))
+        except DiffdemoError as exc:
+            raise gr.Error(str(exc), title="Refused") from None
+
+    return run
+
+
+def _budget(*works: tuple[str, dict]) -> None:
+    """Refuse a request above this server's budget of network evaluations, before any work."""
+    from diffdemo.serving import check_budget
+    from diffdemo.ui_helpers import evaluations, image_evaluations
+
+    check_budget(sum(image_evaluations(evaluations(task, **params)) for task, params in works))
 
 
 def _picture(model, image: str | None, upload: str | None):
@@ -83,7 +136,7 @@ def _picture(model, image: str | None, upload: str | None):
     if image == UPLOAD:
         if not upload:
             raise gr.Error("Upload an image first (or pick one of the bundled images).", title="No image")
-        source, label = upload, Path(upload).name
+        source, label = upload, Path(upload).name  # the upload's own file name, never the server's path
     elif not image:
         raise gr.Error("Choose an image first: click one of the bundled images or upload your own.", title="No image")
     else:
@@ -92,7 +145,7 @@ def _picture(model, image: str | None, upload: str | None):
             raise gr.Error(f"Unknown image '{image}': use one of {', '.join(bundled)} or '{UPLOAD}'.")
         source, label = bundled[image], image
     try:
-        return load_image(source, model.size), label
+        return load_image(source, model.size, label="the uploaded file" if image == UPLOAD else label), label
     except ImageError as exc:
         raise gr.Error(f"Cannot use this image: {exc}", title="Bad image") from None
 
@@ -104,25 +157,29 @@ def _x0(model, image, upload):
     return to_tensor(arr), arr, label
 
 
-def _check(name: str, value, low, high, integer: bool = True):
-    """A parameter from the UI or the API, in range, or a clear error."""
-    if value is None:
-        raise gr.Error(f"{name} is missing.")
+def _check(name: str, value):
+    """A parameter from the UI or the API by the one rule of diffdemo/validation.py, or a clear error."""
+    from diffdemo.errors import InvalidParameter
+    from diffdemo.validation import check
+
     try:
-        value = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}.") from None
-    if not low <= value <= high:
-        raise gr.Error(f"{name} must be between {low} and {high}, got {value}.", title="Out of range")
-    return value
+        return check(name, value)
+    except InvalidParameter as exc:
+        raise gr.Error(f"{str(exc)[0].upper()}{str(exc)[1:]}.", title="Out of range") from None
 
 
 def _seed(seed) -> int:
-    return _check("Seed", seed, 0, 2**31 - 1)
+    return _check("seed", seed)
 
 
 def _t(model, t, name: str = "t") -> int:
-    return _check(name, t, 1, model.schedule.T - 1)
+    from diffdemo.errors import InvalidParameter
+    from diffdemo.validation import check_timestep
+
+    try:
+        return check_timestep(t, model.schedule.T, name)
+    except InvalidParameter as exc:
+        raise gr.Error(f"{exc}.", title="Out of range") from None
 
 
 def _every(steps: int, frames: int = 20) -> int:
@@ -166,20 +223,16 @@ def _file(x, stem: str = "image") -> str:
 _last_prune = [0.0]
 
 
-def _prune(max_age_s: float = 2 * 3600) -> None:
-    """Forget result folders and pictures older than two hours (checked at most every ten minutes)."""
-    import shutil
+def _prune() -> None:
+    """Keep result folders and pictures within the age and size limits of diffdemo/serving.py (checked at most
+    once a minute, before each run writes its results)."""
+    from diffdemo.serving import prune
 
     now = time.time()
-    if now - _last_prune[0] < 600 or not RESULTS_DIR.is_dir():
+    if now - _last_prune[0] < 60:
         return
     _last_prune[0] = now
-    for entry in [*RESULTS_DIR.iterdir(), *(VIEWS_DIR.iterdir() if VIEWS_DIR.is_dir() else [])]:
-        try:
-            if entry != VIEWS_DIR and now - entry.stat().st_mtime > max_age_s:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        except OSError:
-            pass
+    prune([RESULTS_DIR, VIEWS_DIR])
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -198,9 +251,9 @@ def _lpips_note(value) -> str:
 def populate_pickers():
     """Fill the model list and the gallery once the page is open (keeps the engine import out of start-up)."""
     from diffdemo.imaging import bundled_images
-    from diffdemo.models import HUB_MODELS, available_models
+    from diffdemo.serving import allowed_models
 
-    models = list(dict.fromkeys([default_model(), *available_models(), *HUB_MODELS]))
+    models = list(dict.fromkeys([default_model(), *allowed_models(default_model())]))
     bundled = bundled_images()
     return (
         gr.Dropdown(choices=models),
@@ -222,10 +275,11 @@ def pick_upload(upload):
 def model_info(name: str) -> str:
     """The model's size and its measured cost; or, for a hub model not downloaded, an estimate; or why not."""
     from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import check_model
     from diffdemo.ui_helpers import cost_for, format_seconds, is_local, is_open
 
-    name = (name or "").strip()
     try:
+        name = check_model(name, default_model())
         cost = cost_for(name, default_model())
     except ModelUnavailable as exc:
         return f"**Model unavailable.** {exc}"
@@ -249,7 +303,7 @@ def model_info(name: str) -> str:
 def preview(model_name: str, image: str, upload):
     """The working image (centre-cropped, resized to the model) and a status line; never raises."""
     try:
-        model = _model(model_name)
+        model = _loaded(model_name)
         arr, label = _picture(model, image, upload)
     except gr.Error as exc:
         return None, f"**{exc.title or 'Error'}:** {exc.message}"
@@ -260,11 +314,15 @@ def preview(model_name: str, image: str, upload):
 
 def estimate(model_name: str, task: str, **params) -> str:
     """'About N s on this machine' before a run, from the measured (or estimated) cost per evaluation."""
-    from diffdemo.models import ModelUnavailable
+    from diffdemo.models import ModelUnavailable, cached_model, resolve_model_dir
+    from diffdemo.serving import check_model
     from diffdemo.ui_helpers import cost_for, evaluations, format_seconds, image_evaluations, run_seconds
 
     try:
-        cost = cost_for((model_name or "").strip(), default_model())
+        name = check_model(model_name, default_model())
+        if resolve_model_dir(name) is not None and cached_model(name) is None:  # estimates never load a model
+            return "Expected run time: shown once the model has loaded."
+        cost = cost_for(name, default_model() if cached_model(default_model()) else None)
         if task == "compare":
             methods = params.pop("methods")
             work = [evaluations(m, **params) for m in methods]
@@ -281,6 +339,7 @@ def estimate(model_name: str, task: str, **params) -> str:
 
 
 # --- Task 2: denoise -------------------------------------------------------------------------------
+@guarded
 def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress()):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat."""
     from diffdemo import metrics
@@ -289,7 +348,8 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
 
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
-    steps = _check("Steps", steps, 1, 1000)
+    steps = _check("steps", steps)
+    _budget(("denoise", {"t": t, "steps": steps}))
     x0, _, label = _x0(model, image, upload)
     x_t = noise_image(model, x0, t, seed)
     noisy = _file(x_t, "noised")
@@ -323,6 +383,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     yield _file(x_t, "noised"), _file(result, "x_t"), _file(frame.x0_hat, "x0_hat"), table, record, files
 
 
+@guarded
 def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress()):
     """Figure 1: PSNR of the noised input and of its denoising against t, streamed point by point."""
     from diffdemo import plots
@@ -330,9 +391,10 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
 
     model = _model(model_name)
     seed = _seed(seed)
-    steps, points = _check("Steps", steps, 1, 1000), _check("Points", points, 2, 30)
-    x0, _, _ = _x0(model, image, upload)
+    steps, points = _check("steps", steps), _check("points", points)
     ts = log_timesteps(model.schedule.T, points)
+    _budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
+    x0, _, _ = _x0(model, image, upload)
     rows = []
     for i, row in enumerate(psnr_vs_t(model, x0, ts, steps=steps, seed=seed)):
         rows.append(row)
@@ -341,6 +403,7 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
 
 
 # --- Task 3: sample --------------------------------------------------------------------------------
+@guarded
 def run_sample(model_name, seed, n, steps, progress=gr.Progress()):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.imaging import grid
@@ -348,7 +411,8 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress()):
     from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
-    seed, n, steps = _seed(seed), _check("Samples", n, 1, 16), _check("Steps", steps, 1, 1000)
+    seed, n, steps = _seed(seed), _check("n", n), _check("steps", steps)
+    _budget(("sample", {"n": n, "steps": steps}))
     nrow = min(n, 4)
     started = time.perf_counter()
     frame = None
@@ -386,15 +450,12 @@ def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, se
                 raise gr.Error("The drawn mask is empty: paint over the region to hide in the mask editor.")
             return DrawnMask(hole)
         if operator == "gaussian_blur":
-            std = _check("Blur std", blur_std, 0.3, 10.0, integer=False)
-            k = _check("Kernel size", kernel_size, 3, 63)
-            if k % 2 == 0:
-                raise gr.Error(f"Kernel size must be odd, got {k}.")
+            std, k = _check("blur_std", blur_std), _check("kernel_size", kernel_size)
             if k // 2 >= size:
                 raise gr.Error(f"A {k}x{k} kernel is too large for a {size} px image.")
             return make_operator(operator, size, std=std, kernel_size=k)
         if operator == "random_inpaint":
-            return make_operator(operator, size, drop=_check("Drop fraction", drop, 0.0, 0.95, False), mask_seed=seed)
+            return make_operator(operator, size, drop=_check("drop", drop), mask_seed=seed)
         return make_operator(operator, size, preset=box if box != "drawn" else None)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
@@ -446,6 +507,7 @@ def _table(rows: list[dict]):
     return {"headers": header, "data": body}
 
 
+@guarded
 def run_restore(
     model_name,
     image,
@@ -475,13 +537,15 @@ def run_restore(
 
     model = _model(model_name)
     seed = _seed(seed)
-    sigma_y = _check("sigma_y", sigma_y, 0.0, 1.0, integer=False)
-    steps = _check("Steps", steps, 1, 1000)
+    sigma_y = _check("sigma_y", sigma_y)
+    steps = _check("steps", steps)
     t0 = _t(model, t0, "t0")
-    zeta = _check("zeta", zeta, 0.0, 100.0, integer=False)
-    scale = _check("DPS scale", scale, 0.0, 100.0, integer=False)
-    samples = _check("posterior samples averaged", samples, 1, MAX_SAMPLES)
+    zeta = _check("zeta", zeta)
+    scale = _check("scale", scale)
+    samples = _check("samples", samples)
     methods = _methods_for(method, operator)
+    _budget(*[("denoise_restore" if m == "denoise" else m, {"steps": steps, "t0": t0, "samples": samples})
+              for m in methods])  # fmt: skip
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
@@ -593,12 +657,31 @@ def run_restore(
     )
 
 
+def _bounded_decode(convert):
+    """Gradio decodes an image editor's background and layers itself, before any handler runs: check each
+    one's size from its header first, so a decompression bomb (as a drawn-mask layer, say) is refused undecoded
+    with one message."""
+
+    @functools.wraps(convert)
+    def run(file, *args, **kwargs):
+        from diffdemo.imaging import ImageError, check_header
+
+        if file is not None:
+            try:
+                check_header(getattr(file, "path", None) or file, "a mask layer")
+            except ImageError as exc:
+                raise gr.Error(f"Cannot use this mask: {exc}.", title="Bad image") from None
+        return convert(file, *args, **kwargs)
+
+    return run
+
+
 def mask_canvas(model_name, image, upload):
     """The working image, enlarged (nearest neighbour) to about 256 px, as the background of the mask editor."""
     import numpy as np
 
     try:
-        arr, _ = _picture(_model(model_name), image, upload)
+        arr, _ = _picture(_loaded(model_name), image, upload)
     except gr.Error:
         return gr.skip()
     f = _zoom(arr.shape[0])
@@ -645,7 +728,7 @@ def noised_view(model_name, image, upload, seed, t):
     from diffdemo.analysis import state_at
 
     try:
-        model = _model(model_name)
+        model = _loaded(model_name)
         x0, _, _ = _x0(model, image, upload)
         t = _t(model, t)
     except gr.Error as exc:
@@ -669,24 +752,27 @@ def _zoomed(x) -> object:
 
 def pick_pixel(model_name, evt: gr.SelectData):
     """A click at (x, y) in the enlarged picture -> the model pixel under it (and 'a pixel was probed')."""
-    f = _zoom(_model(model_name).size)
+    f = _zoom(_loaded(model_name).size)
     x, y = evt.index
     return int(x) // f, int(y) // f, True
 
 
+@guarded
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress()):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
     from diffdemo import analysis, plots
     from diffdemo.ui_helpers import write_results
+    from diffdemo.validation import check_pixel
 
     if x is None or y is None or x == "" or y == "":
         raise gr.Error("Click a pixel of the noised image first (or give its x, y).", title="No pixel")
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
-    x, y = _check("x", x, 0, model.size - 1), _check("y", y, 0, model.size - 1)
+    x, y = check_pixel(x, y, model.size)
     if energy_on not in ("denoiser", "score"):
         raise gr.Error(f"Energy on 'denoiser' or 'score', got {energy_on!r}.")
     exclude = energy_on == "score"  # raw J_s: drop the centre pixel, else its identity-like peak dominates
+    _budget(("probe", {"sweep": len(SWEEP_TIMESTEPS) + 1}))
     x0, _, label = _x0(model, image, upload)
     started = time.perf_counter()
     progress(0.1, desc="Jacobian column at t")
@@ -749,6 +835,7 @@ def reprobe(model_name, image, upload, seed, t, x, y, energy_on, probed, progres
 
 
 # --- Spectrum --------------------------------------------------------------------------------------
+@guarded
 def run_spectrum(model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress()):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
     from diffdemo import analysis, plots
@@ -756,7 +843,7 @@ def run_spectrum(model_name, image, upload, seed, timesteps, k, iters, progress=
 
     model = _model(model_name)
     seed = _seed(seed)
-    k, iters = _check("k", k, 1, 8), _check("Iterations", iters, 2, 100)
+    k, iters = _check("k", k), _check("iters", iters)
     if isinstance(timesteps, str):
         timesteps = [s for s in timesteps.replace(",", " ").split() if s]
     try:
@@ -767,6 +854,7 @@ def run_spectrum(model_name, image, upload, seed, timesteps, k, iters, progress=
         raise gr.Error("Choose at least one timestep.")
     for s in ts:
         _t(model, s, "timestep")
+    _budget(("spectrum", {"k": k, "iters": iters, "n_t": len(ts)}))
     x0, _, label = _x0(model, image, upload)
     results = []
     started = time.perf_counter()
@@ -972,6 +1060,7 @@ def build_app() -> gr.Blocks:
                         canvas_size=(256, 256),
                         fixed_canvas=True,
                     )
+                    ip_mask.convert_and_format_image = _bounded_decode(ip_mask.convert_and_format_image)
                 ip_status = gr.Markdown(elem_id="ip-status")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=160):
@@ -1059,14 +1148,17 @@ def build_app() -> gr.Blocks:
         demo.load(populate_pickers, None, [model, gallery, image], **light, show_progress="hidden")
         gallery.select(pick_bundled, None, image, **light)
         upload.change(pick_upload, upload, image, **light)
+        heavy = {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_LIMIT}
+        # model_info opens (loads) the model, so it counts against the heavy limit; the light views below only
+        # use a model already loaded, and refresh when model_md changes (the model has loaded)
+        gr.on([demo.load, model.change], model_info, model, model_md, api_visibility="private", **heavy)
         gr.on(
-            [demo.load, model.change, image.change, upload.change],
+            [demo.load, model_md.change, image.change, upload.change],
             preview,
             picked,
             [working, image_md],
             **light,
         )
-        gr.on([demo.load, model.change], model_info, model, model_md, **light)
 
         # ---- estimates before each run ----
         def eta(task, *names):
@@ -1076,9 +1168,9 @@ def build_app() -> gr.Blocks:
             return fn
 
         est = {"api_visibility": "private", "concurrency_limit": 4, "show_progress": "hidden"}
-        gr.on([demo.load, model.change, dn_t.change, dn_steps.change], eta("denoise", "t", "steps"),
+        gr.on([demo.load, model_md.change, dn_t.change, dn_steps.change], eta("denoise", "t", "steps"),
               [model, dn_t, dn_steps], dn_eta, **est)  # fmt: skip
-        gr.on([demo.load, model.change, sm_n.change, sm_steps.change], eta("sample", "n", "steps"),
+        gr.on([demo.load, model_md.change, sm_n.change, sm_steps.change], eta("sample", "n", "steps"),
               [model, sm_n, sm_steps], sm_eta, **est)  # fmt: skip
 
         def restore_eta(model_name, method, operator, steps, t0, samples):
@@ -1088,19 +1180,17 @@ def build_app() -> gr.Blocks:
                 return estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
             return estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
 
-        gr.on([demo.load, model.change, ip_method.change, ip_op.change, ip_steps.change, ip_t0.change,
+        gr.on([demo.load, model_md.change, ip_method.change, ip_op.change, ip_steps.change, ip_t0.change,
                ip_samples.change], restore_eta,
               [model, ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **est)  # fmt: skip
-        gr.on([demo.load, model.change], eta("probe", "sweep"), [model, gr.State(len(SWEEP_TIMESTEPS))], sens_eta,
+        gr.on([demo.load, model_md.change], eta("probe", "sweep"), [model, gr.State(len(SWEEP_TIMESTEPS))], sens_eta,
               **est)  # fmt: skip
 
         def spectrum_eta(model_name, ts, k, iters):
             return estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts or []))
 
-        gr.on([demo.load, model.change, sp_ts.change, sp_k.change, sp_iters.change], spectrum_eta,
+        gr.on([demo.load, model_md.change, sp_ts.change, sp_k.change, sp_iters.change], spectrum_eta,
               [model, sp_ts, sp_k, sp_iters], sp_eta, **est)  # fmt: skip
-
-        heavy = {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_LIMIT}
 
         # ---- Denoise ----
         dn_evt = dn_run.click(
@@ -1198,10 +1288,36 @@ def build_app() -> gr.Blocks:
     return demo
 
 
+def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
+    """Turn on the queue (64 requests in all) and its per-client limit on heavy requests (diffdemo/serving.py):
+    one client cannot fill the queue and lock every other user out."""
+    from diffdemo.serving import limit_queue
+
+    demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, **queue_kw})
+    limit_queue(demo._queue, HEAVY)
+    return demo
+
+
+def parse_flags(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="diffdemo's Gradio app")
+    ap.add_argument("--public", action="store_true", help="a public deployment's limits (automatic on a Space)")
+    ap.add_argument(
+        "--allow-local-models", action="store_true", help="let the model field take local folders (not with --public)"
+    )
+    flags = ap.parse_args(argv)
+    if flags.public:
+        os.environ["DIFFDEMO_PUBLIC"] = "1"
+    if flags.allow_local_models:
+        os.environ["DIFFDEMO_ALLOW_LOCAL_MODELS"] = "1"
+    return flags
+
+
 def main() -> None:
+    from diffdemo.serving import describe
+
+    parse_flags()
     started = time.perf_counter()
-    demo = build_app()
-    demo.queue(default_concurrency_limit=HEAVY_LIMIT, max_size=64)
+    demo = serve_queue(build_app())
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -1210,6 +1326,7 @@ def main() -> None:
         prevent_thread_lock=True,
     )
     print(f"diffdemo: serving after {time.perf_counter() - started:.1f} s (plus interpreter start-up)", flush=True)
+    print(f"diffdemo: {describe()}", flush=True)
     threading.Thread(target=warm_engine, daemon=True).start()
     demo.block_thread()
 

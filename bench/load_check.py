@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     import app
 
     demo = app.build_app()
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    app.serve_queue(demo, default_concurrency_limit=args.concurrency)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     results: dict = {}
     wall = time.perf_counter()

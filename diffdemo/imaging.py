@@ -77,6 +77,22 @@ def open_image(source, label: str = "the image") -> Image.Image:
     return img
 
 
+def check_header(source, label: str = "the image") -> tuple[int, int]:
+    """Width and height from the header of a path or bytes, refused past MAX_PIXELS; nothing is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+                w, h = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label} is {TOO_LARGE}: refused before decoding") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageError(f"{label} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from None
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{label} is {w}x{h}: {TOO_LARGE}")
+    return w, h
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any mode -> 8-bit RGB: EXIF orientation applied; 16-bit and 32-bit gray scaled to 8 bits (a plain
     convert would clip them to white); alpha (and palette transparency) composited on white; CMYK converted."""

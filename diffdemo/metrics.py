@@ -39,10 +39,11 @@ def _load_lpips():
                 with warnings.catch_warnings():  # torchvision's 'pretrained' deprecation noise
                     warnings.simplefilter("ignore")
                     _lpips_net = lpips.LPIPS(net="alex", verbose=False).eval()
-            except Exception as exc:  # typically: no network to fetch torchvision's AlexNet weights
+            except Exception:  # typically: no network to fetch torchvision's AlexNet weights
+                # said without the library's text (a URLError would name hosts and lookups of this server)
                 _lpips_error = (
-                    f"LPIPS unavailable: could not load its AlexNet backbone ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})"
+                    "LPIPS unavailable: its AlexNet backbone's weights are not on this machine and could not "
+                    "be downloaded"
                 )
     return _lpips_net
 

@@ -7,8 +7,10 @@ analytic Gaussian prior whose score and Jacobian are exact (the test oracle).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -178,19 +180,68 @@ class GaussianPrior(DiffusionModel):
 
 
 # --- loading -------------------------------------------------------------------------------------
-_cache: dict[tuple[str, str], DiffusionModel] = {}
+# Least recently used models beyond this many are dropped (each 64 px model is ~20 MB, a 256 px hub model ~0.5 GB).
+MAX_CACHED_MODELS = max(1, int(os.environ.get("DIFFDEMO_MAX_MODELS", "3")))
+_cache: OrderedDict[tuple[str, str], DiffusionModel] = OrderedDict()
 _cache_lock = threading.Lock()
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+# One message for every name that is not a model, whatever exists on disk under that name.
+NO_SUCH_MODEL = (
+    "no such model: give an embedded model ({embedded}), a hub id such as google/ddpm-celebahq-256, "
+    "or (from the command line) a local diffusers folder"
+)
+
+
+def no_such_model() -> ModelUnavailable:
+    return ModelUnavailable(NO_SUCH_MODEL.format(embedded=", ".join(available_models()) or DEFAULT_MODEL))
+
+
+def canonical_name(name: str) -> str:
+    """The one spelling of a model: an embedded model's folder name ("./faces64/" -> "faces64"), a local
+    folder's resolved real path, or a hub id "owner/name"; ModelUnavailable (one message) for anything else.
+
+    The cache is keyed on this, so differently spelled names of one model share one copy."""
+    name = (name or "").strip()
+    if not name or "\x00" in name or len(name) > 4096:
+        raise no_such_model()
+    embedded_root = MODELS_DIR.resolve()
+    path = Path(name).expanduser()
+    for candidate in ([MODELS_DIR / name] if not path.is_absolute() else []) + [path]:
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real.is_dir():
+            return real.name if real.parent == embedded_root else str(real)
+    if HUB_ID.fullmatch(name) and ".." not in name:
+        return name
+    raise no_such_model()
+
+
+def is_embedded(canonical: str) -> bool:
+    return "/" not in canonical and (MODELS_DIR / canonical).is_dir()
 
 
 def resolve_model_dir(name: str) -> Path | None:
     """A local folder for ``name``: an embedded model under assets/models, or a path; None for a hub id."""
-    embedded = MODELS_DIR / name
-    if embedded.is_dir():
-        return embedded
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    return None
+    try:
+        canonical = canonical_name(name)
+    except ModelUnavailable:
+        return None
+    if is_embedded(canonical):
+        return MODELS_DIR / canonical
+    return Path(canonical) if Path(canonical).is_absolute() else None
+
+
+def cached_model(name: str, device=None) -> DiffusionModel | None:
+    """The model if it is loaded already (no loading, no disk access beyond resolving the name), else None."""
+    device = torch.device(device) if device is not None else default_device()
+    try:
+        key = (canonical_name(name), str(device))
+    except ModelUnavailable:
+        return None
+    with _cache_lock:
+        return _cache.get(key)
 
 
 def hub_reachable(host: str = "huggingface.co") -> bool:
@@ -241,32 +292,35 @@ def _read_unet_from(location, subfolder, kwargs, UNet2DModel, DDPMScheduler):
 
 
 def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
-    """Load (once, then cached) a diffusers UNet by embedded name, local folder or hub id; safetensors only."""
+    """Load (once, then cached) a diffusers UNet by embedded name, local folder or hub id; safetensors only.
+
+    Names are canonicalised first (one cache entry per model however it is spelled) and the cache keeps the
+    MAX_CACHED_MODELS most recently used. Failures are ModelUnavailable with a message that names no server path
+    and carries no library's exception text (a folder that exists but holds no model reads as a missing one)."""
     device = torch.device(device) if device is not None else default_device()
-    key = (name, str(device))
+    canonical = canonical_name(name)
+    key = (canonical, str(device))
     with _cache_lock:
         if key in _cache:
+            _cache.move_to_end(key)
             return _cache[key]
-        local_dir = resolve_model_dir(name)
-        if local_dir is None and name == DEFAULT_MODEL:
-            raise ModelUnavailable(f"the embedded model '{name}' is missing from {MODELS_DIR / name}")
-        if local_dir is None and "/" not in name:
-            raise ModelUnavailable(
-                f"unknown model '{name}': use one of {available_models() or ['faces64']}, "
-                "a local diffusers folder, or a hub id such as google/ddpm-celebahq-256"
-            )
+        local_dir = resolve_model_dir(canonical)
         if local_dir is None and not hub_reachable():
             raise ModelUnavailable(
-                f"'{name}' needs the Hugging Face hub, which cannot be reached from here "
+                f"'{canonical}' needs the Hugging Face hub, which cannot be reached from here "
                 "(offline, or HF_HUB_OFFLINE is set); use faces64 or a local diffusers folder"
             )
         try:
-            unet, config = _read_unet(local_dir or name, local=local_dir is not None)
-        except Exception as exc:  # offline, missing files or .bin-only weights: say so, never unpickle
-            where = local_dir or f"the Hugging Face hub ({name})"
+            unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
+        except Exception:  # offline, missing files or .bin-only weights: never unpickle, never echo the cause
+            if local_dir is not None and not is_embedded(canonical):
+                raise no_such_model() from None
+            where = f"the embedded model '{canonical}'" if local_dir else f"the hub model '{canonical}'"
             raise ModelUnavailable(
-                f"could not load model from {where}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-            ) from exc
-        model = UNetModel(unet, config, name=name, device=device)
+                f"could not load {where} (no safetensors weights, a missing file, or no network)"
+            ) from None
+        model = UNetModel(unet, config, name=canonical, device=device)
         _cache[key] = model
+        while len(_cache) > MAX_CACHED_MODELS:
+            _cache.popitem(last=False)  # least recently used out (a run still holding it keeps its reference)
         return model

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from diffdemo import metrics
-from diffdemo.models import DiffusionModel, ModelUnavailable, load_model, resolve_model_dir
+from diffdemo.models import DiffusionModel, ModelUnavailable, canonical_name, load_model, resolve_model_dir
 from diffdemo.samplers import Frame, denoise, last_frame, noise_image
 
 # Published sizes of the hub models (Ho et al. 2020, appendix B: 35.7M parameters for CIFAR10, 114M for
@@ -48,17 +48,18 @@ def is_local(name: str) -> bool:
 
 
 def is_open(name: str) -> bool:
-    return name in _opened
+    try:
+        return canonical_name(name) in _opened
+    except ModelUnavailable:
+        return False
 
 
 def open_model(name: str) -> DiffusionModel:
-    """load_model, but a hub id with no network fails in ~2 s with a clear ModelUnavailable instead of a minute."""
-    name = (name or "").strip()
-    if not name:
-        raise ModelUnavailable("no model chosen")
-    if not is_local(name) and (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name):
-        raise ModelUnavailable(f"no diffusers model folder at {name}")
-    if not is_local(name) and "/" in name and not _in_hf_cache(name) and not hub_reachable():
+    """load_model, but a hub id with no network fails in ~2 s with a clear ModelUnavailable instead of a minute.
+
+    The name is canonicalised first (one message for anything that is not a model, whatever is on disk)."""
+    name = canonical_name(name)
+    if not is_local(name) and not _in_hf_cache(name) and not hub_reachable():
         raise ModelUnavailable(
             f"'{name}' is a Hugging Face hub model and this machine cannot reach {HUB_HOST} (no network). "
             "Run where the hub is reachable, or download it there and give the local folder's path instead."

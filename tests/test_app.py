@@ -31,7 +31,7 @@ def served(tiny_model_dir):
     import app
 
     demo = app.build_app()
-    demo.queue(default_concurrency_limit=2)
+    app.serve_queue(demo, default_concurrency_limit=2)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield gradio_client.Client(url, verbose=False), str(tiny_model_dir)
@@ -215,7 +215,7 @@ def test_bad_input_is_an_error_not_a_crash(served, tmp_path):
             "not a readable image",
         ),
         "tiny image": ((model, up, gradio_client.handle_file(str(tiny)), 0, 100, 2), "/denoise", "at least 16 px"),
-        "huge image": ((model, up, gradio_client.handle_file(str(huge)), 0, 100, 2), "/denoise", "not a readable"),
+        "huge image": ((model, up, gradio_client.handle_file(str(huge)), 0, 100, 2), "/denoise", "megapixels"),
         "upload missing": ((model, up, None, 0, 100, 2), "/denoise", "Upload an image first"),
         "no image": ((model, "", None, 0, 200, 3, 3, "denoiser"), "/probe", "Choose an image"),
         "no pixel": ((model, IMAGE, None, 0, 200, None, None, "denoiser"), "/probe", "Click a pixel"),

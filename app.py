@@ -929,7 +929,7 @@ def build_app() -> gr.Blocks:
                     info="embedded model, a local diffusers folder, or a Hugging Face hub id (needs network)",
                 )
                 model_md = gr.Markdown("Measuring the model on this machine...")
-            seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="same seed, same noise and frames", scale=1)
+            seed = gr.Number(0, minimum=0, label="Seed", info="same seed, same noise and frames", scale=1)
         with gr.Accordion("Image", open=True):
             with gr.Row(equal_height=False):
                 gallery = gr.Gallery(
@@ -1101,8 +1101,8 @@ def build_app() -> gr.Blocks:
                             1, 999, value=200, step=1, label="t (re-probes the same pixel)", elem_id="sens-t"
                         )
                         with gr.Row():
-                            sens_x = gr.Number(None, precision=0, label="x (column)", minimum=0, elem_id="sens-x")
-                            sens_y = gr.Number(None, precision=0, label="y (row)", minimum=0)
+                            sens_x = gr.Number(None, label="x (column)", minimum=0, elem_id="sens-x")
+                            sens_y = gr.Number(None, label="y (row)", minimum=0)
                         sens_probe = gr.Button("Probe this pixel", size="sm")
                         sens_probed = gr.State(False)
                         sens_on = gr.Radio(

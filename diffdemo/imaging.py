@@ -9,7 +9,6 @@ uploads without loading the engine.
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,13 +54,11 @@ def open_image(source, label: str = "the image") -> Image.Image:
     """Open a path or bytes, check its size from the header, then decode it (bombs are refused undecoded).
 
     Messages name ``label``, never a server path, and carry no library's exception text."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # between 1x and 2x the limit
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    try:  # reads the header only; Pillow refuses past twice its limit, check_size past MAX_PIXELS
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
         raise ImageError(f"{label}: no such image file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageError(f"{label} is {TOO_LARGE}: refused before decoding") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ImageError(f"{label} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from None
@@ -80,11 +77,9 @@ def open_image(source, label: str = "the image") -> Image.Image:
 def check_header(source, label: str = "the image") -> tuple[int, int]:
     """Width and height from the header of a path or bytes, refused past MAX_PIXELS; nothing is decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-                w, h = img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            w, h = img.size
+    except Image.DecompressionBombError:
         raise ImageError(f"{label} is {TOO_LARGE}: refused before decoding") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ImageError(f"{label} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import time
 
@@ -313,3 +314,75 @@ def test_measured_cost_recovers_a_known_batch_slope():
     assert cost["forward_s"] == pytest.approx(0.03, abs=0.006)
     assert cost["grad_s"] == pytest.approx(0.03, abs=0.006)
     assert cost["batch_slope"] == pytest.approx(1 / 3, abs=0.08)  # (0.06 / 0.03 - 1) / 3
+
+
+# --- hardening for a public deployment (diffdemo/serving.py, diffdemo/validation.py) ------------------------
+def call_raw(url: str, api: str, args: list) -> str:
+    """POST /gradio_api/call/<api> with a JSON body written as is (NaN and Infinity included, as any HTTP client
+    may send them), then read its event stream; returns the stream's text."""
+    import httpx
+
+    body = '{"data": [' + ", ".join(json.dumps(a) for a in args) + "]}"
+    base = url.rstrip("/") + "/gradio_api/call/" + api
+    with httpx.Client(timeout=60) as http:
+        event_id = http.post(base, content=body, headers={"content-type": "application/json"}).json()["event_id"]
+        return http.get(f"{base}/{event_id}").text
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"scale": float("nan")}, "finite"),
+        ({"scale": float("inf")}, "finite|greater than maximum"),  # gradio's slider bound or ours
+        ({"zeta": float("-inf")}, "finite|less than minimum"),
+        ({"sigma_y": float("nan")}, "finite"),
+        ({"scale": -1.0}, "between|less than minimum"),
+        ({"seed": -1}, "between|less than minimum"),
+        ({"blur_std": 0.0}, "between|less than minimum"),
+        ({"steps": 2.5}, "whole number"),
+        ({"seed": float("nan")}, "finite"),
+        ({"steps": float("nan")}, "finite"),
+        ({"samples": float("inf")}, "finite|greater than maximum"),
+    ],
+)
+def test_api_refuses_odd_parameters_before_any_work(served, change, needle):
+    client, model = served
+    samples = change.pop("samples", 1)
+    text = call_raw(client.src, "restore", restore_args(model, **change) + [None, True, samples])
+    assert "event: error" in text and re.search(needle, text), text
+    assert "event: complete" not in text
+
+
+def test_api_no_such_model_is_one_message_without_a_path(served):
+    client, _ = served
+    messages = []
+    for name in ("/root", "/nonexistent", "/tmp", "../../../etc"):
+        with pytest.raises(gradio_client.exceptions.AppError) as info:
+            client.predict(name, IMAGE, None, 0, 50, 2, api_name="/denoise")
+        messages.append(str(info.value))
+    assert len(set(messages)) == 1 and "no such model" in messages[0] and "/root" not in messages[0]
+
+
+def test_api_budget_and_time_cap(served, monkeypatch):
+    client, model = served
+    monkeypatch.setenv("DIFFDEMO_MAX_EVALUATIONS", "40")
+    with pytest.raises(gradio_client.exceptions.AppError, match="needs 48 network evaluations.*allows 40"):
+        client.predict(*restore_args(model, steps=12, method="dps"), None, True, 4, api_name="/restore")
+    monkeypatch.setenv("DIFFDEMO_MAX_EVALUATIONS", "100000")
+    monkeypatch.setenv("DIFFDEMO_TIME_CAP_S", "0")  # stopped after its first frame
+    with pytest.raises(gradio_client.exceptions.AppError, match="time cap of 0 s"):
+        client.predict(model, IMAGE, None, 0, 50, 20, api_name="/denoise")
+    monkeypatch.delenv("DIFFDEMO_TIME_CAP_S")
+    assert read(client.predict(model, IMAGE, None, 0, 50, 2, api_name="/denoise")[0]).shape == (16, 16, 3)
+
+
+def test_mask_layer_bomb_is_refused_with_one_message(served, tmp_path):
+    from tests.test_imaging_modes import bomb_png
+
+    client, model = served
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png(9999))
+    editor = {"background": None, "layers": [gradio_client.handle_file(str(bomb))], "composite": None}
+    args = restore_args(model, operator="box_inpaint", box="drawn", steps=2) + [editor]
+    with pytest.raises(gradio_client.exceptions.AppError, match="a mask layer is 9999x9999: more than 50 megapixels"):
+        client.predict(*args, api_name="/restore")

@@ -17,6 +17,7 @@ import torch
 
 from diffdemo.errors import DiffdemoError
 from diffdemo.schedule import Schedule
+from diffdemo.serving import check_deadline
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "assets" / "models"
@@ -84,6 +85,7 @@ class UNetModel(DiffusionModel):
         self.n_params = sum(p.numel() for p in unet.parameters())
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
+        check_deadline()  # a served run past its time cap stops here, within one network evaluation
         t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
         if t_in.ndim == 0:
             t_in = t_in.expand(x.shape[0])

@@ -119,22 +119,43 @@ def check_budget(evaluations: int) -> int:
     return evaluations
 
 
+_running = threading.local()  # the deadline of the capped run this thread is advancing, if any
+
+
+def check_deadline() -> None:
+    """Raise TimeCapReached if the capped run this thread is advancing is past its deadline. Called by the
+    model before each network evaluation, so a run stops within one evaluation of its cap, not one frame."""
+    deadline = getattr(_running, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline[0]:
+        raise TimeCapReached(_cap_message(deadline[1]))
+
+
+def _cap_message(seconds: float) -> str:
+    return f"stopped after the time cap of {seconds:g} s per run on this server: use fewer steps, chains or methods"
+
+
 def capped(frames: Iterator, seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> Iterator:
     """Pass ``frames`` through until ``seconds`` have passed, then close them and raise TimeCapReached.
 
-    The cap is checked between frames (a run streams one every few steps), so a run stops within one frame of it."""
+    The cap is checked between frames, and (through ``check_deadline``, with the real clock) before every
+    network evaluation made while a frame is computed, whichever thread asks for the frame."""
     seconds = limits().time_cap_s if seconds is None else seconds
     deadline = clock() + seconds
+    iterator = iter(frames)
     try:
-        for frame in frames:
+        while True:
+            _running.deadline = (time.monotonic() + (deadline - clock()), seconds)
+            try:
+                frame = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                _running.deadline = None
             yield frame
             if clock() > deadline:
-                raise TimeCapReached(
-                    f"stopped after the time cap of {seconds:g} s per run on this server: use fewer steps, "
-                    "chains or methods"
-                )
+                raise TimeCapReached(_cap_message(seconds))
     finally:
-        close = getattr(frames, "close", None)
+        close = getattr(iterator, "close", None)
         if close:
             close()
 
@@ -191,6 +212,9 @@ def limit_queue(queue, concurrency_id: str, limit: int | None = None) -> ClientQ
             return ok, event_id, state
         if not limiter.admit(key, lambda i: i != event_id and alive(i)):
             await queue.remove_from_queue(event_id)
+            ids = queue.pending_event_ids_session.get(getattr(body, "session_hash", None))
+            if ids is not None:  # else the session's stream would wait for this event's completion forever
+                ids.discard(event_id)
             return (
                 False,
                 f"Too many requests queued from this client (at most {limiter.limit}): wait for one to finish.",

@@ -9,6 +9,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from diffdemo import models, serving
 from diffdemo.errors import OverBudget
@@ -205,3 +206,23 @@ def test_prune_bounds_results_by_size_and_age(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run3", "run4"]  # the newest two kept
     assert serving.prune([tmp_path], max_bytes=10**9, max_age_s=90, now=now) == 1000
     assert [p.name for p in tmp_path.iterdir()] == ["run4"]
+
+
+def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model):
+    """A frame that takes long (many evaluations) is cut at the next evaluation past the deadline."""
+    calls = []
+
+    def frames():
+        x = torch.zeros(1, 3, 16, 16)
+        while True:
+            for _ in range(3):  # three evaluations per frame, the second one past the deadline
+                calls.append(1)
+                tiny_model.eps(x, 10)
+                if len(calls) == 1:
+                    time.sleep(0.02)
+            yield len(calls)
+
+    with pytest.raises(serving.TimeCapReached):
+        list(serving.capped(frames(), 0.01))
+    assert len(calls) == 2  # stopped at the second evaluation of the first frame
+    tiny_model.eps(torch.zeros(1, 3, 16, 16), 10)  # outside a capped run nothing is checked

@@ -224,15 +224,17 @@ _last_prune = [0.0]
 
 
 def _prune() -> None:
-    """Keep result folders and pictures within the age and size limits of diffdemo/serving.py (checked at most
-    once a minute, before each run writes its results)."""
+    """Keep result folders, pictures and gradio's copies of them (and of uploads) within the age and size limits
+    of diffdemo/serving.py, oldest first (checked at most once a minute, before each run writes its results)."""
+    from gradio.utils import get_upload_folder
+
     from diffdemo.serving import prune
 
     now = time.time()
     if now - _last_prune[0] < 60:
         return
     _last_prune[0] = now
-    prune([RESULTS_DIR, VIEWS_DIR])
+    prune([RESULTS_DIR, VIEWS_DIR, Path(get_upload_folder())])
 
 
 def _fmt(value, digits: int = 2) -> str:

@@ -108,7 +108,7 @@ def test_sample_contract(capsys, tmp_path, tiny_model_dir):
         (["restore", "--sigma-y", "-1", "--out", "X"], "--sigma-y must be"),
         (["restore", "--operator", "box_inpaint", "--box", "0", "0", "99", "99", "--out", "X"], "does not fit"),
         (["restore", "--method", "wiener", "--operator", "box_inpaint", "--out", "X"], "blurred images only"),
-        (["restore", "--model", "nope", "--out", "X"], "unknown model"),
+        (["restore", "--model", "nope", "--out", "X"], "no such model"),
         (["sample", "--n", "0", "--out", "X"], "must be > 0"),
         (["teleport"], "invalid choice"),
     ],

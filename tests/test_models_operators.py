@@ -102,7 +102,7 @@ def test_load_model_from_local_dir_and_errors(tiny_model_dir, monkeypatch):
     assert model.sample_shape == (3, 16, 16)
     assert model.schedule.T == 1000 and model.prediction_type == "epsilon"
     assert load_model(str(tiny_model_dir), device="cpu") is model  # cached
-    with pytest.raises(ModelUnavailable, match="unknown model"):
+    with pytest.raises(ModelUnavailable, match="no such model"):
         load_model("no-such-model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match="cannot be reached"):

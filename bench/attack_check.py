@@ -304,7 +304,7 @@ def attack_largest(c: Checks, cap: float) -> None:
     message = error_text(stream)
     c.row(
         "the largest request the UI allows: Compare all, 1000 steps, 16 chains",
-        f"refused in {time.perf_counter() - start:.1f} s: {message[:80]}...",
+        f"refused in {time.perf_counter() - start:.1f} s: '{message[:80]}...'",
         "network evaluations" in message,
         f"RSS {c.server.rss():.0f} MB",
     )
@@ -316,7 +316,7 @@ def attack_largest(c: Checks, cap: float) -> None:
     finished = "event: complete" in stream
     c.row(
         f"DPS 1000 steps x 4 chains (within the budget, longer than the {cap:g} s cap)",
-        ("finished" if finished else f"stopped: {message[:60]}") + f" after {seconds:.1f} s",
+        "finished" if finished else f"stopped after {seconds:.1f} s: '{message[:48]}...'",
         finished or ("time cap" in message and seconds < cap + 15),
         f"RSS {c.server.rss():.0f} MB",
     )

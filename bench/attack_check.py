@@ -5,7 +5,7 @@ replays each attack of issue #16 with gradio_client, plain HTTP and the CLI, and
 input -> outcome -> server still serving -> server memory (its resident set, from /proc).
 
     python bench/attack_check.py                 # about 3-5 minutes on a 2-core CPU
-    python bench/attack_check.py --json out.json
+    python bench/attack_check.py --json out.json --markdown table.md
 
 The time cap is set to --time-cap seconds (default 20) for this check, so that the largest request the
 budget lets through is seen being stopped; a Space's default is 300 s. The last line is a JSON summary;
@@ -410,6 +410,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-cap", type=float, default=20, help="the server's time cap per event for this check")
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--markdown", help="also write the table here")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="diffdemo-attack-"))
@@ -437,12 +438,11 @@ def main(argv=None) -> int:
         attack_largest(checks, args.time_cap)
     finally:
         server.stop()
-    print()
-    print("| attack | outcome | server still serving | server memory |")
-    print("|---|---|---|---|")
+    table = ["| attack | outcome | server still serving | server memory |", "|---|---|---|---|"]
     for r in checks.rows:
         mark = "" if r["passed"] else " **FAILED**"
-        print(f"| {r['attack']} | {r['outcome']}{mark} | {'yes' if r['serving'] else 'NO'} | {r['memory']} |")
+        table.append(f"| {r['attack']} | {r['outcome']}{mark} | {'yes' if r['serving'] else 'NO'} | {r['memory']} |")
+    print("\n" + "\n".join(table))
     summary = {
         "all_passed": all(r["passed"] for r in checks.rows),
         "checks": len(checks.rows),
@@ -452,6 +452,8 @@ def main(argv=None) -> int:
     }
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "rows": checks.rows}, indent=1, allow_nan=False))
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(table) + "\n")
     print(json.dumps(summary, allow_nan=False))
     return 0 if summary["all_passed"] else 1
 

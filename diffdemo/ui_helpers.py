@@ -103,14 +103,22 @@ def median_seconds(fn, repeats: int, warmup: bool = False) -> float:
     return statistics.median(times)
 
 
-def measure_cost(model: DiffusionModel) -> dict:
+STALE_S = 600.0  # a quick model's start-up timing is taken again when older than this (the load may have changed)
+
+
+def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
     """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model
     (median of 3 when a forward is quick), and ``batch_slope``: the extra cost of each further image in a batch,
     from a batch-4 forward (small images leave a CPU's cores idle at batch 1: faces64's slope is ~0.7, so 4
-    chains cost ~3x one, not 4x). A model slower than 0.5 s a forward is not timed at batch 4: slope 1."""
+    chains cost ~3x one, not 4x). A model slower than 0.5 s a forward is not timed at batch 4: slope 1.
+    A quick model's timing older than ``max_age_s`` is stale and taken again (a slow one's would cost too much);
+    the estimates then lean on real runs (``diffdemo.estimates``)."""
     global _reference
     with _costs_lock:
         key = id(model)
+        old = _costs.get(key)
+        if old is not None and old["forward_s"] < 0.5 and time.monotonic() - old["measured_at"] > max_age_s:
+            del _costs[key]
         if key not in _costs:
             x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
             t = model.schedule.T // 2
@@ -142,6 +150,7 @@ def measure_cost(model: DiffusionModel) -> dict:
                 "batch_slope": slope,
                 "params": n_params,
                 "size": model.size,
+                "measured_at": time.monotonic(),
             }
             if n_params:
                 _reference = dict(_costs[key], name=model.name)
@@ -183,12 +192,14 @@ def cost_for(name: str, reference: str | None = None) -> dict:
 def evaluations(task: str, **p) -> dict:
     """Network evaluations of one run: plain forwards, gradient-sized ones (JVP, VJP or backprop) and the batch.
 
-    task: denoise (t, steps), sample (n, steps), a restoration method (steps, t0, samples), probe (sweep) or
-    spectrum (k, iters, n_t)."""
+    task: denoise (t, steps), psnr_curve (steps, points), sample (n, steps), a restoration method (steps, t0,
+    samples), probe (sweep) or spectrum (k, iters, n_t)."""
     steps = int(p.get("steps") or 0)
     chains = int(p.get("samples") or 1)  # posterior samples averaged: one batch of k chains
     if task == "denoise":
         return {"forwards": min(steps, int(p["t"]) + 1)}
+    if task == "psnr_curve":  # Figure 1: one denoising run from each of ``points`` log-spaced timesteps
+        return {"forwards": sum(min(steps, t + 1) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
     if task == "sample":
         return {"forwards": steps, "batch": int(p.get("n", 1))}
     if task == "sdedit":
@@ -290,6 +301,7 @@ def psnr_vs_t(
             "t": int(t),
             "psnr_noisy": metrics.psnr(x_t.cpu(), x0),
             "psnr_denoised": metrics.psnr(result, x0),
+            "denoised": result,  # the picture itself: the identity is seen going before the PSNR says so
         }
 
 

@@ -9,12 +9,12 @@ GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1).
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
 import time
 import uuid
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -54,7 +54,7 @@ CSS = """
 .lead p { font-size: 17px; margin: 2px 0 6px 0; }
 .pixelated label, .pixelated [data-testid="block-label"] { font-size: 15px !important; }
 .eta p { font-size: 15px; margin: 0; }
-.compact-head h1 { font-size: 22px !important; margin: 0 !important; }
+.compact-head h1 { font-size: 21px !important; margin: 0 !important; line-height: 1.3 !important; }
 .tight { gap: 6px !important; }
 body.presenter { zoom: 1.25; }
 body.presenter .strip { --tile: 224px; }
@@ -292,6 +292,7 @@ def _est_seconds(est) -> float | None:
 # The latest state of each running job, per browser session and task: when Stop cancels a run, its handler cannot
 # yield again, so the Stop handler writes the partial results (marked as such) from here.
 _live: dict[tuple[str, str], dict] = {}
+_stopped: dict[tuple[str, str], float] = {}  # when Stop was pressed, so the failure line does not overwrite it
 
 
 def _session(request) -> str:
@@ -306,10 +307,27 @@ def _untrack(request, task: str) -> None:
     _live.pop((_session(request), task), None)
 
 
+def _on_stop(task: str):
+    """The Stop button's handler for one task (a plain function: Gradio passes the request only to those)."""
+
+    def stop(request: gr.Request):
+        return stop_note(task, request)
+
+    return stop
+
+
+def _on_failure(task: str):
+    def failed(request: gr.Request):
+        return _failed(task, request)
+
+    return failed
+
+
 def stop_note(task: str, request: gr.Request = None):
     """After Stop: the shown state, marked partial; the JSON says where the run stopped; downloads to match."""
     from diffdemo.ui_helpers import write_results
 
+    _stopped[(_session(request), task)] = time.monotonic()
     state = _live.pop((_session(request), task), None)
     if state is None:
         return "**Stopped.**", gr.skip(), gr.skip()
@@ -480,7 +498,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     yield _file(x_t, "noised"), _file(result, "x_t"), _file(frame.x0_hat, "x0_hat"), table, record, files
 
 
-DN_LABELS = ("noised input x_t", "current x_t (the result at t = 0)", "x0_hat: Tweedie's one-jump guess")
+DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweedie's guess)")
 CURVE_NOTE = (
     "Read the pictures left to right: up to about t = 100-200 the denoised face is still this person; by t = 300-500 "
     "the network has replaced the identity with a plausible face of its own, and PSNR falls with it. The prior takes "
@@ -532,7 +550,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     model = _model(model_name)
     seed, n, steps = _seed(seed), _check("Samples", n, 1, 16), _check("Steps", steps, 1, 1000)
     est = _estimate(model_name, "sample", n=n, steps=steps)
-    nrow = min(n, 4)
+    nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
     base = {"task": "sample", "model": model_name, "seed": seed, "n": n, "steps": steps}
     started = time.perf_counter()
     frame = None
@@ -1213,8 +1231,11 @@ def _heavy() -> dict:
     return {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_LIMIT}
 
 
-def _failed() -> str:
-    """After a failed run: one line, the earlier outputs kept (the error itself is in the pop-up)."""
+def _failed(task: str, request: gr.Request = None):
+    """After a failed run: one line, the earlier outputs kept (the error itself is in the pop-up). A run ended by
+    Stop also counts as failed for Gradio: its "Stopped" line stays."""
+    if time.monotonic() - _stopped.pop((_session(request), task), -60.0) < 30:
+        return gr.skip()
     return "**The last run failed** (the message says why); the results shown are from the run before."
 
 
@@ -1258,7 +1279,7 @@ def denoise_tab(ui) -> None:
         show_progress_on=[dn_md],
         **_heavy(),
     )
-    dn_evt.failure(_failed, None, dn_md, **LIGHT)
+    dn_evt.failure(_on_failure("denoise"), None, dn_md, **LIGHT)
     dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
     curve_evt = dn_curve_btn.click(
         run_psnr_curve,
@@ -1268,7 +1289,7 @@ def denoise_tab(ui) -> None:
         show_progress_on=[dn_curve],
         **_heavy(),
     )
-    dn_stop.click(partial(stop_note, "denoise"), None, [dn_md, dn_json, dn_files], cancels=[dn_evt], **STOPPED)
+    dn_stop.click(_on_stop("denoise"), None, [dn_md, dn_json, dn_files], cancels=[dn_evt], **STOPPED)
     curve_evt.success(lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
                       [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
     dn_curve_stop.click(curve_stopped, None, dn_curve_eta, cancels=[curve_evt], **STOPPED)
@@ -1302,9 +1323,9 @@ def generate_tab(ui) -> None:
         show_progress_on=[sm_md],
         **_heavy(),
     )
-    sm_evt.failure(_failed, None, sm_md, **LIGHT)
+    sm_evt.failure(_on_failure("sample"), None, sm_md, **LIGHT)
     sm_evt.success(lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)
-    sm_stop.click(partial(stop_note, "sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)
+    sm_stop.click(_on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)
 
 
 def restore_tab(ui) -> None:
@@ -1431,10 +1452,10 @@ def restore_tab(ui) -> None:
         show_progress_on=[ip_status],
         **_heavy(),
     )
-    ip_evt.failure(_failed, None, ip_status, **LIGHT)
+    ip_evt.failure(_on_failure("restore"), None, ip_status, **LIGHT)
     gr.on([ip_gallery.change, ip_truth.change], None, [ip_truth, ip_meas, ip_gallery], ip_strip, js=STRIP_JS)
     ip_evt.success(restore_eta, [ui["model"], ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **EST)
-    ip_stop.click(partial(stop_note, "restore"), None, [ip_status, ip_json, ip_files], cancels=[ip_evt], **STOPPED)
+    ip_stop.click(_on_stop("restore"), None, [ip_status, ip_json, ip_files], cancels=[ip_evt], **STOPPED)
 
 
 def sensitivity_tab(ui) -> None:
@@ -1443,6 +1464,7 @@ def sensitivity_tab(ui) -> None:
         _lead("sensitivity")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=280):
+                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens")
                 sens_image = gr.Image(
                     label="noised image x_t: click a pixel",
                     interactive=False,
@@ -1450,7 +1472,6 @@ def sensitivity_tab(ui) -> None:
                     format="png",
                     height=240,
                 )
-                sens_probe, sens_stop, sens_eta = _run_row("Probe this pixel", "sens")
                 sens_t = gr.Slider(1, 999, value=200, step=1, label="t (re-probes the same pixel)", elem_id="sens-t")
                 with gr.Row():
                     sens_x = gr.Number(None, precision=0, label="x (column)", minimum=0, elem_id="sens-x")
@@ -1497,10 +1518,10 @@ def sensitivity_tab(ui) -> None:
         **heavy,
     )
     for evt in (click_evt, button_evt, reprobe_evt):
-        evt.failure(_failed, None, sens_md, **LIGHT)
+        evt.failure(_on_failure("probe"), None, sens_md, **LIGHT)
         evt.success(eta_probe, ui["model"], sens_eta, **EST)
     sens_stop.click(
-        partial(stop_note, "probe"),
+        _on_stop("probe"),
         None,
         [sens_md, sens_json, sens_files],
         cancels=[click_evt, button_evt, reprobe_evt],
@@ -1523,8 +1544,8 @@ def spectrum_tab(ui) -> None:
                 with gr.Accordion("Iteration settings", open=False, elem_classes="advanced"):
                     sp_k = gr.Slider(1, 8, value=3, step=1, label="singular vectors k")
                     sp_iters = gr.Slider(2, 60, value=12, step=1, label="Lanczos / Arnoldi steps")
-                sp_md = gr.Markdown(elem_id="sp-md")
             with gr.Column(scale=3):
+                sp_md = gr.Markdown(elem_id="sp-md")
                 sp_sv = gr.Plot(label="singular values and spectral radius (Figure 8)", elem_id="sp-sv")
                 sp_vectors = gr.Plot(label="dominant right singular vectors of J_f (Figure 9)", elem_id="sp-vectors")
                 sp_rho = gr.Plot(label="explicit-Euler step limit vs the strided step", elem_id="sp-rho")
@@ -1545,9 +1566,9 @@ def spectrum_tab(ui) -> None:
         show_progress_on=[sp_md],
         **_heavy(),
     )
-    sp_evt.failure(_failed, None, sp_md, **LIGHT)
+    sp_evt.failure(_on_failure("spectrum"), None, sp_md, **LIGHT)
     sp_evt.success(spectrum_eta, [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)
-    sp_stop.click(partial(stop_note, "spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)
+    sp_stop.click(_on_stop("spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)
 
 
 def build_app() -> gr.Blocks:

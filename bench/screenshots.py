@@ -97,6 +97,9 @@ def run_tab(page, tab: str, steps: int) -> None:
     elif tab == "sensitivity":
         image = page.locator("#sens-image img")
         image.wait_for(state="visible", timeout=120_000)
+        wait_text(page, "#sens-md", "Click a pixel", 120)
+        page.wait_for_timeout(1000)  # the layout has settled: the click lands where measured
+        image.scroll_into_view_if_needed()
         box = image.bounding_box()
         page.mouse.click(box["x"] + 0.36 * box["width"], box["y"] + 0.45 * box["height"])  # under the left eye
         wait_text(page, "#sens-md", "Across t", 600)

@@ -9,7 +9,9 @@ came out 3-25x too slow, and per-frame work the timing does not see (scoring, pi
 2. the task ran at another batch size: that median ratio actual / predicted, times this run's prediction;
 3. another task of the same kind (plain forwards, or gradient-sized evaluations) ran on this model: its median
    ratio, times this run's prediction;
-4. otherwise the start-up timing alone (re-timed by ``measure_cost`` when stale).
+4. any other run on this model: its median ratio (the start-up timing is off by about as much for every kind
+   when it was taken on a busy machine);
+5. otherwise the start-up timing alone (re-timed by ``measure_cost`` when stale).
 
 No gradio here: the app formats what ``estimate`` returns and calls ``record`` after each run.
 """
@@ -108,6 +110,10 @@ def estimate(model: str, task: str, reference: str | None = None, **params) -> E
     if ratio is not None:
         what = "plain network evaluations" if kind == "forward" else "gradient evaluations"
         return Estimate(base * ratio, n_img, f"learned from {len(similar)} other run(s) of {what}", 0, measured)
+    anything = _recent(lambda key: key[0] == model)
+    ratio = _ratio(anything)
+    if ratio is not None:  # the start-up timing was off by about as much for every kind (the machine's load)
+        return Estimate(base * ratio, n_img, f"scaled by {len(anything)} earlier run(s) of other kinds", 0, measured)
     source = "from a network evaluation timed on this machine" if measured else "a rough estimate (model not loaded)"
     return Estimate(base, n_img, source, 0, measured)
 

@@ -106,6 +106,20 @@ def median_seconds(fn, repeats: int, warmup: bool = False) -> float:
 STALE_S = 600.0  # a quick model's start-up timing is taken again when older than this (the load may have changed)
 
 
+def _settle(fn, budget_s: float = 5.0, max_calls: int = 8) -> None:
+    """Call ``fn`` until it stops getting faster (a call at least 0.8x the one before), ``max_calls`` calls or
+    ``budget_s`` seconds, whichever comes first."""
+    spent, previous = 0.0, math.inf
+    for _ in range(max_calls):
+        start = time.perf_counter()
+        fn()
+        took = time.perf_counter() - start
+        spent += took
+        if took >= 0.8 * previous or spent > budget_s:
+            return
+        previous = took
+
+
 def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
     """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model
     (median of 3 when a forward is quick), and ``batch_slope``: the extra cost of each further image in a batch,
@@ -132,8 +146,10 @@ def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
                     x_in = x.clone().requires_grad_(True)
                     torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
 
-            # the warm-up call pays for allocation and kernel selection; then a quick model is timed 3 times
-            one = median_seconds(lambda: forward(x), 1, warmup=True)
+            # warm-up calls pay for allocation and kernel selection (on a loaded machine the first calls ran 10-20x
+            # slower than later ones); then a quick model is timed 3 times
+            _settle(lambda: forward(x))
+            one = median_seconds(lambda: forward(x), 1)
             repeats = 3 if one < 0.5 else 1
             if repeats > 1:
                 one = median_seconds(lambda: forward(x), repeats)

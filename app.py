@@ -406,11 +406,10 @@ def model_info(name: str) -> str:
             f"~{format_seconds(cost['grad_s'])} per DPS step. Pressing Run downloads it (needs network)."
         )
     where = "embedded" if is_local(name) and "/" not in name else ("local folder" if is_local(name) else "hub")
-    state = "loaded" if is_open(name) else ""
     return (
-        f"**{name}** ({where}, {state} {cost['size']} px, {params}). Measured here: "
-        f"{format_seconds(cost['forward_s'])} per network evaluation, "
-        f"{format_seconds(cost['grad_s'])} per evaluation with its gradient (a DPS step)."
+        f"**{Path(name).name or name}** ({where}, {cost['size']} px, {params}). Timed at start-up: "
+        f"{format_seconds(cost['forward_s'])} per network evaluation, {format_seconds(cost['grad_s'])} with its "
+        "gradient; the estimates then learn from real runs."
     )
 
 
@@ -839,7 +838,7 @@ def run_restore(
     status = (
         f"Done in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s). Measurement PSNR "
         f"{psnr_y:.2f} dB; best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
-        + _ranking_note(steps, operator)
+        + (_ranking_note(steps, operator) if best["method"] not in methods else "")
         + _lpips_note(best["lpips"])
     )
     yield (
@@ -1097,11 +1096,11 @@ def _spectrum_text(results) -> str:
         reach = "t = 0 (any stride)" if r.max_stride >= r.t + 1 else f"t = {r.t - r.max_stride} (stride {r.max_stride})"
         h = "none" if r.h_max == float("inf") else f"{r.h_max:.3g}"
         rows.append(f"| {r.t} | {r.sigma_max_Js:.3g} | {r.sigma_max_Jf:.4g} | {r.rho_Jf:.4g} | {h} | {reach} |")
-    return "\n".join(rows) + SPECTRUM_TABLE_NOTE
+    return "\n".join(rows)
 
 
 SPECTRUM_TABLE_NOTE = (
-    "\n\n**How to read it.** sigma_max is how much one Jacobian can stretch the image in its worst direction; "
+    "**How to read the table.** sigma_max is how much one Jacobian can stretch the image in its worst direction; "
     "**rho(J_f)**, the spectral radius, is the largest growth factor of one reverse step repeated (above 1: that "
     "direction grows). The **Euler step limit** h_max is the largest step h = 1 - abar_t / abar_t' for which the "
     "explicit step stays stable for every eigenvalue found (|1 + h lambda| <= 1); the last column turns it into "
@@ -1167,6 +1166,7 @@ and one vector-Jacobian product per step, and **Arnoldi** iteration does the sam
 non-symmetric J_f. Their estimates are called **Ritz values**. **rho(J_f)**, the spectral radius (eq. 35), is
 the largest |eigenvalue|: above 1, one reverse step repeated makes that pattern grow.""",
 }
+MATHS["spectrum"] += "\n\n" + SPECTRUM_TABLE_NOTE
 
 
 def _lead(task: str) -> None:
@@ -1540,7 +1540,7 @@ def spectrum_tab(ui) -> None:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 sp_ts = gr.CheckboxGroup(list(SPECTRUM_TIMESTEPS), value=["50", "500"], label="timesteps")
-                sp_run, sp_stop, sp_eta = _run_row("Compute spectra", "sp")
+                sp_run, sp_stop, sp_eta = _run_row("Compute", "sp")
                 with gr.Accordion("Iteration settings", open=False, elem_classes="advanced"):
                     sp_k = gr.Slider(1, 8, value=3, step=1, label="singular vectors k")
                     sp_iters = gr.Slider(2, 60, value=12, step=1, label="Lanczos / Arnoldi steps")

@@ -6,7 +6,8 @@
 Runs every tab's first demo as a presenter would (Denoise and its PSNR-vs-t curve, Generate, Compare all on the
 default deblurring problem, a click under the left eye in Sensitivity, Spectrum at its default timesteps) and
 saves each tab as the audience sees it: the 1280x800 window (`<tab>_1280.png`, no scrolling) and the whole tab at
-1920x1080 (`<tab>_1920.png`). With --jacobian-out it also saves the three Jacobian maps at t = 50 and t = 500.
+1920x1080 (`<tab>_1920.png`), and the presenter view of the comparison (`restore_presenter_1920.png`). With
+--jacobian-out it also saves the three Jacobian maps at t = 50 and t = 500.
 Needs chromium at /usr/bin/chromium and the playwright package (requirements-dev.txt); several minutes on two CPU
 cores (Compare all dominates).
 """
@@ -105,7 +106,7 @@ def run_tab(page, tab: str, steps: int) -> None:
         wait_text(page, "#sens-md", "Across t", 600)
     elif tab == "spectrum":
         page.locator("#sp-run").click()
-        wait_text(page, "#sp-md", "How to read", 900)
+        wait_text(page, "#sp-md", "rho(J_f)", 900)
         deadline = time.monotonic() + 900
         while page.locator("#sp-md table tbody tr").count() < 2 and time.monotonic() < deadline:
             page.wait_for_timeout(500)
@@ -165,6 +166,15 @@ def take(model: str, out: Path, steps: int, tabs: list[str], jacobian_out: Path 
                 saved.append(out / f"{tab}_1920.png")
                 _save_png(page.screenshot(full_page=True), saved[-1])
                 print(f"{tab}: {time.monotonic() - started:.0f} s", flush=True)
+            if "restore" in tabs:  # the presenter view of the last comparison: bigger pictures, settings folded
+                page.set_viewport_size(LARGE)
+                page.get_by_role("tab", name=TABS["restore"]).click()
+                page.locator("#presenter input").check()
+                page.wait_for_timeout(1500)
+                page.evaluate("window.scrollTo(0, 0)")
+                saved.append(out / "restore_presenter_1920.png")
+                _save_png(page.screenshot(), saved[-1])
+                page.locator("#presenter input").uncheck()
             if jacobian_out is not None:
                 page.set_viewport_size(LARGE)
                 saved += jacobian_shots(page, jacobian_out)

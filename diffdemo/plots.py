@@ -63,7 +63,7 @@ def off_centre_scale(values: np.ndarray, pixel: Sequence[int] | None, quantile: 
         mask = np.ones(a.shape, bool)
         mask[int(pixel[1]), int(pixel[0])] = False
         a = a[mask]
-    scale = float(np.quantile(a, quantile)) if a.size else 0.0
+    scale = float(np.quantile(a, quantile, method="lower")) if a.size else 0.0
     return scale if scale > 0 else float(np.abs(values).max()) or 1.0
 
 
@@ -218,7 +218,7 @@ def log_ticks(values) -> tuple[list[float], list[str]]:
         return [], []
     lo, hi = float(v.min()), float(v.max())
     first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
-    mantissas = (1.0,) if last - first > 2 else (1.0, 2.0, 5.0)
+    mantissas = (1.0,) if hi / lo >= 100 else (1.0, 2.0, 5.0)
     ticks = [m * 10.0**e for e in range(first, last + 1) for m in mantissas]
     inside = [x for x in ticks if lo / 1.5 <= x <= hi * 1.5]
     if len(inside) < 2:  # a narrow span: one tick below and one above

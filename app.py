@@ -432,7 +432,7 @@ def preview(model_name: str, image: str, upload):
 def _knows_faces(model_name: str) -> bool:
     """Models trained on aligned face crops: the embedded faces64 and the CelebA-HQ hub models."""
     name = (model_name or "").lower()
-    return "faces" in name or "celeba" in name or name.strip() == default_model().lower()
+    return "faces" in name or "celeba" in name
 
 
 def estimate(model_name: str, task: str, **params) -> str:

@@ -381,18 +381,27 @@ def _hub_online(max_age_s: float = 300) -> bool:
     return _hub_checked[1]
 
 
+def _unreachable(name: str) -> bool:
+    """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
+    from diffdemo.ui_helpers import _in_hf_cache, is_local, is_open
+
+    name = (name or "").strip()
+    if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
+        return False
+    return not _hub_online()
+
+
 def model_info(name: str) -> str:
     """The model's size and its measured cost; or, for a hub model not downloaded, an estimate; or why not."""
     from diffdemo.models import ModelUnavailable
-    from diffdemo.ui_helpers import _in_hf_cache, cost_for, format_seconds, is_local, is_open
+    from diffdemo.ui_helpers import cost_for, format_seconds, is_local
 
     name = (name or "").strip()
-    if name and not is_local(name) and not is_open(name) and "/" in name and not _in_hf_cache(name):
-        if not _hub_online():
-            return (
-                f"**{name} is not available here:** it lives on the Hugging Face hub and this machine has no network "
-                f"to download it. Use the embedded model ({default_model()}), or run the app where the hub is reachable."
-            )
+    if _unreachable(name):
+        return (
+            f"**{name} is not available here:** it lives on the Hugging Face hub and this machine has no network "
+            f"to download it. Use the embedded model ({default_model()}), or run the app where the hub is reachable."
+        )
     try:
         cost = cost_for(name, default_model())
     except ModelUnavailable as exc:
@@ -440,6 +449,8 @@ def estimate(model_name: str, task: str, **params) -> str:
     from diffdemo.ui_helpers import format_seconds
 
     methods = params.pop("methods", None) if task == "compare" else None
+    if _unreachable(model_name):
+        return "Expected run time: none (this model cannot be downloaded here)."
     est = _estimate(model_name, task, methods, **params)
     if est is None:
         return "Expected run time: unknown (the model is not available)."

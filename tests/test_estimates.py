@@ -147,3 +147,15 @@ def test_stop_writes_the_partial_state_marked_as_such(monkeypatch, tmp_path):
     assert on_disk["stopped_step"] == 3 and on_disk["total"] == 10 and "partial" in Path(files[0]).parent.name
     assert app.stop_note("sample", request)[0] == "**Stopped.**"  # nothing left to mark
     assert app._failed("sample", request) is not None and math.isfinite(saved["seconds"])
+
+
+def test_unreachable_hub_model_is_named_once_in_plain_words(monkeypatch):
+    import app
+
+    monkeypatch.setattr(app, "_hub_online", lambda max_age_s=300: False)
+    info = app.model_info("google/ddpm-cifar10-32")
+    assert "not available here" in info and "no network" in info and "Pressing Run" not in info
+    assert "cannot be downloaded" in app.estimate("google/ddpm-cifar10-32", "denoise", t=100, steps=50)
+    choices = app.populate_pickers()[0].choices
+    assert ("google/ddpm-cifar10-32 (hub: not reachable here)", "google/ddpm-cifar10-32") in choices
+    assert app._no_prefix("Model unavailable: Model unavailable: no folder") == "no folder"

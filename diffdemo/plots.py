@@ -49,12 +49,21 @@ def column_map(column, reduce: str = "sum") -> np.ndarray:
     return v[int(reduce)]
 
 
-def off_centre_scale(values: np.ndarray, pixel: Sequence[int] | None) -> float:
-    """Largest |value| away from the probed pixel, so the identity term at the centre does not wash the map out."""
-    a = np.abs(values).copy()
+OFF_CENTRE_QUANTILE = 0.99
+
+
+def off_centre_scale(values: np.ndarray, pixel: Sequence[int] | None, quantile: float = OFF_CENTRE_QUANTILE) -> float:
+    """A symmetric colour limit set by the pixels away from the probed one: the ``quantile`` of |value| with the
+    probed pixel left out. The probed pixel's own response (the identity term of J_f and J_D) and its nearest
+    neighbours are 10-100x larger than the structure further out (on faces64 at t = 50 the largest off-centre value
+    is ~40x the 99th percentile), so a limit at the maximum leaves the map white; the few pixels above the limit
+    saturate instead."""
+    a = np.abs(np.asarray(values, dtype=np.float64))
     if pixel is not None:
-        a[int(pixel[1]), int(pixel[0])] = 0.0
-    scale = float(a.max())
+        mask = np.ones(a.shape, bool)
+        mask[int(pixel[1]), int(pixel[0])] = False
+        a = a[mask]
+    scale = float(np.quantile(a, quantile, method="lower")) if a.size else 0.0
     return scale if scale > 0 else float(np.abs(values).max()) or 1.0
 
 
@@ -181,6 +190,58 @@ def energy_chart(curves) -> np.ndarray:
 
 # --- plotly figures ----------------------------------------------------------------------------------
 _RDBU = "RdBu_r"
+FONT_PX = 16  # readable from the back of a room: every text of a figure at least this size
+
+
+def _readable(fig: go.Figure, height: int | None = None) -> go.Figure:
+    """Large text everywhere (ticks, titles, legend, subplot titles, hover) and a white background."""
+    fig.update_layout(
+        font=dict(size=FONT_PX),
+        title_font=dict(size=FONT_PX + 2),
+        legend=dict(font=dict(size=FONT_PX)),
+        hoverlabel=dict(font_size=FONT_PX),
+        template="plotly_white",
+    )
+    fig.update_annotations(font_size=FONT_PX)  # subplot titles are annotations
+    fig.update_xaxes(tickfont=dict(size=FONT_PX), title_font=dict(size=FONT_PX))
+    fig.update_yaxes(tickfont=dict(size=FONT_PX), title_font=dict(size=FONT_PX))
+    if height:
+        fig.update_layout(height=height)
+    return fig
+
+
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Tick positions and labels for a log axis: powers of ten, or 1-2-5 steps when the data span less than two
+    decades, each labelled with its full value (plotly's own minor labels read '2 5 2 5')."""
+    v = np.asarray([x for x in np.asarray(values, dtype=np.float64).ravel() if np.isfinite(x) and x > 0])
+    if v.size == 0:
+        return [], []
+    lo, hi = float(v.min()), float(v.max())
+    first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    mantissas = (1.0,) if hi / lo >= 100 else (1.0, 2.0, 5.0)
+    ticks = [m * 10.0**e for e in range(first, last + 1) for m in mantissas]
+    inside = [x for x in ticks if lo / 1.5 <= x <= hi * 1.5]
+    if len(inside) < 2:  # a narrow span: one tick below and one above
+        inside = [
+            max([x for x in ticks if x <= lo], default=ticks[0]),
+            min([x for x in ticks if x >= hi], default=ticks[-1]),
+        ]
+    return inside, [f"{x:g}" for x in inside]
+
+
+def _log_axis(fig: go.Figure, values, axis: str = "y", **where) -> None:
+    tickvals, ticktext = log_ticks(values)
+    update = fig.update_yaxes if axis == "y" else fig.update_xaxes
+    update(type="log", tickvals=tickvals, ticktext=ticktext, minor=dict(showgrid=False), **where)
+
+
+def _timestep_axis(fig: go.Figure, ts: Sequence[int], **where) -> None:
+    """Only the timesteps that were computed are ticks (one timestep no longer draws an axis from 49 to 51)."""
+    ts = sorted({int(t) for t in ts})
+    if not ts:
+        return
+    pad = max(1.0, 0.08 * (ts[-1] - ts[0])) if len(ts) > 1 else max(1.0, 0.25 * ts[0])
+    fig.update_xaxes(tickvals=ts, ticktext=[str(t) for t in ts], range=[ts[0] - pad, ts[-1] + pad], **where)
 
 
 def column_figure(column, pixel: Sequence[int] | None = None, title: str = "", vmax: float | None = None) -> go.Figure:
@@ -209,18 +270,28 @@ def column_figure(column, pixel: Sequence[int] | None = None, title: str = "", v
             )
         )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_layout(title=title, margin=dict(l=30, r=30, t=40, b=30))
-    return fig
+    fig.update_layout(title=title, margin=dict(l=30, r=30, t=50, b=30))
+    fig.data[0].update(colorbar=dict(thickness=14, tickfont=dict(size=FONT_PX)))
+    return _readable(fig)
+
+
+MAP_NAMES = {"score": "score J_s", "reverse": "one reverse step J_f", "denoiser": "denoiser J_D"}
 
 
 def probe_figure(result) -> go.Figure:
-    """The three columns of a ProbeResult (J_s, J_f, J_D) side by side, each on its own zero-centred scale."""
-    from diffdemo.analysis import KINDS, LABELS
+    """The three columns of a ProbeResult (J_s, J_f, J_D) side by side, each on its own symmetric scale set by the
+    pixels around the probed one (``off_centre_scale``), with a colour bar; the probed pixel's value in the title."""
+    from diffdemo.analysis import KINDS
 
-    fig = make_subplots(1, 3, subplot_titles=[f"{LABELS[k]} column" for k in KINDS], horizontal_spacing=0.06)
+    maps = {kind: column_map(result.columns[kind]) for kind in KINDS}
+    px, py = int(result.pixel[0]), int(result.pixel[1])
+    titles = [f"{MAP_NAMES.get(k, k)}<br>probed pixel: {maps[k][py, px]:+.3g}" for k in KINDS]
+    gap = 0.09
+    fig = make_subplots(1, 3, subplot_titles=titles, horizontal_spacing=gap)
     for i, kind in enumerate(KINDS, start=1):
-        m = column_map(result.columns[kind])
+        m = maps[kind]
         scale = off_centre_scale(m, result.pixel)
+        domain = fig.layout[f"xaxis{i if i > 1 else ''}"].domain
         fig.add_trace(
             go.Heatmap(
                 z=m,
@@ -228,7 +299,16 @@ def probe_figure(result) -> go.Figure:
                 zmid=0,
                 zmin=-scale,
                 zmax=scale,
-                showscale=False,
+                showscale=True,
+                colorbar=dict(
+                    x=domain[1] + 0.005,
+                    xanchor="left",
+                    thickness=12,
+                    len=0.8,
+                    tickfont=dict(size=FONT_PX - 2),
+                    exponentformat="e",
+                    nticks=5,
+                ),
                 hovertemplate="x=%{x} y=%{y}<br>%{z:.4g}<extra></extra>",
             ),
             1,
@@ -246,9 +326,14 @@ def probe_figure(result) -> go.Figure:
             i,
         )
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    err = result.fd_vs_jvp_rel_err
-    note = f", FD vs JVP rel. error {err:.2e}" if err is not None else ""
-    fig.update_layout(title=f"Jacobian columns at pixel {tuple(result.pixel)}, t={result.t} ({result.method}{note})")
+    fig = _readable(fig)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_layout(
+        title=f"How each pixel responds to pixel ({px}, {py}) at t = {result.t}",
+        margin=dict(l=10, r=40, t=110, b=10),
+        height=380,
+    )
     return fig
 
 
@@ -267,12 +352,13 @@ def energy_figure(curves) -> go.Figure:
         )
     label = curves[0].label if curves else ""
     fig.update_layout(
-        title=f"Energy vs radius on {label}",
+        title=f"Share of the response within r pixels, on {label}",
         xaxis_title="radius r (pixels)",
-        yaxis_title="fraction of squared response within r",
+        yaxis_title="share within r",
         yaxis_range=[0, 1.02],
+        margin=dict(l=70, r=20, t=60, b=60),
     )
-    return fig
+    return _readable(fig, height=380)
 
 
 def energy_summary_figure(curves) -> go.Figure:
@@ -283,9 +369,10 @@ def energy_summary_figure(curves) -> go.Figure:
     fig.add_trace(go.Scatter(x=ts, y=[c.r90 for c in curves], mode="lines+markers", name="r90"), 1, 1)
     fig.add_trace(go.Scatter(x=ts, y=[c.n_eff for c in curves], mode="lines+markers", name="n_eff"), 1, 2)
     fig.update_xaxes(title_text="timestep t")
+    _timestep_axis(fig, ts)
     label = curves[0].label if curves else ""
     fig.update_layout(title=f"Receptive field across timesteps, on {label}")
-    return fig
+    return _readable(fig)
 
 
 def spectrum_figure(results) -> go.Figure:
@@ -309,10 +396,13 @@ def spectrum_figure(results) -> go.Figure:
     )
     fig.add_trace(go.Scatter(x=ts, y=[r.rho_Jf for r in results], mode="lines+markers", name="rho(J_f)"), 1, 2)
     fig.add_hline(y=1.0, line_dash="dot", line_color="gray", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=1)
+    _log_axis(fig, [float(v) for r in results for v in r.singular_Js.values[:k]], row=1, col=1)
     fig.update_xaxes(title_text="timestep t")
-    fig.update_layout(title="Spectra of the score and reverse-step Jacobians")
-    return fig
+    _timestep_axis(fig, ts)
+    fig.update_layout(
+        title="How far one Jacobian can stretch an image", legend=dict(orientation="h", y=-0.3), height=420
+    )
+    return _readable(fig)
 
 
 def singular_vectors_figure(results, which: str = "Jf", k: int | None = None) -> go.Figure:
@@ -327,10 +417,11 @@ def singular_vectors_figure(results, which: str = "Jf", k: int | None = None) ->
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(
-        title=f"Dominant right singular vectors of {rows[0].operator if rows else which}",
-        height=200 * max(1, len(rows)) + 80,
+        title=f"Strongest directions of {rows[0].operator if rows else which} (grey = 0)",
+        height=220 * max(1, len(rows)) + 90,
+        margin=dict(l=10, r=10, t=90, b=10),
     )
-    return fig
+    return _readable(fig)
 
 
 def step_limit_figure(results) -> go.Figure:
@@ -345,12 +436,16 @@ def step_limit_figure(results) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Step-size limit |1 + h lambda| <= 1 vs the strided step h = 1 - abar_t / abar_{t-stride}",
+        title="Largest stable step h_max vs the step h a strided run takes",
         xaxis_title="timestep t",
-        yaxis_title="h",
-        yaxis_type="log",
+        yaxis_title="step h",
+        legend=dict(orientation="h", y=-0.3),
+        height=420,
     )
-    return fig
+    values = [v for r in results for v in (r.h_max, r.h_max_sigma, r.h_used)]
+    _log_axis(fig, values)
+    _timestep_axis(fig, ts)
+    return _readable(fig)
 
 
 # --- app figures (Denoise and Inverse-problems tabs) -------------------------------------------------
@@ -364,9 +459,11 @@ def psnr_vs_t_figure(rows: Sequence[dict]) -> go.Figure:
         title="Denoising from x_t: PSNR against the clean image",
         xaxis_title="timestep t (log scale)",
         yaxis_title="PSNR (dB)",
-        xaxis_type="log",
+        legend=dict(orientation="h", y=-0.35),
+        margin=dict(l=70, r=20, t=60, b=60),
     )
-    return fig
+    _log_axis(fig, ts, axis="x")
+    return _readable(fig, height=400)
 
 
 def restoration_trace_figure(traces: dict, titles: dict | None = None) -> go.Figure:
@@ -386,6 +483,7 @@ def restoration_trace_figure(traces: dict, titles: dict | None = None) -> go.Fig
             2,
         )
     fig.update_xaxes(title_text="fraction of the run", range=[0, 1])
-    fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(margin=dict(l=40, r=20, t=40, b=40), height=360)
-    return fig
+    residuals = [r for tr in traces.values() for r in tr["residual"] if r is not None]
+    _log_axis(fig, residuals, row=1, col=2)
+    fig.update_layout(margin=dict(l=50, r=20, t=50, b=50), height=380, legend=dict(orientation="h", y=-0.35))
+    return _readable(fig)

@@ -5,6 +5,7 @@ PSNR-vs-t sweep of Figure 1 and result files. No gradio here (the app stays a th
 
 from __future__ import annotations
 
+import math
 import socket
 import statistics
 import threading
@@ -102,14 +103,36 @@ def median_seconds(fn, repeats: int, warmup: bool = False) -> float:
     return statistics.median(times)
 
 
-def measure_cost(model: DiffusionModel) -> dict:
+STALE_S = 600.0  # a quick model's start-up timing is taken again when older than this (the load may have changed)
+
+
+def _settle(fn, budget_s: float = 5.0, max_calls: int = 8) -> None:
+    """Call ``fn`` until it stops getting faster (a call at least 0.8x the one before), ``max_calls`` calls or
+    ``budget_s`` seconds, whichever comes first."""
+    spent, previous = 0.0, math.inf
+    for _ in range(max_calls):
+        start = time.perf_counter()
+        fn()
+        took = time.perf_counter() - start
+        spent += took
+        if took >= 0.8 * previous or spent > budget_s:
+            return
+        previous = took
+
+
+def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
     """Seconds for one network evaluation (batch 1) and one with the DPS gradient, measured once per model
     (median of 3 when a forward is quick), and ``batch_slope``: the extra cost of each further image in a batch,
     from a batch-4 forward (small images leave a CPU's cores idle at batch 1: faces64's slope is ~0.7, so 4
-    chains cost ~3x one, not 4x). A model slower than 0.5 s a forward is not timed at batch 4: slope 1."""
+    chains cost ~3x one, not 4x). A model slower than 0.5 s a forward is not timed at batch 4: slope 1.
+    A quick model's timing older than ``max_age_s`` is stale and taken again (a slow one's would cost too much);
+    the estimates then lean on real runs (``diffdemo.estimates``)."""
     global _reference
     with _costs_lock:
         key = id(model)
+        old = _costs.get(key)
+        if old is not None and old["forward_s"] < 0.5 and time.monotonic() - old["measured_at"] > max_age_s:
+            del _costs[key]
         if key not in _costs:
             x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
             t = model.schedule.T // 2
@@ -123,8 +146,10 @@ def measure_cost(model: DiffusionModel) -> dict:
                     x_in = x.clone().requires_grad_(True)
                     torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
 
-            # the warm-up call pays for allocation and kernel selection; then a quick model is timed 3 times
-            one = median_seconds(lambda: forward(x), 1, warmup=True)
+            # warm-up calls pay for allocation and kernel selection (on a loaded machine the first calls ran 10-20x
+            # slower than later ones); then a quick model is timed 3 times
+            _settle(lambda: forward(x))
+            one = median_seconds(lambda: forward(x), 1)
             repeats = 3 if one < 0.5 else 1
             if repeats > 1:
                 one = median_seconds(lambda: forward(x), repeats)
@@ -141,6 +166,7 @@ def measure_cost(model: DiffusionModel) -> dict:
                 "batch_slope": slope,
                 "params": n_params,
                 "size": model.size,
+                "measured_at": time.monotonic(),
             }
             if n_params:
                 _reference = dict(_costs[key], name=model.name)
@@ -182,12 +208,14 @@ def cost_for(name: str, reference: str | None = None) -> dict:
 def evaluations(task: str, **p) -> dict:
     """Network evaluations of one run: plain forwards, gradient-sized ones (JVP, VJP or backprop) and the batch.
 
-    task: denoise (t, steps), sample (n, steps), a restoration method (steps, t0, samples), probe (sweep) or
-    spectrum (k, iters, n_t)."""
+    task: denoise (t, steps), psnr_curve (steps, points), sample (n, steps), a restoration method (steps, t0,
+    samples), probe (sweep) or spectrum (k, iters, n_t)."""
     steps = int(p.get("steps") or 0)
     chains = int(p.get("samples") or 1)  # posterior samples averaged: one batch of k chains
     if task == "denoise":
         return {"forwards": min(steps, int(p["t"]) + 1)}
+    if task == "psnr_curve":  # Figure 1: one denoising run from each of ``points`` log-spaced timesteps
+        return {"forwards": sum(min(steps, t + 1) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
     if task == "sample":
         return {"forwards": steps, "batch": int(p.get("n", 1))}
     if task == "sdedit":
@@ -289,6 +317,7 @@ def psnr_vs_t(
             "t": int(t),
             "psnr_noisy": metrics.psnr(x_t.cpu(), x0),
             "psnr_denoised": metrics.psnr(result, x0),
+            "denoised": result,  # the picture itself: the identity is seen going before the PSNR says so
         }
 
 

@@ -1,6 +1,9 @@
-"""A real browser on the app: Debian's chromium driven by Playwright clicks a pixel in the Sensitivity tab and runs
-a short DPS. Skipped when chromium or playwright is missing, unless DIFFDEMO_REQUIRE_BROWSER=1 (CI) makes it fail.
-Screenshots go to a temporary folder, and also to $DIFFDEMO_SCREENSHOTS when set."""
+"""A real browser on the app: Debian's chromium driven by Playwright, at the sizes a lecturer projects (1280x800 and
+1920x1080), on the tiny test model. Asserts what a script can see: every tab has its time estimate and a Stop next to
+its Run; results are whole pictures with visible captions and no scrolling box; the Jacobian maps have colour bars;
+a failed run leaves one message and the earlier results; Stop marks the results partial. Skipped when chromium or
+playwright is missing, unless DIFFDEMO_REQUIRE_BROWSER=1 (CI) makes it fail. Screenshots go to a temporary folder,
+and also to $DIFFDEMO_SCREENSHOTS when set."""
 
 from __future__ import annotations
 
@@ -20,6 +23,15 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SMALL = {"width": 1280, "height": 800}
+LARGE = {"width": 1920, "height": 1080}
+TABS = {  # tab -> (Run button, its Stop, the estimate line)
+    "Denoise": ("#dn-run", "#dn-stop", "#dn-eta"),
+    "Generate": ("#sm-run", "#sm-stop", "#sm-eta"),
+    "Inverse problems": ("#ip-run", "#ip-stop", "#ip-eta"),
+    "Sensitivity": ("#sens-run", "#sens-stop", "#sens-eta"),
+    "Spectrum": ("#sp-run", "#sp-stop", "#sp-eta"),
+}
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +57,7 @@ def browser_page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page = browser.new_page(viewport=SMALL)
         try:
             yield page
         finally:
@@ -90,60 +102,166 @@ def shots(tmp_path_factory):
     return save
 
 
-def _open(page, url):
+def _wait_text(page, selector: str, needle: str, seconds: float = 120) -> str:
+    text, deadline = "", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        loc = page.locator(selector)
+        text = loc.inner_text() if loc.count() else ""
+        if needle in text:
+            return text
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{selector} never showed {needle!r}; last text {text!r}")
+
+
+def _open(page, url, size=SMALL):
+    page.set_viewport_size(size)
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_text("diffdemo: diffusion models as priors").wait_for(timeout=60_000)
-    # the pickers fill in on load: wait for the working image so later events see a chosen image
-    page.locator(".pixelated img").first.wait_for(state="visible", timeout=60_000)
+    _wait_text(page, "#dn-eta", "Expected run time", 60)  # the engine answered: pickers and estimates are in
 
 
-def test_sensitivity_click_shows_maps_and_energy(browser_page, app_url, shots):
+def _in_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= size["height"] and box["x"] >= 0
+
+
+# Elements inside the results (and their ancestors up to the page) that scroll on their own: none may.
+INNER_SCROLLERS = """(sel) => {
+    const root = document.querySelector(sel);
+    const bad = [];
+    const check = (el) => {
+        const s = getComputedStyle(el);
+        const scrollsY = ['auto', 'scroll'].includes(s.overflowY) && el.scrollHeight > el.clientHeight + 1;
+        const scrollsX = ['auto', 'scroll'].includes(s.overflowX) && el.scrollWidth > el.clientWidth + 1;
+        if ((scrollsY || scrollsX) && el !== document.documentElement && el !== document.body)
+            bad.push(el.tagName + '.' + el.className);
+    };
+    root.querySelectorAll('*').forEach(check);
+    for (let el = root; el; el = el.parentElement) check(el);
+    return bad;
+}"""
+
+# Captions: visible, inside their figure's width, not cut (no text overflow), at least 14 px.
+CAPTION_PROBLEMS = """(sel) => Array.from(document.querySelectorAll(sel + ' figure')).map((fig) => {
+    const cap = fig.querySelector('figcaption');
+    const img = fig.querySelector('img');
+    if (!cap || !cap.innerText.trim()) return 'no caption';
+    const r = cap.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return 'hidden caption: ' + cap.innerText;
+    if (cap.scrollWidth > cap.clientWidth + 1 || cap.scrollHeight > cap.clientHeight + 1) return 'cut: ' + cap.innerText;
+    if (parseFloat(getComputedStyle(cap).fontSize) < 14) return 'small: ' + cap.innerText;
+    if (!img || img.naturalWidth === 0) return 'no picture: ' + cap.innerText;
+    if (img.getBoundingClientRect().width < 150) return 'picture too small: ' + cap.innerText;
+    if (getComputedStyle(img).imageRendering !== 'pixelated') return 'smoothed picture: ' + cap.innerText;
+    return null;
+}).filter(Boolean)"""
+
+
+def test_every_tab_has_an_estimate_and_a_stop_next_to_run(browser_page, app_url):
     page = browser_page
-    _open(page, app_url)
-    page.get_by_role("tab", name="Sensitivity").click()
-    image = page.locator("#sens-image img")
-    image.wait_for(state="visible", timeout=60_000)
-    box = image.bounding_box()
-    assert box and box["width"] > 10
-    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.6 * box["height"])
-    page.locator("#sens-maps .js-plotly-plot").wait_for(state="visible", timeout=90_000)
-    page.locator("#sens-energy .js-plotly-plot").wait_for(state="visible", timeout=90_000)
-    assert page.locator("#sens-maps .heatmaplayer").count() >= 1 or page.locator("#sens-maps image").count() >= 1
-    assert page.locator("#sens-energy .scatterlayer .trace").count() >= 6  # one curve per timestep (Figure 7)
-    text = page.locator("#sens-md").inner_text()
-    assert "r50" in text and "Pixel" in text
-    shots(page, "sensitivity")
+    for size in (SMALL, LARGE):
+        _open(page, app_url, size)
+        for tab, (run, stop, eta) in TABS.items():
+            page.get_by_role("tab", name=tab).click()
+            page.locator(run).wait_for(state="visible", timeout=30_000)
+            assert page.locator(stop).is_visible(), f"{tab}: no Stop"
+            assert _in_viewport(page, run) and _in_viewport(page, stop), f"{tab} at {size}: Run/Stop below the fold"
+            run_box, stop_box = page.locator(run).bounding_box(), page.locator(stop).bounding_box()
+            assert abs(run_box["y"] - stop_box["y"]) < 10, f"{tab}: Stop is not next to Run"
+            assert "Expected run time" in _wait_text(page, eta, "Expected run time", 60), tab
+    page.get_by_role("tab", name="Denoise").click()
+    assert page.locator("#curve-stop").is_visible()  # the Figure 1 curve has its own Stop beside its button
 
 
-def test_short_dps_streams_frames(browser_page, app_url, shots):
+def test_restore_results_whole_with_captions_and_partial_after_stop(browser_page, app_url, shots):
     page = browser_page
-    _open(page, app_url)
+    _open(page, app_url, SMALL)
     page.get_by_role("tab", name="Inverse problems").click()
     steps = page.locator("#ip-steps input[type=number]")
     steps.fill("12")
     steps.press("Enter")
-    page.locator("#ip-gallery").wait_for(state="attached", timeout=30_000)
-    # record every caption the gallery shows while the frames stream in
-    page.evaluate(
-        """() => {
-            window.__captions = new Set();
-            const gallery = document.querySelector('#ip-gallery');
-            const record = () => gallery.querySelectorAll('.caption-label, figcaption, .caption')
-                .forEach(e => window.__captions.add(e.textContent.trim()));
-            new MutationObserver(record).observe(gallery, {subtree: true, childList: true, characterData: true});
-        }"""
-    )
-    page.locator("#ip-run").click()
-    status, deadline = "", time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = page.locator("#ip-status").inner_text()
-        if status.startswith("Done"):
-            break
-        page.wait_for_timeout(200)
-    assert status.startswith("Done"), f"DPS did not finish: {status!r}"
     page.wait_for_timeout(500)
-    captions = set(page.evaluate("() => Array.from(window.__captions)"))
-    frames = {c for c in captions if "step" in c}
-    assert len(frames) >= 2, f"expected several streamed frames, saw captions {sorted(captions)}"
-    assert any("result" in c for c in captions)
-    shots(page, "dps")
+    page.locator("#ip-run").click()
+    status = _wait_text(page, "#ip-status", "Done in", 120)
+    assert "estimated" in status
+    page.locator("#ip-strip figure").first.wait_for(state="visible", timeout=30_000)
+    captions = page.locator("#ip-strip figcaption").all_inner_texts()
+    assert any(c.startswith("measurement y") for c in captions) and any(c.startswith("truth x0") for c in captions)
+    assert any(c.startswith("DPS") and "dB" in c and "LPIPS" in c for c in captions), captions
+    assert len(captions) == len(set(captions)), f"a tile is shown twice: {captions}"
+    assert page.evaluate(CAPTION_PROBLEMS, "#ip-strip") == []
+    assert page.evaluate(INNER_SCROLLERS, "#ip-strip") == []
+    assert _in_viewport(page, "#ip-run") and _in_viewport(page, "#ip-strip figure"), "first result below the fold"
+    page.set_viewport_size(LARGE)
+    page.wait_for_timeout(500)
+    assert page.evaluate(CAPTION_PROBLEMS, "#ip-strip") == []
+    assert page.evaluate(INNER_SCROLLERS, "#ip-strip") == []
+    shots(page, "restore_1920")
+
+    # Stop part-way: the status and the JSON say where it stopped
+    page.set_viewport_size(SMALL)
+    steps.fill("1000")
+    steps.press("Enter")
+    page.wait_for_timeout(500)
+    page.locator("#ip-run").click()
+    _wait_text(page, "#ip-status", "DPS: step", 60)
+    page.locator("#ip-stop").click()
+    status = _wait_text(page, "#ip-status", "Stopped at step", 60)
+    assert "partial" in status
+
+
+def test_failed_run_leaves_one_message_and_the_results(browser_page, app_url):
+    page = browser_page
+    _open(page, app_url, SMALL)
+    page.get_by_role("tab", name="Inverse problems").click()
+    steps = page.locator("#ip-steps input[type=number]")
+    steps.fill("3")
+    steps.press("Enter")
+    page.wait_for_timeout(300)
+    page.locator("#ip-run").click()
+    _wait_text(page, "#ip-status", "Done in", 120)
+    before = page.locator("#ip-strip figure").count()
+    assert before >= 3
+    page.get_by_label("Operator A").first.click()
+    page.get_by_role("option", name="Box inpainting").click()
+    page.get_by_text("Operator and method settings").click()
+    page.get_by_label("drawn mask").check()
+    page.wait_for_timeout(800)
+    page.locator("#ip-run").click()  # nothing painted: the drawn mask is empty
+    _wait_text(page, "#ip-status", "failed", 60)
+    page.wait_for_timeout(500)
+    assert page.locator("#ip-strip figure").count() == before  # the earlier results are kept
+    assert "Done in" not in page.locator("#ip-status").inner_text()  # the stale "Done" line is gone
+    assert page.get_by_text("drawn mask is empty").count() == 1  # one message, not one per output
+    assert page.locator(".toast-body.error").count() == 1
+    outside = "() => Array.from(document.querySelectorAll('.error')).filter(e => !e.closest('.toast-body')).length"
+    assert page.evaluate(outside) == 0  # no red "Error" box on the outputs
+
+
+def test_sensitivity_maps_have_colour_bars_and_energy(browser_page, app_url, shots):
+    page = browser_page
+    _open(page, app_url, SMALL)
+    page.get_by_role("tab", name="Sensitivity").click()
+    image = page.locator("#sens-image img")
+    image.wait_for(state="visible", timeout=60_000)
+    _wait_text(page, "#sens-md", "Click a pixel", 60)
+    page.wait_for_timeout(1000)  # the layout has settled: the click lands where measured
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    assert box and box["width"] > 10
+    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.6 * box["height"])
+    _wait_text(page, "#sens-md", "Across t", 120)
+    page.locator("#sens-maps .heatmaplayer").first.wait_for(state="attached", timeout=60_000)
+    assert page.locator("#sens-maps .colorbar").count() == 3  # one colour bar per map
+    titles = page.locator("#sens-maps .annotation-text").all_text_contents()
+    assert sum("probed pixel" in t for t in titles) == 3, titles  # its own value, as a number
+    assert page.locator("#sens-energy .scatterlayer .trace").count() >= 6  # one curve per timestep (Figure 7)
+    text = page.locator("#sens-md").inner_text()
+    assert "r50" in text and "effective pixels" in text and "Telling the maps apart" in text
+    font = page.evaluate(
+        "() => Math.min(...Array.from(document.querySelectorAll('#sens-energy text')).map("
+        "t => parseFloat(getComputedStyle(t).fontSize)).filter(Boolean))"
+    )
+    assert font >= 14, f"plot text is {font} px"
+    shots(page, "sensitivity")

@@ -186,12 +186,12 @@ def _fmt(value, digits: int = 2) -> str:
     return "unavailable" if value is None else f"{value:.{digits}f}"
 
 
-def _lpips_note(value) -> str:
+def _lpips_note(value, size: int) -> str:
     if value is not None:
         return ""
     from diffdemo.metrics import lpips_status
 
-    return f"\n\n<small>LPIPS: {lpips_status()}</small>"
+    return f"\n\n<small>{lpips_status(size=size)}</small>"
 
 
 # --- pickers ---------------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
         "| | PSNR (dB) | SSIM | LPIPS |\n|---|---|---|---|\n"
         f"| noised input x_t | {before['psnr']:.2f} | {before['ssim']:.3f} | {_fmt(before['lpips'], 3)} |\n"
         f"| denoised | {after['psnr']:.2f} | {after['ssim']:.3f} | {_fmt(after['lpips'], 3)} |"
-        + _lpips_note(after["lpips"])
+        + _lpips_note(after["lpips"], x0.shape[-1])
     )
     files = write_results(_run_dir("denoise"), {"clean": x0, "noised": x_t, "denoised": result}, record)
     yield _file(x_t, "noised"), _file(result, "x_t"), _file(frame.x0_hat, "x0_hat"), table, record, files
@@ -579,7 +579,7 @@ def run_restore(
     best = max(rows, key=lambda r: r["psnr"])
     status = (
         f"Done. Measurement PSNR {record['psnr_measurement']:.2f} dB; best: {METHOD_TITLES[best['method']]} "
-        f"{best['psnr']:.2f} dB." + _lpips_note(best["lpips"])
+        f"{best['psnr']:.2f} dB." + _lpips_note(best["lpips"], x0.shape[-1])
     )
     yield (
         _file(x0, "truth"),

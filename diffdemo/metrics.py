@@ -1,8 +1,8 @@
 """Image quality: PSNR and SSIM (scikit-image) and LPIPS (the ``lpips`` package), on tensors in [-1, 1].
 
 LPIPS loads its v0.1 AlexNet weights from ``assets/lpips`` (converted by ``diffdemo.lpips_weights``) and never
-downloads anything; if the file is missing it is *unavailable*: ``lpips`` returns None and ``lpips_status()``
-says so in one sentence. Never a made-up number.
+downloads anything; if the file is missing, or the images are smaller than AlexNet can take, it is
+*unavailable*: ``lpips`` returns None and ``lpips_status()`` says why in one sentence. Never a made-up number.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from diffdemo.imaging import to_unit
 
+LPIPS_MIN_SIDE = 32  # AlexNet's stride-4 stem and two 3x3/2 poolings leave nothing of a smaller image
 _lpips_lock = threading.Lock()
 _lpips_nets: dict[tuple[str, str], object] = {}
 _lpips_errors: dict[tuple[str, str], str] = {}
@@ -52,11 +53,13 @@ def _load_lpips(net: str = "alex", weights: Path | None = None):
     return _lpips_nets.get(key)
 
 
-def lpips_status(net: str = "alex", weights: Path | None = None) -> str:
-    """'available' or one sentence saying why LPIPS cannot be computed here."""
-    if _load_lpips(net, weights) is not None:
-        return "available"
-    return _lpips_errors[(net, str(_weights_path(net, weights)))]
+def lpips_status(net: str = "alex", weights: Path | None = None, *, size: int | None = None) -> str:
+    """'available' or one sentence saying why LPIPS cannot be computed here (for images of side ``size``)."""
+    if _load_lpips(net, weights) is None:
+        return _lpips_errors[(net, str(_weights_path(net, weights)))]
+    if size is not None and size < LPIPS_MIN_SIDE:
+        return f"LPIPS unavailable: it needs images of at least {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} px."
+    return "available"
 
 
 def _weights_path(net: str, weights: Path | None) -> Path:
@@ -68,7 +71,7 @@ def _weights_path(net: str, weights: Path | None) -> Path:
 def lpips(x: torch.Tensor, reference: torch.Tensor, net: str = "alex", weights: Path | None = None) -> float | None:
     """Learned perceptual distance (Zhang et al. 2018), lower is better, batch mean; None when unavailable."""
     model = _load_lpips(net, weights)
-    if model is None:
+    if model is None or min(x.shape[-2:]) < LPIPS_MIN_SIDE:
         return None
     with torch.no_grad():
         a = x.detach().float().cpu().clamp(-1, 1)

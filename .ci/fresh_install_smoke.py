@@ -59,7 +59,9 @@ def serve_and_call() -> None:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         names = [
             p["parameter_name"]
-            for p in client.view_api(return_format="dict")["named_endpoints"]["/denoise"]["parameters"]
+            for p in client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/denoise"][
+                "parameters"
+            ]
         ]
         values = {
             "model_name": "faces64",

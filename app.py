@@ -20,6 +20,7 @@ import gradio as gr
 
 from diffdemo.defaults import MAX_SAMPLES, params_for
 from diffdemo.labels import METHOD_TITLES
+from diffdemo.zerogpu import ZERO_GPU, gpu
 
 DEFAULT_IMAGE = "london_006_neutral"
 UPLOAD = "(uploaded file)"
@@ -281,6 +282,7 @@ def estimate(model_name: str, task: str, **params) -> str:
 
 
 # --- Task 2: denoise -------------------------------------------------------------------------------
+@gpu
 def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress()):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat."""
     from diffdemo import metrics
@@ -323,6 +325,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     yield _file(x_t, "noised"), _file(result, "x_t"), _file(frame.x0_hat, "x0_hat"), table, record, files
 
 
+@gpu
 def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress()):
     """Figure 1: PSNR of the noised input and of its denoising against t, streamed point by point."""
     from diffdemo import plots
@@ -341,6 +344,7 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
 
 
 # --- Task 3: sample --------------------------------------------------------------------------------
+@gpu
 def run_sample(model_name, seed, n, steps, progress=gr.Progress()):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.imaging import grid
@@ -446,6 +450,7 @@ def _table(rows: list[dict]):
     return {"headers": header, "data": body}
 
 
+@gpu
 def run_restore(
     model_name,
     image,
@@ -674,6 +679,7 @@ def pick_pixel(model_name, evt: gr.SelectData):
     return int(x) // f, int(y) // f, True
 
 
+@gpu
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress()):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
     from diffdemo import analysis, plots
@@ -749,6 +755,7 @@ def reprobe(model_name, image, upload, seed, t, x, y, energy_on, probed, progres
 
 
 # --- Spectrum --------------------------------------------------------------------------------------
+@gpu
 def run_spectrum(model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress()):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
     from diffdemo import analysis, plots
@@ -1210,7 +1217,8 @@ def main() -> None:
         prevent_thread_lock=True,
     )
     print(f"diffdemo: serving after {time.perf_counter() - started:.1f} s (plus interpreter start-up)", flush=True)
-    threading.Thread(target=warm_engine, daemon=True).start()
+    if not ZERO_GPU:  # on ZeroGPU the GPU exists only inside a run: the first run is timed instead
+        threading.Thread(target=warm_engine, daemon=True).start()
     demo.block_thread()
 
 

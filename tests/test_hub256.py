@@ -17,6 +17,7 @@ from diffdemo.cli import main
 from diffdemo.hub_layout import CELEBAHQ_256_UNET, celebahq_unet, save_pipeline_folder
 from diffdemo.models import ModelUnavailable, load_model
 
+pytestmark = pytest.mark.slow
 WIDTHS = (8, 8, 16, 16, 32, 32)  # the real model: 128, 128, 256, 256, 512, 512
 
 

@@ -126,7 +126,12 @@ def main(argv=None) -> dict:
                     [method] + [f"{k}={v}" if isinstance(v, bool) else f"{k}={v:g}" for k, v in extra.items()]
                 )
                 rows[label] = {**score(x_hat, x0), "seconds": round(seconds, 1), "params": params}
-                print(f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  ({seconds:.0f} s)", flush=True)
+                lp = rows[label]["lpips"]
+                print(
+                    f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  SSIM {rows[label]['ssim'][0]:.3f}  "
+                    f"LPIPS {'n/a' if lp is None else f'{lp[0]:.3f} ± {lp[1]:.3f}'}  ({seconds:.0f} s)",
+                    flush=True,
+                )
         if task == "deblur":
             best = max(
                 ((b, score(run_baseline("wiener", problem, balance=b), x0)) for b in WIENER_BALANCES),

@@ -26,6 +26,7 @@ import gradio as gr
 from diffdemo import imaging  # noqa: F401  (sets Pillow's pixel limit before gradio decodes any upload)
 from diffdemo.defaults import MAX_SAMPLES, params_for
 from diffdemo.labels import METHOD_TITLES
+from diffdemo.zerogpu import ZERO_GPU, gpu
 
 DEFAULT_IMAGE = "london_006_neutral"
 UPLOAD = "(uploaded file)"
@@ -270,12 +271,12 @@ def _fmt(value, digits: int = 2) -> str:
     return "unavailable" if value is None else f"{value:.{digits}f}"
 
 
-def _lpips_note(value) -> str:
+def _lpips_note(value, size: int) -> str:
     if value is not None:
         return ""
     from diffdemo.metrics import lpips_status
 
-    return f"\n\n<small>LPIPS: {lpips_status()}</small>"
+    return f"\n\n<small>{lpips_status(size=size)}</small>"
 
 
 def _png_uri(x) -> str:
@@ -529,6 +530,7 @@ def estimate(model_name: str, task: str, **params) -> str:
 
 # --- Task 2: denoise -------------------------------------------------------------------------------
 @guarded
+@gpu
 def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(), request: gr.Request = None):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat."""
     from diffdemo import metrics
@@ -570,7 +572,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
         "| | PSNR (dB) | SSIM | LPIPS |\n|---|---|---|---|\n"
         f"| noised input x_t (left) | {before['psnr']:.2f} | {before['ssim']:.3f} | {_fmt(before['lpips'], 3)} |\n"
         f"| denoised (middle) | {after['psnr']:.2f} | {after['ssim']:.3f} | {_fmt(after['lpips'], 3)} |"
-        + _lpips_note(after["lpips"])
+        + _lpips_note(after["lpips"], x0.shape[-1])
         + f"\n\nDone in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s)."
     )
     files = write_results(_run_dir("denoise"), {"clean": x0, "noised": x_t, "denoised": result}, record)
@@ -586,6 +588,7 @@ CURVE_NOTE = (
 
 
 @guarded
+@gpu
 def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
@@ -623,6 +626,7 @@ def curve_stopped(request: gr.Request = None):
 
 # --- Task 3: sample --------------------------------------------------------------------------------
 @guarded
+@gpu
 def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.Request = None):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.imaging import grid
@@ -771,6 +775,7 @@ def _table(rows: list[dict]):
 
 
 @guarded
+@gpu
 def run_restore(
     model_name,
     image,
@@ -923,7 +928,7 @@ def run_restore(
         f"Done in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s). Measurement PSNR "
         f"{psnr_y:.2f} dB; best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
         + (_ranking_note(steps, operator) if best["method"] not in methods else "")
-        + _lpips_note(best["lpips"])
+        + _lpips_note(best["lpips"], x0.shape[-1])
     )
     yield (
         _file(x0, "truth"),
@@ -1042,6 +1047,7 @@ def pick_pixel(model_name, evt: gr.SelectData):
 
 
 @guarded
+@gpu
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress(), request: gr.Request = None):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
     from diffdemo import analysis, plots
@@ -1132,6 +1138,7 @@ def reprobe(
 
 # --- Spectrum --------------------------------------------------------------------------------------
 @guarded
+@gpu
 def run_spectrum(
     model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress(), request: gr.Request = None
 ):
@@ -1755,7 +1762,8 @@ def main() -> None:
     )
     print(f"diffdemo: serving after {time.perf_counter() - started:.1f} s (plus interpreter start-up)", flush=True)
     print(f"diffdemo: {describe()}", flush=True)
-    threading.Thread(target=warm_engine, daemon=True).start()
+    if not ZERO_GPU:  # on ZeroGPU the GPU exists only inside a run: the first run is timed instead
+        threading.Thread(target=warm_engine, daemon=True).start()
     demo.block_thread()
 
 

@@ -126,7 +126,12 @@ def main(argv=None) -> dict:
                     [method] + [f"{k}={v}" if isinstance(v, bool) else f"{k}={v:g}" for k, v in extra.items()]
                 )
                 rows[label] = {**score(x_hat, x0), "seconds": round(seconds, 1), "params": params}
-                print(f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  ({seconds:.0f} s)", flush=True)
+                lp = rows[label]["lpips"]
+                print(
+                    f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  SSIM {rows[label]['ssim'][0]:.3f}  "
+                    f"LPIPS {'n/a' if lp is None else f'{lp[0]:.3f} ± {lp[1]:.3f}'}  ({seconds:.0f} s)",
+                    flush=True,
+                )
         if task == "deblur":
             best = max(
                 ((b, score(run_baseline("wiener", problem, balance=b), x0)) for b in WIENER_BALANCES),
@@ -194,8 +199,8 @@ def _samples(row: dict) -> int:
     return int(row.get("params", {}).get("samples", 1))
 
 
-def _fmt(cell) -> str:
-    return "n/a" if cell is None else f"{cell[0]:.2f} ± {cell[1]:.2f}"
+def _fmt(cell, digits: int = 2) -> str:
+    return "n/a" if cell is None else f"{cell[0]:.{digits}f} ± {cell[1]:.{digits}f}"
 
 
 def _london_mean(row: dict, names: list[str]) -> float:
@@ -214,20 +219,20 @@ def markdown(results: dict) -> str:
             "|---|---|---|" + ("---|" if lpips else "") + "---|---|",
         ]
         for label, row in rows.items():
-            cells = [label, _fmt(row["psnr"]), _fmt(row["ssim"])] + ([_fmt(row["lpips"])] if lpips else [])
+            cells = [label, _fmt(row["psnr"]), _fmt(row["ssim"])] + ([_fmt(row["lpips"], 3)] if lpips else [])
             cells += [f"{_london_mean(row, names):.2f}", ", ".join(f"{p:.1f}" for p in row["per_image_psnr"])]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append(f"\nImages, in order: {', '.join(names)}.")
     if "denoise" in results:
         lines += [
             "\n**denoise** (Task 2, PSNR in dB, mean over the 6 images)\n",
-            "| t | noised input | denoised | smallest gain on one image |",
-            "|---|---|---|---|",
+            "| t | noised input | denoised | smallest gain on one image | LPIPS noised | LPIPS denoised |",
+            "|---|---|---|---|---|---|",
         ]
         for t, row in results["denoise"].items():
             lines.append(
                 f"| {t} | {_fmt(row['noisy']['psnr'])} | {_fmt(row['denoised']['psnr'])} | "
-                f"{min(row['gain_per_image']):+.2f} |"
+                f"{min(row['gain_per_image']):+.2f} | {_fmt(row['noisy']['lpips'], 3)} | {_fmt(row['denoised']['lpips'], 3)} |"
             )
     if results.get("checks"):
         lines += ["\n**checks**\n"] + [f"- {k}: {v}" for k, v in results["checks"].items()]

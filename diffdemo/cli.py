@@ -422,10 +422,39 @@ def run_spectrum(args) -> dict:
     return summary
 
 
+# --- lpips ---------------------------------------------------------------------------------------
+def add_lpips(sub) -> None:
+    p = sub.add_parser(
+        "lpips",
+        help="LPIPS distance between two images (offline, shipped v0.1 weights)",
+        description="Learned perceptual distance (Zhang et al. 2018, v0.1) between two images read as RGB in "
+        "[-1, 1], centre-cropped to a square of --size (default: the first image's shorter side).",
+    )
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    p.add_argument("--net", default="alex", choices=["alex", "vgg"])
+    p.add_argument("--weights", help="a safetensors file from python -m diffdemo.lpips_weights (default: shipped)")
+    p.add_argument("--size", type=_positive(int), help="side of the centre crop both images are compared at")
+    p.set_defaults(run=run_lpips)
+
+
+def run_lpips(args) -> dict:
+    from diffdemo import metrics
+    from diffdemo.imaging import image_side, load_image, to_tensor
+
+    status = metrics.lpips_status(args.net, args.weights)
+    if status != "available":
+        raise UsageError(status)
+    size = args.size or image_side(args.image_a)
+    a, b = (to_tensor(load_image(path, size)) for path in (args.image_a, args.image_b))
+    return {"lpips": metrics.lpips(a, b, args.net, args.weights), "net": args.net, "size": size}
+
+
 # --- entry point -----------------------------------------------------------------------------------
 COMMANDS = [add_restore, add_sample]
 COMMANDS.append(add_reproduce)
 COMMANDS += [add_probe, add_spectrum]
+COMMANDS.append(add_lpips)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,6 +138,17 @@ def load_image(source, size: int, label: str | None = None) -> np.ndarray:
     return np.asarray(center_crop_resize(to_rgb(img), int(size)), dtype=np.uint8).copy()
 
 
+def image_side(path) -> int:
+    """The shorter side of an image file, read from its header."""
+    try:
+        with Image.open(path) as img:
+            return min(img.size)
+    except FileNotFoundError as exc:
+        raise ImageError(f"no such image file: {path}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageError(f"{path} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from exc
+
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (1, 3, H, W) in [-1, 1]."""
     import torch

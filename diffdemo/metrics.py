@@ -1,22 +1,24 @@
 """Image quality: PSNR and SSIM (scikit-image) and LPIPS (the ``lpips`` package), on tensors in [-1, 1].
 
-LPIPS needs torchvision's AlexNet weights, downloaded on first use; with no network and no cached copy it
-is *unavailable*: ``lpips`` returns None and ``lpips_status()`` says why. Never a made-up number.
+LPIPS loads its v0.1 AlexNet weights from ``assets/lpips`` (converted by ``diffdemo.lpips_weights``) and never
+downloads anything; if the file is missing, or the images are smaller than AlexNet can take, it is
+*unavailable*: ``lpips`` returns None and ``lpips_status()`` says why in one sentence. Never a made-up number.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
+from pathlib import Path
 
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from diffdemo.imaging import to_unit
 
+LPIPS_MIN_SIDE = 32  # AlexNet's stride-4 stem and two 3x3/2 poolings leave nothing of a smaller image
 _lpips_lock = threading.Lock()
-_lpips_net = None
-_lpips_error: str | None = None
+_lpips_nets: dict[tuple[str, str], object] = {}
+_lpips_errors: dict[tuple[str, str], str] = {}
 
 
 def psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
@@ -29,37 +31,52 @@ def ssim(x: torch.Tensor, reference: torch.Tensor) -> float:
     return float(structural_similarity(to_unit(reference), to_unit(x), data_range=1.0, channel_axis=-1))
 
 
-def _load_lpips():
-    global _lpips_net, _lpips_error
+def _load_lpips(net: str = "alex", weights: Path | None = None):
+    """The LPIPS network for ``net`` from ``weights`` (default: the shipped file), cached; None if missing."""
+    from diffdemo import lpips_weights
+
+    path = _weights_path(net, weights)
+    key = (net, str(path))
     with _lpips_lock:
-        if _lpips_net is None and _lpips_error is None:
-            try:
-                import lpips
-
-                with warnings.catch_warnings():  # torchvision's 'pretrained' deprecation noise
-                    warnings.simplefilter("ignore")
-                    _lpips_net = lpips.LPIPS(net="alex", verbose=False).eval()
-            except Exception:  # typically: no network to fetch torchvision's AlexNet weights
-                # said without the library's text (a URLError would name hosts and lookups of this server)
-                _lpips_error = (
-                    "LPIPS unavailable: its AlexNet backbone's weights are not on this machine and could not "
-                    "be downloaded"
+        if key not in _lpips_nets and key not in _lpips_errors:
+            if path.is_file():
+                try:
+                    _lpips_nets[key] = lpips_weights.load_network(path, net)
+                except Exception:  # truncated or foreign file: say so plainly, no library text
+                    _lpips_errors[key] = f"LPIPS unavailable: the {net} weights file could not be read."
+            elif weights is None:
+                _lpips_errors[key] = (
+                    f"LPIPS unavailable: its {net} weights are not installed (python -m diffdemo.lpips_weights makes them)."
                 )
-    return _lpips_net
+            else:
+                _lpips_errors[key] = f"LPIPS unavailable: no {net} weights file at the given path."
+    return _lpips_nets.get(key)
 
 
-def lpips_status() -> str:
-    """'available' or the reason LPIPS cannot be computed here."""
-    return "available" if _load_lpips() is not None else str(_lpips_error)
+def lpips_status(net: str = "alex", weights: Path | None = None, *, size: int | None = None) -> str:
+    """'available' or one sentence saying why LPIPS cannot be computed here (for images of side ``size``)."""
+    if _load_lpips(net, weights) is None:
+        return _lpips_errors[(net, str(_weights_path(net, weights)))]
+    if size is not None and size < LPIPS_MIN_SIDE:
+        return f"LPIPS unavailable: it needs images of at least {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} px."
+    return "available"
 
 
-def lpips(x: torch.Tensor, reference: torch.Tensor) -> float | None:
-    """Learned perceptual distance (Zhang et al. 2018), lower is better; None when unavailable."""
-    net = _load_lpips()
-    if net is None:
+def _weights_path(net: str, weights: Path | None) -> Path:
+    from diffdemo.lpips_weights import default_path
+
+    return Path(weights) if weights is not None else default_path(net)
+
+
+def lpips(x: torch.Tensor, reference: torch.Tensor, net: str = "alex", weights: Path | None = None) -> float | None:
+    """Learned perceptual distance (Zhang et al. 2018), lower is better, batch mean; None when unavailable."""
+    model = _load_lpips(net, weights)
+    if model is None or min(x.shape[-2:]) < LPIPS_MIN_SIDE:
         return None
     with torch.no_grad():
-        return float(net(x.detach().float().cpu().clamp(-1, 1), reference.detach().float().cpu().clamp(-1, 1)).mean())
+        a = x.detach().float().cpu().clamp(-1, 1)
+        b = reference.detach().float().cpu().clamp(-1, 1)
+        return float(model(a, b).mean())
 
 
 def all_metrics(x: torch.Tensor, reference: torch.Tensor) -> dict:

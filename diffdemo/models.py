@@ -267,34 +267,75 @@ def available_models() -> list[str]:
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "unet").is_dir() or (p / "config.json").is_file())
 
 
+UNET_SAFETENSORS = "diffusion_pytorch_model.safetensors"
+UNET_BIN = "diffusion_pytorch_model.bin"
+
+
+def load_weights_only(path: Path) -> dict:
+    """A pickled state dict through ``torch.load(weights_only=True)``: tensors and plain containers only, so a
+    pickle that would run code is refused before any of it runs."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelUnavailable(
+            f"refused {Path(path).name}: its pickle holds more than tensors (it could run code), "
+            "so it is not loaded; use safetensors weights"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelUnavailable(f"refused {Path(path).name}: it is not a state dict of tensors")
+    return state
+
+
+def _read_unet_dir(unet_dir: Path):
+    """The UNet of one folder: safetensors if there, else a weights-only ``.bin`` (how older hub repos ship)."""
+    from diffusers import UNet2DModel
+
+    if (unet_dir / UNET_SAFETENSORS).is_file():
+        return UNet2DModel.from_pretrained(
+            unet_dir, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False
+        )
+    if (unet_dir / UNET_BIN).is_file():
+        state = load_weights_only(unet_dir / UNET_BIN)
+        unet = UNet2DModel.from_config(UNet2DModel.load_config(unet_dir))
+        fix = getattr(unet, "_fix_state_dict_keys_on_load", None)  # diffusers' rename of old attention keys
+        if fix is not None:
+            state = fix(dict(state))
+        unet.load_state_dict(state, strict=True)
+        return unet
+    raise ModelUnavailable(f"no UNet weights ({UNET_SAFETENSORS} or {UNET_BIN}) in the model folder")
+
+
+def _hub_folder(repo_id: str) -> Path:
+    """Download a hub repo's configs and UNet weights (safetensors, else the .bin) into the HF cache."""
+    from huggingface_hub import snapshot_download
+
+    folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", f"*{UNET_SAFETENSORS}"]))
+    unet_dir = folder / "unet" if (folder / "unet").is_dir() else folder
+    if not (unet_dir / UNET_SAFETENSORS).is_file():
+        sub = "unet/" if unet_dir != folder else ""
+        folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", f"{sub}{UNET_BIN}"]))
+    return folder
+
+
 def _read_unet(location: str | Path, local: bool):
     """Load the UNet and scheduler config from a DDPMPipeline-layout folder/repo or a bare UNet one."""
-    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers import DDPMScheduler
 
-    kwargs = dict(use_safetensors=True, local_files_only=local, low_cpu_mem_usage=False)
-    subfolder = None
-    if local:
-        subfolder = "unet" if (Path(location) / "unet").is_dir() else None
-    else:
-        try:
-            return _read_unet_from(location, "unet", kwargs, UNet2DModel, DDPMScheduler)
-        except Exception:
-            subfolder = None
-    return _read_unet_from(location, subfolder, kwargs, UNet2DModel, DDPMScheduler)
-
-
-def _read_unet_from(location, subfolder, kwargs, UNet2DModel, DDPMScheduler):
-    unet = UNet2DModel.from_pretrained(location, subfolder=subfolder, **kwargs)
-    sched_sub = "scheduler" if subfolder else None
+    folder = Path(location) if local else _hub_folder(str(location))
+    unet_dir = folder / "unet" if (folder / "unet").is_dir() else folder
+    unet = _read_unet_dir(unet_dir)
     try:
-        config = DDPMScheduler.load_config(location, subfolder=sched_sub, local_files_only=kwargs["local_files_only"])
+        config = DDPMScheduler.load_config(folder / "scheduler" if unet_dir != folder else folder)
     except Exception:
         config = {}  # a bare UNet folder: fall back to the DDPM defaults (linear 1e-4..0.02, T=1000)
     return unet, dict(config)
 
 
 def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
-    """Load (once, then cached) a diffusers UNet by embedded name, local folder or hub id; safetensors only.
+    """Load (once, then cached) a diffusers UNet by embedded name, local folder or hub id: safetensors, or a .bin
+    read with ``torch.load(weights_only=True)`` (never a full unpickle).
 
     Names are canonicalised first (one cache entry per model however it is spelled) and the cache keeps the
     MAX_CACHED_MODELS most recently used. Failures are ModelUnavailable with a message that names no server path
@@ -314,7 +355,9 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
             )
         try:
             unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
-        except Exception:  # offline, missing files or .bin-only weights: never unpickle, never echo the cause
+        except ModelUnavailable:  # our own one-line reasons (a refused .bin, no weights in the folder)
+            raise
+        except Exception:  # offline, missing or broken files: never echo the cause
             if local_dir is not None and not is_embedded(canonical):
                 raise no_such_model() from None
             where = f"the embedded model '{canonical}'" if local_dir else f"the hub model '{canonical}'"

@@ -450,18 +450,31 @@ def step_limit_figure(results) -> go.Figure:
 
 # --- app figures (Denoise and Inverse-problems tabs) -------------------------------------------------
 def psnr_vs_t_figure(rows: Sequence[dict]) -> go.Figure:
-    """PSNR of the noised input x_t and of its reverse-diffusion denoising against t (poster Figure 1)."""
+    """PSNR (left axis) and LPIPS (right axis, dashed, where available) of the noised input x_t and of its
+    reverse-diffusion denoising against t (poster Figure 1)."""
     ts = [r["t"] for r in rows]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=ts, y=[r["psnr_noisy"] for r in rows], mode="lines+markers", name="noised input x_t"))
     fig.add_trace(go.Scatter(x=ts, y=[r["psnr_denoised"] for r in rows], mode="lines+markers", name="denoised"))
+    has_lpips = any(r.get("lpips_denoised") is not None for r in rows)
+    for key, name in (("lpips_noisy", "LPIPS, noised input"), ("lpips_denoised", "LPIPS, denoised")):
+        if has_lpips:
+            values = [r.get(key) for r in rows]
+            fig.add_trace(
+                go.Scatter(x=ts, y=values, mode="lines+markers", name=name, yaxis="y2", line=dict(dash="dash"))
+            )
     fig.update_layout(
-        title="Denoising from x_t: PSNR against the clean image",
+        title="Denoising from x_t: PSNR" + (" and LPIPS" if has_lpips else "") + " against the clean image",
         xaxis_title="timestep t (log scale)",
         yaxis_title="PSNR (dB)",
         legend=dict(orientation="h", y=-0.35),
         margin=dict(l=70, r=20, t=60, b=60),
     )
+    if has_lpips:
+        fig.update_layout(
+            yaxis2=dict(title="LPIPS (lower is better)", overlaying="y", side="right", rangemode="tozero"),
+            margin=dict(l=70, r=80, t=60, b=60),
+        )
     _log_axis(fig, ts, axis="x")
     return _readable(fig, height=400)
 

@@ -279,7 +279,7 @@ class Reproduction:
             rows[t]["lpips"] = rows[t].get("lpips")  # None when LPIPS is unavailable
             rows[t]["sigma"] = ((1 - model.schedule.abar(t)) / model.schedule.abar(t)) ** 0.5
         ts = list(b.denoise_ts)
-        lp_status = metrics.lpips_status()
+        lp_status = metrics.lpips_status(size=self.size)
         panels = [
             {
                 "ylabel": "PSNR (dB)",
@@ -309,11 +309,18 @@ class Reproduction:
             panels.append(
                 {
                     "ylabel": "LPIPS (lower is better)",
-                    "series": [{"name": "denoised", "x": ts, "y": [rows[t]["lpips"]["mean"] for t in ts]}],
+                    "series": [
+                        {
+                            "name": "denoised",
+                            "x": ts,
+                            "y": [rows[t]["lpips"]["mean"] for t in ts],
+                            "err": [rows[t]["lpips"]["std"] for t in ts],
+                        }
+                    ],
                 }
             )
         else:
-            panels[1]["note"] = "LPIPS unavailable offline (no AlexNet weights)"
+            panels[1]["note"] = lp_status
         chart = self.figures.line_chart(
             "fig1_denoising",
             "Fig. 1 - diffusion denoising quality vs starting t",
@@ -331,7 +338,11 @@ class Reproduction:
             f"Reverse diffusion from a noised face (no data term, {b.denoise_steps} strided steps, "
             f"{len(names)} image(s)): PSNR goes from {first:.1f} dB when starting at t={ts[0]} to {last:.1f} dB "
             f"at t={ts[-1]}, as the prior replaces more of the image; "
-            + ("LPIPS is plotted too." if lp_status == "available" else f"LPIPS is not reported ({lp_status}).")
+            + (
+                f"LPIPS goes from {rows[ts[0]]['lpips']['mean']:.3f} to {rows[ts[-1]]['lpips']['mean']:.3f}."
+                if lp_status == "available"
+                else f"LPIPS is not reported ({lp_status})."
+            )
         )
         self.figures.add(
             "fig1_denoising", "Fig. 1 - Diffusion denoising quality vs starting t", sentence, [chart, strip]
@@ -710,7 +721,7 @@ class Reproduction:
     # --- report -------------------------------------------------------------------------------------------------
     def write_report(self, seconds: float) -> dict:
         out = self.out
-        lp_status = metrics.lpips_status()
+        lp_status = metrics.lpips_status(size=self.size)
         self.metrics.update(
             model=self.model.name,
             budget=asdict(self.budget),

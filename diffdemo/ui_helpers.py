@@ -309,7 +309,7 @@ def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:
 def psnr_vs_t(
     model: DiffusionModel, x0: torch.Tensor, timesteps: list[int], steps: int = 50, seed: int = 0
 ) -> Iterator[dict]:
-    """Figure 1: for each t, PSNR of the noised image x_t (eq. 3) and of its reverse-diffusion denoising, vs x0."""
+    """Figure 1: for each t, PSNR and LPIPS of the noised image x_t (eq. 3) and of its reverse-diffusion denoising."""
     for t in timesteps:
         x_t = noise_image(model, x0, int(t), seed)
         result = last_frame(denoise(model, x_t, int(t), steps=steps, seed=seed, every=10**9)).x_t.cpu()
@@ -318,6 +318,8 @@ def psnr_vs_t(
             "psnr_noisy": metrics.psnr(x_t.cpu(), x0),
             "psnr_denoised": metrics.psnr(result, x0),
             "denoised": result,  # the picture itself: the identity is seen going before the PSNR says so
+            "lpips_noisy": metrics.lpips(x_t.cpu(), x0),  # None when LPIPS is unavailable
+            "lpips_denoised": metrics.lpips(result, x0),
         }
 
 

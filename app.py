@@ -465,12 +465,14 @@ def run_restore(
     mask_layers=None,
     dps_normalize=True,
     samples=1,
+    precision="auto",
     progress=gr.Progress(),
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
     on the same y, noise draw and seed, streaming each method's frames and its PSNR / residual per step."""
     from diffdemo import baselines, metrics, plots
-    from diffdemo.restore import diffusion_frames, make_problem, restore
+    from diffdemo.precision import check_precision
+    from diffdemo.restore import diffusion_frames, make_problem, model_for, restore
     from diffdemo.ui_helpers import interleave, write_results
 
     model = _model(model_name)
@@ -495,7 +497,9 @@ def run_restore(
         "samples": samples,
     }
     every = _every(steps, 25 if len(methods) == 1 else 12)
-    runs = {m: diffusion_frames(model, m, problem, every=every, **overrides) for m in methods}
+    precision = check_precision(precision or "auto")
+    used = {m: model_for(model, m, precision).precision for m in methods}
+    runs = {m: diffusion_frames(model, m, problem, every=every, precision=used[m], **overrides) for m in methods}
     traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
     latest, finals, rows, spent = {}, {}, [], dict.fromkeys(methods, 0.0)
     single = len(methods) == 1
@@ -570,6 +574,7 @@ def run_restore(
         "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)",
         "method": method,
         "params": overrides,
+        "precision": used,
         "psnr_measurement": metrics.psnr(y, x0),
         "results": rows,
         "traces": traces,
@@ -956,6 +961,13 @@ def build_app() -> gr.Blocks:
                             info="k chains side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
                             "than one sample, k times the work",
                         )
+                        ip_precision = gr.Radio(
+                            ["auto", "fp32", "bf16"],
+                            value="auto",
+                            label="network precision",
+                            info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); "
+                            "the sampler's own arithmetic stays fp32",
+                        )
                         ip_eta = gr.Markdown()
                         with gr.Row():
                             ip_run = gr.Button("Restore", variant="primary", elem_id="ip-run")
@@ -1152,6 +1164,7 @@ def build_app() -> gr.Blocks:
                 ip_mask,
                 ip_normalize,
                 ip_samples,
+                ip_precision,
             ],  # fmt: skip
             [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
             api_name="restore",

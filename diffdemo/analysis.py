@@ -6,7 +6,9 @@ sqrt(abar_t) (Tweedie, eq. 11). So one network Jacobian-vector product gives all
 only J_s v and J_s^T u products: no Jacobian is ever materialised.
 
 Pixels are (x, y) = (column, row), as the UI's click gives them. Autograd is switched on only inside this module's
-JVP/VJP calls; finite differences run under ``torch.no_grad``.
+JVP/VJP calls; finite differences run under ``torch.no_grad``. The network always runs in float32 here, whatever
+precision the model view carries (bf16's ~4e-3 relative rounding would drown a 1e-2 finite difference), with the
+cheaper JVP / VJP rules of ``diffdemo/autodiff.py`` (same values).
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def score_jvp(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
+    model = model.for_autodiff()
     x = x.to(model.device, torch.float32)
     v = v.to(model.device, torch.float32).expand_as(x)
     T = _timesteps(t, x.shape[0], model.device)
@@ -152,6 +155,7 @@ def score_jvp(
 
 def score_vjp(model: DiffusionModel, x: torch.Tensor, t, u: torch.Tensor) -> torch.Tensor:
     """J_s^T u row by row, exactly by torch.func.vjp (a Jacobian row when u = e_i)."""
+    model = model.for_autodiff()
     x = x.to(model.device, torch.float32)
     T = _timesteps(t, x.shape[0], model.device)
     with _exact_autodiff():
@@ -442,7 +446,7 @@ class _RowOperators:
     """
 
     def __init__(self, model: DiffusionModel, X: torch.Tensor, T: torch.Tensor, a: torch.Tensor, b: torch.Tensor):
-        self.model, self.X, self.T = model, X.to(model.device, torch.float32), T.to(model.device)
+        self.model, self.X, self.T = model.for_autodiff(), X.to(model.device, torch.float32), T.to(model.device)
         shape = (-1,) + (1,) * (X.ndim - 1)
         self.a = a.to(model.device, torch.float64).view(shape)
         self.b = b.to(model.device, torch.float64).view(shape)

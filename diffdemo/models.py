@@ -6,6 +6,7 @@ analytic Gaussian prior whose score and Jacobian are exact (the test oracle).
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import threading
@@ -39,9 +40,27 @@ class DiffusionModel:
     schedule: Schedule
     sample_shape: tuple[int, int, int]
     device: torch.device = torch.device("cpu")
+    precision: str = "fp32"  # the network's number format (diffdemo/precision.py); inputs and outputs stay float32
+    autodiff: bool = False  # the network's layers carry hand-written JVP / VJP rules (diffdemo/autodiff.py)
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         raise NotImplementedError
+
+    def with_precision(self, precision: str) -> DiffusionModel:
+        """A view of this model whose network runs in ``precision`` (fp32 or bf16); weights shared, cache untouched."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16 here (resolve 'auto' first), got {precision!r}")
+        if precision == self.precision:
+            return self
+        view = copy.copy(self)
+        view.precision = precision
+        return view
+
+    def for_autodiff(self) -> DiffusionModel:
+        """A float32 view for Jacobian products: the same values, with the network's cheaper JVP / VJP rules."""
+        view = copy.copy(self.with_precision("fp32"))
+        view.autodiff = True
+        return view
 
     def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
         """alpha_bar_t broadcast against x (float32, on x's device)."""
@@ -79,12 +98,42 @@ class UNetModel(DiffusionModel):
         self.sample_shape = (cfg.in_channels, size, size)
         self.name = name
         self.n_params = sum(p.numel() for p in unet.parameters())
+        self._bf16 = {}  # the bf16 and autodiff copies of the network, built on first use, shared by every view
+        self._bf16_lock = threading.Lock()
+
+    def _bf16_unet(self):
+        """The network with conv / linear weights stored in bf16 (what autocast would cast them to on every call,
+        cast once); norms keep float32 parameters, as autocast keeps them."""
+        with self._bf16_lock:
+            if "unet" not in self._bf16:
+                net = copy.deepcopy(self.unet)
+                for module in net.modules():
+                    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                        module.to(torch.bfloat16)
+                self._bf16["unet"] = net
+            return self._bf16["unet"]
+
+    def _autodiff_unet(self):
+        """The network with conv / group-norm / SiLU layers using diffdemo/autodiff.py's rules; weights shared."""
+        from diffdemo.autodiff import autodiff_network
+
+        with self._bf16_lock:
+            if "autodiff" not in self._bf16:
+                self._bf16["autodiff"] = autodiff_network(self.unet)
+            return self._bf16["autodiff"]
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
         if t_in.ndim == 0:
             t_in = t_in.expand(x.shape[0])
-        out = self.unet(x.contiguous(memory_format=torch.channels_last), t_in).sample.contiguous()
+        x_in = x.contiguous(memory_format=torch.channels_last)
+        if self.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                out = self._bf16_unet()(x_in, t_in).sample
+            out = out.float().contiguous()  # everything after the network stays float32
+        else:
+            net = self._autodiff_unet() if self.autodiff else self.unet
+            out = net(x_in, t_in).sample.contiguous()
         if self.prediction_type == "epsilon":
             return out
         a = self._abar(t, x)

@@ -6,7 +6,9 @@ For each (method, chains) and image, the fp32 and the bf16 run follow each other
 image), so a timing ratio is taken under the same machine load. Runs are appended to ``--partial`` as JSON lines
 as they finish; a restart skips those already there. The summary (bench/RESULTS_precision.md) gives each
 precision's PSNR / SSIM / LPIPS against the truth (mean and worst image), the mean change, the PSNR of the bf16
-reconstruction against the fp32 one, and wall time (sum, and the median of the per-image bf16/fp32 ratios).
+reconstruction against the fp32 one, and time: wall seconds, and the process's CPU seconds, which on one torch
+thread do not count the time other jobs on a shared machine take from it (the ratio is the median over images of
+bf16/fp32 CPU time).
 Task: Gaussian deblurring (13x13, std 2 px, sigma_y = 0.05), the default task of the app and the CLI.
 """
 
@@ -68,7 +70,9 @@ def run_all(path: Path, threads: int, seed: int) -> None:
             for precision in order:
                 if (method, chains, image, precision) in done:
                     continue
+                cpu = time.process_time()
                 res = restore(model, method, problem, precision=precision, samples=chains)
+                cpu = time.process_time() - cpu
                 recon[precision] = res.pop("reconstruction")
                 row = dict(
                     method=method,
@@ -79,6 +83,7 @@ def run_all(path: Path, threads: int, seed: int) -> None:
                     ssim=res["ssim"],
                     lpips=res["lpips"],
                     seconds=res["seconds"],
+                    cpu_seconds=cpu,
                     nfe=res["nfe"],
                     threads=threads,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -93,6 +98,19 @@ def run_all(path: Path, threads: int, seed: int) -> None:
 def _mean(values):
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
+
+
+def _cpu_ratio(f: dict, b: dict, images: list[str]) -> dict:
+    """CPU seconds per run (mean) and the median bf16/fp32 ratio over the images where both runs recorded them."""
+    timed = [i for i in images if "cpu_seconds" in f[i] and "cpu_seconds" in b[i]]
+    if not timed:
+        return dict(cpu_images=0, cpu_fp32=None, cpu_bf16=None, cpu_ratio_median=None)
+    return dict(
+        cpu_images=len(timed),
+        cpu_fp32=statistics.fmean(f[i]["cpu_seconds"] for i in timed),
+        cpu_bf16=statistics.fmean(b[i]["cpu_seconds"] for i in timed),
+        cpu_ratio_median=statistics.median(b[i]["cpu_seconds"] / f[i]["cpu_seconds"] for i in timed),
+    )
 
 
 def summarize(path: Path, out: Path) -> dict:
@@ -126,7 +144,8 @@ def summarize(path: Path, out: Path) -> dict:
                 psnr_bf16_vs_fp32=_mean(agree),
                 seconds_fp32=sum(f[i]["seconds"] for i in images),
                 seconds_bf16=sum(b[i]["seconds"] for i in images),
-                time_ratio_median=statistics.median(b[i]["seconds"] / f[i]["seconds"] for i in images),
+                wall_ratio_median=statistics.median(b[i]["seconds"] / f[i]["seconds"] for i in images),
+                **_cpu_ratio(f, b, images),
                 keep_fp32=abs(statistics.fmean(d_psnr)) > THRESHOLD_DB,
                 threads=sorted({r["threads"] for i in images for r in (f[i], b[i])}),
             )
@@ -136,15 +155,18 @@ def summarize(path: Path, out: Path) -> dict:
         "# bf16 against fp32 (bench/bench_precision.py)",
         "",
         f"faces64 on `{cpu_model()}` (fast bf16: {fast_bf16('cpu')}), torch {torch.__version__}, "
-        f"{table[0]['threads'] if table else '?'} torch thread(s); the machine was shared with four other jobs, so "
-        "seconds are noisy: the ratio column is the median over images of bf16/fp32 for runs made back to back.",
+        f"{table[0]['threads'] if table else '?'} torch thread(s). The machine (2 cores) was shared with four other "
+        "jobs (load average 5-15), so wall seconds are noisy; CPU seconds of the one-thread process are not inflated "
+        "by the other jobs, and the time ratio is the median over images of bf16/fp32 CPU seconds for runs made back "
+        "to back.",
         "Gaussian deblurring (13x13, std 2 px, sigma_y 0.05), tuned defaults, seed 0, the six bundled test images. "
         "PSNR/SSIM/LPIPS are against the truth (mean over images; worst = the lowest image); "
         "agreement = PSNR of the bf16 reconstruction against the fp32 one.",
         f"LPIPS: {lpips_note if lpips_note != 'available' else 'available'}.",
         "",
         "| method | chains | images | PSNR fp32 | PSNR bf16 | mean dPSNR | largest image dPSNR | worst image fp32 / bf16 "
-        "| SSIM fp32 / bf16 | LPIPS fp32 / bf16 | agreement dB | s fp32 | s bf16 | bf16/fp32 time |",
+        "| SSIM fp32 / bf16 | LPIPS fp32 / bf16 | agreement dB | wall s fp32 / bf16 (sum) "
+        "| CPU s per run fp32 / bf16 | bf16/fp32 CPU time |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -157,7 +179,8 @@ def summarize(path: Path, out: Path) -> dict:
             f"{r['d_psnr_mean']:+.3f} | {r['d_psnr_worst']:+.3f} | {r['worst_psnr_fp32']:.2f} / "
             f"{r['worst_psnr_bf16']:.2f} | {r['ssim_fp32']:.4f} / {r['ssim_bf16']:.4f} | "
             f"{fmt(r['lpips_fp32'], '.4f')} / {fmt(r['lpips_bf16'], '.4f')} | {fmt(r['psnr_bf16_vs_fp32'], '.1f')} | "
-            f"{r['seconds_fp32']:.1f} | {r['seconds_bf16']:.1f} | {r['time_ratio_median']:.2f} |"
+            f"{r['seconds_fp32']:.0f} / {r['seconds_bf16']:.0f} | {fmt(r['cpu_fp32'], '.1f')} / "
+            f"{fmt(r['cpu_bf16'], '.1f')} | {fmt(r['cpu_ratio_median'], '.2f')} (n={r['cpu_images']}) |"
         )
     keep = [f"{r['method']} ({r['chains']} chains)" for r in table if r["keep_fp32"]]
     lines += [

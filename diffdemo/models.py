@@ -98,29 +98,34 @@ class UNetModel(DiffusionModel):
         self.sample_shape = (cfg.in_channels, size, size)
         self.name = name
         self.n_params = sum(p.numel() for p in unet.parameters())
-        self._bf16 = {}  # the bf16 and autodiff copies of the network, built on first use, shared by every view
-        self._bf16_lock = threading.Lock()
+        self._derived: dict = {}  # bf16 / autodiff copies and traced graphs, built on first use, shared by views
+        self._derived_lock = threading.RLock()
+
+    def derived(self, key, build):
+        """``build()`` once per key (thread-safe), then the cached result: things derived from the weights."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = build()
+            return self._derived[key]
 
     def _bf16_unet(self):
         """The network with conv / linear weights stored in bf16 (what autocast would cast them to on every call,
         cast once); norms keep float32 parameters, as autocast keeps them."""
-        with self._bf16_lock:
-            if "unet" not in self._bf16:
-                net = copy.deepcopy(self.unet)
-                for module in net.modules():
-                    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                        module.to(torch.bfloat16)
-                self._bf16["unet"] = net
-            return self._bf16["unet"]
+
+        def build():
+            net = copy.deepcopy(self.unet)
+            for module in net.modules():
+                if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                    module.to(torch.bfloat16)
+            return net
+
+        return self.derived("bf16", build)
 
     def _autodiff_unet(self):
         """The network with conv / group-norm / SiLU layers using diffdemo/autodiff.py's rules; weights shared."""
         from diffdemo.autodiff import autodiff_network
 
-        with self._bf16_lock:
-            if "autodiff" not in self._bf16:
-                self._bf16["autodiff"] = autodiff_network(self.unet)
-            return self._bf16["autodiff"]
+        return self.derived("autodiff", lambda: autodiff_network(self.unet))
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)

@@ -60,7 +60,9 @@ def warm_engine() -> None:
     from diffdemo.ui_helpers import measure_cost, open_model
 
     try:
-        measure_cost(open_model(default_model()))
+        model = open_model(default_model())
+        measure_cost(model)
+        diffdemo.analysis.prepare_probe(model)  # the traced JVP graph: the first Sensitivity click skips its cost
     except ModelUnavailable:
         pass  # the page says why when it loads
 

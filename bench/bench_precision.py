@@ -155,8 +155,8 @@ def summarize(path: Path, out: Path) -> dict:
         "# bf16 against fp32 (bench/bench_precision.py)",
         "",
         f"faces64 on `{cpu_model()}` (fast bf16: {fast_bf16('cpu')}), torch {torch.__version__}, "
-        f"{table[0]['threads'] if table else '?'} torch thread(s). The machine (2 cores) was shared with four other "
-        "jobs (load average 5-15), so wall seconds are noisy; CPU seconds of the one-thread process are not inflated "
+        f"{', '.join(map(str, table[0]['threads'])) if table else '?'} torch thread(s). The machine (2 cores) was "
+        "shared with four other jobs (load average 12-20 during these runs), so wall seconds are noisy; CPU seconds of the one-thread process are not inflated "
         "by the other jobs, and the time ratio is the median over images of bf16/fp32 CPU seconds for runs made back "
         "to back.",
         "Gaussian deblurring (13x13, std 2 px, sigma_y 0.05), tuned defaults, seed 0, the six bundled test images. "

@@ -147,6 +147,12 @@ def _jvp(model: DiffusionModel, X: torch.Tensor, T: torch.Tensor, V: torch.Tenso
     return model.derived(key, trace)(X, V.contiguous(), T)
 
 
+def prepare_probe(model: DiffusionModel) -> None:
+    """Trace the batch-1 JVP graph now (a few seconds, once per model), so that the first probe does not pay it."""
+    x = torch.zeros(1, *model.sample_shape)
+    score_jvp(model, x, model.schedule.T // 2, x, method="jvp")
+
+
 def score_jvp(
     model: DiffusionModel, x: torch.Tensor, t, v: torch.Tensor, method: str = "jvp", eps: float = 1e-2
 ) -> torch.Tensor:

@@ -88,3 +88,23 @@ def test_analysis_uses_the_rules_in_fp32_whatever_the_views_precision(tiny_model
     for kind in fp32:
         assert torch.equal(fp32[kind], from_bf16[kind])
     assert tiny_model.for_autodiff().autodiff and not tiny_model.autodiff
+
+
+def test_the_traced_jvp_graph_is_reused_across_states_and_timesteps(tiny_model):
+    """One trace per input shape (prepare_probe makes the batch-1 one); later states and timesteps reuse it and
+    still match torch.func.jvp on the plain network."""
+    from diffdemo import analysis as A
+
+    A.prepare_probe(tiny_model)
+    keys = [k for k in tiny_model._derived if k[0] == "jvp_graph" and k[1] == (1, 3, 16, 16)]
+    assert len(keys) == 1
+    graph = tiny_model._derived[keys[0]]
+    g = torch.Generator().manual_seed(5)
+    for t in (5, 640):
+        x = torch.randn(1, 3, 16, 16, generator=g)
+        e = A.pixel_basis(x.shape, (4, 11))
+        cols = A.jacobian_columns(tiny_model, x, t, (4, 11))
+        with A._exact_autodiff():
+            _, ref = torch.func.jvp(lambda z, t=t: tiny_model.score(z, torch.tensor([t])), (x,), (e,))
+        assert relative_error(cols["score"], ref[0]) < 1e-5
+    assert tiny_model._derived[keys[0]] is graph  # no re-trace

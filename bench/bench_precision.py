@@ -52,7 +52,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_all(path: Path, threads: int, seed: int) -> None:
+def run_all(path: Path, threads: int, seed: int, cases: list[tuple[str, int]] = CASES) -> None:
     torch.set_num_threads(threads)
     done = set()
     if path.exists():
@@ -61,7 +61,7 @@ def run_all(path: Path, threads: int, seed: int) -> None:
             done.add((r["method"], r["chains"], r["image"], r["precision"]))
     model = load_model("faces64")
     images = list(bundled_images())
-    for method, chains in CASES:
+    for method, chains in cases:
         for i, image in enumerate(images):
             x0 = to_tensor(load_image(bundled_images()[image], model.size))
             problem = make_problem(x0, make_operator("gaussian_blur", model.size, mask_seed=seed), 0.05, seed)
@@ -202,9 +202,13 @@ def main(argv=None) -> None:
     p.add_argument("--partial", default=str(ROOT / "bench" / "precision_runs.jsonl"), help="JSON lines, resumable")
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS_precision.md"))
     p.add_argument("--summarize", action="store_true", help="only write the summary from --partial")
+    p.add_argument("--cases", help="a subset, e.g. score_ald:1,sdedit:1 (default: all, DPS first)")
     args = p.parse_args(argv)
+    cases = CASES
+    if args.cases:
+        cases = [(m, int(k)) for m, k in (c.split(":") for c in args.cases.split(","))]
     if not args.summarize:
-        run_all(Path(args.partial), args.threads, args.seed)
+        run_all(Path(args.partial), args.threads, args.seed, cases)
     summarize(Path(args.partial), Path(args.results))
 
 

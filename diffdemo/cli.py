@@ -54,13 +54,6 @@ def add_precision(p, analysis: bool = False) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=text)
 
 
-def model_precision(model, precision: str, method: str):
-    """The model view whose network runs in the precision resolved for ``method``."""
-    from diffdemo.precision import resolve_precision
-
-    return model.with_precision(resolve_precision(precision, model.device, method))
-
-
 def analysis_precision(precision: str) -> str:
     """Analysis differentiates in fp32 only: auto and fp32 mean fp32, bf16 is refused."""
     if precision == "bf16":
@@ -191,11 +184,12 @@ def add_sample(sub) -> None:
 def run_sample(args) -> dict:
     from diffdemo.imaging import save_png
     from diffdemo.models import load_model
+    from diffdemo.restore import model_for
     from diffdemo.samplers import last_frame, sample
 
     if args.steps > 1000 or args.n > 256:
         raise UsageError("--steps must be <= 1000 and --n <= 256")
-    model = model_precision(load_model(args.model), args.precision, "sample")
+    model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
     frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps))
     seconds = time.perf_counter() - start

@@ -88,7 +88,9 @@ def warm_engine() -> None:
     from diffdemo.ui_helpers import measure_cost, open_model
 
     try:
-        measure_cost(open_model(default_model()))
+        model = open_model(default_model())
+        measure_cost(model)
+        diffdemo.analysis.prepare_probe(model)  # the traced JVP graph: the first Sensitivity click skips its cost
     except ModelUnavailable:
         pass  # the page says why when it loads
 
@@ -795,13 +797,15 @@ def run_restore(
     mask_layers=None,
     dps_normalize=True,
     samples=1,
+    precision="auto",
     progress=gr.Progress(),
     request: gr.Request = None,
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
     on the same y, noise draw and seed, streaming each method's frames and its PSNR / residual per step."""
     from diffdemo import baselines, metrics, plots
-    from diffdemo.restore import diffusion_frames, make_problem, restore
+    from diffdemo.precision import check_precision
+    from diffdemo.restore import diffusion_frames, make_problem, model_for, restore
     from diffdemo.ui_helpers import interleave, write_results
 
     model = _model(model_name)
@@ -831,7 +835,9 @@ def run_restore(
     kinds = ["denoise_restore" if m == "denoise" else m for m in methods]
     work = {"steps": steps, "t0": t0, "samples": samples}
     est = _estimate(model_name, kinds[0], None if single_method(methods) else kinds, **work)
-    runs = {m: diffusion_frames(model, m, problem, every=every, **overrides) for m in methods}
+    precision = check_precision(precision or "auto")
+    used = {m: model_for(model, m, precision).precision for m in methods}
+    runs = {m: diffusion_frames(model, m, problem, every=every, precision=used[m], **overrides) for m in methods}
     traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
     latest, finals, rows, spent = {}, {}, [], dict.fromkeys(methods, 0.0)
     single = len(methods) == 1
@@ -920,7 +926,14 @@ def run_restore(
                 }
             )
     seconds = time.perf_counter() - started
-    record = {**base, "results": rows, "traces": traces, "seconds": seconds, "estimated_seconds": _est_seconds(est)}
+    record = {
+        **base,
+        "precision": used,
+        "results": rows,
+        "traces": traces,
+        "seconds": seconds,
+        "estimated_seconds": _est_seconds(est),
+    }
     images = {"truth": x0, "measurement": y, **{f"result_{m}": x for m, x in finals.items()}}
     files = write_results(_run_dir("restore"), images, record)
     best = max(rows, key=lambda r: r["psnr"])
@@ -1496,6 +1509,13 @@ def restore_tab(ui) -> None:
                         info="k restorations side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
                         "than one, k times the work",
                     )
+                    ip_precision = gr.Radio(
+                        ["auto", "fp32", "bf16"],
+                        value="auto",
+                        label="network precision",
+                        info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); "
+                        "the sampler's own arithmetic stays fp32",
+                    )
                 with gr.Group(visible=False) as ip_maskg:
                     ip_mask = gr.ImageEditor(
                         label="Draw the hole: paint over the pixels to hide",
@@ -1562,6 +1582,7 @@ def restore_tab(ui) -> None:
             ip_mask,
             ip_normalize,
             ip_samples,
+            ip_precision,
         ],  # fmt: skip
         [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
         api_name="restore",

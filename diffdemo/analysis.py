@@ -6,7 +6,9 @@ sqrt(abar_t) (Tweedie, eq. 11). So one network Jacobian-vector product gives all
 only J_s v and J_s^T u products: no Jacobian is ever materialised.
 
 Pixels are (x, y) = (column, row), as the UI's click gives them. Autograd is switched on only inside this module's
-JVP/VJP calls; finite differences run under ``torch.no_grad``.
+JVP/VJP calls; finite differences run under ``torch.no_grad``. The network always runs in float32 here, whatever
+precision the model view carries (bf16's ~4e-3 relative rounding would drown a 1e-2 finite difference), with the
+cheaper JVP / VJP rules of ``diffdemo/autodiff.py`` (same values).
 """
 
 from __future__ import annotations
@@ -122,6 +124,35 @@ def _timesteps(t, n: int, device) -> torch.Tensor:
 
 
 # --- Jacobian-vector products ---------------------------------------------------------------------
+def _jvp(model: DiffusionModel, X: torch.Tensor, T: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """J_s(X) V for every row, exactly; call inside ``_exact_autodiff``.
+
+    On a UNet the forward-mode pass is traced once per input shape (``make_fx``) into a plain graph of aten ops:
+    the same operations as ``torch.func.jvp``, without its per-op dispatch through the dual-tensor machinery,
+    which costs about as much as the arithmetic on a 64 px model. The trace takes a few seconds, once.
+    """
+    f = lambda z: model.score(z, T)  # noqa: E731
+    if not getattr(model, "autodiff", False) or not hasattr(model, "derived"):
+        return torch.func.jvp(f, (X,), (V,))[1]
+
+    def trace():
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        graph = make_fx(lambda x, v, t: torch.func.jvp(lambda z: model.score(z, t), (x,), (v,))[1])(X, V, T)
+        graph.graph.eliminate_dead_code()
+        graph.recompile()
+        return graph
+
+    key = ("jvp_graph", tuple(X.shape), str(X.device), T.dtype)
+    return model.derived(key, trace)(X, V.contiguous(), T)
+
+
+def prepare_probe(model: DiffusionModel) -> None:
+    """Trace the batch-1 JVP graph now (a few seconds, once per model), so that the first probe does not pay it."""
+    x = torch.zeros(1, *model.sample_shape)
+    score_jvp(model, x, model.schedule.T // 2, x, method="jvp")
+
+
 def score_jvp(
     model: DiffusionModel, x: torch.Tensor, t, v: torch.Tensor, method: str = "jvp", eps: float = 1e-2
 ) -> torch.Tensor:
@@ -132,13 +163,14 @@ def score_jvp(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
+    model = model.for_autodiff()
     x = x.to(model.device, torch.float32)
     v = v.to(model.device, torch.float32).expand_as(x)
     T = _timesteps(t, x.shape[0], model.device)
     n = x.shape[0]
     if method == "jvp":
         with _exact_autodiff():
-            _, out = torch.func.jvp(lambda z: model.score(z, T), (x,), (v,))
+            out = _jvp(model, x, T, v.contiguous())
         return out.detach()
     if not eps > 0:
         raise ValueError(f"finite-difference eps must be > 0, got {eps}")
@@ -152,6 +184,7 @@ def score_jvp(
 
 def score_vjp(model: DiffusionModel, x: torch.Tensor, t, u: torch.Tensor) -> torch.Tensor:
     """J_s^T u row by row, exactly by torch.func.vjp (a Jacobian row when u = e_i)."""
+    model = model.for_autodiff()
     x = x.to(model.device, torch.float32)
     T = _timesteps(t, x.shape[0], model.device)
     with _exact_autodiff():
@@ -442,7 +475,7 @@ class _RowOperators:
     """
 
     def __init__(self, model: DiffusionModel, X: torch.Tensor, T: torch.Tensor, a: torch.Tensor, b: torch.Tensor):
-        self.model, self.X, self.T = model, X.to(model.device, torch.float32), T.to(model.device)
+        self.model, self.X, self.T = model.for_autodiff(), X.to(model.device, torch.float32), T.to(model.device)
         shape = (-1,) + (1,) * (X.ndim - 1)
         self.a = a.to(model.device, torch.float64).view(shape)
         self.b = b.to(model.device, torch.float64).view(shape)
@@ -455,7 +488,7 @@ class _RowOperators:
     def matvec(self, V: torch.Tensor) -> torch.Tensor:
         """Row-wise J v (float64 in and out; the network runs in float32)."""
         with _exact_autodiff():
-            _, js = torch.func.jvp(self._f, (self.X,), (V.to(torch.float32),))
+            js = _jvp(self.model, self.X, self.T, V.to(torch.float32))
         self.n_jvp += 1
         return self.a * V + self.b * js.detach().double()
 

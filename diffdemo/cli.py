@@ -48,6 +48,24 @@ def add_model_image_size(p) -> None:
     p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
 
 
+def add_precision(p, analysis: bool = False) -> None:
+    """--precision: the network's number format (diffdemo/precision.py)."""
+    from diffdemo.precision import PRECISIONS
+
+    if analysis:
+        text = "Jacobians are always differentiated in fp32 (bf16 would drown a 1e-2 difference): auto = fp32"
+    else:
+        text = "the network's number format: auto = bf16 where the device has fast bf16 (AVX512_BF16/AMX, CUDA)"
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=text)
+
+
+def analysis_precision(precision: str) -> str:
+    """Analysis differentiates in fp32 only: auto and fp32 mean fp32, bf16 is refused."""
+    if precision == "bf16":
+        raise UsageError("--precision bf16 is not offered for Jacobians: they are differentiated in fp32")
+    return "fp32"
+
+
 # --- restore ---------------------------------------------------------------------------------------
 RESTORE_HELP = """Operators: gaussian_blur (13x13, std 2 px at 64 px; DPS's 61x61, std 3 at 256 px),
 box_inpaint (centred half-size box), random_inpaint (half the pixels dropped), noise (identity).
@@ -92,6 +110,7 @@ def add_restore(sub) -> None:
     p.add_argument("--drop", type=float, default=0.5, help="random_inpaint drop fraction")
     p.add_argument("--blur-std", type=float, help="gaussian_blur std in pixels")
     p.add_argument("--kernel-size", type=int, help="gaussian_blur kernel size (odd)")
+    add_precision(p)
     p.set_defaults(run=run_restore)
 
 
@@ -151,7 +170,8 @@ def run_restore(args) -> dict:
     overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta, samples=args.samples)
     if args.raw_dps_step:
         overrides["normalize"] = False
-    result = restore(model if args.method in DIFFUSION_METHODS else None, args.method, problem, **overrides)
+    network = model if args.method in DIFFUSION_METHODS else None
+    result = restore(network, args.method, problem, precision=args.precision, **overrides)
     out = Path(args.out)
     save_png(x0, out / "truth.png")
     save_png(problem.y, out / "measurement.png")
@@ -176,16 +196,18 @@ def add_sample(sub) -> None:
     p.add_argument("--steps", type=_positive(int), default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    add_precision(p)
     p.set_defaults(run=run_sample)
 
 
 def run_sample(args) -> dict:
     from diffdemo.imaging import save_png
     from diffdemo.models import load_model
+    from diffdemo.restore import model_for
     from diffdemo.samplers import last_frame, sample
 
     check_args(args, "n", "steps", "seed")
-    model = load_model(args.model)
+    model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
     frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps))
     seconds = time.perf_counter() - start
@@ -198,6 +220,7 @@ def run_sample(args) -> dict:
         "model": args.model,
         "seconds": seconds,
         "nfe": frame.nfe,
+        "precision": model.precision,
         "files": files,
     }
     write_json(out / "samples.json", result)
@@ -220,6 +243,7 @@ def add_reproduce(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: the cores not already busy)")
+    add_precision(p)
     p.set_defaults(run=run_reproduce)
 
 
@@ -233,7 +257,15 @@ def run_reproduce(args) -> dict:
     check_args(args, "seed", "threads")
     model = load_model(args.model)
     budget = "tiny" if args.tiny else "quick" if args.quick else "full"
-    result = reproduce(model, out, budget=budget, seed=args.seed, progress=not args.no_progress, threads=args.threads)
+    result = reproduce(
+        model,
+        out,
+        budget=budget,
+        seed=args.seed,
+        progress=not args.no_progress,
+        threads=args.threads,
+        precision=args.precision,
+    )
     print(f"report: {result['report']}")
     return result
 
@@ -274,6 +306,7 @@ def add_probe(sub) -> None:
     p.add_argument("--exclude-centre", action="store_true", help="leave the probed pixel out of the energy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
+    add_precision(p, analysis=True)
     p.set_defaults(run=run_probe)
 
 
@@ -283,6 +316,7 @@ def run_probe(args) -> dict:
     from diffdemo.models import load_model
 
     check_args(args, "eps", "seed", "size")
+    precision = analysis_precision(args.precision)
     model = load_model(args.model)
     size = working_size(model, args.size)
     x, y = args.pixel
@@ -337,6 +371,7 @@ def run_probe(args) -> dict:
         "seed": args.seed,
         "energy_on": result.energy.label,
         "fd_vs_jvp_rel_err": result.fd_vs_jvp_rel_err,
+        "precision": precision,
         "per_t": [c.summary() for c in curves],
         "seconds": seconds,
         "files": [str(f) for f in files],
@@ -362,6 +397,7 @@ def add_spectrum(sub) -> None:
     p.add_argument("--max-batch", type=_positive(int), help="rows per network call (default: everything at once)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
+    add_precision(p, analysis=True)
     p.set_defaults(run=run_spectrum)
 
 
@@ -371,6 +407,7 @@ def run_spectrum(args) -> dict:
     from diffdemo.models import load_model
 
     check_args(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
+    precision = analysis_precision(args.precision)
     model = load_model(args.model)
     size = working_size(model, args.size)
     ts = _check_timesteps(model, _int_list(args.t, "--t"), "--t")
@@ -412,6 +449,7 @@ def run_spectrum(args) -> dict:
         "k": args.k,
         "iters": args.iters,
         "steps": args.steps,
+        "precision": precision,
         "singular_vector_png_rows": ["J_s right singular vectors", "J_f right singular vectors"],
         "euler_limit": "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2",
         "per_t": [r.summary() for r in results],

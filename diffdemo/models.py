@@ -6,6 +6,7 @@ analytic Gaussian prior whose score and Jacobian are exact (the test oracle).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import socket
@@ -43,9 +44,27 @@ class DiffusionModel:
     schedule: Schedule
     sample_shape: tuple[int, int, int]
     device: torch.device = torch.device("cpu")
+    precision: str = "fp32"  # the network's number format (diffdemo/precision.py); inputs and outputs stay float32
+    autodiff: bool = False  # the network's layers carry hand-written JVP / VJP rules (diffdemo/autodiff.py)
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         raise NotImplementedError
+
+    def with_precision(self, precision: str) -> DiffusionModel:
+        """A view of this model whose network runs in ``precision`` (fp32 or bf16); weights shared, cache untouched."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16 here (resolve 'auto' first), got {precision!r}")
+        if precision == self.precision:
+            return self
+        view = copy.copy(self)
+        view.precision = precision
+        return view
+
+    def for_autodiff(self) -> DiffusionModel:
+        """A float32 view for Jacobian products: the same values, with the network's cheaper JVP / VJP rules."""
+        view = copy.copy(self.with_precision("fp32"))
+        view.autodiff = True
+        return view
 
     def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
         """alpha_bar_t broadcast against x (float32, on x's device)."""
@@ -83,13 +102,48 @@ class UNetModel(DiffusionModel):
         self.sample_shape = (cfg.in_channels, size, size)
         self.name = name
         self.n_params = sum(p.numel() for p in unet.parameters())
+        self._derived: dict = {}  # bf16 / autodiff copies and traced graphs, built on first use, shared by views
+        self._derived_lock = threading.RLock()
+
+    def derived(self, key, build):
+        """``build()`` once per key (thread-safe), then the cached result: things derived from the weights."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = build()
+            return self._derived[key]
+
+    def _bf16_unet(self):
+        """The network with conv / linear weights stored in bf16 (what autocast would cast them to on every call,
+        cast once); norms keep float32 parameters, as autocast keeps them."""
+
+        def build():
+            net = copy.deepcopy(self.unet)
+            for module in net.modules():
+                if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                    module.to(torch.bfloat16)
+            return net
+
+        return self.derived("bf16", build)
+
+    def _autodiff_unet(self):
+        """The network with conv / group-norm / SiLU layers using diffdemo/autodiff.py's rules; weights shared."""
+        from diffdemo.autodiff import autodiff_network
+
+        return self.derived("autodiff", lambda: autodiff_network(self.unet))
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         check_deadline()  # a served run past its time cap stops here, within one network evaluation
         t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
         if t_in.ndim == 0:
             t_in = t_in.expand(x.shape[0])
-        out = self.unet(x.contiguous(memory_format=torch.channels_last), t_in).sample.contiguous()
+        x_in = x.contiguous(memory_format=torch.channels_last)
+        if self.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                out = self._bf16_unet()(x_in, t_in).sample
+            out = out.float().contiguous()  # everything after the network stays float32
+        else:
+            net = self._autodiff_unet() if self.autodiff else self.unet
+            out = net(x_in, t_in).sample.contiguous()
         if self.prediction_type == "epsilon":
             return out
         a = self._abar(t, x)

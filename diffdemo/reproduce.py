@@ -24,7 +24,8 @@ from diffdemo.jsonio import write_json
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
-from diffdemo.restore import DIFFUSION_METHODS, make_problem, restore
+from diffdemo.precision import check_precision, resolve_precision
+from diffdemo.restore import DIFFUSION_METHODS, make_problem, model_for, restore
 from diffdemo.samplers import denoise, last_frame, noise_image, sample
 from diffdemo.threads import auto_threads
 
@@ -158,10 +159,19 @@ def _mean_std(values) -> tuple[float, float]:
 class Reproduction:
     """One seeded reproduction: model, budget, images, problems, a cache of restorations and the progress bar."""
 
-    def __init__(self, model: DiffusionModel, budget: Budget, out: Path, seed: int = 0, progress: bool = True):
+    def __init__(
+        self,
+        model: DiffusionModel,
+        budget: Budget,
+        out: Path,
+        seed: int = 0,
+        progress: bool = True,
+        precision: str = "auto",
+    ):
         from tqdm import tqdm
 
         self.model, self.budget, self.out, self.seed = model, budget, out, int(seed)
+        self.precision = check_precision(precision)
         self.size = model.size
         self.sigma_y = 0.05
         out.mkdir(parents=True, exist_ok=True)
@@ -244,6 +254,7 @@ class Reproduction:
                 self.model if method in DIFFUSION_METHODS else None,
                 method,
                 self.problems[(task, name)],
+                precision=self.precision,
                 **{**extra, **overrides},
             )
             self.results[key] = res
@@ -252,7 +263,7 @@ class Reproduction:
 
     # --- Fig. 1 -------------------------------------------------------------------------------------------------
     def fig1_denoising(self) -> None:
-        b, model = self.budget, self.model
+        b, model = self.budget, model_for(self.model, "denoise", self.precision)
         names = self.image_names[: b.denoise_images]
         rows: dict[int, dict] = {}
         strip_noisy, strip_out = [], []
@@ -359,7 +370,8 @@ class Reproduction:
         b = self.budget
         self.bar.set_postfix_str("unconditional samples", refresh=False)
         start = time.perf_counter()
-        frame = last_frame(sample(self.model, b.n_samples, b.sample_steps, seed=self.seed, every=b.sample_steps))
+        model = model_for(self.model, "sample", self.precision)
+        frame = last_frame(sample(model, b.n_samples, b.sample_steps, seed=self.seed, every=b.sample_steps))
         seconds = time.perf_counter() - start
         self.bar.update(b.n_samples * b.sample_steps)
         x = frame.x_t.cpu()
@@ -730,6 +742,12 @@ class Reproduction:
             sigma_y=self.sigma_y,
             operators={task: op.describe() for task, op in self.ops.items()},
             lpips_status=lp_status,
+            # the network's number format per method; the analysis figures always differentiate in fp32
+            precision={
+                "requested": self.precision,
+                **{m: resolve_precision(self.precision, self.model.device, m) for m in (*DIFFUSION_METHODS, "sample")},
+                "analysis": "fp32",
+            },
             figures=[{"key": e["key"], "files": e["files"]} for e in self.figures.entries],
             seconds=seconds,
         )
@@ -756,21 +774,27 @@ def reproduce(
     seed: int = 0,
     progress: bool = True,
     threads: int | None = None,
+    precision: str = "auto",
 ) -> dict:
-    """Run every figure of the poster and write the report; returns where it is plus the run's summary."""
+    """Run every figure of the poster and write the report; returns where it is plus the run's summary.
+
+    ``precision`` (auto, fp32, bf16) is the network's number format for the sampling figures (diffdemo/precision.py).
+    """
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     threads = int(threads) if threads else auto_threads()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _reproduce(model, Path(out), budget, seed, progress, threads)
+        return _reproduce(model, Path(out), budget, seed, progress, threads, precision)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _reproduce(model: DiffusionModel, out: Path, budget: Budget, seed: int, progress: bool, threads: int) -> dict:
+def _reproduce(
+    model: DiffusionModel, out: Path, budget: Budget, seed: int, progress: bool, threads: int, precision: str = "auto"
+) -> dict:
     start = time.perf_counter()
-    run = Reproduction(model, budget, Path(out), seed=seed, progress=progress)
+    run = Reproduction(model, budget, Path(out), seed=seed, progress=progress, precision=precision)
     try:
         run.fig1_denoising()
         run.fig2_samples()
@@ -791,5 +815,6 @@ def _reproduce(model: DiffusionModel, out: Path, budget: Budget, seed: int, prog
         "seed": seed,
         "seconds": round(seconds, 1),
         "threads": threads,
+        "precision": run.metrics["precision"],
         "figures": [e["key"] for e in run.figures.entries],
     }

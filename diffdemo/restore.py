@@ -15,6 +15,7 @@ from diffdemo import baselines, metrics
 from diffdemo.defaults import MAX_SAMPLES, params_for
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
+from diffdemo.precision import resolve_precision
 from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
 from diffdemo.schedule import strided_timesteps
 
@@ -49,15 +50,22 @@ def matched_timestep(model: DiffusionModel, sigma: float) -> int:
     return int(torch.argmin((ratio - sigma**2).abs()))
 
 
+def model_for(model: DiffusionModel, method: str, precision: str = "auto") -> DiffusionModel:
+    """The model whose network runs in the precision resolved for ``method`` (diffdemo/precision.py)."""
+    return model.with_precision(resolve_precision(precision, model.device, method))
+
+
 def diffusion_frames(
-    model: DiffusionModel, method: str, problem: Problem, every: int = 1, **overrides
+    model: DiffusionModel, method: str, problem: Problem, every: int = 1, precision: str = "auto", **overrides
 ) -> Iterator[Frame]:
     """The frame generator of a diffusion method on a problem (parameters: defaults + overrides).
 
     ``samples`` = k > 1 runs k chains per image in one batch and streams their mean (``posterior_mean``).
+    ``precision`` (auto, fp32, bf16) is the network's number format; the loop's arithmetic is float32 either way.
     """
     if method not in DIFFUSION_METHODS:
         raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
+    model = model_for(model, method, precision)
     p = params_for(method, problem.operator.name, **overrides)
     steps = int(p["steps"])
     if steps < 1:
@@ -92,17 +100,21 @@ def _chain_frames(model, method: str, problem: Problem, p: dict, steps: int, k: 
     return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, normalize=normalize, every=every)
 
 
-def restore(model: DiffusionModel | None, method: str, problem: Problem, **overrides) -> dict:
-    """Run one method to the end; return the reconstruction, its metrics, time and network evaluations."""
+def restore(model: DiffusionModel | None, method: str, problem: Problem, precision: str = "auto", **overrides) -> dict:
+    """Run one method to the end; return the reconstruction, its metrics, time, network evaluations and the
+    network's precision (None for a classical baseline, which runs no network)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     params = params_for(method, problem.operator.name, **overrides)
+    used = None
     start = time.perf_counter()
     if method in DIFFUSION_METHODS:
         if model is None:
             raise ValueError(f"{method} needs a diffusion model")
+        model = model_for(model, method, precision)
+        used = model.precision
         frame = None
-        for frame in diffusion_frames(model, method, problem, every=10**9, **overrides):
+        for frame in diffusion_frames(model, method, problem, every=10**9, precision=used, **overrides):
             pass
         x_hat, nfe = frame.x_t.cpu(), frame.nfe
     else:
@@ -120,5 +132,6 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, **overr
         "psnr_measurement": metrics.psnr(problem.y, problem.x0),
         "seconds": seconds,
         "nfe": nfe,
+        "precision": used,
         "params": params,
     }

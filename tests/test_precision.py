@@ -1,0 +1,81 @@
+"""The precision setting: which format ``auto`` picks, what a bf16 view changes (the network only), and that every
+result names its precision."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from diffdemo import precision as P
+from diffdemo.cli import main
+from diffdemo.operators import make_operator
+from diffdemo.restore import make_problem, restore
+
+
+def test_auto_follows_the_device_and_the_per_method_list(monkeypatch):
+    monkeypatch.setattr(P, "fast_bf16", lambda device: True)
+    assert P.resolve_precision("auto", "cpu", "dps") == "bf16"
+    monkeypatch.setattr(P, "AUTO_FP32_METHODS", frozenset({"dps"}))
+    assert P.resolve_precision("auto", "cpu", "dps") == "fp32"  # measured unsafe: kept in fp32
+    assert P.resolve_precision("auto", "cpu", "sdedit") == "bf16"
+    assert P.resolve_precision("bf16", "cpu", "dps") == "bf16"  # an explicit choice is obeyed
+    monkeypatch.setattr(P, "fast_bf16", lambda device: False)
+    assert P.resolve_precision("auto", "cpu", "sdedit") == "fp32"
+    assert P.resolve_precision("FP32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        P.resolve_precision("fp16", "cpu")
+
+
+def test_fast_bf16_reads_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert P.fast_bf16("cpu") is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert P.fast_bf16("cpu") is True
+    assert P.fast_bf16("meta") is False
+
+
+def test_a_bf16_view_changes_only_the_network(tiny_model):
+    """Same weights and cache entry; eps in float32 within bf16 rounding of fp32; the fp32 model is untouched."""
+    bf16 = tiny_model.with_precision("bf16")
+    assert bf16.unet is tiny_model.unet and tiny_model.precision == "fp32" and bf16.precision == "bf16"
+    assert tiny_model.with_precision("fp32") is tiny_model
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        e32, e16 = tiny_model.eps(x, 300), bf16.eps(x, 300)
+    assert e16.dtype == torch.float32
+    rel = float((e16 - e32).norm() / e32.norm())
+    assert 1e-5 < rel < 3e-2  # really bf16 (not fp32), and only bf16's rounding away
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        tiny_model.with_precision("auto")
+
+
+def test_restore_names_its_precision_and_bf16_dps_tracks_fp32(tiny_model, face64):
+    x0 = torch.nn.functional.avg_pool2d(face64, 4)
+    problem = make_problem(x0, make_operator("gaussian_blur", 16), 0.05, seed=1)
+    r32 = restore(tiny_model, "dps", problem, precision="fp32", steps=6)
+    r16 = restore(tiny_model, "dps", problem, precision="bf16", steps=6)
+    assert (r32["precision"], r16["precision"]) == ("fp32", "bf16")
+    assert abs(r16["psnr"] - r32["psnr"]) < 0.5
+    assert not torch.equal(r16["reconstruction"], r32["reconstruction"])
+    assert restore(None, "wiener", problem)["precision"] is None  # no network, no precision
+
+
+def test_cli_precision_in_the_json_and_refused_for_jacobians(capsys, tmp_path, tiny_model_dir):
+    base = ["--model", str(tiny_model_dir), "--image", "london_017_neutral"]
+    code = main(["restore", *base, "--method", "sdedit", "--steps", "3", "--precision", "bf16", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["precision"] == "bf16"
+    assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "bf16"
+    code = main(["sample", "--model", str(tiny_model_dir), "--n", "1", "--steps", "2", "--precision", "fp32",
+                 "--out", str(tmp_path / "s")])  # fmt: skip
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out.splitlines()[-1])["precision"] == "fp32"
+    probe = ["probe", *base, "--pixel", "3", "4", "--t", "100", "--out", str(tmp_path / "p")]
+    assert main([*probe, "--precision", "bf16"]) == 2
+    assert "fp32" in capsys.readouterr().err
+    assert main([*probe, "--precision", "auto"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["precision"] == "fp32"

@@ -446,6 +446,29 @@ def _table(rows: list[dict]):
     return {"headers": header, "data": body}
 
 
+def _schedule(model_name, schedule) -> str:
+    """A timestep schedule name; the spectral one needs the model's stored stability profile."""
+    from diffdemo.schedule import SCHEDULES
+    from diffdemo.stability import load_profile
+
+    schedule = str(schedule or "uniform")
+    if schedule not in SCHEDULES:
+        raise gr.Error(f"Schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}.")
+    if schedule == "spectral":
+        try:
+            load_profile(model_name)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+    return schedule
+
+
+def claims_panel(model_name) -> str:
+    """The poster's claims with the verdicts computed on this model by its last stored reproduce run."""
+    from diffdemo.claims import stored_claims_markdown
+
+    return stored_claims_markdown(model_name)
+
+
 def run_restore(
     model_name,
     image,
@@ -465,6 +488,7 @@ def run_restore(
     mask_layers=None,
     dps_normalize=True,
     samples=1,
+    schedule="uniform",
     progress=gr.Progress(),
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
@@ -481,6 +505,7 @@ def run_restore(
     zeta = _check("zeta", zeta, 0.0, 100.0, integer=False)
     scale = _check("DPS scale", scale, 0.0, 100.0, integer=False)
     samples = _check("posterior samples averaged", samples, 1, MAX_SAMPLES)
+    schedule = _schedule(model_name, schedule)
     methods = _methods_for(method, operator)
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
@@ -493,6 +518,7 @@ def run_restore(
         "scale": scale,
         "normalize": bool(dps_normalize),
         "samples": samples,
+        "schedule": schedule,
     }
     every = _every(steps, 25 if len(methods) == 1 else 12)
     runs = {m: diffusion_frames(model, m, problem, every=every, **overrides) for m in methods}
@@ -956,6 +982,13 @@ def build_app() -> gr.Blocks:
                             info="k chains side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
                             "than one sample, k times the work",
                         )
+                        ip_schedule = gr.Dropdown(
+                            ["uniform", "quadratic", "karras", "spectral"],
+                            value="uniform",
+                            label="timestep schedule",
+                            info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral "
+                            "(equal h rho(J_s) per step, from the model's stability profile)",
+                        )
                         ip_eta = gr.Markdown()
                         with gr.Row():
                             ip_run = gr.Button("Restore", variant="primary", elem_id="ip-run")
@@ -1052,6 +1085,8 @@ def build_app() -> gr.Blocks:
                 with gr.Row():
                     sp_files = gr.File(label="Download (JSON)", file_count="multiple")
                     sp_json = gr.JSON(label="Spectra")
+                with gr.Accordion("The poster's claims on this model (computed verdicts)", open=False):
+                    claims_md = gr.Markdown()
 
         # ---- wiring: pickers ----
         picked = [model, image, upload]
@@ -1067,6 +1102,7 @@ def build_app() -> gr.Blocks:
             **light,
         )
         gr.on([demo.load, model.change], model_info, model, model_md, **light)
+        gr.on([demo.load, model.change], claims_panel, model, claims_md, **light)
 
         # ---- estimates before each run ----
         def eta(task, *names):
@@ -1152,6 +1188,7 @@ def build_app() -> gr.Blocks:
                 ip_mask,
                 ip_normalize,
                 ip_samples,
+                ip_schedule,
             ],  # fmt: skip
             [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
             api_name="restore",

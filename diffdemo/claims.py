@@ -446,3 +446,35 @@ def append_claims_section(out, rows: list[dict], lpips_status: str) -> None:
     page = html_path.read_text()
     section = f"<h2>{_html.escape(heading)}</h2><p>{_html.escape(sentence)}</p>{md_table_to_html(table)}"
     html_path.write_text(page.replace("</body></html>", section + "</body></html>"))
+
+
+CLAIMS_NAME = "claims.json"  # written by reproduce into its output folder; a copy next to a model feeds the app
+
+
+def write_claims_file(path, rows: list[dict], **about) -> None:
+    """Strict JSON: where the numbers come from (model, budget, seed, ...) and the claim rows."""
+    import json
+    from pathlib import Path
+
+    Path(path).write_text(json.dumps({**about, "claims": _finite(rows)}, indent=1, allow_nan=False))
+
+
+def stored_claims_markdown(model_name: str) -> str:
+    """The claims table stored next to a model (a copy of a reproduce run's claims.json), for the app's panel."""
+    import json
+
+    from diffdemo.models import resolve_model_dir
+
+    folder = resolve_model_dir(str(model_name))
+    path = folder / CLAIMS_NAME if folder is not None else None
+    if path is None or not path.is_file():
+        return (
+            f"No claims table stored for `{model_name}`. Run `python -m diffdemo reproduce --model {model_name} "
+            "--out DIR` (the verdicts are in DIR/report.md) and copy DIR/claims.json next to the model."
+        )
+    data = json.loads(path.read_text())
+    head = (
+        f"Verdicts computed by `diffdemo/claims.py` from a `reproduce` run ({data.get('budget', '?')} budget, seed "
+        f"{data.get('seed', '?')}, LPIPS: {data.get('lpips_status', '?')}); each rule is in the last column."
+    )
+    return head + "\n\n" + claims_markdown(data["claims"])

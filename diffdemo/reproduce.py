@@ -136,7 +136,7 @@ BUDGETS = {
         spectrum_k=3,
         spectrum_iters=6,
         claim_images=3,
-        schedule_nfes=(20, 50, 100),
+        schedule_nfes=(20, 50),
     ),
 }
 # (x, y) as fractions of the side on an aligned face crop: nose tip, left eyelid, right cheek
@@ -873,13 +873,16 @@ class Reproduction:
             table = ("fig5_dps", "Methods table", self.table_sentence, self.table_markdown())
         write_report_pages(out, "diffdemo - the poster's figures, regenerated", head, self.figures.entries, table)
         if "claims" in self.metrics:
-            from diffdemo.claims import append_claims_section
+            from diffdemo.claims import CLAIMS_NAME, append_claims_section, write_claims_file
 
             append_claims_section(out, self.metrics["claims"], lp_status)
+            write_claims_file(out / CLAIMS_NAME, self.metrics["claims"], model=self.model.name,
+                              budget=self.budget.name, seed=self.seed, lpips_status=lp_status)  # fmt: skip
         return {
             "report": str(out / "report.html"),
             "report_md": str(out / "report.md"),
             "metrics": str(out / "metrics.json"),
+            "claims": str(out / "claims.json"),
         }
 
 

@@ -75,6 +75,7 @@ def compute_profile(
         "rho_Js_max": rho_s.max(0).tolist(),
         "rho_Jf": rho_f.mean(0).tolist(),
         "rho_Js_per_image": rho_s.tolist(),
+        "rho_Jf_per_image": rho_f.tolist(),
         "one_over_1_minus_abar": [1.0 / (1.0 - model.schedule.abar(t)) for t in ts],
         "images": len(images),
         "arnoldi_steps": int(iters),

@@ -139,13 +139,19 @@ def write_figure(results: dict, profile: dict, model, path: Path) -> None:
         ax.set_ylabel("PSNR (dB), mean ± s.e.")
         ax.legend(fontsize=7)
     ax = axes[-1]
+    if profile is None:
+        ax.set_title("no stability profile yet", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return
     ax.plot(profile["t"], profile["rho_Js"], "k-", label="rho(J_s)(t), measured")
     ax.fill_between(profile["t"], profile["rho_Js_min"], profile["rho_Js_max"], color="0.8")
     ax.set_yscale("log")
     ax.set_xlabel("timestep t")
     ax.set_ylabel("rho(J_s)")
     for i, sched in enumerate(SCHEDULES):
-        ts = model_timesteps(model, 50, None, sched)
+        ts = model_timesteps(model, 50, None, sched)  # the spectral list reads the stored profile
         y = 10 ** (np.log10(min(profile["rho_Js"])) - 0.25 * (i + 1))
         ax.plot(ts, [y] * len(ts), "|", ms=8, label=f"{sched} (50 steps)")
     ax.set_title("step positions over the stability profile", fontsize=9)
@@ -155,6 +161,13 @@ def write_figure(results: dict, profile: dict, model, path: Path) -> None:
     plt.close(fig)
 
 
+def _profile() -> dict | None:
+    try:
+        return load_profile("faces64")
+    except ValueError:
+        return None
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nfe", default="20,50,100", help="NFE run for every schedule")
@@ -162,31 +175,57 @@ def main(argv=None) -> None:
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS_schedules.md"))
     p.add_argument("--figure", default=str(ROOT / "bench" / "fig10_schedules.png"))
+    p.add_argument("--cache", default=str(CACHE), help="this process's cache (several processes: one each)")
+    p.add_argument("--order", default="", help="schedules in run order (default: uniform, quadratic, karras, spectral)")
+    p.add_argument("--report-only", action="store_true", help="merge every cache and rewrite the table and figure")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     model = load_model("faces64")
-    profile = load_profile("faces64")
+    profile = _profile()
     names = sorted(bundled_images())
     x0 = torch.cat([to_tensor(load_image(bundled_images()[n], model.size)) for n in names])
-    results = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    cache = Path(args.cache)
+    results = json.loads(cache.read_text()) if cache.exists() else {}
     meta = {
         "lpips": metrics.lpips_status(),
         "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
     }
+    if args.report_only:
+        merged: dict = {}
+        for f in sorted(CACHE.parent.glob("schedules*.json")):
+            for task, rows in json.loads(f.read_text()).items():
+                merged.setdefault(task, {}).update(rows)
+        write_results(merged, meta, Path(args.results))
+        write_figure(merged, profile, model, Path(args.figure))
+        return
+    order = args.order.split(",") if args.order else list(SCHEDULES)
     nfes = [int(n) for n in args.nfe.split(",")]
     plan = []
     for task in args.tasks.split(","):
         # the comparison the goal names comes first: uniform@250 vs spectral@50 on DPS deblurring
         plan += [(task, *e.split("@")) for e in args.extra.split(",") if e]
-        plan += [(task, s, str(n)) for n in nfes for s in SCHEDULES]
-    for task, sched, nfe in plan:
+        plan += [(task, s, str(n)) for n in nfes for s in order]
+    deferred = 0
+    while plan:
+        task, sched, nfe = plan.pop(0)
         key = f"{sched}@{nfe}"
         if key in results.get(task, {}):
             continue
+        if sched == "spectral" and profile is None:
+            profile = _profile()
+            if profile is None:  # still being measured: run the others first
+                deferred += 1
+                if deferred > 200:
+                    print(f"{task} {key}: skipped, no stability profile", flush=True)
+                    continue
+                plan.append((task, sched, nfe))
+                if all(s == "spectral" for _, s, _ in plan):
+                    time.sleep(30)
+                continue
         r = run_one(model, x0, task, sched, int(nfe))
         results.setdefault(task, {})[key] = r
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        CACHE.write_text(json.dumps(results, indent=1, allow_nan=False))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(results, indent=1, allow_nan=False))
         write_results(results, meta, Path(args.results))
         write_figure(results, profile, model, Path(args.figure))
         print(f"{task} {key}: {fmt(r, 'psnr')} dB, {r['seconds']:.0f} s", flush=True)

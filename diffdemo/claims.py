@@ -253,9 +253,11 @@ def _fig8(m: dict) -> tuple[dict, str]:
     }
     rhos = [nums["spearman_t_rho_Jf"]]
     prof = m.get("stability_profile")
-    if prof and prof.get("rho_Jf_per_image"):
-        per = [spearman(prof["t"], row) for row in prof["rho_Jf_per_image"]]
-        nums["profile_spearman_t_rho_Jf_per_image"] = per
+    if prof and (prof.get("rho_Jf_per_image") or prof.get("rho_Jf")):
+        per = [spearman(prof["t"], row) for row in prof.get("rho_Jf_per_image") or [prof["rho_Jf"]]]
+        nums["profile_t"] = prof["t"]
+        nums["profile_rho_Jf"] = prof.get("rho_Jf")
+        nums["profile_spearman_t_rho_Jf"] = per
         rhos += per
     return nums, trend_verdict(rhos, -1)
 
@@ -384,7 +386,8 @@ def summary_line(row: dict) -> str:
     if k == "fig1_denoising":
         return (
             f"PSNR {n['psnr_mean'][0]:.1f} dB at t={n['t'][0]} to {n['psnr_mean'][-1]:.1f} dB at t={n['t'][-1]} "
-            f"(Spearman {n['spearman_t_psnr']:.2f}, {n['images']} image(s)); LPIPS {n['lpips']}"
+            f"(Spearman {n['spearman_t_psnr']:.2f}, {n['images']} image(s)); "
+            + ("LPIPS too" if n["lpips"] == "available" else "LPIPS not measured (unavailable here): PSNR alone")
         )
     if k == "fig3_sdedit":
         parts = [f"{t}: rho {n.get('spearman_t0_psnr_' + t, float('nan')):.2f}" for t in ("deblur", "inpaint")]
@@ -407,11 +410,17 @@ def summary_line(row: dict) -> str:
         return (
             f"rho(J_f) {n['rho_Jf'][0]:.4f} at t={n['t'][0]} -> {n['rho_Jf'][-1]:.4f} at t={n['t'][-1]} "
             f"(Spearman {n['spearman_t_rho_Jf']:.2f})"
+            + (
+                f"; stability profile: Spearman {', '.join(f'{r:.2f}' for r in n['profile_spearman_t_rho_Jf'])}, "
+                f"peak {max(n['profile_rho_Jf']):.4f} at t={n['profile_t'][int(np.argmax(n['profile_rho_Jf']))]}"
+                if n.get("profile_rho_Jf")
+                else ""
+            )
         )
     if k == "fig9_singular_vectors":
         return (
             f"smoothness {n['smoothness'][0]:.2f} at t={n['t'][0]} -> {n['smoothness'][-1]:.2f} at t={n['t'][-1]}; "
-            f"|corr with image| {n['image_correlation'][0]:.2f} -> {n['image_correlation'][-1]:.2f}"
+            f"abs. correlation with the image {n['image_correlation'][0]:.2f} -> {n['image_correlation'][-1]:.2f}"
         )
     return ""
 

@@ -15,7 +15,7 @@ import torch
 
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
-from diffdemo.schedule import timestep_pairs
+from diffdemo.schedule import strided_timesteps, timestep_pairs  # noqa: F401  (strided_timesteps: re-exported)
 from diffdemo.stability import model_timesteps
 
 

@@ -776,6 +776,35 @@ def _table(rows: list[dict]):
     return {"headers": header, "data": body}
 
 
+def _schedule(model_name, schedule) -> str:
+    """A timestep schedule name; the spectral one needs the model's stored stability profile."""
+    from diffdemo.schedule import SCHEDULES
+    from diffdemo.stability import load_profile
+
+    schedule = str(schedule or "uniform")
+    if schedule not in SCHEDULES:
+        raise gr.Error(f"Schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}.")
+    if schedule == "spectral":
+        try:
+            load_profile(model_name)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+    return schedule
+
+
+def claims_panel(model_name) -> str:
+    """The poster's claims with the verdicts computed on this model by its last stored reproduce run."""
+    from diffdemo.claims import stored_claims_markdown
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import check_model
+
+    try:
+        name = check_model(model_name, default_model())
+    except ModelUnavailable:
+        return "No claims table: the model is not available here."
+    return stored_claims_markdown(name)
+
+
 @guarded
 @gpu
 def run_restore(
@@ -798,6 +827,7 @@ def run_restore(
     dps_normalize=True,
     samples=1,
     precision="auto",
+    schedule="uniform",
     progress=gr.Progress(),
     request: gr.Request = None,
 ):
@@ -816,6 +846,7 @@ def run_restore(
     zeta = _check("zeta", zeta)
     scale = _check("scale", scale)
     samples = _check("samples", samples)
+    schedule = _schedule(model_name, schedule)
     methods = _methods_for(method, operator)
     _budget(*[("denoise_restore" if m == "denoise" else m, {"steps": steps, "t0": t0, "samples": samples})
               for m in methods])  # fmt: skip
@@ -830,6 +861,7 @@ def run_restore(
         "scale": scale,
         "normalize": bool(dps_normalize),
         "samples": samples,
+        "schedule": schedule,
     }
     every = _every(steps, 25 if len(methods) == 1 else 12)
     kinds = ["denoise_restore" if m == "denoise" else m for m in methods]
@@ -1516,6 +1548,13 @@ def restore_tab(ui) -> None:
                         info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); "
                         "the sampler's own arithmetic stays fp32",
                     )
+                    ip_schedule = gr.Dropdown(
+                        ["uniform", "quadratic", "karras", "spectral"],
+                        value="uniform",
+                        label="timestep schedule",
+                        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral "
+                        "(equal h rho(J_s) per step, from the model's stability profile)",
+                    )
                 with gr.Group(visible=False) as ip_maskg:
                     ip_mask = gr.ImageEditor(
                         label="Draw the hole: paint over the pixels to hide",
@@ -1583,6 +1622,7 @@ def restore_tab(ui) -> None:
             ip_normalize,
             ip_samples,
             ip_precision,
+            ip_schedule,
         ],  # fmt: skip
         [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
         api_name="restore",
@@ -1680,7 +1720,7 @@ def spectrum_tab(ui) -> None:
                 sp_run, sp_stop, sp_eta = _run_row("Compute", "sp")
                 with gr.Accordion("Iteration settings", open=False, elem_classes="advanced"):
                     sp_k = gr.Slider(1, 8, value=3, step=1, label="singular vectors k")
-                    sp_iters = gr.Slider(2, 60, value=12, step=1, label="Lanczos / Arnoldi steps")
+                    sp_iters = gr.Slider(2, 60, value=20, step=1, label="Lanczos / Arnoldi steps")
             with gr.Column(scale=3):
                 sp_md = gr.Markdown(elem_id="sp-md")
                 sp_sv = gr.Plot(label="singular values and spectral radius (Figure 8)", elem_id="sp-sv")
@@ -1689,6 +1729,8 @@ def spectrum_tab(ui) -> None:
         with gr.Row(elem_classes="advanced"):
             sp_files = gr.File(label="Download (JSON)", file_count="multiple")
             sp_json = gr.JSON(label="Spectra", open=False)
+        with gr.Accordion("The poster's claims on this model (computed verdicts)", open=False):
+            claims_md = gr.Markdown()
 
     def spectrum_eta(model_name, ts, k, iters):
         return estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts or []))
@@ -1703,6 +1745,7 @@ def spectrum_tab(ui) -> None:
         show_progress_on=[sp_md],
         **_heavy(),
     )
+    gr.on([ui["load"], ui["model"].change], claims_panel, ui["model"], claims_md, **LIGHT)
     sp_evt.failure(_on_failure("spectrum"), None, sp_md, **LIGHT)
     sp_evt.success(spectrum_eta, [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)
     sp_stop.click(_on_stop("spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)

@@ -91,6 +91,7 @@ def add_restore(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std in [-1, 1] units")
     p.add_argument("--steps", type=_positive(int), help="reverse steps (strided)")
+    add_schedule_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--t0", type=int, help="starting timestep (sdedit, denoise)")
     p.add_argument("--scale", type=float, help="DPS step size lambda")
@@ -168,6 +169,7 @@ def run_restore(args) -> dict:
         raise UsageError("denoise is deterministic: its chains would all agree; use --samples 1")
     problem = make_problem(x0, op, args.sigma_y, args.seed)
     overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta, samples=args.samples)
+    overrides["schedule"] = args.schedule
     if args.raw_dps_step:
         overrides["normalize"] = False
     network = model if args.method in DIFFUSION_METHODS else None
@@ -194,6 +196,7 @@ def add_sample(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--n", type=_positive(int), default=4)
     p.add_argument("--steps", type=_positive(int), default=250)
+    add_schedule_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     add_precision(p)
@@ -209,13 +212,14 @@ def run_sample(args) -> dict:
     check_args(args, "n", "steps", "seed")
     model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
-    frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps))
+    frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps, schedule=args.schedule))
     seconds = time.perf_counter() - start
     out = Path(args.out)
     files = [str(save_png(frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]
     result = {
         "n": args.n,
         "steps": args.steps,
+        "schedule": args.schedule,
         "seed": args.seed,
         "model": args.model,
         "seconds": seconds,
@@ -488,11 +492,55 @@ def run_lpips(args) -> dict:
     return {"lpips": metrics.lpips(a, b, args.net, args.weights), "net": args.net, "size": size}
 
 
+# --- stability profile (step allocation, poster section 6) -----------------------------------------
+def add_schedule_option(p) -> None:
+    from diffdemo.schedule import SCHEDULES
+
+    p.add_argument(
+        "--schedule",
+        default="uniform",
+        choices=SCHEDULES,
+        help="timestep list: uniform stride, quadratic (DDIM), karras (rho=7 on the model's noise levels) or "
+        "spectral (from the model's stability profile; see the profile command)",
+    )
+
+
+def add_profile(sub) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="measure the model's stability profile rho(J_s)(t) once; the spectral schedule reads it",
+        description="Arnoldi on the score Jacobian at noised test faces over a grid of timesteps; writes "
+        "stability_profile.json next to a local model (hub models: ~/.cache/diffdemo/profiles/).",
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
+    p.add_argument("--iters", type=_positive(int), default=20, help="Arnoldi steps per (image, t)")
+    p.add_argument("--images", type=_positive(int), default=2, help="bundled test faces averaged (1 or 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output file (default: next to the model)")
+    p.set_defaults(run=run_profile)
+
+
+def run_profile(args) -> dict:
+    from diffdemo.imaging import to_tensor
+    from diffdemo.models import load_model
+    from diffdemo.stability import PROFILE_IMAGES, compute_profile, profile_path, save_profile
+
+    if args.iters > 200 or args.images > len(PROFILE_IMAGES):
+        raise UsageError(f"--iters must be <= 200 and --images <= {len(PROFILE_IMAGES)}")
+    model = load_model(args.model)
+    images = [to_tensor(resolve_image(n, model.size)) for n in PROFILE_IMAGES[: args.images]]
+    profile = compute_profile(model, images, iters=args.iters, seed=args.seed)
+    profile["model"] = args.model
+    path = save_profile(profile, Path(args.out) if args.out else profile_path(args.model))
+    return {"profile": str(path), **{k: profile[k] for k in ("t", "rho_Js", "rho_Jf", "seconds")}}
+
+
 # --- entry point -----------------------------------------------------------------------------------
 COMMANDS = [add_restore, add_sample]
 COMMANDS.append(add_reproduce)
 COMMANDS += [add_probe, add_spectrum]
 COMMANDS.append(add_lpips)
+COMMANDS.append(add_profile)
 
 
 def build_parser() -> argparse.ArgumentParser:

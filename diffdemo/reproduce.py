@@ -62,6 +62,8 @@ class Budget:
     spectrum_k: int  # singular triplets per timestep
     spectrum_iters: int  # subspace / Arnoldi iterations
     table_steps: int | None = None  # reverse steps in the methods table (None: the methods' default steps)
+    claim_images: int = 1  # images probed for the Fig. 7 claim (the figure shows the first)
+    schedule_nfes: tuple[int, ...] = ()  # Fig. 10: DPS deblurring at these NFE per timestep schedule
 
 
 BUDGETS = {
@@ -86,6 +88,8 @@ BUDGETS = {
         spectrum_k=2,
         spectrum_iters=2,
         table_steps=3,
+        claim_images=2,
+        schedule_nfes=(2, 3),
     ),
     # every figure in a few minutes on a 2-core CPU
     "quick": Budget(
@@ -108,6 +112,8 @@ BUDGETS = {
         spectrum_k=2,
         spectrum_iters=3,
         table_steps=10,
+        claim_images=2,
+        schedule_nfes=(10, 20),
     ),
     # the poster's figures; well under 30 minutes on a 2-core CPU
     "full": Budget(
@@ -129,6 +135,8 @@ BUDGETS = {
         spectrum_ts=(20, 100, 250, 500, 900),
         spectrum_k=3,
         spectrum_iters=6,
+        claim_images=3,
+        schedule_nfes=(20, 50),
     ),
 }
 # (x, y) as fractions of the side on an aligned face crop: nose tip, left eyelid, right cheek
@@ -153,6 +161,17 @@ def _mean_std(values) -> tuple[float, float]:
     if arr.size == 0:
         return float("nan"), float("nan")
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _vector_structure(vectors: torch.Tensor, image: torch.Tensor) -> dict:
+    """The claims table's stand-in for 'interpretable' singular vectors (Fig. 9): smoothness and image correlation."""
+    from diffdemo.claims import image_correlation, smoothness
+
+    img = image[0].numpy()
+    sm = [smoothness(v.numpy()) for v in vectors]
+    co = [image_correlation(v.numpy(), img) for v in vectors]
+    return {"smoothness": sm, "image_correlation": co, "smoothness_mean": float(np.mean(sm)),
+            "image_correlation_mean": float(np.mean(co))}  # fmt: skip
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -207,13 +226,15 @@ class Reproduction:
         units += b.n_samples * b.sample_steps
         for key in self._restoration_plan():
             units += self._run_units(key[0], **dict(key[3]))
+        units += sum(nfe * DPS_COST * b.sweep_images for _, nfe in self._fig10_plan())
         units += self._analysis_units()
         return units
 
     def _analysis_units(self) -> int:
         b = self.budget
         # a probe: one JVP (~3 forwards) + a central difference check; energy: one batched JVP per pixel
-        return b.probe_pixels * 4 + b.probe_pixels * 3 * len(b.energy_ts) + self._spectrum_units()
+        energy = b.probe_pixels * 3 * len(b.energy_ts) * max(1, min(b.claim_images, len(self.image_names)))
+        return b.probe_pixels * 4 + energy + self._spectrum_units()
 
     def _restoration_plan(self) -> list[tuple]:
         """Every (method, task, image, overrides) this run restores, sweeps first, without duplicates."""
@@ -623,8 +644,26 @@ class Reproduction:
             sentence,
             [{"png": chart["png"], "html": html_name}],
         )
+        others = {}
+        for n in self.image_names[1 : max(1, b.claim_images)]:  # more faces for the claims table's spread
+            self.bar.set_postfix_str(f"energy sweeps {n}", refresh=False)
+            others[n] = {
+                name: {
+                    "pixel": list(pixel),
+                    "curves": [
+                        c.summary()
+                        for c in analysis.energy_sweep(
+                            model, self.images[n], pixel, ts, seed=self.seed, energy_on="denoiser"
+                        )
+                    ],
+                }
+                for name, pixel in self._probe_pixels()
+            }
+            self.bar.update(3 * len(ts) * len(self._probe_pixels()))
         self.metrics["fig7_energy"] = {
             "on": label,
+            "image": self.image_names[0],
+            "other_images": others,
             "timesteps": ts,
             "pixels": {
                 n: {"pixel": list(p), "curves": [{**c.summary(), "fraction": c.fraction.tolist()} for c in cs]}
@@ -717,6 +756,7 @@ class Reproduction:
             "timesteps": ts,
             "singular_values": [r.singular_Jf.values.tolist() for r in results],
             "residuals": [r.singular_Jf.residual.tolist() for r in results],
+            "structure": [_vector_structure(r.singular_Jf.right, x0) for r in results],
         }
 
     def _spectrum_units(self) -> int:
@@ -729,6 +769,96 @@ class Reproduction:
         self.fig6_sensitivity()
         self.fig7_energy()
         self.fig8_fig9_spectra()
+
+    # --- Fig. 10: step allocation (poster section 6, future work) ------------------------------------------------
+    def _profile(self) -> dict | None:
+        from diffdemo.stability import load_profile
+
+        try:
+            return load_profile(self.model.name)
+        except ValueError:
+            return None
+
+    def _fig10_plan(self) -> list[tuple[str, int]]:
+        from diffdemo.schedule import SCHEDULES
+
+        scheds = [s for s in SCHEDULES if s != "spectral" or self._profile() is not None]
+        return [(s, int(n)) for s in scheds for n in self.budget.schedule_nfes]
+
+    @staticmethod
+    def _schedule_overrides(sched: str, nfe: int) -> dict:
+        return {"steps": nfe} if sched == "uniform" else {"steps": nfe, "schedule": sched}
+
+    def fig10_schedules(self) -> None:
+        """DPS deblurring quality vs network evaluations per timestep schedule, and where each schedule puts its
+        steps over the measured stability profile rho(J_s)(t)."""
+        from diffdemo.stability import model_timesteps
+
+        b = self.budget
+        if not b.schedule_nfes:
+            return
+        profile = self._profile()
+        names = self.image_names[: b.sweep_images]
+        data: dict[str, list] = {}
+        for sched, nfe in self._fig10_plan():
+            runs = [self.restoration("dps", "deblur", n, **self._schedule_overrides(sched, nfe)) for n in names]
+            psnr, sd = _mean_std([r["psnr"] for r in runs])
+            data.setdefault(sched, []).append(
+                {"nfe": nfe, "psnr": psnr, "psnr_sd": sd, "ssim": _mean_std([r["ssim"] for r in runs])[0]}
+            )
+        top = max(b.schedule_nfes)
+        positions = {s: model_timesteps(self.model, top, None, s) for s in data}
+        panels = [
+            {
+                "ylabel": "PSNR (dB), DPS deblurring",
+                "series": [
+                    {"name": s, "x": [r["nfe"] for r in rows], "y": [r["psnr"] for r in rows]}
+                    for s, rows in data.items()
+                ],  # fmt: skip
+            }
+        ]
+        if profile is not None:
+            rho_at = lambda ts: np.exp(np.interp(ts, profile["t"], np.log(profile["rho_Js"]))).tolist()  # noqa: E731
+            series = [{"name": "rho(J_s)(t), measured", "x": profile["t"], "y": profile["rho_Js"]}]
+            series += [{"name": f"{s}: its {top} steps", "x": ts, "y": rho_at(ts)} for s, ts in positions.items()]
+            panels.append({"ylabel": "rho(J_s) at each step", "xlabel": "timestep t", "series": series})
+        chart = self.figures.line_chart(
+            "fig10_schedules", "Fig. 10 - step allocation at equal NFE", "network evaluations (NFE)", panels,
+            log_y=(1,) if profile is not None else (),
+        )  # fmt: skip
+        best = {s: max(rows, key=lambda r: r["nfe"]) for s, rows in data.items()}
+        sentence = (
+            f"DPS Gaussian deblurring ({len(names)} image(s)) with four timestep lists at equal network evaluations "
+            f"{list(b.schedule_nfes)}: at {top} NFE "
+            + ", ".join(f"{s} {r['psnr']:.2f} dB" for s, r in best.items())
+            + (
+                ". Right: each schedule's steps on the model's stability profile (spectral: equal h rho(J_s) per step)."
+                if profile is not None
+                else "; no stability profile for this model, so no spectral schedule "
+                f"(python -m diffdemo profile --model {self.model.name})."
+            )
+        )
+        self.figures.add("fig10_schedules", "Fig. 10 - Step allocation (section 6)", sentence, [chart])
+        self.metrics["fig10_schedules"] = {
+            "task": "deblur",
+            "method": "dps",
+            "images": names,
+            "nfe": list(b.schedule_nfes),
+            "by_schedule": data,
+            "timesteps_at_max_nfe": positions,
+            "profile": None if profile is None else {k: profile[k] for k in ("t", "rho_Js")},
+        }
+
+    # --- the claims table ----------------------------------------------------------------------------------------
+    def claims(self) -> None:
+        from diffdemo.claims import evaluate_claims
+
+        profile = self._profile()
+        if profile is not None:
+            self.metrics["stability_profile"] = {
+                k: profile[k] for k in ("t", "rho_Js", "rho_Jf", "rho_Jf_per_image") if k in profile
+            }
+        self.metrics["claims"] = evaluate_claims(self.metrics)
 
     # --- report -------------------------------------------------------------------------------------------------
     def write_report(self, seconds: float) -> dict:
@@ -760,10 +890,17 @@ class Reproduction:
         if "methods_table" in self.metrics:
             table = ("fig5_dps", "Methods table", self.table_sentence, self.table_markdown())
         write_report_pages(out, "diffdemo - the poster's figures, regenerated", head, self.figures.entries, table)
+        if "claims" in self.metrics:
+            from diffdemo.claims import CLAIMS_NAME, append_claims_section, write_claims_file
+
+            append_claims_section(out, self.metrics["claims"], lp_status)
+            write_claims_file(out / CLAIMS_NAME, self.metrics["claims"], model=self.model.name,
+                              budget=self.budget.name, seed=self.seed, lpips_status=lp_status)  # fmt: skip
         return {
             "report": str(out / "report.html"),
             "report_md": str(out / "report.md"),
             "metrics": str(out / "metrics.json"),
+            "claims": str(out / "claims.json"),
         }
 
 
@@ -803,6 +940,8 @@ def _reproduce(
         run.fig5_dps()
         run.methods_table()
         run.analysis_figures()
+        run.fig10_schedules()
+        run.claims()
     finally:
         run.bar.close()
     seconds = time.perf_counter() - start

@@ -17,7 +17,7 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
 from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
-from diffdemo.schedule import strided_timesteps
+from diffdemo.stability import model_timesteps
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES
@@ -84,20 +84,20 @@ def diffusion_frames(
 def _chain_frames(model, method: str, problem: Problem, p: dict, steps: int, k: int, every: int) -> Iterator[Frame]:
     """The sampler of ``method`` on the measurement repeated k times (k chains per image)."""
     op, seed = problem.operator, problem.seed
+    kind = str(p.get("schedule") or "uniform")
     y = problem.y.repeat_interleave(k, 0) if k > 1 else problem.y
     if method == "denoise":
         t0 = int(p.get("t0") or max(matched_timestep(model, problem.sigma_y), 1))
         start = model.schedule.abar(t0) ** 0.5 * op.init_estimate(y)
-        ts = strided_timesteps(model.schedule.T, min(steps, t0 + 1), start=t0)
+        ts = model_timesteps(model, min(steps, t0 + 1), t0, kind)
         return reverse_process(model, start, ts, seed=seed, stochastic=False, operator=op, y=y, every=every)
     if method == "sdedit":
-        return sdedit(model, op, y, t0=int(p["t0"]), steps=min(steps, int(p["t0"]) + 1), seed=seed, every=every)
+        t0 = int(p["t0"])
+        return sdedit(model, op, y, t0=t0, steps=min(steps, t0 + 1), seed=seed, every=every, schedule=kind)
     if method == "score_ald":
-        return score_ald(
-            model, op, y, zeta=float(p["zeta"]), sigma_y=problem.sigma_y, steps=steps, seed=seed, every=every
-        )
+        return score_ald(model, op, y, float(p["zeta"]), problem.sigma_y, steps, seed, every=every, schedule=kind)
     normalize = bool(p.get("normalize", True))  # dps
-    return dps(model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, normalize=normalize, every=every)
+    return dps(model, op, y, float(p["scale"]), steps, seed, normalize, every=every, schedule=kind)
 
 
 def restore(model: DiffusionModel | None, method: str, problem: Problem, precision: str = "auto", **overrides) -> dict:
@@ -105,6 +105,10 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, precisi
     network's precision (None for a classical baseline, which runs no network)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if method in DIFFUSION_METHODS:
+        overrides["schedule"] = overrides.get("schedule") or "uniform"  # named in every result (and its JSON)
+    else:
+        overrides.pop("schedule", None)  # baselines take no timesteps
     params = params_for(method, problem.operator.name, **overrides)
     used = None
     start = time.perf_counter()
@@ -134,4 +138,5 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, precisi
         "nfe": nfe,
         "precision": used,
         "params": params,
+        **({"schedule": params["schedule"]} if method in DIFFUSION_METHODS else {}),
     }

@@ -15,7 +15,8 @@ import torch
 
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
-from diffdemo.schedule import strided_timesteps, timestep_pairs
+from diffdemo.schedule import strided_timesteps, timestep_pairs  # noqa: F401  (strided_timesteps: re-exported)
+from diffdemo.stability import model_timesteps
 
 
 @dataclass(frozen=True)
@@ -175,30 +176,40 @@ def denoise(
     seed: int = 0,
     stochastic: bool = False,
     every: int = 1,
+    schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24)."""
     t_start = _check_t(model, t_start, "t")
-    ts = strided_timesteps(model.schedule.T, min(steps or t_start + 1, t_start + 1), start=t_start)
+    ts = model_timesteps(model, min(steps or t_start + 1, t_start + 1), t_start, schedule)
     return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
 
 
-def sample(model, n: int = 1, steps: int = 1000, seed: int = 0, every: int = 1) -> Iterator[Frame]:
+def sample(
+    model, n: int = 1, steps: int = 1000, seed: int = 0, every: int = 1, schedule: str = "uniform"
+) -> Iterator[Frame]:
     """Task 3: ancestral DDPM sampling from x_T ~ N(0, I) (eq. 25)."""
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn((int(n), *model.sample_shape), gen, model.device)
-    ts = strided_timesteps(model.schedule.T, steps)
+    ts = model_timesteps(model, steps, None, schedule)
     return reverse_process(model, x, ts, generator=gen, every=every)
 
 
 def sdedit(
-    model, operator: Operator, y: torch.Tensor, t0: int = 400, steps: int | None = None, seed: int = 0, every: int = 1
+    model,
+    operator: Operator,
+    y: torch.Tensor,
+    t0: int = 400,
+    steps: int | None = None,
+    seed: int = 0,
+    every: int = 1,
+    schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26)."""
     t0 = _check_t(model, t0, "t0")
     gen = torch.Generator().manual_seed(int(seed))
     start = operator.init_estimate(y.float())
     x = model.schedule.add_noise(start, t0, torch.randn(start.shape, generator=gen))
-    ts = strided_timesteps(model.schedule.T, min(steps or t0 + 1, t0 + 1), start=t0)
+    ts = model_timesteps(model, min(steps or t0 + 1, t0 + 1), t0, schedule)
     return reverse_process(model, x, ts, generator=gen, operator=operator, y=y, every=every)
 
 
@@ -211,10 +222,20 @@ def score_ald(
     steps: int = 250,
     seed: int = 0,
     every: int = 1,
+    schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 5: reverse diffusion + annealed likelihood gradient at x_t, no backprop through the network (eq. 27)."""
     return _guided_from_noise(
-        model, y, steps, seed, every, guidance="score_ald", operator=operator, scale=zeta, sigma_y=sigma_y
+        model,
+        y,
+        steps,
+        seed,
+        every,
+        schedule,
+        guidance="score_ald",
+        operator=operator,
+        scale=zeta,
+        sigma_y=sigma_y,
     )
 
 
@@ -227,17 +248,20 @@ def dps(
     seed: int = 0,
     normalize: bool = True,
     every: int = 1,
+    schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 6: diffusion posterior sampling (Chung et al. 2023): the normalised gradient step of eq. 29, or
     (normalize=False) the reference code's raw step scale * grad ||y - A x0_hat||."""
     return _guided_from_noise(
-        model, y, steps, seed, every, guidance="dps", operator=operator, scale=scale, normalize=normalize
+        model, y, steps, seed, every, schedule, guidance="dps", operator=operator, scale=scale, normalize=normalize
     )
 
 
-def _guided_from_noise(model, y: torch.Tensor, steps: int, seed: int, every: int, **guidance) -> Iterator[Frame]:
-    """Start from seeded N(0, I) noise shaped like y and run the guided reverse loop over ``steps`` strided steps."""
+def _guided_from_noise(
+    model, y: torch.Tensor, steps: int, seed: int, every: int, schedule: str = "uniform", **guidance
+) -> Iterator[Frame]:
+    """Start from seeded N(0, I) noise shaped like y and run the guided reverse loop over ``steps`` steps."""
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn(y.shape, gen, model.device)
-    ts = strided_timesteps(model.schedule.T, steps)
+    ts = model_timesteps(model, steps, None, schedule)
     return reverse_process(model, x, ts, generator=gen, y=y, every=every, **guidance)

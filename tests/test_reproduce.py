@@ -16,6 +16,7 @@ FIGURES = (
     "fig7_energy",
     "fig8_spectrum",
     "fig9_singular_vectors",
+    "fig10_schedules",
 )
 
 
@@ -67,6 +68,23 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
             assert metrics[key][task]["psnr_measurement"] > 0
             assert len(metrics[key][task]["runs"]) == len(metrics[key]["values"])
     assert len(metrics["fig8_spectrum"]["results"]) == len(metrics["fig9_singular_vectors"]["singular_values"])
+    # the claims table: every claim with its numbers, rule and a computed verdict, in metrics.json and the report
+    from diffdemo.claims import CLAIMS
+
+    claims = metrics["claims"]
+    assert [c["key"] for c in claims] == [c.key for c in CLAIMS]
+    for c in claims:
+        assert c["rule"] and c["statement"] and isinstance(c["numbers"], dict)
+        assert c["verdict"] in ("agrees", "disagrees", "mixed", "not measured")
+    measured = {c["key"] for c in claims if c["verdict"] != "not measured"}
+    assert {"fig1_denoising", "fig3_sdedit", "fig4_score_ald", "fig5_dps"} <= measured  # a random net may tie r50
+    assert metrics["claims"][4]["numbers"]["series"] == 2 * 2  # two faces x two pixels (tiny budget)
+    assert json.loads((out / "claims.json").read_text())["claims"] == claims
+    assert "## The poster's claims on this model" in md and "The poster&#x27;s claims on this model" in page
+    assert md.index("(fig10_schedules.png)") < md.index("## The poster's claims on this model")
+    fig10 = metrics["fig10_schedules"]["by_schedule"]
+    assert {"uniform", "quadratic", "karras"} <= set(fig10)
+    assert all([r["nfe"] for r in rows] == [2, 3] for rows in fig10.values())
 
 
 def test_reproduce_bad_input_exits_2(tiny_model_dir, tmp_path, capsys):

@@ -1,0 +1,235 @@
+"""Step allocation at equal network evaluations: uniform, quadratic, Karras and spectral timestep lists.
+
+    python bench/bench_schedules.py [--nfe 20,50,100] [--extra uniform@250,spectral@250] [--tasks ...]
+
+Four problems on the six bundled test faces at 64 px with faces64 (all six in one batch, one chain each, seed 0,
+sigma_y = 0.05): DPS Gaussian deblurring, DPS box inpainting, Score-ALD deblurring (tuned defaults otherwise), and
+plain reverse diffusion from a face noised to t = 300 (``denoise``, deterministic). Every (task, schedule, NFE)
+result is cached in bench/results/schedules.json, so a killed run resumes; the markdown table
+(bench/RESULTS_schedules.md) and the figure (bench/fig10_schedules.png) are rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from diffdemo import metrics  # noqa: E402
+from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
+from diffdemo.models import load_model  # noqa: E402
+from diffdemo.operators import make_operator  # noqa: E402
+from diffdemo.restore import diffusion_frames, make_problem  # noqa: E402
+from diffdemo.schedule import SCHEDULES, noise_levels  # noqa: E402
+from diffdemo.stability import load_profile, model_timesteps  # noqa: E402
+
+CACHE = ROOT / "bench" / "results" / "schedules.json"
+DENOISE_T = 300
+# task: (method, operator, operator params, sigma_y (None: the noise level of t = DENOISE_T), overrides)
+TASKS = {
+    "dps_deblur": ("dps", "gaussian_blur", {}, 0.05, {}),
+    "dps_inpaint": ("dps", "box_inpaint", {"preset": "center"}, 0.05, {}),
+    "ald_deblur": ("score_ald", "gaussian_blur", {}, 0.05, {}),
+    "denoise_t300": ("denoise", "noise", {}, None, {"t0": DENOISE_T}),
+}
+TITLES = {
+    "dps_deblur": "DPS, Gaussian deblurring",
+    "dps_inpaint": "DPS, box inpainting",
+    "ald_deblur": "Score-ALD, Gaussian deblurring",
+    "denoise_t300": f"reverse diffusion from t = {DENOISE_T}",
+}
+
+
+def run_one(model, x0: torch.Tensor, task: str, schedule: str, nfe: int) -> dict:
+    method, op_name, op_params, sigma_y, extra = TASKS[task]
+    op = make_operator(op_name, model.size, **op_params)
+    sigma = float(noise_levels(model.schedule)[DENOISE_T]) if sigma_y is None else sigma_y
+    problem = make_problem(x0, op, sigma, seed=0)
+    start = time.perf_counter()
+    frame = None
+    for frame in diffusion_frames(
+        model, method, problem, every=10**9, steps=nfe, samples=1, schedule=schedule, **extra
+    ):
+        pass
+    seconds = time.perf_counter() - start
+    x_hat = frame.x_t.cpu()
+    per = [metrics.all_metrics(x_hat[i : i + 1], x0[i : i + 1]) for i in range(x0.shape[0])]
+    out = {"nfe": frame.nfe, "seconds": seconds, "images": x0.shape[0]}
+    for key in ("psnr", "ssim", "lpips"):
+        vals = [p[key] for p in per]
+        if any(v is None for v in vals):
+            out[key] = None
+            continue
+        out[key] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)), "values": vals}
+    start_t = DENOISE_T if method == "denoise" else None
+    out["timesteps"] = model_timesteps(model, min(nfe, (start_t or 999) + 1), start_t, schedule)
+    return out
+
+
+def fmt(r: dict | None, key: str) -> str:
+    if r is None:
+        return "—"
+    v = r.get(key)
+    if v is None:
+        return "n/a"
+    digits = 2 if key == "psnr" else 3
+    return f"{v['mean']:.{digits}f} ± {v['sd']:.{digits}f}"
+
+
+def write_results(results: dict, meta: dict, path: Path) -> None:
+    nfes = sorted({int(k.split("@")[1]) for task in results.values() for k in task})
+    lines = [
+        "# Step allocation at equal network evaluations (bench/bench_schedules.py)",
+        "",
+        f"faces64, the six bundled test faces at 64 px in one batch, one chain each, seed 0, sigma_y = 0.05 (denoise: "
+        f"the face noised to t = {DENOISE_T}). Tuned defaults otherwise (DPS scale 1, Score-ALD zeta 4 on deblurring). "
+        "NFE = reverse steps (a DPS step is one forward + one backward pass). Mean ± sd over the six images. "
+        f"LPIPS: {meta['lpips']}. {meta['machine']}; the machine was shared with four other jobs, so seconds are "
+        "not clean. Schedules: uniform stride; quadratic (DDIM); karras (rho = 7, nearest discrete noise level); "
+        "spectral (equal explicit-Euler stability number h rho(J_s) per step, from "
+        "assets/models/faces64/stability_profile.json). '—': not run (time).",
+        "",
+    ]
+    for task, rows in results.items():
+        lines += [f"## {TITLES[task]}", "", "| schedule | " + " | ".join(f"NFE {n}" for n in nfes) + " |"]
+        lines.append("|---|" + "---:|" * len(nfes))
+        for sched in SCHEDULES:
+            cells = []
+            for n in nfes:
+                r = rows.get(f"{sched}@{n}")
+                cells.append("—" if r is None else f"{fmt(r, 'psnr')} dB, SSIM {fmt(r, 'ssim')}")
+            lines.append(f"| {sched} | " + " | ".join(cells) + " |")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_figure(results: dict, profile: dict, model, path: Path) -> None:
+    """Fig. 10: PSNR vs NFE per schedule for each task, and where each schedule puts 50 steps over rho(J_s)(t)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results)
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.6))
+    for ax, task in zip(axes, tasks):
+        for sched in SCHEDULES:
+            pts = sorted((int(k.split("@")[1]), v) for k, v in results[task].items() if k.startswith(sched + "@"))
+            if pts:
+                ax.errorbar(
+                    [n for n, _ in pts],
+                    [v["psnr"]["mean"] for _, v in pts],
+                    yerr=[v["psnr"]["sd"] / len(v["psnr"]["values"]) ** 0.5 for _, v in pts],
+                    marker="o",
+                    capsize=2,
+                    label=sched,
+                )
+        ax.set_xscale("log")
+        ax.set_title(TITLES[task], fontsize=9)
+        ax.set_xlabel("network evaluations")
+        ax.set_ylabel("PSNR (dB), mean ± s.e.")
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    if profile is None:
+        ax.set_title("no stability profile yet", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return
+    ax.plot(profile["t"], profile["rho_Js"], "k-", label="rho(J_s)(t), measured")
+    ax.fill_between(profile["t"], profile["rho_Js_min"], profile["rho_Js_max"], color="0.8")
+    ax.set_yscale("log")
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel("rho(J_s)")
+    for i, sched in enumerate(SCHEDULES):
+        ts = model_timesteps(model, 50, None, sched)  # the spectral list reads the stored profile
+        y = 10 ** (np.log10(min(profile["rho_Js"])) - 0.25 * (i + 1))
+        ax.plot(ts, [y] * len(ts), "|", ms=8, label=f"{sched} (50 steps)")
+    ax.set_title("step positions over the stability profile", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _profile() -> dict | None:
+    try:
+        return load_profile("faces64")
+    except ValueError:
+        return None
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nfe", default="20,50,100", help="NFE run for every schedule")
+    p.add_argument("--extra", default="uniform@250", help="further schedule@NFE runs, comma-separated")
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS_schedules.md"))
+    p.add_argument("--figure", default=str(ROOT / "bench" / "fig10_schedules.png"))
+    p.add_argument("--cache", default=str(CACHE), help="this process's cache (several processes: one each)")
+    p.add_argument("--order", default="", help="schedules in run order (default: uniform, quadratic, karras, spectral)")
+    p.add_argument("--report-only", action="store_true", help="merge every cache and rewrite the table and figure")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    model = load_model("faces64")
+    profile = _profile()
+    names = sorted(bundled_images())
+    x0 = torch.cat([to_tensor(load_image(bundled_images()[n], model.size)) for n in names])
+    cache = Path(args.cache)
+    results = json.loads(cache.read_text()) if cache.exists() else {}
+    meta = {
+        "lpips": metrics.lpips_status(),
+        "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
+    }
+    if args.report_only:
+        merged: dict = {}
+        for f in sorted(CACHE.parent.glob("schedules*.json")):
+            for task, rows in json.loads(f.read_text()).items():
+                merged.setdefault(task, {}).update(rows)
+        write_results(merged, meta, Path(args.results))
+        write_figure(merged, profile, model, Path(args.figure))
+        return
+    order = args.order.split(",") if args.order else list(SCHEDULES)
+    nfes = [int(n) for n in args.nfe.split(",")]
+    plan = []
+    for task in args.tasks.split(","):
+        # the comparison the goal names comes first: uniform@250 vs spectral@50 on DPS deblurring
+        plan += [(task, *e.split("@")) for e in args.extra.split(",") if e]
+        plan += [(task, s, str(n)) for n in nfes for s in order]
+    deferred = 0
+    while plan:
+        task, sched, nfe = plan.pop(0)
+        key = f"{sched}@{nfe}"
+        if key in results.get(task, {}):
+            continue
+        if sched == "spectral" and profile is None:
+            profile = _profile()
+            if profile is None:  # still being measured: run the others first
+                deferred += 1
+                if deferred > 200:
+                    print(f"{task} {key}: skipped, no stability profile", flush=True)
+                    continue
+                plan.append((task, sched, nfe))
+                if all(s == "spectral" for _, s, _ in plan):
+                    time.sleep(30)
+                continue
+        r = run_one(model, x0, task, sched, int(nfe))
+        results.setdefault(task, {})[key] = r
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(results, indent=1, allow_nan=False))
+        write_results(results, meta, Path(args.results))
+        write_figure(results, profile, model, Path(args.figure))
+        print(f"{task} {key}: {fmt(r, 'psnr')} dB, {r['seconds']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

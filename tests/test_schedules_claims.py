@@ -1,0 +1,242 @@
+"""Timestep schedules (uniform, quadratic, Karras, spectral), the stability profile command, and the claims rules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffdemo import claims as C
+from diffdemo.cli import main
+from diffdemo.schedule import (
+    SCHEDULES,
+    Schedule,
+    distinct_descending,
+    karras_timesteps,
+    make_timesteps,
+    spectral_timesteps,
+    strided_timesteps,
+)
+
+LINEAR = Schedule.linear()
+PROFILE = {"t": [1, 10, 100, 500, 999], "rho_Js": [5000.0, 800.0, 60.0, 4.0, 1.5]}
+
+
+# --- schedule lists -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", SCHEDULES)
+@pytest.mark.parametrize("steps,start", [(1, None), (2, None), (20, None), (50, None), (250, None), (50, 300),
+                                         (301, 300), (7, 6), (1000, None)])  # fmt: skip
+def test_schedule_lists_are_valid(kind, steps, start):
+    ts = make_timesteps(LINEAR, steps, start, kind, PROFILE)
+    top = 999 if start is None else start
+    assert len(ts) == steps
+    assert ts[0] == top
+    assert all(a > b for a, b in zip(ts, ts[1:]))  # strictly descending, so unique
+    assert ts[-1] == (0 if steps > 1 else top)
+    assert all(isinstance(t, int) for t in ts)
+
+
+def test_schedule_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        make_timesteps(LINEAR, 10, None, "cosine")
+    with pytest.raises(ValueError, match="stability profile"):
+        make_timesteps(LINEAR, 10, None, "spectral")
+    with pytest.raises(ValueError, match="steps must be"):
+        make_timesteps(LINEAR, 302, 300, "karras")
+
+
+def test_distinct_descending_resolves_collisions():
+    assert distinct_descending([5, 0.4, 0.3, 0.2, 0.0], 5) == [5, 3, 2, 1, 0]
+    assert distinct_descending([9, 9, 9, 0], 9) == [9, 8, 7, 0]
+    assert distinct_descending([3, 2.2, 0.9, 0], 3) == [3, 2, 1, 0]
+
+
+def test_uniform_matches_the_strided_list():
+    for n in (2, 10, 250):
+        assert make_timesteps(LINEAR, n, None, "uniform") == strided_timesteps(1000, n)
+
+
+def test_karras_hand_computed():
+    # sigma_t = sqrt((1 - abar_t)/abar_t): sigma_999 = 157.407, sigma_0 = 0.0100005. With rho = 7 the middle of three
+    # is ((157.407^(1/7) + 0.0100005^(1/7)) / 2)^7 = ((2.0593 + 0.51795) / 2)^7 = 5.9112; the nearest discrete
+    # level in log sigma is t = 593 (sigma_592 = 5.8751, sigma_593 = 5.9114, sigma_594 = 5.9480).
+    assert karras_timesteps(LINEAR, 3) == [999, 593, 0]
+
+
+def test_quadratic_is_ddim_quad():
+    # t_i = 999 (1 - i/4)^2 for i = 0..4: 999, 561.94, 249.75, 62.44, 0
+    assert make_timesteps(LINEAR, 5, None, "quadratic") == [999, 562, 250, 62, 0]
+
+
+def test_spectral_rule_oracles():
+    ts = list(range(1000))
+    # rho = c / beta_t: every timestep carries the same stiffness, so equal shares are the uniform stride (n - 1
+    # divides 999 here, so the targets are integers and no rounding tie can differ by round-off)
+    for n in (4, 10, 28, 38, 112):
+        flat = spectral_timesteps(LINEAR, n, ts, (3.0 / LINEAR.betas).tolist())
+        assert flat == strided_timesteps(1000, n)
+    # rho constant: equal increments of C(s) = sum_{u=1..s} beta_u with linear betas, solved in closed form
+    b0, b1, T, n = 1e-4, 0.02, 1000, 12
+    k = (b1 - b0) / (T - 1)
+    C = lambda s: b0 * s + k * s * (s + 1) / 2  # noqa: E731  sum_{u=1..s} (b0 + k u)
+    expected = []
+    for i in range(n):
+        level = C(999) * (1 - i / (n - 1))
+        # k/2 s^2 + (b0 + k/2) s - level = 0
+        a2, a1 = k / 2, b0 + k / 2
+        expected.append(math.floor((-a1 + math.sqrt(a1 * a1 + 4 * a2 * level)) / (2 * a2) + 0.5))
+    got = spectral_timesteps(LINEAR, n, [0, 999], [2.0, 2.0])
+    assert got == expected
+
+
+def test_spectral_puts_steps_where_rho_is_large():
+    ts = spectral_timesteps(LINEAR, 50, PROFILE["t"], PROFILE["rho_Js"])
+    uni = strided_timesteps(1000, 50)
+    assert sum(t < 100 for t in ts) > sum(t < 100 for t in uni)
+
+
+# --- profile command + restore --schedule spectral on a tiny model ------------------------------------------------------
+def run_cli(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_profile_then_restore_spectral_for_every_method(tiny_model_dir, tmp_path, capsys):
+    code, out, err = run_cli(["profile", "--model", tiny_model_dir, "--iters", 3, "--images", 1], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    stored = json.loads((tiny_model_dir / "stability_profile.json").read_text())
+    assert stored["t"] == summary["t"] and len(stored["rho_Js"]) == len(stored["t"])
+    assert all(v > 0 and math.isfinite(v) for v in stored["rho_Js"])
+    for method, op in (("denoise", "noise"), ("sdedit", "gaussian_blur"), ("score_ald", "box_inpaint"),
+                       ("dps", "gaussian_blur")):  # fmt: skip
+        out_dir = tmp_path / method
+        argv = ["restore", "--model", tiny_model_dir, "--method", method, "--operator", op, "--steps", 3]
+        argv += ["--schedule", "spectral", "--out", out_dir]
+        if method in ("denoise", "sdedit"):
+            argv += ["--t0", 200]
+        code, out, err = run_cli(argv, capsys)
+        assert code == 0, err
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["schedule"] == "spectral" and result["params"]["schedule"] == "spectral"
+        assert result["nfe"] == 3
+        assert json.loads((out_dir / "metrics.json").read_text())["schedule"] == "spectral"
+
+
+def test_spectral_without_profile_is_a_one_line_error(tmp_path, capsys):
+    from diffdemo.train import export
+    from tests.conftest import make_tiny_unet
+
+    model_dir = tmp_path / "bare"
+    export(make_tiny_unet(16), model_dir, {"step": 0})
+    argv = ["restore", "--model", model_dir, "--method", "dps", "--steps", 2, "--schedule", "spectral"]
+    code, out, err = run_cli([*argv, "--out", tmp_path / "o"], capsys)
+    assert code == 2
+    assert "profile --model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_schedules_change_the_run_but_not_its_cost(tiny_model):
+    from diffdemo.operators import make_operator
+    from diffdemo.restore import make_problem, restore
+
+    x0 = torch.zeros(1, 3, 16, 16)
+    problem = make_problem(x0, make_operator("gaussian_blur", 16), 0.05)
+    a = restore(tiny_model, "dps", problem, steps=4, samples=1)
+    b = restore(tiny_model, "dps", problem, steps=4, samples=1, schedule="karras")
+    assert a["schedule"] == "uniform" and b["schedule"] == "karras"
+    assert a["nfe"] == b["nfe"] == 4
+    assert not torch.equal(a["reconstruction"], b["reconstruction"])
+
+
+# --- claims ---------------------------------------------------------------------------------------------------------
+def test_spearman_and_trend_rules():
+    assert C.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert C.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert C.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert math.isnan(C.spearman([1], [2]))
+    assert C.trend_verdict([-0.9, -0.6], -1) == C.AGREES
+    assert C.trend_verdict([0.9, 0.6], -1) == C.DISAGREES
+    assert C.trend_verdict([-0.9, 0.6], -1) == C.MIXED
+    assert C.trend_verdict([-0.9, 0.2], -1) == C.MIXED
+    assert C.trend_verdict([float("nan")], -1) == C.NOT_MEASURED
+    assert C.margin_verdict([1.0, 0.6], 0.5) == C.AGREES
+    assert C.margin_verdict([-1.0, 0.0], 0.5) == C.DISAGREES
+    assert C.margin_verdict([1.0, 0.2], 0.5) == C.MIXED
+    assert C.rank_verdict([True, False]) == C.MIXED and C.rank_verdict([False]) == C.DISAGREES
+
+
+def test_structure_stand_in():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((3, 64, 64))
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    smooth = np.stack([np.sin(2 * np.pi * xx) * np.cos(np.pi * yy)] * 3)
+    assert abs(C.smoothness(noise)) < 0.05
+    assert C.smoothness(smooth) > 0.95
+    assert C.image_correlation(smooth, 2 * smooth + 1) == pytest.approx(1.0)
+    assert C.image_correlation(noise, smooth) < 0.05
+
+
+def _synthetic_metrics(r50_grows: bool, lpips: bool) -> dict:
+    ts = [50, 250, 500]
+    by_t = {
+        str(t): {"psnr": {"mean": 30 - t / 50, "std": 0.5}, "lpips": {"mean": t / 1000} if lpips else None} for t in ts
+    }
+    curve = lambda t: {"t": t, "r50": (1 + t / 40) if r50_grows else (10 - t / 100), "r90": 2 + t / 10}  # noqa: E731
+    runs = lambda ys: [{"psnr": y} for y in ys]  # noqa: E731
+    table = [
+        {"task": task, "method": m, "images": 3, "nfe": 10, "psnr": {"mean": p, "std": 1.0}}
+        for task in ("deblur", "inpaint")
+        for m, p in (("dps", 25.0), ("score_ald", 24.0 if task == "deblur" else 21.0), ("wiener", 23.0))
+    ]
+    return {
+        "fig1_denoising": {"images": ["a", "b"], "by_t": by_t, "lpips_status": "LPIPS unavailable: offline"},
+        "fig3_sdedit": {
+            "values": [100, 300, 600],
+            "images": ["a"],
+            "deblur": {"runs": runs([24, 22, 19])},
+            "inpaint": {"runs": runs([20, 22, 21])},
+        },  # fmt: skip
+        "fig4_score_ald": {"deblur": {"runs": runs([23, 24])}, "inpaint": {"runs": runs([20, 21])}},
+        "fig5_dps": {"steps": 10, "deblur": {"runs": runs([25, 24])}, "inpaint": {"runs": runs([23, 21])}},
+        "methods_table": {"rows": table, "psnr_measurement": {"deblur": {"mean": 22.0}, "inpaint": {"mean": 21.5}}},
+        "fig7_energy": {
+            "on": "J_D",
+            "image": "a",
+            "pixels": {"nose": {"curves": [curve(t) for t in ts]}, "eye": {"curves": [curve(t) for t in ts]}},
+            "other_images": {"b": {"nose": {"curves": [curve(t) for t in ts]}}},
+        },
+        "fig8_spectrum": {"timesteps": ts, "results": [{"rho_Jf": 1.3 - t / 1000, "sigma_max_Jf": 1.2} for t in ts]},
+        "fig9_singular_vectors": {
+            "timesteps": ts,
+            "structure": [
+                {"smoothness_mean": s, "image_correlation_mean": c} for s, c in ((0.9, 0.1), (0.5, 0.3), (0.1, 0.2))
+            ],  # fmt: skip
+        },
+    }
+
+
+def test_claims_verdicts_on_synthetic_numbers():
+    rows = {r["key"]: r for r in C.evaluate_claims(_synthetic_metrics(r50_grows=True, lpips=False))}
+    assert rows["fig1_denoising"]["verdict"] == C.AGREES  # PSNR falls with t; LPIPS missing is said
+    assert "not measured" in rows["fig1_denoising"]["numbers"]["lpips"]
+    assert rows["fig3_sdedit"]["verdict"] == C.MIXED  # deblur falls (rho -1), inpaint rises (rho +0.5)
+    assert rows["fig4_score_ald"]["verdict"] == C.MIXED  # +2 dB on deblur, -0.5 dB on inpaint
+    assert rows["fig5_dps"]["verdict"] == C.AGREES  # first in the table and in the equal-step sweeps, both tasks
+    assert rows["fig7_energy"]["verdict"] == C.DISAGREES  # r50 grows with t in all three series
+    assert rows["fig7_energy"]["numbers"]["series"] == 3
+    assert rows["fig8_spectrum"]["verdict"] == C.AGREES  # rho(J_f) grows as t falls
+    assert rows["fig9_singular_vectors"]["verdict"] == C.MIXED  # smoothness agrees, correlation does not
+    flipped = {r["key"]: r for r in C.evaluate_claims(_synthetic_metrics(r50_grows=False, lpips=True))}
+    assert flipped["fig7_energy"]["verdict"] == C.AGREES
+    assert (
+        flipped["fig1_denoising"]["verdict"] == C.AGREES
+        and flipped["fig1_denoising"]["numbers"]["lpips"] == "available"
+    )
+    json.dumps(C.evaluate_claims({}), allow_nan=False)  # nothing measured: strict JSON, every verdict 'not measured'
+    assert {r["verdict"] for r in C.evaluate_claims({})} == {C.NOT_MEASURED}
+    md = C.claims_markdown(list(rows.values()))
+    assert md.count("\n") == len(rows) + 1 and "**disagrees**" in md

@@ -351,7 +351,7 @@ def call_raw(url: str, api: str, args: list) -> str:
 def test_api_refuses_odd_parameters_before_any_work(served, change, needle):
     client, model = served
     samples = change.pop("samples", 1)
-    text = call_raw(client.src, "restore", restore_args(model, **change) + [None, True, samples])
+    text = call_raw(client.src, "restore", restore_args(model, **change) + [None, True, samples, "auto", "uniform"])
     assert "event: error" in text and re.search(needle, text), text
     assert "event: complete" not in text
 

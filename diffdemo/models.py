@@ -409,7 +409,11 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
             )
         try:
             unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
-        except ModelUnavailable:  # our own one-line reasons (a refused .bin, no weights in the folder)
+        except ModelUnavailable as exc:  # our own one-line reasons
+            if str(exc).startswith("refused"):  # a .bin that would run code: say so, it names no path
+                raise
+            if local_dir is not None and not is_embedded(canonical):
+                raise no_such_model() from None  # a folder without weights reads as a missing one
             raise
         except Exception:  # offline, missing or broken files: never echo the cause
             if local_dir is not None and not is_embedded(canonical):

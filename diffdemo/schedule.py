@@ -138,12 +138,7 @@ class Schedule:
 
 def strided_timesteps(T: int, steps: int, start: int | None = None) -> list[int]:
     """Descending, evenly spaced timesteps from ``start`` (default T-1) to 0, ``steps`` of them, start included."""
-    start = T - 1 if start is None else int(start)
-    if not 0 <= start < T:
-        raise ValueError(f"start timestep must be in [0, {T - 1}], got {start}")
-    steps = int(steps)
-    if not 1 <= steps <= start + 1:
-        raise ValueError(f"steps must be in [1, {start + 1}] when starting at t={start}, got {steps}")
+    start, steps = _check_start(T, steps, start)
     if steps == 1:
         return [start]
     # floor(x + 1/2) is monotone, so grid points >= 1 apart stay distinct (round() ties to even do not)

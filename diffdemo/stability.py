@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffdemo.errors import InvalidParameter
 from diffdemo.jsonio import write_json
 from diffdemo.models import DiffusionModel, resolve_model_dir
 from diffdemo.schedule import SCHEDULES, make_timesteps
@@ -95,17 +96,17 @@ def save_profile(profile: dict, path: Path) -> Path:
 
 
 def load_profile(name: str) -> dict:
-    """The stored profile of model ``name``; a ValueError naming the command to run when there is none."""
+    """The stored profile of model ``name``; an InvalidParameter naming the command to run when there is none."""
     path = profile_path(name)
     key = str(path)
     if key not in _loaded:
         if not path.is_file():
-            raise ValueError(
+            raise InvalidParameter(
                 f"no stability profile for model '{name}': run `python -m diffdemo profile --model {name}` first"
             )
         data = json.loads(path.read_text())
         if not all(math.isfinite(v) and v > 0 for v in data.get("rho_Js", [])) or len(data["t"]) != len(data["rho_Js"]):
-            raise ValueError(f"the stability profile of '{name}' is malformed: recompute it")
+            raise InvalidParameter(f"the stability profile of '{name}' is malformed: recompute it")
         _loaded[key] = data
     return _loaded[key]
 

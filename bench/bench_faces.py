@@ -102,6 +102,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--denoise", action="store_true", help="also the Task 2 table: PSNR vs starting t")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the idle cores)")
     ap.add_argument("--out", default=None, help="also write the markdown tables to this file")
+    ap.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["auto", "fp32", "bf16"],
+        help="the network's (the README's tables: fp32)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or auto_threads())
     model = load_model(args.model, device="cpu")
@@ -121,7 +127,7 @@ def main(argv=None) -> dict:
             for extra in sweeps.get(method, [{}]):
                 extra = {**fixed.get(method, {}), **extra}
                 params = params_for(method, op.name, **extra, **({"steps": args.steps} if args.steps else {}))
-                x_hat, seconds = run_diffusion(model, method, problem, **params)
+                x_hat, seconds = run_diffusion(model, method, problem, precision=args.precision, **params)
                 label = " ".join(
                     [method] + [f"{k}={v}" if isinstance(v, bool) else f"{k}={v:g}" for k, v in extra.items()]
                 )

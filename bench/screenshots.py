@@ -1,6 +1,6 @@
 """The README's screenshots, taken by a real browser (Debian's chromium via Playwright) on the embedded model.
 
-    python bench/screenshots.py [--model assets/models/faces64] [--out assets/screenshots] [--steps 100]
+    python bench/screenshots.py [--model faces64] [--out assets/screenshots] [--steps 100]
                                 [--jacobian-out /tmp/wt15_shots] [--tabs denoise,generate,restore,sensitivity,spectrum]
 
 Runs every tab's first demo as a presenter would (Denoise and its PSNR-vs-t curve, Generate, Compare all on the
@@ -186,7 +186,7 @@ def take(model: str, out: Path, steps: int, tabs: list[str], jacobian_out: Path 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT / "assets" / "models" / "faces64"))
+    p.add_argument("--model", default="faces64")
     p.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
     p.add_argument("--steps", type=int, default=100, help="reverse steps of the Compare-all run")
     p.add_argument("--tabs", default=",".join(TABS), help="comma-separated: " + ", ".join(TABS))

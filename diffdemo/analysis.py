@@ -147,10 +147,12 @@ def _jvp(model: DiffusionModel, X: torch.Tensor, T: torch.Tensor, V: torch.Tenso
     return model.derived(key, trace)(X, V.contiguous(), T)
 
 
-def prepare_probe(model: DiffusionModel) -> None:
-    """Trace the batch-1 JVP graph now (a few seconds, once per model), so that the first probe does not pay it."""
-    x = torch.zeros(1, *model.sample_shape)
-    score_jvp(model, x, model.schedule.T // 2, x, method="jvp")
+def prepare_probe(model: DiffusionModel, batches: tuple[int, ...] = (1,)) -> None:
+    """Trace the JVP graph for each batch size now (a few seconds each, once per model), so that the first probe
+    (batch 1) or spectrum (2 rows per timestep, 1 Arnoldi row) of that size does not pay it."""
+    for n in batches:
+        x = torch.zeros(n, *model.sample_shape)
+        score_jvp(model, x, model.schedule.T // 2, x, method="jvp")
 
 
 def score_jvp(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from diffdemo import analysis as A  # noqa: E402
 from diffdemo.models import ModelUnavailable, UNetModel, default_device, load_model  # noqa: E402
+from diffdemo.precision import cpu_model  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
 
 TARGETS = {"probe_jvp": 3.0, "probe_central": 3.0, "energy_sweep_10t": 12.0, "lanczos_iteration": 6.0}
@@ -150,16 +150,6 @@ def main(argv=None) -> dict:
         write_markdown(Path(args.results), result)
     print(json.dumps(result))
     return result
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_markdown(path: Path, result: dict) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from diffdemo import metrics  # noqa: E402
 from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
 from diffdemo.models import load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
-from diffdemo.precision import fast_bf16  # noqa: E402
+from diffdemo.precision import cpu_model, fast_bf16  # noqa: E402
 from diffdemo.restore import make_problem, restore  # noqa: E402
 
 # (method, chains): batch 1 for every sampler, and the 4-chain default (DPS's default on deblurring) for the three
@@ -40,16 +39,6 @@ from diffdemo.restore import make_problem, restore  # noqa: E402
 CASES = [("dps", 4), ("dps", 1), ("score_ald", 1), ("sdedit", 1), ("denoise", 1), ("score_ald", 4), ("sdedit", 4)]
 PRECISIONS = ("fp32", "bf16")
 THRESHOLD_DB = 0.1  # a mean PSNR move above this keeps the method in fp32 under ``auto``
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_all(path: Path, threads: int, seed: int, cases: list[tuple[str, int]] = CASES) -> None:

@@ -9,6 +9,9 @@ method's bf16 results matched fp32 in ``bench/bench_precision.py``; fp32 everywh
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -25,6 +28,17 @@ def check_precision(name: str) -> str:
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}: use one of {', '.join(PRECISIONS)}")
     return name
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one), for benchmark headers."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def fast_bf16(device) -> bool:

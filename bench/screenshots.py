@@ -25,7 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# no sandbox as root; no GPU here; no background connections (this machine's closed network refuses them)
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SMALL, LARGE = {"width": 1280, "height": 800}, {"width": 1920, "height": 1080}
 TABS = {
     "denoise": "Denoise",
@@ -36,7 +43,7 @@ TABS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -145,7 +152,7 @@ def take(model: str, out: Path, steps: int, tabs: list[str], jacobian_out: Path 
     demo = app.build_app()
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, css=app.CSS
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, css=app.CSS
     )
     out.mkdir(parents=True, exist_ok=True)
     saved = []

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from bench.screenshots import ARGS, CHROMIUM, free_port, wait_text  # one owner of the browser plumbing
+
 SMALL = {"width": 1280, "height": 800}
 LARGE = {"width": 1920, "height": 1080}
 TABS = {  # tab -> (Run button, its Stop, the estimate line)
@@ -70,9 +62,7 @@ def app_url(tiny_model_dir):
     mp.setenv("DIFFDEMO_MODEL", str(tiny_model_dir))
     import app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     demo = app.build_app()
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(
@@ -102,22 +92,11 @@ def shots(tmp_path_factory):
     return save
 
 
-def _wait_text(page, selector: str, needle: str, seconds: float = 120) -> str:
-    text, deadline = "", time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        loc = page.locator(selector)
-        text = loc.inner_text() if loc.count() else ""
-        if needle in text:
-            return text
-        page.wait_for_timeout(200)
-    raise AssertionError(f"{selector} never showed {needle!r}; last text {text!r}")
-
-
 def _open(page, url, size=SMALL):
     page.set_viewport_size(size)
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_text("diffdemo: diffusion models as priors").wait_for(timeout=60_000)
-    _wait_text(page, "#dn-eta", "Expected run time", 60)  # the engine answered: pickers and estimates are in
+    wait_text(page, "#dn-eta", "Expected run time", 60)  # the engine answered: pickers and estimates are in
 
 
 def _in_viewport(page, selector: str) -> bool:
@@ -169,7 +148,7 @@ def test_every_tab_has_an_estimate_and_a_stop_next_to_run(browser_page, app_url)
             assert _in_viewport(page, run) and _in_viewport(page, stop), f"{tab} at {size}: Run/Stop below the fold"
             run_box, stop_box = page.locator(run).bounding_box(), page.locator(stop).bounding_box()
             assert abs(run_box["y"] - stop_box["y"]) < 10, f"{tab}: Stop is not next to Run"
-            assert "Expected run time" in _wait_text(page, eta, "Expected run time", 60), tab
+            assert "Expected run time" in wait_text(page, eta, "Expected run time", 60), tab
     page.get_by_role("tab", name="Denoise").click()
     assert page.locator("#curve-stop").is_visible()  # the Figure 1 curve has its own Stop beside its button
 
@@ -183,7 +162,7 @@ def test_restore_results_whole_with_captions_and_partial_after_stop(browser_page
     steps.press("Enter")
     page.wait_for_timeout(500)
     page.locator("#ip-run").click()
-    status = _wait_text(page, "#ip-status", "Done in", 120)
+    status = wait_text(page, "#ip-status", "Done in", 120)
     assert "estimated" in status
     page.locator("#ip-strip figure").first.wait_for(state="visible", timeout=30_000)
     captions = page.locator("#ip-strip figcaption").all_inner_texts()
@@ -205,9 +184,9 @@ def test_restore_results_whole_with_captions_and_partial_after_stop(browser_page
     steps.press("Enter")
     page.wait_for_timeout(500)
     page.locator("#ip-run").click()
-    _wait_text(page, "#ip-status", "DPS: step", 60)
+    wait_text(page, "#ip-status", "DPS: step", 60)
     page.locator("#ip-stop").click()
-    status = _wait_text(page, "#ip-status", "Stopped at step", 60)
+    status = wait_text(page, "#ip-status", "Stopped at step", 60)
     assert "partial" in status
 
 
@@ -220,7 +199,7 @@ def test_failed_run_leaves_one_message_and_the_results(browser_page, app_url):
     steps.press("Enter")
     page.wait_for_timeout(300)
     page.locator("#ip-run").click()
-    _wait_text(page, "#ip-status", "Done in", 120)
+    wait_text(page, "#ip-status", "Done in", 120)
     before = page.locator("#ip-strip figure").count()
     assert before >= 3
     page.get_by_label("Operator A").first.click()
@@ -229,7 +208,7 @@ def test_failed_run_leaves_one_message_and_the_results(browser_page, app_url):
     page.get_by_label("drawn mask").check()
     page.wait_for_timeout(800)
     page.locator("#ip-run").click()  # nothing painted: the drawn mask is empty
-    _wait_text(page, "#ip-status", "failed", 60)
+    wait_text(page, "#ip-status", "failed", 60)
     page.wait_for_timeout(500)
     assert page.locator("#ip-strip figure").count() == before  # the earlier results are kept
     assert "Done in" not in page.locator("#ip-status").inner_text()  # the stale "Done" line is gone
@@ -245,13 +224,13 @@ def test_sensitivity_maps_have_colour_bars_and_energy(browser_page, app_url, sho
     page.get_by_role("tab", name="Sensitivity").click()
     image = page.locator("#sens-image img")
     image.wait_for(state="visible", timeout=60_000)
-    _wait_text(page, "#sens-md", "Click a pixel", 60)
+    wait_text(page, "#sens-md", "Click a pixel", 60)
     page.wait_for_timeout(1000)  # the layout has settled: the click lands where measured
     image.scroll_into_view_if_needed()
     box = image.bounding_box()
     assert box and box["width"] > 10
     page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.6 * box["height"])
-    _wait_text(page, "#sens-md", "Across t", 120)
+    wait_text(page, "#sens-md", "Across t", 120)
     page.locator("#sens-maps .heatmaplayer").first.wait_for(state="attached", timeout=60_000)
     assert page.locator("#sens-maps .colorbar").count() == 3  # one colour bar per map
     titles = page.locator("#sens-maps .annotation-text").all_text_contents()

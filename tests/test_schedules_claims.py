@@ -145,11 +145,17 @@ def test_schedules_change_the_run_but_not_its_cost(tiny_model):
 
     x0 = torch.zeros(1, 3, 16, 16)
     problem = make_problem(x0, make_operator("gaussian_blur", 16), 0.05)
+    from diffdemo.restore import diffusion_frames
+    from diffdemo.schedule import make_timesteps
+
     a = restore(tiny_model, "dps", problem, steps=4, samples=1)
     b = restore(tiny_model, "dps", problem, steps=4, samples=1, schedule="karras")
     assert a["schedule"] == "uniform" and b["schedule"] == "karras"
     assert a["nfe"] == b["nfe"] == 4
-    assert not torch.equal(a["reconstruction"], b["reconstruction"])
+    for kind in ("uniform", "quadratic", "karras"):  # the sampler visits exactly the schedule's list
+        visited = [f.t for f in diffusion_frames(tiny_model, "dps", problem, steps=4, schedule=kind)]
+        assert visited == make_timesteps(tiny_model.schedule, 4, None, kind)
+    assert make_timesteps(tiny_model.schedule, 4, None, "karras") != make_timesteps(tiny_model.schedule, 4)
 
 
 # --- claims ---------------------------------------------------------------------------------------------------------

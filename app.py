@@ -779,18 +779,15 @@ def _table(rows: list[dict]):
 
 
 def _schedule(model_name, schedule) -> str:
-    """A timestep schedule name; the spectral one needs the model's stored stability profile."""
+    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
+    missing profile is the user's error: ``@guarded`` shows it as one line)."""
     from diffdemo.schedule import SCHEDULES
     from diffdemo.stability import load_profile
+    from diffdemo.validation import check_choice
 
-    schedule = str(schedule or "uniform")
-    if schedule not in SCHEDULES:
-        raise gr.Error(f"Schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}.")
+    schedule = check_choice("schedule", schedule or "uniform", SCHEDULES)
     if schedule == "spectral":
-        try:
-            load_profile(model_name)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+        load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
     return schedule
 
 

@@ -135,8 +135,9 @@ def test_stop_writes_the_partial_state_marked_as_such(monkeypatch, tmp_path):
     import torch
 
     import app
+    from diffdemo.ui import common
 
-    monkeypatch.setattr(app, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     request = type("Request", (), {"session_hash": "s1"})()
     record = {"task": "sample", "seconds": 1.5, "estimated_seconds": 2.0}
     app._track(request, "sample", 3, 10, record, {"x_t": torch.zeros(1, 3, 8, 8)})
@@ -151,8 +152,9 @@ def test_stop_writes_the_partial_state_marked_as_such(monkeypatch, tmp_path):
 
 def test_unreachable_hub_model_is_named_once_in_plain_words(monkeypatch):
     import app
+    from diffdemo.ui import pickers
 
-    monkeypatch.setattr(app, "_hub_online", lambda max_age_s=300: False)
+    monkeypatch.setattr(pickers, "_hub_online", lambda max_age_s=300: False)
     info = app.model_info("google/ddpm-cifar10-32")
     assert "not available here" in info and "no network" in info and "Pressing Run" not in info
     assert "cannot be downloaded" in app.estimate("google/ddpm-cifar10-32", "denoise", t=100, steps=50)

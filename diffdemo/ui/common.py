@@ -1,0 +1,258 @@
+"""What every tab shares: the model and picture a handler works on, its parameters checked by the one rule of
+diffdemo/validation.py, the heavy-event guard and budget, result folders, and pictures as files or inline strips.
+The engine is imported inside the functions: the app serves before torch loads."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+DEFAULT_IMAGE = "london_006_neutral"
+UPLOAD = "(uploaded file)"
+HEAVY = "network"  # one concurrency group for every event that runs the network: 2 CPU cores, not oversubscribed
+HEAVY_LIMIT = max(1, int(os.environ.get("DIFFDEMO_CONCURRENCY", "1")))
+RESULTS_DIR = Path(tempfile.gettempdir()) / "diffdemo-results"
+VIEWS_DIR = RESULTS_DIR / "views"
+
+
+def default_model() -> str:
+    """The model the pickers start on: $DIFFDEMO_MODEL (tests point it at a tiny model) or the embedded faces64."""
+    return os.environ.get("DIFFDEMO_MODEL", "faces64")
+
+
+def _allowed(name: str) -> str:
+    """The canonical name of a model this deployment offers, or the one 'no such model' message."""
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import check_model
+
+    try:
+        return check_model(name, default_model())
+    except ModelUnavailable as exc:
+        raise gr.Error(f"Model unavailable: {exc}", title="Model unavailable") from None
+
+
+def _model(name: str):
+    """Open a model or show why it cannot be opened (not offered here, no network for a hub id...). Only
+    events in the HEAVY concurrency group call this: loading a model is counted against that limit."""
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.ui_helpers import open_model
+
+    canonical = _allowed(name)
+    try:
+        return open_model(canonical)
+    except ModelUnavailable as exc:
+        raise gr.Error(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
+
+
+def _no_prefix(text: str) -> str:
+    """The reason alone: the loader's own message may already begin with 'Model unavailable:'."""
+    while text.lower().startswith("model unavailable"):
+        text = text[len("model unavailable") :].lstrip(":. ")
+    return text
+
+
+def _loaded(name: str):
+    """The model if a heavy event has loaded it already: the light events (previews, clicks) never load one."""
+    from diffdemo.models import cached_model
+
+    model = cached_model(_allowed(name))
+    if model is None:
+        raise gr.Error("The model is loading; this view fills in once it has.", title="Loading")
+    return model
+
+
+def guarded(fn):
+    """A heavy event: refused or stopped by this server's limits (diffdemo/serving.py), the engine's own errors
+    (bad parameters, over budget, time cap) shown as one-line messages."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from diffdemo.errors import DiffdemoError
+        from diffdemo.serving import capped
+
+        try:
+            yield from capped(fn(*args, **kwargs))
+        except DiffdemoError as exc:
+            raise gr.Error(str(exc), title="Refused") from None
+
+    return run
+
+
+def _budget(*works: tuple[str, dict]) -> None:
+    """Refuse a request above this server's budget of network evaluations, before any work."""
+    from diffdemo.serving import check_budget
+    from diffdemo.ui_helpers import evaluations, image_evaluations
+
+    check_budget(sum(image_evaluations(evaluations(task, **params)) for task, params in works))
+
+
+def _picture(model, image: str | None, upload: str | None):
+    """The chosen picture as uint8 (size, size, 3) at the model's resolution, and its label."""
+    from diffdemo.imaging import ImageError, bundled_images, load_image
+
+    if image == UPLOAD:
+        if not upload:
+            raise gr.Error("Upload an image first (or pick one of the bundled images).", title="No image")
+        source, label = upload, Path(upload).name  # the upload's own file name, never the server's path
+    elif not image:
+        raise gr.Error("Choose an image first: click one of the bundled images or upload your own.", title="No image")
+    else:
+        bundled = bundled_images()
+        if image not in bundled:
+            raise gr.Error(f"Unknown image '{image}': use one of {', '.join(bundled)} or '{UPLOAD}'.")
+        source, label = bundled[image], image
+    try:
+        return load_image(source, model.size, label="the uploaded file" if image == UPLOAD else label), label
+    except ImageError as exc:
+        raise gr.Error(f"Cannot use this image: {exc}", title="Bad image") from None
+
+
+def _x0(model, image, upload):
+    from diffdemo.imaging import to_tensor
+
+    arr, label = _picture(model, image, upload)
+    return to_tensor(arr), arr, label
+
+
+def _check(name: str, value):
+    """A parameter from the UI or the API by the one rule of diffdemo/validation.py, or a clear error."""
+    from diffdemo.errors import InvalidParameter
+    from diffdemo.validation import check
+
+    try:
+        return check(name, value)
+    except InvalidParameter as exc:
+        raise gr.Error(f"{str(exc)[0].upper()}{str(exc)[1:]}.", title="Out of range") from None
+
+
+def _seed(seed) -> int:
+    return _check("seed", seed)
+
+
+def _t(model, t, name: str = "t") -> int:
+    from diffdemo.errors import InvalidParameter
+    from diffdemo.validation import check_timestep
+
+    try:
+        return check_timestep(t, model.schedule.T, name)
+    except InvalidParameter as exc:
+        raise gr.Error(f"{exc}.", title="Out of range") from None
+
+
+def _every(steps: int, frames: int = 20) -> int:
+    """Stream about ``frames`` frames per run, whatever its length."""
+    return max(1, steps // frames)
+
+
+def _run_dir(task: str) -> Path:
+    _prune()
+    return RESULTS_DIR / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def _u8(x):
+    from diffdemo.imaging import to_uint8
+
+    return to_uint8(x)
+
+
+def _file(x, stem: str = "image") -> str:
+    """A picture (tensor in [-1, 1] or uint8 array) as a content-addressed PNG, written atomically once.
+
+    Handing Gradio a path rather than an array matters: Gradio 6.31 re-writes an array output's cache file in place
+    every time it is returned, so a frame streamed twice, or the same picture sent to two users at once, can be
+    read half-written (a truncated download). A path is copied into Gradio's cache atomically, once per content."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    arr = x if isinstance(x, np.ndarray) else _u8(x)
+    digest = hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()[:20]
+    path = VIEWS_DIR / f"{stem}-{digest}.png"
+    if not path.exists():
+        VIEWS_DIR.mkdir(parents=True, exist_ok=True)
+        staging = VIEWS_DIR / f".{path.name}.{uuid.uuid4().hex}"
+        Image.fromarray(arr).save(staging, format="PNG")
+        os.replace(staging, path)
+    return str(path)
+
+
+_last_prune = [0.0]
+
+
+def _prune() -> None:
+    """Keep result folders, pictures and gradio's copies of them (and of uploads) within the age and size limits
+    of diffdemo/serving.py, oldest first (checked at most once a minute, before each run writes its results)."""
+    from gradio.utils import get_upload_folder
+
+    from diffdemo.serving import prune
+
+    now = time.time()
+    if now - _last_prune[0] < 60:
+        return
+    _last_prune[0] = now
+    prune([RESULTS_DIR, VIEWS_DIR, Path(get_upload_folder())])
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "unavailable" if value is None else f"{value:.{digits}f}"
+
+
+def _lpips_note(value, size: int) -> str:
+    if value is not None:
+        return ""
+    from diffdemo.metrics import lpips_status
+
+    return f"\n\n<small>{lpips_status(size=size)}</small>"
+
+
+def _png_uri(x) -> str:
+    """A picture (tensor in [-1, 1] or uint8 array) as an inline PNG: tiny at the model's size, enlarged by CSS."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arr = x if isinstance(x, np.ndarray) else _u8(x)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _strip(tiles: list[tuple], note: str = "") -> str:
+    """Pictures side by side, each whole, enlarged with nearest neighbour, its caption always visible below it.
+
+    tiles: (picture, name, detail[, css class]); a None picture is skipped."""
+    import html
+
+    parts = []
+    for tile in tiles:
+        picture, name, detail = tile[:3]
+        if picture is None:
+            continue
+        cls = f' class="{tile[3]}"' if len(tile) > 3 and tile[3] else ""
+        parts.append(
+            f'<figure{cls}><img src="{_png_uri(picture)}" alt="{html.escape(name)}">'
+            f'<figcaption><span class="name">{html.escape(name)}</span><br>{html.escape(detail)}</figcaption></figure>'
+        )
+    extra = f'<p class="strip-note">{html.escape(note)}</p>' if note else ""
+    return f'<div class="strip">{"".join(parts)}</div>{extra}'
+
+
+def _scores(m: dict) -> str:
+    """'25.31 dB, SSIM 0.812, LPIPS 0.123' (LPIPS 'n/a' when it cannot be computed here)."""
+    lp = "n/a" if m.get("lpips") is None else f"{m['lpips']:.3f}"
+    return f"{m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {lp}"
+
+
+def _zoom(size: int) -> int:
+    """Nearest-neighbour enlargement of the clickable image: Gradio maps clicks to pixels only for images shown
+    at or below their natural size, so the picture is served large and clicks are divided back."""
+    return max(1, -(-256 // size))

@@ -1,0 +1,184 @@
+"""The Denoise tab: noise a picture to x_t and run the reverse diffusion back (Figure 1's PSNR-vs-t curve too)."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from diffdemo.ui.common import (
+    _budget,
+    _check,
+    _every,
+    _file,
+    _fmt,
+    _lpips_note,
+    _model,
+    _run_dir,
+    _seed,
+    _strip,
+    _t,
+    _x0,
+    guarded,
+)
+from diffdemo.ui.runs import (
+    _est_seconds,
+    _estimate,
+    _learn,
+    _live,
+    _on_failure,
+    _on_stop,
+    _session,
+    _track,
+    _untrack,
+    estimate,
+)
+from diffdemo.ui.texts import CURVE_NOTE
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row
+from diffdemo.zerogpu import gpu
+
+
+@guarded
+@gpu
+def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(), request: gr.Request = None):
+    """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat."""
+    from diffdemo import metrics
+    from diffdemo.samplers import denoise, noise_image
+    from diffdemo.ui_helpers import write_results
+
+    model = _model(model_name)
+    seed, t = _seed(seed), _t(model, t)
+    steps = _check("steps", steps)
+    _budget(("denoise", {"t": t, "steps": steps}))
+    x0, _, label = _x0(model, image, upload)
+    est = _estimate(model_name, "denoise", t=t, steps=steps)
+    x_t = noise_image(model, x0, t, seed)
+    noisy = _file(x_t, "noised")
+    frame = None
+    base = {"task": "denoise", "model": model_name, "image": label, "seed": seed, "t": t, "steps": steps}
+    started = time.perf_counter()
+    for frame in denoise(model, x_t, t, steps=steps, seed=seed, every=_every(steps)):
+        progress(frame.step / frame.total, desc=f"denoising: step {frame.step}/{frame.total}")
+        status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_next, 0)})"
+        partial = {**base, "seconds": time.perf_counter() - started, "estimated_seconds": _est_seconds(est)}
+        _track(request, "denoise", frame.step, frame.total, partial, {"clean": x0, "noised": x_t, "x_t": frame.x_t})
+        yield noisy, _file(frame.x_t, "x_t"), _file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
+        noisy = gr.skip()  # sent once
+    seconds = time.perf_counter() - started
+    _untrack(request, "denoise")
+    _learn(model_name, "denoise", {"t": t, "steps": steps}, seconds)
+    result = frame.x_t.cpu()
+    before, after = metrics.all_metrics(x_t.cpu(), x0), metrics.all_metrics(result, x0)
+    record = {
+        **base,
+        "steps": frame.total,
+        "seconds": seconds,
+        "estimated_seconds": _est_seconds(est),
+        "noisy": before,
+        "denoised": after,
+    }
+    table = (
+        "| | PSNR (dB) | SSIM | LPIPS |\n|---|---|---|---|\n"
+        f"| noised input x_t (left) | {before['psnr']:.2f} | {before['ssim']:.3f} | {_fmt(before['lpips'], 3)} |\n"
+        f"| denoised (middle) | {after['psnr']:.2f} | {after['ssim']:.3f} | {_fmt(after['lpips'], 3)} |"
+        + _lpips_note(after["lpips"], x0.shape[-1])
+        + f"\n\nDone in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s)."
+    )
+    files = write_results(_run_dir("denoise"), {"clean": x0, "noised": x_t, "denoised": result}, record)
+    yield _file(x_t, "noised"), _file(result, "x_t"), _file(frame.x0_hat, "x0_hat"), table, record, files
+
+
+DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweedie's guess)")
+
+
+@guarded
+@gpu
+def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
+    """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
+    from diffdemo import plots
+    from diffdemo.ui_helpers import log_timesteps, psnr_vs_t
+
+    model = _model(model_name)
+    seed = _seed(seed)
+    steps, points = _check("steps", steps), _check("points", points)
+    ts = log_timesteps(model.schedule.T, points)
+    _budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
+    x0, _, _ = _x0(model, image, upload)
+    est = _estimate(model_name, "psnr_curve", steps=steps, points=points, T=model.schedule.T)
+    rows = []
+    started = time.perf_counter()
+    for i, row in enumerate(psnr_vs_t(model, x0, ts, steps=steps, seed=seed)):
+        rows.append(row)
+        progress((i + 1) / len(ts), desc=f"t = {row['t']}")
+        tiles = [(x0, "clean", "the truth")] + [
+            (r["denoised"], f"from t = {r['t']}", f"{r['psnr_denoised']:.1f} dB") for r in rows
+        ]
+        _track(request, "psnr_curve", i + 1, len(ts), {}, {})
+        yield plots.psnr_vs_t_figure(rows), _strip(tiles)
+    seconds = time.perf_counter() - started
+    _untrack(request, "psnr_curve")
+    _learn(model_name, "psnr_curve", {"steps": steps, "points": points, "T": model.schedule.T}, seconds)
+    took = f" (done in {seconds:.1f} s; estimated {_fmt(_est_seconds(est), 1)} s)"
+    yield plots.psnr_vs_t_figure(rows), _strip(tiles, CURVE_NOTE + took)
+
+
+def curve_stopped(request: gr.Request = None):
+    state = _live.pop((_session(request), "psnr_curve"), None)
+    where = f" after {state['step']} of {state['total']} timesteps" if state else ""
+    return f"**Stopped{where}: the curve and pictures are partial.**"
+
+
+def denoise_tab(ui) -> None:
+    picked = [ui["model"], ui["image"], ui["upload"]]
+    with gr.Tab("Denoise", id="denoise"):
+        _lead("denoise")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                dn_t = gr.Slider(1, 999, value=100, step=1, label="t: noise level (999 = pure noise)", elem_id="dn-t")
+                dn_steps = gr.Slider(1, 1000, value=50, step=1, label="reverse steps (strided)")
+                dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    size = {"elem_classes": "pixelated", "format": "png", "height": 240, "show_label": True}
+                    dn_noisy, dn_xt, dn_x0 = (gr.Image(label=label, **size) for label in DN_LABELS)
+                dn_md = gr.Markdown(elem_id="dn-status")
+        with gr.Accordion("PSNR vs t: the identity is lost as t grows (Figure 1)", open=True):
+            with gr.Row():
+                dn_points = gr.Slider(2, 30, value=6, step=1, label="timesteps (log-spaced)", scale=2)
+                dn_curve_btn = gr.Button("Compute the curve", elem_id="curve-run", scale=1)
+                dn_curve_stop = gr.Button("Stop", variant="stop", elem_id="curve-stop", scale=1)
+            dn_curve_eta = gr.Markdown(elem_classes="eta", elem_id="curve-eta")
+            dn_strip = gr.HTML(elem_id="curve-strip")
+            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
+        with gr.Row(elem_classes="advanced"):
+            dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
+            dn_json = gr.JSON(label="Parameters and metrics", open=False)
+
+    est_in = [ui["model"], dn_t, dn_steps]
+    gr.on([ui["load"], ui["model_md"].change, dn_t.change, dn_steps.change],
+          lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)  # fmt: skip
+    gr.on([ui["load"], ui["model_md"].change, dn_points.change, dn_steps.change],
+          lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
+          [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
+    dn_evt = dn_run.click(
+        run_denoise,
+        [*picked, ui["seed"], dn_t, dn_steps],
+        [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files],
+        api_name="denoise",
+        show_progress_on=[dn_md],
+        **_heavy(),
+    )
+    dn_evt.failure(_on_failure("denoise"), None, dn_md, **LIGHT)
+    dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
+    curve_evt = dn_curve_btn.click(
+        run_psnr_curve,
+        [*picked, ui["seed"], dn_steps, dn_points],
+        [dn_curve, dn_strip],
+        api_name="psnr_vs_t",
+        show_progress_on=[dn_curve],
+        **_heavy(),
+    )
+    dn_stop.click(_on_stop("denoise"), None, [dn_md, dn_json, dn_files], cancels=[dn_evt], **STOPPED)
+    curve_evt.success(lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
+                      [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
+    dn_curve_stop.click(curve_stopped, None, dn_curve_eta, cancels=[curve_evt], **STOPPED)

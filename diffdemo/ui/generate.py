@@ -1,0 +1,85 @@
+"""The Generate tab: unconditional samples from pure noise (eq. 25)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import gradio as gr
+
+from diffdemo.ui.common import _budget, _check, _every, _file, _fmt, _model, _run_dir, _seed, guarded
+from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row
+from diffdemo.zerogpu import gpu
+
+
+@guarded
+@gpu
+def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.Request = None):
+    """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
+    from diffdemo.imaging import grid
+    from diffdemo.samplers import sample
+    from diffdemo.ui_helpers import write_results
+
+    model = _model(model_name)
+    seed, n, steps = _seed(seed), _check("n", n), _check("steps", steps)
+    _budget(("sample", {"n": n, "steps": steps}))
+    est = _estimate(model_name, "sample", n=n, steps=steps)
+    nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
+    base = {"task": "sample", "model": model_name, "seed": seed, "n": n, "steps": steps}
+    started = time.perf_counter()
+    frame = None
+    for frame in sample(model, n, steps, seed, every=_every(steps)):
+        progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
+        status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
+        x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")
+        partial = {**base, "seconds": time.perf_counter() - started, "estimated_seconds": _est_seconds(est)}
+        _track(request, "sample", frame.step, frame.total, partial, {"x_t": frame.x_t[:1], "x0_hat": frame.x0_hat[:1]})
+        yield x_t, x0_hat, status, gr.skip(), gr.skip()
+    seconds = time.perf_counter() - started
+    _untrack(request, "sample")
+    _learn(model_name, "sample", {"n": n, "steps": steps}, seconds)
+    record = {**base, "seconds": seconds, "estimated_seconds": _est_seconds(est)}
+    images = {f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)}
+    files = write_results(_run_dir("sample"), images, record)
+    done = f"Done: {n} samples, {steps} steps, {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s)."
+    yield (
+        _file(grid(frame.x_t.cpu(), nrow), "samples"),
+        _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats"),
+        done,
+        record,
+        files,
+    )
+
+
+def generate_tab(ui) -> None:
+    with gr.Tab("Generate", id="generate"):
+        _lead("generate")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                sm_n = gr.Slider(1, 16, value=4, step=1, label="samples")
+                sm_steps = gr.Slider(1, 1000, value=100, step=1, label="reverse steps (strided)")
+                sm_run, sm_stop, sm_eta = _run_row("Generate", "sm")
+                sm_md = gr.Markdown(elem_id="sm-status")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    sm_xt = gr.Image(label="x_t: the samples", elem_classes="pixelated", format="png", height=400)
+                    sm_x0 = gr.Image(label="x0_hat: the network's guess", elem_classes="pixelated", format="png",
+                                     height=400)  # fmt: skip
+        with gr.Row(elem_classes="advanced"):
+            sm_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
+            sm_json = gr.JSON(label="Parameters", open=False)
+
+    gr.on([ui["load"], ui["model_md"].change, sm_n.change, sm_steps.change],
+          lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)  # fmt: skip
+    sm_evt = sm_run.click(
+        run_sample,
+        [ui["model"], ui["seed"], sm_n, sm_steps],
+        [sm_xt, sm_x0, sm_md, sm_json, sm_files],
+        api_name="sample",
+        show_progress_on=[sm_md],
+        **_heavy(),
+    )
+    sm_evt.failure(_on_failure("sample"), None, sm_md, **LIGHT)
+    sm_evt.success(lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)
+    sm_stop.click(_on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)

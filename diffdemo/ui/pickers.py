@@ -1,0 +1,148 @@
+"""The band above the tabs: the model and image pickers, the working picture and the model's measured cost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from diffdemo.ui.common import DEFAULT_IMAGE, UPLOAD, _file, _loaded, _no_prefix, _picture, default_model
+from diffdemo.ui.texts import INTRO
+
+
+def populate_pickers():
+    """Fill the model list and the gallery once the page is open (keeps the engine import out of start-up)."""
+    from diffdemo.imaging import bundled_images
+    from diffdemo.models import HUB_MODELS
+    from diffdemo.serving import allowed_models
+
+    models = list(dict.fromkeys([default_model(), *allowed_models(default_model())]))
+    online = _hub_online()
+    labels = [(f"{m} (hub: not reachable here)" if m in HUB_MODELS and not online else m, m) for m in models]
+    bundled = bundled_images()
+    return (
+        gr.Dropdown(choices=labels),
+        [(str(path), name) for name, path in bundled.items()],
+        gr.Dropdown(choices=[*bundled, UPLOAD]),
+    )
+
+
+def pick_bundled(evt: gr.SelectData):
+    from diffdemo.imaging import bundled_images
+
+    return list(bundled_images())[evt.index]
+
+
+def pick_upload(upload):
+    return gr.Dropdown(value=UPLOAD) if upload else gr.skip()
+
+
+_hub_checked: list = [0.0, False]
+
+
+def _hub_online(max_age_s: float = 300) -> bool:
+    """Whether the Hugging Face hub answers (asked at most every five minutes: offline it costs up to 2 s)."""
+    from diffdemo.ui_helpers import hub_reachable
+
+    if time.monotonic() - _hub_checked[0] > max_age_s:
+        _hub_checked[:] = [time.monotonic(), hub_reachable()]
+    return _hub_checked[1]
+
+
+def _unreachable(name: str) -> bool:
+    """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
+    from diffdemo.ui_helpers import _in_hf_cache, is_local, is_open
+
+    name = (name or "").strip()
+    if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
+        return False
+    return not _hub_online()
+
+
+def model_info(name: str) -> str:
+    """The model's size and its measured cost; or, for a hub model not downloaded, an estimate; or why not."""
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import check_model
+    from diffdemo.ui_helpers import cost_for, format_seconds, is_local
+
+    name = (name or "").strip()
+    if _unreachable(name):
+        return (
+            f"**{name} is not available here:** it lives on the Hugging Face hub and this machine has no network "
+            f"to download it. Use the embedded model ({default_model()}), or run the app where the hub is reachable."
+        )
+    try:
+        name = check_model(name, default_model())
+        cost = cost_for(name, default_model())
+    except ModelUnavailable as exc:
+        return f"**Model unavailable:** {_no_prefix(str(exc))}"
+    params = f"{cost['params'] / 1e6:.1f}M parameters" if cost.get("params") else ""
+    if cost["estimated"]:
+        return (
+            f"**{name}** ({cost['size']} px, {params}): not downloaded. *Rough estimate* for this machine, the "
+            f"measured {cost['scaled_from']} scaled by parameters x pixels (from a much smaller model this "
+            f"overestimates): ~{format_seconds(cost['forward_s'])} per network evaluation, "
+            f"~{format_seconds(cost['grad_s'])} per DPS step. Pressing Run downloads it (needs network)."
+        )
+    where = "embedded" if is_local(name) and "/" not in name else ("local folder" if is_local(name) else "hub")
+    return (
+        f"**{Path(name).name or name}** ({where}, {cost['size']} px, {params}). Timed at start-up: "
+        f"{format_seconds(cost['forward_s'])} per network evaluation, {format_seconds(cost['grad_s'])} with its "
+        "gradient; the estimates then learn from real runs."
+    )
+
+
+def preview(model_name: str, image: str, upload):
+    """The working image (centre-cropped, resized to the model) and a status line; never raises."""
+    try:
+        model = _loaded(model_name)
+        arr, label = _picture(model, image, upload)
+    except gr.Error as exc:
+        return None, f"**{exc.title or 'Error'}:** {exc.message}"
+    text = f"Working image: **{label}**, {arr.shape[1]}x{arr.shape[0]} px (centre-cropped, resized to the model)."
+    if image == UPLOAD and _knows_faces(model_name):
+        text += (
+            " **Note:** this model only knows aligned, frontal faces (eyes at the same height, face filling the "
+            "square); other pictures come out as a face-like smear, which is the prior doing its job."
+        )
+    return _file(arr, "working"), text
+
+
+def _knows_faces(model_name: str) -> bool:
+    """Models trained on aligned face crops: the embedded faces64 and the CelebA-HQ hub models."""
+    name = (model_name or "").lower()
+    return "faces" in name or "celeba" in name
+
+
+def _header(start_model: str):
+    """Model, image, seed and the presenter toggle in one compact band; the image picker folded below it."""
+    ui = {}
+    gr.Markdown(INTRO, elem_classes="compact-head")
+    with gr.Row(equal_height=False):
+        ui["model"] = gr.Dropdown(
+            [start_model], value=start_model, allow_custom_value=True, label="Model", scale=2, min_width=200
+        )
+        ui["image"] = gr.Dropdown(
+            [DEFAULT_IMAGE, UPLOAD], value=DEFAULT_IMAGE, allow_custom_value=True, label="Image", scale=2, min_width=200
+        )
+        ui["seed"] = gr.Number(0, minimum=0, label="Seed", scale=1, min_width=90)
+        ui["presenter"] = gr.Checkbox(False, label="Presenter view", scale=1, min_width=120, elem_id="presenter")
+    with gr.Row(equal_height=False):
+        ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta")
+        ui["image_md"] = gr.Markdown(elem_classes="eta")
+    with gr.Accordion("Choose another image, or upload your own", open=False):
+        with gr.Row(equal_height=False):
+            ui["gallery"] = gr.Gallery(
+                label="Bundled test images (held out of training): click one",
+                columns=7,
+                height=140,
+                allow_preview=False,
+                object_fit="cover",
+                scale=4,
+            )
+            ui["upload"] = gr.File(label="...or upload any image (PNG, JPEG, WebP...)", type="filepath", scale=2)
+            ui["working"] = gr.Image(
+                label="Working image", interactive=False, height=140, elem_classes="pixelated", format="png", scale=1
+            )
+    return ui

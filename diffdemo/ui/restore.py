@@ -1,0 +1,562 @@
+"""The Inverse problems tab: one measurement y = A x0 + sigma_y n restored by SDEdit, Score-ALD, DPS, or all of them
+with the classical baselines."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import gradio as gr
+
+from diffdemo.defaults import MAX_SAMPLES, params_for
+from diffdemo.labels import METHOD_TITLES
+from diffdemo.ui.common import (
+    _budget,
+    _check,
+    _every,
+    _file,
+    _fmt,
+    _loaded,
+    _lpips_note,
+    _model,
+    _picture,
+    _run_dir,
+    _scores,
+    _seed,
+    _t,
+    _x0,
+    _zoom,
+    guarded,
+)
+from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row
+from diffdemo.zerogpu import gpu
+
+OPERATOR_CHOICES = [
+    ("Gaussian blur", "gaussian_blur"),
+    ("Box inpainting", "box_inpaint"),
+    ("Random inpainting", "random_inpaint"),
+    ("Noise only (A = I)", "noise"),
+]
+METHOD_CHOICES = [("SDEdit", "sdedit"), ("Score-ALD", "score_ald"), ("DPS", "dps"), ("Compare all", "compare")]
+BOX_CHOICES = [("centre", "center"), ("eyes", "eyes"), ("mouth", "mouth"), ("drawn mask", "drawn")]
+
+
+def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed):
+    from diffdemo.operators import OPERATORS, DrawnMask, make_operator
+    from diffdemo.ui_helpers import hole_from_layers
+
+    if operator not in OPERATORS:
+        raise gr.Error(f"Unknown operator '{operator}': choose one of {', '.join(OPERATORS)}.")
+    size = model.size
+    try:
+        if operator == "box_inpaint" and box == "drawn":
+            hole = hole_from_layers((mask_layers or {}).get("layers") or [], size)
+            if not hole.any():
+                raise gr.Error("The drawn mask is empty: paint over the region to hide in the mask editor.")
+            return DrawnMask(hole)
+        if operator == "gaussian_blur":
+            std, k = _check("blur_std", blur_std), _check("kernel_size", kernel_size)
+            if k // 2 >= size:
+                raise gr.Error(f"A {k}x{k} kernel is too large for a {size} px image.")
+            return make_operator(operator, size, std=std, kernel_size=k)
+        if operator == "random_inpaint":
+            return make_operator(operator, size, drop=_check("drop", drop), mask_seed=seed)
+        return make_operator(operator, size, preset=box if box != "drawn" else None)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _methods_for(method: str, operator: str) -> list[str]:
+    if method == "compare":
+        return ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
+    if method not in ("sdedit", "score_ald", "dps"):
+        raise gr.Error(f"Unknown method '{method}': choose SDEdit, Score-ALD, DPS or Compare all.")
+    return [method]
+
+
+def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list:
+    """(picture, "Name: detail") per tile, in the order the page shows them after the measurement and the truth:
+    each method's result with its scores (or, while it runs, its current x0_hat and, for one method, x_t), the
+    chains' spread for a multi-chain run, then the classical baselines. No tile twice: a finished run's x_t is its
+    result."""
+    scored = {r["method"]: r for r in rows}
+    best = max(rows, key=lambda r: r["psnr"])["method"] if len(rows) > 1 else None
+
+    def caption(name: str, title: str) -> str:
+        return f"{title}: {_scores(scored[name])}" + (" (best PSNR)" if name == best else "")
+
+    items = []
+    for name, frame in latest.items():
+        title = METHOD_TITLES.get(name, name)
+        if name in finals:
+            items.append((_file(finals[name], name), caption(name, title)))
+        else:
+            items.append((_file(frame.x0_hat, name), f"{title}: x0_hat at step {frame.step}/{frame.total}"))
+            if single:
+                items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_next, 0)}"))
+        if single and frame.x_std is not None:
+            spread = frame.x_std.mean(1, keepdim=True).expand_as(frame.x_std)
+            top = float(spread.max())
+            shown = spread / max(top, 1e-8) * 2 - 1
+            items.append((_file(shown, f"{name}_std"), f"{title}: spread across the chains (white = {top:.3f})"))
+    for name, x in finals.items():
+        if name not in latest:
+            items.append((_file(x, name), caption(name, f"{METHOD_TITLES.get(name, name)} (classical)")))
+    return items
+
+
+# The page shows /restore's pictures as one strip built in the browser from the measurement, the truth and the
+# gallery (kept as outputs so that gradio_client users get the files): whole, enlarged with nearest neighbour,
+# each with its caption below it, no scrolling box.
+STRIP_JS = """(truth, meas, gallery) => {
+  const url = (v) => v ? (v.url || (v.image && v.image.url) || null) : null;
+  const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+  const fig = (src, name, detail) => src ? `<figure><img src="${src}" alt="${esc(name)}"><figcaption>` +
+    `<span class="name">${esc(name)}</span><br>${esc(detail)}</figcaption></figure>` : "";
+  let html = fig(url(meas), "measurement y", "what the methods see") + fig(url(truth), "truth x0", "the original");
+  for (const item of (gallery || [])) {
+    const cap = item.caption || "";
+    const i = cap.indexOf(": ");
+    html += fig(url(item.image || item), i < 0 ? cap : cap.slice(0, i), i < 0 ? "" : cap.slice(i + 2));
+  }
+  return html ? `<div class="strip">${html}</div>` : "";
+}"""
+
+
+def _ranking_note(steps: int, operator: str) -> str:
+    """Quick settings can reverse the poster's ordering: say so where it happens."""
+    if steps >= 250 or operator == "noise":
+        return ""
+    return (
+        f" **{steps} steps is a quick setting:** at 50-100 steps the classical methods (total variation, Wiener) can "
+        "beat the diffusion methods; the tuned defaults and the README's table use 250 steps."
+    )
+
+
+def _table(rows: list[dict]):
+    header = ["method", "PSNR (dB)", "SSIM", "LPIPS", "residual ||y - A x||", "seconds", "NFE"]
+    body = [
+        [
+            METHOD_TITLES.get(r["method"], r["method"]),
+            round(r["psnr"], 2),
+            round(r["ssim"], 3),
+            "unavailable" if r["lpips"] is None else round(r["lpips"], 3),
+            round(r["residual"], 3),
+            round(r["seconds"], 2),
+            r["nfe"],
+        ]
+        for r in rows
+    ]
+    return {"headers": header, "data": body}
+
+
+def _schedule(model_name, schedule) -> str:
+    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
+    missing profile is the user's error: ``@guarded`` shows it as one line)."""
+    from diffdemo.schedule import SCHEDULES
+    from diffdemo.stability import load_profile
+    from diffdemo.validation import check_choice
+
+    schedule = check_choice("schedule", schedule or "uniform", SCHEDULES)
+    if schedule == "spectral":
+        load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
+    return schedule
+
+
+@guarded
+@gpu
+def run_restore(
+    model_name,
+    image,
+    upload,
+    seed,
+    operator,
+    blur_std,
+    kernel_size,
+    box,
+    drop,
+    sigma_y,
+    method,
+    t0,
+    zeta,
+    scale,
+    steps,
+    mask_layers=None,
+    dps_normalize=True,
+    samples=1,
+    precision="auto",
+    schedule="uniform",
+    progress=gr.Progress(),
+    request: gr.Request = None,
+):
+    """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
+    on the same y, noise draw and seed, streaming each method's frames and its PSNR / residual per step."""
+    from diffdemo import baselines, metrics, plots
+    from diffdemo.precision import check_precision
+    from diffdemo.restore import diffusion_frames, make_problem, model_for, restore
+    from diffdemo.ui_helpers import interleave, write_results
+
+    model = _model(model_name)
+    seed = _seed(seed)
+    sigma_y = _check("sigma_y", sigma_y)
+    steps = _check("steps", steps)
+    t0 = _t(model, t0, "t0")
+    zeta = _check("zeta", zeta)
+    scale = _check("scale", scale)
+    samples = _check("samples", samples)
+    schedule = _schedule(model_name, schedule)
+    methods = _methods_for(method, operator)
+    _budget(*[("denoise_restore" if m == "denoise" else m, {"steps": steps, "t0": t0, "samples": samples})
+              for m in methods])  # fmt: skip
+    x0, _, label = _x0(model, image, upload)
+    op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
+    problem = make_problem(x0, op, sigma_y, seed)
+    y = problem.y
+    overrides = {
+        "steps": steps,
+        "t0": t0,
+        "zeta": zeta,
+        "scale": scale,
+        "normalize": bool(dps_normalize),
+        "samples": samples,
+        "schedule": schedule,
+    }
+    every = _every(steps, 25 if len(methods) == 1 else 12)
+    kinds = ["denoise_restore" if m == "denoise" else m for m in methods]
+    work = {"steps": steps, "t0": t0, "samples": samples}
+    est = _estimate(model_name, kinds[0], None if single_method(methods) else kinds, **work)
+    precision = check_precision(precision or "auto")
+    used = {m: model_for(model, m, precision).precision for m in methods}
+    runs = {m: diffusion_frames(model, m, problem, every=every, precision=used[m], **overrides) for m in methods}
+    traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
+    latest, finals, rows, spent = {}, {}, [], dict.fromkeys(methods, 0.0)
+    single = len(methods) == 1
+    truth, measured = _file(x0, "truth"), _file(y, "measurement")
+    psnr_y = metrics.psnr(y, x0)
+    total = len(methods)
+    base = {
+        "task": "restore",
+        "model": model_name,
+        "image": label,
+        "seed": seed,
+        "operator": op.describe(),
+        "sigma_y": sigma_y,
+        "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)",
+        "method": method,
+        "params": overrides,
+        "psnr_measurement": psnr_y,
+    }
+    started = tick = time.perf_counter()
+    frames = interleave(runs)
+    try:
+        for name, frame in frames:
+            now = time.perf_counter()
+            spent[name] += now - tick  # wall time since the previous frame: the step and its scoring and display
+            tick = now
+            latest[name] = frame
+            tr = traces[name]
+            tr["step"].append(frame.step / frame.total)
+            tr["psnr"].append(metrics.psnr(frame.x0_hat.cpu(), x0))
+            tr["residual"].append(frame.residual)
+            if frame.step == frame.total:
+                x_hat = frame.x_t.cpu()
+                finals[name] = x_hat
+                rows.append(
+                    {
+                        "method": name,
+                        **metrics.all_metrics(x_hat, x0),
+                        "residual": float((y - op.A(x_hat)).flatten().norm()),
+                        "seconds": spent[name],
+                        "nfe": frame.nfe,
+                    }
+                )
+            done = sum(latest[m].step / latest[m].total for m in latest)
+            progress(done / total, desc=", ".join(f"{m} {latest[m].step}/{latest[m].total}" for m in latest))
+            status = " | ".join(f"{METHOD_TITLES[m]}: step {f.step}/{f.total}" for m, f in latest.items())
+            step, of = sum(f.step for f in latest.values()), sum(f.total for f in latest.values())
+            partial = {**base, "results": list(rows), "traces": traces, "seconds": time.perf_counter() - started}
+            partial["estimated_seconds"] = _est_seconds(est)
+            shown = {"truth": x0, "measurement": y, **{f"x0_hat_{m}": f.x0_hat for m, f in latest.items()}}
+            _track(request, "restore", step, of, partial, shown)
+            yield (
+                truth,
+                measured,
+                _gallery(latest, finals, single, rows),
+                _table(rows),
+                plots.restoration_trace_figure(traces, METHOD_TITLES),
+                status,
+                gr.skip(),
+                gr.skip(),
+            )
+            truth = measured = gr.skip()  # sent with the first frame
+            tick = time.perf_counter()
+    finally:
+        frames.close()
+    _untrack(request, "restore")
+    for m, kind in zip(methods, kinds, strict=True):
+        _learn(model_name, kind, work, spent[m])
+    if method == "compare":
+        for name in baselines.applicable(op):
+            progress(1.0, desc=f"classical baseline: {name}")
+            try:
+                res = restore(None, name, problem)
+            except ValueError as exc:  # a baseline that does not apply: say so, keep the rest
+                gr.Warning(f"{METHOD_TITLES[name]} skipped: {exc}")
+                continue
+            finals[name] = res["reconstruction"]
+            rows.append(
+                {
+                    "method": name,
+                    "psnr": res["psnr"],
+                    "ssim": res["ssim"],
+                    "lpips": res["lpips"],
+                    "residual": float((y - op.A(res["reconstruction"])).flatten().norm()),
+                    "seconds": res["seconds"],
+                    "nfe": 0,
+                }
+            )
+    seconds = time.perf_counter() - started
+    record = {
+        **base,
+        "precision": used,
+        "results": rows,
+        "traces": traces,
+        "seconds": seconds,
+        "estimated_seconds": _est_seconds(est),
+    }
+    images = {"truth": x0, "measurement": y, **{f"result_{m}": x for m, x in finals.items()}}
+    files = write_results(_run_dir("restore"), images, record)
+    best = max(rows, key=lambda r: r["psnr"])
+    status = (
+        f"Done in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s). Measurement PSNR "
+        f"{psnr_y:.2f} dB; best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
+        + (_ranking_note(steps, operator) if best["method"] not in methods else "")
+        + _lpips_note(best["lpips"], x0.shape[-1])
+    )
+    yield (
+        _file(x0, "truth"),
+        _file(y, "measurement"),
+        _gallery(latest, finals, single, rows),
+        _table(rows),
+        plots.restoration_trace_figure(traces, METHOD_TITLES),
+        status,
+        record,
+        files,
+    )
+
+
+def _bounded_decode(convert):
+    """Gradio decodes an image editor's background and layers itself, before any handler runs: check each
+    one's size from its header first, so a decompression bomb (as a drawn-mask layer, say) is refused undecoded
+    with one message."""
+
+    @functools.wraps(convert)
+    def run(file, *args, **kwargs):
+        from diffdemo.imaging import ImageError, check_header
+
+        if file is not None:
+            try:
+                check_header(getattr(file, "path", None) or file, "a mask layer")
+            except ImageError as exc:
+                raise gr.Error(f"Cannot use this mask: {exc}.", title="Bad image") from None
+        return convert(file, *args, **kwargs)
+
+    return run
+
+
+def single_method(methods: list[str]) -> bool:
+    return len(methods) == 1
+
+
+def mask_canvas(model_name, image, upload):
+    """The working image, enlarged (nearest neighbour) to about 256 px, as the background of the mask editor."""
+    import numpy as np
+
+    try:
+        arr, _ = _picture(_loaded(model_name), image, upload)
+    except gr.Error:
+        return gr.skip()
+    f = _zoom(arr.shape[0])
+    big = _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), "mask_canvas")
+    return {"background": big, "layers": [], "composite": big}
+
+
+def operator_widgets(operator, box):
+    return (
+        gr.Group(visible=operator == "gaussian_blur"),
+        gr.Group(visible=operator == "box_inpaint"),
+        gr.Group(visible=operator == "random_inpaint"),
+        gr.Group(visible=operator == "box_inpaint" and box == "drawn"),
+    )
+
+
+def task_defaults(operator):
+    """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py)."""
+    return (
+        params_for("sdedit", operator)["t0"],
+        params_for("score_ald", operator)["zeta"],
+        params_for("dps", operator)["scale"],
+    )
+
+
+def samples_default(method, operator):
+    """Posterior samples averaged by default for this method and operator (diffdemo/defaults.py); "compare" runs
+    every diffusion method with DPS's count, so that they are compared at equal chains."""
+    return int(params_for("dps" if method == "compare" else method, operator).get("samples", 1))
+
+
+def method_widgets(method):
+    return (
+        gr.Slider(visible=method in ("sdedit", "compare")),
+        gr.Slider(visible=method in ("score_ald", "compare")),
+        gr.Slider(visible=method in ("dps", "compare")),
+        gr.Checkbox(visible=method in ("dps", "compare")),
+    )
+
+
+def restore_tab(ui) -> None:
+    picked = [ui["model"], ui["image"], ui["upload"]]
+    with gr.Tab("Inverse problems", id="restore"):
+        _lead("restore")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                with gr.Row():
+                    ip_op = gr.Dropdown(OPERATOR_CHOICES, value="gaussian_blur", label="Operator A", min_width=140)
+                    ip_method = gr.Dropdown(METHOD_CHOICES, value="dps", label="Method", min_width=120)
+                ip_run, ip_stop, ip_eta = _run_row("Restore", "ip")
+                ip_steps = gr.Slider(
+                    1,
+                    1000,
+                    value=100,
+                    step=1,
+                    label="reverse steps (strided)",
+                    info="the tuned defaults (README table) use 250; at 50-100 the classical methods can win",
+                    elem_id="ip-steps",
+                )
+                with gr.Accordion("Operator and method settings", open=False, elem_classes="advanced"):
+                    with gr.Group(visible=True) as ip_blur:
+                        ip_std = gr.Slider(0.5, 6.0, value=2.0, step=0.1, label="blur std (px)")
+                        ip_kernel = gr.Slider(3, 31, value=13, step=2, label="kernel size (odd)")
+                    with gr.Group(visible=False) as ip_boxg:
+                        ip_box = gr.Radio(BOX_CHOICES, value="center", label="hole")
+                    with gr.Group(visible=False) as ip_dropg:
+                        ip_drop = gr.Slider(0.0, 0.95, value=0.5, step=0.05, label="fraction of pixels dropped")
+                    ip_sigma = gr.Slider(
+                        0.0,
+                        0.5,
+                        value=0.05,
+                        step=0.01,
+                        label="sigma_y: measurement noise std",
+                        info="in [-1, 1] image units: 0.05 here = 0.025 on a [0, 1] scale",
+                    )
+                    t0, zeta, scale = task_defaults("gaussian_blur")
+                    ip_t0 = gr.Slider(1, 999, value=t0, step=1, label="SDEdit t0 (start timestep)", visible=False)
+                    ip_zeta = gr.Slider(0.0, 10.0, value=zeta, step=0.1, label="Score-ALD zeta", visible=False)
+                    ip_scale = gr.Slider(0.0, 20.0, value=scale, step=0.1, label="DPS scale (step size lambda)")
+                    ip_normalize = gr.Checkbox(
+                        True,
+                        label="DPS: normalised step lambda g/||g|| (eq. 29)",
+                        info="off: the raw step lambda g of Chung et al.'s code (retune lambda: try 1-5)",
+                    )
+                    ip_samples = gr.Slider(
+                        1,
+                        MAX_SAMPLES,
+                        value=samples_default("dps", "gaussian_blur"),
+                        step=1,
+                        label="chains averaged (k)",
+                        info="k restorations side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
+                        "than one, k times the work",
+                    )
+                    ip_precision = gr.Radio(
+                        ["auto", "fp32", "bf16"],
+                        value="auto",
+                        label="network precision",
+                        info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); "
+                        "the sampler's own arithmetic stays fp32",
+                    )
+                    ip_schedule = gr.Dropdown(
+                        ["uniform", "quadratic", "karras", "spectral"],
+                        value="uniform",
+                        label="timestep schedule",
+                        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral "
+                        "(equal h rho(J_s) per step, from the model's stability profile)",
+                    )
+                with gr.Group(visible=False) as ip_maskg:
+                    ip_mask = gr.ImageEditor(
+                        label="Draw the hole: paint over the pixels to hide",
+                        type="numpy",
+                        sources=(),
+                        transforms=(),
+                        layers=False,
+                        brush=gr.Brush(default_size=12, colors=["#ff0000"], color_mode="fixed"),
+                        height=300,
+                        canvas_size=(256, 256),
+                        fixed_canvas=True,
+                    )
+                    ip_mask.convert_and_format_image = _bounded_decode(ip_mask.convert_and_format_image)
+            with gr.Column(scale=3):
+                ip_status = gr.Markdown(elem_id="ip-status")
+                ip_strip = gr.HTML(elem_id="ip-strip")
+                # the same pictures as files, for gradio_client users of /restore; the page shows them in the strip
+                ip_truth = gr.Image(label="truth x0", format="png", visible="hidden")
+                ip_meas = gr.Image(label="measurement y", format="png", visible="hidden")
+                ip_gallery = gr.Gallery(
+                    label="frames and results", format="png", visible="hidden", elem_id="ip-gallery"
+                )
+        with gr.Row(equal_height=False):
+            ip_table = gr.Dataframe(label="metrics against the truth", interactive=False, scale=1)
+            ip_plot = gr.Plot(label="PSNR of x0_hat and residual per step", scale=1)
+        with gr.Row(elem_classes="advanced"):
+            ip_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
+            ip_json = gr.JSON(label="Parameters and metrics", open=False)
+
+    def restore_eta(model_name, method, operator, steps, t0, samples):
+        methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
+        methods = ["denoise_restore" if m == "denoise" else m for m in methods]
+        if len(methods) == 1:
+            text = estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
+        else:
+            text = estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
+        return text + _ranking_note(int(steps or 0), operator)
+
+    gr.on([ui["load"], ui["model_md"].change, ip_method.change, ip_op.change, ip_steps.change, ip_t0.change,
+           ip_samples.change], restore_eta,
+          [ui["model"], ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **EST)  # fmt: skip
+    ip_op.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **LIGHT)
+    ip_box.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **LIGHT)
+    ip_method.change(method_widgets, ip_method, [ip_t0, ip_zeta, ip_scale, ip_normalize], **LIGHT)
+    ip_op.change(task_defaults, ip_op, [ip_t0, ip_zeta, ip_scale], **LIGHT)
+    gr.on([ip_op.change, ip_method.change], samples_default, [ip_method, ip_op], ip_samples, **LIGHT)
+    gr.on([ip_box.change, *_picker_changes(ui)], mask_canvas, picked, ip_mask, **LIGHT)
+    ip_evt = ip_run.click(
+        run_restore,
+        [
+            *picked,
+            ui["seed"],
+            ip_op,
+            ip_std,
+            ip_kernel,
+            ip_box,
+            ip_drop,
+            ip_sigma,
+            ip_method,
+            ip_t0,
+            ip_zeta,
+            ip_scale,
+            ip_steps,
+            ip_mask,
+            ip_normalize,
+            ip_samples,
+            ip_precision,
+            ip_schedule,
+        ],  # fmt: skip
+        [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
+        api_name="restore",
+        show_progress_on=[ip_status],
+        **_heavy(),
+    )
+    ip_evt.failure(_on_failure("restore"), None, ip_status, **LIGHT)
+    gr.on([ip_gallery.change, ip_truth.change], None, [ip_truth, ip_meas, ip_gallery], ip_strip, js=STRIP_JS)
+    ip_evt.success(restore_eta, [ui["model"], ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **EST)
+    ip_stop.click(_on_stop("restore"), None, [ip_status, ip_json, ip_files], cancels=[ip_evt], **STOPPED)

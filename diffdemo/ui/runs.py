@@ -1,0 +1,123 @@
+"""A run's life around the engine: its time estimate before (diffdemo/estimates.py), its latest state while it
+runs (so that Stop can write the partial result), the line after a failure, and what it cost, learnt after."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from diffdemo.ui.common import _run_dir, default_model
+from diffdemo.ui.pickers import _unreachable
+
+
+def _estimate(model_name: str, task: str, methods: list[str] | None = None, **params):
+    """The learning estimate of one run (diffdemo/estimates.py), or None when there is no basis for one."""
+    from diffdemo import estimates
+    from diffdemo.models import ModelUnavailable
+
+    name = (model_name or "").strip()
+    try:
+        if methods is not None:
+            return estimates.compare_estimate(name, methods, default_model(), **params)
+        return estimates.estimate(name, task, default_model(), **params)
+    except (ModelUnavailable, KeyError, TypeError, ValueError):
+        return None
+
+
+def _learn(model_name: str, task: str, params: dict, seconds: float) -> None:
+    """Tell the estimates what a finished run of this kind cost."""
+    from diffdemo import estimates
+
+    estimates.record((model_name or "").strip(), task, params, seconds, default_model())
+
+
+def _est_seconds(est) -> float | None:
+    return None if est is None else round(est.seconds, 2)
+
+
+# The latest state of each running job, per browser session and task: when Stop cancels a run, its handler cannot
+# yield again, so the Stop handler writes the partial results (marked as such) from here.
+_live: dict[tuple[str, str], dict] = {}
+_stopped: dict[tuple[str, str], float] = {}  # when Stop was pressed, so the failure line does not overwrite it
+
+
+def _session(request) -> str:
+    return getattr(request, "session_hash", None) or "api"
+
+
+def _track(request, task: str, step: int, total: int, record: dict, images: dict) -> None:
+    _live[(_session(request), task)] = {"step": step, "total": total, "record": record, "images": images}
+
+
+def _untrack(request, task: str) -> None:
+    _live.pop((_session(request), task), None)
+
+
+def _on_stop(task: str):
+    """The Stop button's handler for one task (a plain function: Gradio passes the request only to those)."""
+
+    def stop(request: gr.Request):
+        return stop_note(task, request)
+
+    return stop
+
+
+def _on_failure(task: str):
+    def failed(request: gr.Request):
+        return _failed(task, request)
+
+    return failed
+
+
+def stop_note(task: str, request: gr.Request = None):
+    """After Stop: the shown state, marked partial; the JSON says where the run stopped; downloads to match."""
+    from diffdemo.ui_helpers import write_results
+
+    _stopped[(_session(request), task)] = time.monotonic()
+    state = _live.pop((_session(request), task), None)
+    if state is None:
+        return "**Stopped.**", gr.skip(), gr.skip()
+    step, total = state["step"], state["total"]
+    record = dict(state["record"], partial=True, stopped_at=f"step {step}/{total}", stopped_step=step, total=total)
+    files = write_results(Path(str(_run_dir(task)) + "-partial"), state["images"], record)
+    return (
+        f"**Stopped at step {step}/{total}: partial result.** The pictures show that step; the downloads and JSON "
+        "are marked partial.",
+        record,
+        files,
+    )
+
+
+def _failed(task: str, request: gr.Request = None):
+    """After a failed run: one line, the earlier outputs kept (the error itself is in the pop-up). A run ended by
+    Stop also counts as failed for Gradio: its "Stopped" line stays."""
+    if time.monotonic() - _stopped.pop((_session(request), task), -60.0) < 30:
+        return gr.skip()
+    return "**The last run failed** (the message says why); the results shown are from the run before."
+
+
+def estimate(model_name: str, task: str, **params) -> str:
+    """'Expected run time: ~N s' before a run: learnt from earlier runs of the same kind, else from a timing.
+    Never loads a model (a light event): before the model has loaded it says so."""
+    from diffdemo.models import ModelUnavailable, cached_model, resolve_model_dir
+    from diffdemo.serving import check_model
+    from diffdemo.ui_helpers import format_seconds
+
+    methods = params.pop("methods", None) if task == "compare" else None
+    if _unreachable(model_name):
+        return "Expected run time: none (this model cannot be downloaded here)."
+    try:
+        name = check_model(model_name, default_model())
+    except ModelUnavailable:
+        return "Expected run time: unknown (the model is not available)."
+    if resolve_model_dir(name) is not None and cached_model(name) is None:
+        return "Expected run time: shown once the model has loaded."
+    est = _estimate(name, task, methods, **params)
+    if est is None:
+        return "Expected run time: unknown (the model is not available)."
+    return (
+        f"Expected run time: **~{format_seconds(est.seconds)}** ({est.image_evaluations} image evaluations of the "
+        f"network; {est.source})."
+    )

@@ -1,0 +1,207 @@
+"""The Sensitivity tab: Jacobian columns at a clicked pixel and their energy vs radius (eqs. 31-34, Figure 7)."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from diffdemo.ui.common import _budget, _file, _loaded, _model, _run_dir, _seed, _t, _u8, _x0, _zoom, guarded
+from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row
+from diffdemo.zerogpu import gpu
+
+SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
+
+
+def noised_view(model_name, image, upload, seed, t):
+    """The noised image x_t the probe works on (eq. 3, seeded); None (and a note) when there is no image yet."""
+    from diffdemo.analysis import state_at
+
+    try:
+        model = _loaded(model_name)
+        x0, _, _ = _x0(model, image, upload)
+        t = _t(model, t)
+    except gr.Error as exc:
+        return None, f"{exc.message}"
+    return _zoomed(state_at(model, x0, t, _seed(seed))), "Click a pixel of the noised image x_t to probe it."
+
+
+def _zoomed(x) -> object:
+    import numpy as np
+
+    arr = _u8(x)
+    f = _zoom(arr.shape[0])
+    return _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), "x_t_view")
+
+
+def pick_pixel(model_name, evt: gr.SelectData):
+    """A click at (x, y) in the enlarged picture -> the model pixel under it (and 'a pixel was probed')."""
+    f = _zoom(_loaded(model_name).size)
+    x, y = evt.index
+    return int(x) // f, int(y) // f, True
+
+
+@guarded
+@gpu
+def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress(), request: gr.Request = None):
+    """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
+    from diffdemo import analysis, plots
+    from diffdemo.ui_helpers import write_results
+    from diffdemo.validation import check_pixel
+
+    if x is None or y is None or x == "" or y == "":
+        raise gr.Error("Click a pixel of the noised image first (or give its x, y).", title="No pixel")
+    model = _model(model_name)
+    seed, t = _seed(seed), _t(model, t)
+    x, y = check_pixel(x, y, model.size)
+    if energy_on not in ("denoiser", "score"):
+        raise gr.Error(f"Energy on 'denoiser' or 'score', got {energy_on!r}.")
+    exclude = energy_on == "score"  # raw J_s: drop the centre pixel, else its identity-like peak dominates
+    _budget(("probe", {"sweep": len(SWEEP_TIMESTEPS) + 1}))
+    x0, _, label = _x0(model, image, upload)
+    sweep = sorted({*SWEEP_TIMESTEPS, t})
+    sweep = [s for s in sweep if s < model.schedule.T]
+    est = _estimate(model_name, "probe", sweep=len(sweep))
+    started = time.perf_counter()
+    progress(0.1, desc="Jacobian column at t")
+    x_t = analysis.state_at(model, x0, t, seed)
+    result = analysis.probe(model, x_t, t, (x, y), energy_on=energy_on, exclude_centre=exclude, compare=True)
+    base = {"task": "probe", "model": model_name, "image": label, "seed": seed, **result.summary()}
+    _track(request, "probe", 1, 2, {**base, "estimated_seconds": _est_seconds(est)}, {"x_t": x_t})
+    yield (
+        _zoomed(x_t),
+        plots.probe_figure(result),
+        gr.skip(),
+        _probe_text(result, None),
+        gr.skip(),
+        gr.skip(),
+    )
+    progress(0.5, desc="energy vs radius across timesteps")
+    curves = analysis.energy_sweep(model, x0, (x, y), sweep, seed, energy_on=energy_on, exclude_centre=exclude)
+    seconds = time.perf_counter() - started
+    _untrack(request, "probe")
+    _learn(model_name, "probe", {"sweep": len(sweep)}, seconds)
+    record = {
+        **base,
+        "sweep": [c.summary() for c in curves],
+        "seconds": seconds,
+        "estimated_seconds": _est_seconds(est),
+    }
+    files = write_results(_run_dir("probe"), {"x_t": x_t}, record)
+    yield (
+        _zoomed(x_t),
+        plots.probe_figure(result),
+        plots.energy_figure(curves),
+        _probe_text(result, curves),
+        record,
+        files,
+    )
+
+
+def _probe_text(result, curves) -> str:
+    e = result.energy
+    err = result.fd_vs_jvp_rel_err
+    err_text = "unavailable" if err is None else f"{err:.1e}"
+    lines = [
+        "**Telling the maps apart:** the score map is how the network's pull on the image responds, the reverse-step "
+        "map what one sampler step does with the nudge, the denoiser map how the clean-image guess responds. Away "
+        "from the probed pixel they are one picture at three scales (eq. 34 adds the identity only at the pixel "
+        "itself): compare the colour bars and the probed pixel's own value above each map.",
+        f"**Pixel ({result.pixel[0]}, {result.pixel[1]}) at t = {result.t}.** On {e.label}: half of the response's "
+        f"energy lies within **r50 = {e.r50:.1f} px** of the pixel and 90% within **r90 = {e.r90:.1f} px**; it is "
+        f"spread like **{e.n_eff:.1f} pixels** sharing it equally (effective pixels, (sum v^2)^2 / sum v^4).",
+        f"Cheap finite difference (eps = {result.eps:g}) against the exact derivative (JVP): relative error "
+        f"{err_text} (small: the cheap estimate of eq. 32 can be trusted).",
+    ]
+    if curves:
+        lines.append(
+            "Across t (r50 / r90, px): " + ", ".join(f"t={c.t}: {c.r50:.1f} / {c.r90:.1f}" for c in curves) + "."
+        )
+    return "\n\n".join(lines)
+
+
+def reprobe(
+    model_name, image, upload, seed, t, x, y, energy_on, probed, progress=gr.Progress(), request: gr.Request = None
+):
+    """The t slider moved: show the new x_t, and re-probe the same pixel if one was probed already."""
+    if not probed or x is None or y is None:
+        view, note = noised_view(model_name, image, upload, seed, t)
+        yield view, gr.skip(), gr.skip(), note, gr.skip(), gr.skip()
+        return
+    yield from run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress, request)
+
+
+def sensitivity_tab(ui) -> None:
+    picked = [ui["model"], ui["image"], ui["upload"]]
+    with gr.Tab("Sensitivity", id="sensitivity") as sens_tab:
+        _lead("sensitivity")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=280):
+                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens")
+                sens_image = gr.Image(
+                    label="noised image x_t: click a pixel",
+                    interactive=False,
+                    elem_id="sens-image",
+                    format="png",
+                    height=240,
+                )
+                sens_t = gr.Slider(1, 999, value=200, step=1, label="t (re-probes the same pixel)", elem_id="sens-t")
+                with gr.Row():
+                    sens_x = gr.Number(None, label="x (column)", minimum=0, elem_id="sens-x")
+                    sens_y = gr.Number(None, label="y (row)", minimum=0)
+                sens_probed = gr.State(False)
+                with gr.Accordion("Energy settings", open=False, elem_classes="advanced"):
+                    sens_on = gr.Radio(
+                        [("denoiser J_D", "denoiser"), ("score J_s, centre excluded", "score")],
+                        value="denoiser",
+                        label="energy computed on",
+                    )
+            with gr.Column(scale=3):
+                sens_maps = gr.Plot(label="Jacobian columns", elem_id="sens-maps", show_label=False)
+                sens_md = gr.Markdown(elem_id="sens-md")
+                sens_energy = gr.Plot(label="energy vs radius", elem_id="sens-energy", show_label=False)
+        with gr.Row(elem_classes="advanced"):
+            sens_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
+            sens_json = gr.JSON(label="Probe", open=False)
+
+    gr.on([ui["load"], ui["model_md"].change], eta_probe, ui["model"], sens_eta, **EST)
+    probe_out = [sens_image, sens_maps, sens_energy, sens_md, sens_json, sens_files]
+    gr.on(
+        [sens_tab.select, *_picker_changes(ui), ui["seed"].change],
+        noised_view,
+        [*picked, ui["seed"], sens_t],
+        [sens_image, sens_md],
+        **LIGHT,
+    )
+    probe_in = [*picked, ui["seed"], sens_t, sens_x, sens_y, sens_on]
+    heavy = dict(_heavy(), show_progress_on=[sens_maps])
+    click_evt = sens_image.select(pick_pixel, ui["model"], [sens_x, sens_y, sens_probed], **LIGHT).then(
+        run_probe, probe_in, probe_out, api_name="probe", **heavy
+    )
+    button_evt = sens_probe.click(lambda: True, None, sens_probed, **LIGHT).then(
+        run_probe, probe_in, probe_out, api_visibility="private", **heavy
+    )
+    reprobe_evt = gr.on(
+        [sens_t.release, sens_on.change],
+        reprobe,
+        [*probe_in, sens_probed],
+        probe_out,
+        api_visibility="private",
+        trigger_mode="always_last",
+        **heavy,
+    )
+    for evt in (click_evt, button_evt, reprobe_evt):
+        evt.failure(_on_failure("probe"), None, sens_md, **LIGHT)
+        evt.success(eta_probe, ui["model"], sens_eta, **EST)
+    sens_stop.click(
+        _on_stop("probe"),
+        None,
+        [sens_md, sens_json, sens_files],
+        cancels=[click_evt, button_evt, reprobe_evt],
+        **STOPPED,
+    )
+
+
+def eta_probe(model_name):
+    return estimate(model_name, "probe", sweep=len(SWEEP_TIMESTEPS) + 1)

@@ -1,0 +1,145 @@
+"""The Spectrum tab: singular values and vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9)."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from diffdemo.ui.common import _budget, _check, _model, _run_dir, _seed, _t, _x0, default_model, guarded
+from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row
+from diffdemo.zerogpu import gpu
+
+SPECTRUM_TIMESTEPS = ("10", "50", "100", "200", "400", "500", "700", "800", "950")
+
+
+def claims_panel(model_name) -> str:
+    """The poster's claims with the verdicts computed on this model by its last stored reproduce run."""
+    from diffdemo.claims import stored_claims_markdown
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import check_model
+
+    try:
+        name = check_model(model_name, default_model())
+    except ModelUnavailable:
+        return "No claims table: the model is not available here."
+    return stored_claims_markdown(name)
+
+
+@guarded
+@gpu
+def run_spectrum(
+    model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress(), request: gr.Request = None
+):
+    """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
+    from diffdemo import analysis, plots
+    from diffdemo.ui_helpers import write_results
+
+    model = _model(model_name)
+    seed = _seed(seed)
+    k, iters = _check("k", k), _check("iters", iters)
+    if isinstance(timesteps, str):
+        timesteps = [s for s in timesteps.replace(",", " ").split() if s]
+    try:
+        ts = sorted({int(s) for s in timesteps or []})
+    except ValueError:
+        raise gr.Error(f"Timesteps must be integers, got {timesteps!r}.") from None
+    if not ts:
+        raise gr.Error("Choose at least one timestep.")
+    for s in ts:
+        _t(model, s, "timestep")
+    _budget(("spectrum", {"k": k, "iters": iters, "n_t": len(ts)}))
+    x0, _, label = _x0(model, image, upload)
+    est = _estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts))
+    base = {"task": "spectrum", "model": model_name, "image": label, "seed": seed, "k": k, "iters": iters}
+    results = []
+    started = time.perf_counter()
+    for i, t in enumerate(ts):
+
+        def report(f, msg, i=i, t=t):
+            progress((i + f) / len(ts), desc=f"t = {t}: {msg}")
+
+        results.extend(analysis.spectrum_sweep(model, x0, [t], k=k, iters=iters, seed=seed, progress=report))
+        partial = {**base, "estimated_seconds": _est_seconds(est), "timesteps": [r.summary() for r in results]}
+        _track(request, "spectrum", i + 1, len(ts), partial, {})
+        yield (
+            plots.spectrum_figure(results),
+            plots.singular_vectors_figure(results),
+            plots.step_limit_figure(results),
+            _spectrum_text(results),
+            gr.skip(),
+            gr.skip(),
+        )
+    seconds = time.perf_counter() - started
+    _untrack(request, "spectrum")
+    _learn(model_name, "spectrum", {"k": k, "iters": iters, "n_t": len(ts)}, seconds)
+    record = {
+        **base,
+        "seconds": seconds,
+        "estimated_seconds": _est_seconds(est),
+        "timesteps": [r.summary() for r in results],
+    }
+    files = write_results(_run_dir("spectrum"), {}, record)
+    yield (
+        plots.spectrum_figure(results),
+        plots.singular_vectors_figure(results),
+        plots.step_limit_figure(results),
+        _spectrum_text(results),
+        record,
+        files,
+    )
+
+
+def _spectrum_text(results) -> str:
+    rows = [
+        "| t | sigma_max(J_s) | sigma_max(J_f) | rho(J_f) | Euler step limit h_max | one jump from t may reach |",
+        "|---" * 6 + "|",
+    ]
+    for r in results:
+        # max_stride = t + 1: even one jump from t straight to the clean image keeps |1 + h lambda| <= 1
+        reach = "t = 0 (any stride)" if r.max_stride >= r.t + 1 else f"t = {r.t - r.max_stride} (stride {r.max_stride})"
+        h = "none" if r.h_max == float("inf") else f"{r.h_max:.3g}"
+        rows.append(f"| {r.t} | {r.sigma_max_Js:.3g} | {r.sigma_max_Jf:.4g} | {r.rho_Jf:.4g} | {h} | {reach} |")
+    return "\n".join(rows)
+
+
+def spectrum_tab(ui) -> None:
+    picked = [ui["model"], ui["image"], ui["upload"]]
+    with gr.Tab("Spectrum", id="spectrum"):
+        _lead("spectrum")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                sp_ts = gr.CheckboxGroup(list(SPECTRUM_TIMESTEPS), value=["50", "500"], label="timesteps")
+                sp_run, sp_stop, sp_eta = _run_row("Compute", "sp")
+                with gr.Accordion("Iteration settings", open=False, elem_classes="advanced"):
+                    sp_k = gr.Slider(1, 8, value=3, step=1, label="singular vectors k")
+                    sp_iters = gr.Slider(2, 60, value=20, step=1, label="Lanczos / Arnoldi steps")
+            with gr.Column(scale=3):
+                sp_md = gr.Markdown(elem_id="sp-md")
+                sp_sv = gr.Plot(label="singular values and spectral radius (Figure 8)", elem_id="sp-sv")
+                sp_vectors = gr.Plot(label="dominant right singular vectors of J_f (Figure 9)", elem_id="sp-vectors")
+                sp_rho = gr.Plot(label="explicit-Euler step limit vs the strided step", elem_id="sp-rho")
+        with gr.Row(elem_classes="advanced"):
+            sp_files = gr.File(label="Download (JSON)", file_count="multiple")
+            sp_json = gr.JSON(label="Spectra", open=False)
+        with gr.Accordion("The poster's claims on this model (computed verdicts)", open=False):
+            claims_md = gr.Markdown()
+
+    def spectrum_eta(model_name, ts, k, iters):
+        return estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts or []))
+
+    gr.on([ui["load"], ui["model_md"].change, sp_ts.change, sp_k.change, sp_iters.change], spectrum_eta,
+          [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)  # fmt: skip
+    sp_evt = sp_run.click(
+        run_spectrum,
+        [*picked, ui["seed"], sp_ts, sp_k, sp_iters],
+        [sp_sv, sp_vectors, sp_rho, sp_md, sp_json, sp_files],
+        api_name="spectrum",
+        show_progress_on=[sp_md],
+        **_heavy(),
+    )
+    gr.on([ui["load"], ui["model"].change], claims_panel, ui["model"], claims_md, **LIGHT)
+    sp_evt.failure(_on_failure("spectrum"), None, sp_md, **LIGHT)
+    sp_evt.success(spectrum_eta, [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)
+    sp_stop.click(_on_stop("spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)

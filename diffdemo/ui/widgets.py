@@ -1,0 +1,38 @@
+"""Layout pieces every tab uses: its lead sentence and folded maths, the Run/Stop row, and the event settings
+(light events, estimates, Stop, and the one concurrency group of the heavy, network-running events)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from diffdemo.ui.common import HEAVY, HEAVY_LIMIT
+from diffdemo.ui.texts import LEAD, MATHS
+
+
+def _lead(task: str) -> None:
+    gr.Markdown(LEAD[task], elem_classes="lead")
+    with gr.Accordion("The maths and the words", open=False, elem_classes="advanced"):
+        gr.Markdown(MATHS[task])
+
+
+def _run_row(run_label: str, prefix: str):
+    """The Run button, its Stop right next to it, and the time estimate under them."""
+    with gr.Row():
+        run = gr.Button(run_label, variant="primary", elem_id=f"{prefix}-run", min_width=120)
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", min_width=80)
+    eta = gr.Markdown(elem_classes="eta", elem_id=f"{prefix}-eta")
+    return run, stop, eta
+
+
+def _picker_changes(ui) -> list:
+    """Events after which the working picture is different (the folded preview itself may not be mounted)."""
+    return [ui["model_md"].change, ui["image"].change, ui["upload"].change]
+
+
+EST = {"api_visibility": "private", "concurrency_limit": 4, "show_progress": "hidden"}
+LIGHT = {"api_visibility": "private", "concurrency_limit": 4}
+STOPPED = {"api_visibility": "private", "queue": False}
+
+
+def _heavy() -> dict:
+    return {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_LIMIT}

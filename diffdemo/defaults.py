@@ -97,3 +97,45 @@ def params_for(method: str, task: str | None = None, **overrides) -> dict:
     params.update(TASK_DEFAULTS.get(task, {}).get(method, {}))
     params.update({k: v for k, v in overrides.items() if v is not None})
     return params
+
+
+# --- where every run starts: the CLI's options, the app's controls and reproduce read these ------------------------
+SEED = 0
+DEFAULT_IMAGE = "london_006_neutral"
+SIGMA_Y = 0.05  # measurement noise std, [-1, 1] image units (0.025 on a [0, 1] scale)
+BLUR = {"kernel_size": 13, "std": 2.0}  # Gaussian blur up to 128 px; operators.default_blur scales it above
+MEASUREMENT = {"operator": "gaussian_blur", "method": "dps", "box": "center", "drop": 0.5}
+SAMPLE = {"n": 4, "steps": 250}  # unconditional samples
+
+
+def _start(method: str, name: str):
+    """A restoration parameter's initial value for the app's first operator (the tuned default)."""
+    return params_for(method, MEASUREMENT["operator"])[name]
+
+
+# The app's sliders: (low, high, initial value, step). The bounds are RANGES' where a slider can span them, narrower
+# where it cannot be set by hand (a 0-100 slider for a value near 1); the initial values are the tuned defaults
+# above, except where a tab deliberately starts quick, said beside it. Sliders that follow the operator or the
+# method (t0, zeta, scale, chains, steps) are set again from params_for when those change.
+UI: dict[str, tuple[float, float, float, float]] = {
+    # Denoise starts quick on purpose: from t = 100 the person comes back in at most t + 1 = 101 steps
+    "denoise.t": (1, 999, 100, 1),
+    "denoise.steps": (1, RANGES["steps"][1], DEFAULTS["denoise"]["steps"], 1),
+    "denoise.points": (*RANGES["points"][:2], 6, 1),
+    "sample.n": (1, MAX_SAMPLES, SAMPLE["n"], 1),  # the CLI takes up to RANGES' 256; one page shows 16
+    "sample.steps": (1, RANGES["steps"][1], SAMPLE["steps"], 1),
+    "restore.steps": (1, RANGES["steps"][1], _start(MEASUREMENT["method"], "steps"), 1),
+    "restore.blur_std": (0.5, 6.0, BLUR["std"], 0.1),
+    "restore.kernel_size": (3, RANGES["kernel_size"][1], BLUR["kernel_size"], 2),
+    "restore.drop": (*RANGES["drop"][:2], MEASUREMENT["drop"], 0.05),
+    "restore.sigma_y": (0.0, 0.5, SIGMA_Y, 0.01),
+    "restore.t0": (1, 999, _start("sdedit", "t0"), 1),
+    "restore.zeta": (0.0, 10.0, _start("score_ald", "zeta"), 0.1),
+    "restore.scale": (0.0, 20.0, _start("dps", "scale"), 0.1),
+    "restore.samples": (*RANGES["samples"][:2], _start(MEASUREMENT["method"], "samples"), 1),
+    "probe.t": (1, 999, 200, 1),
+    # Spectrum starts quick on purpose (the CLI's spectrum is the full run): k = 3, 20 steps and two timesteps
+    "spectrum.k": (1, 8, 3, 1),
+    "spectrum.iters": (2, 60, 20, 1),
+}
+SPECTRUM_START = (50, 500)  # the timesteps ticked at first

@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from diffdemo.defaults import BLUR, MEASUREMENT
+
 OPERATORS = ("gaussian_blur", "box_inpaint", "random_inpaint", "noise")
 
 
@@ -83,9 +85,10 @@ def gaussian_kernel(kernel_size: int, std: float) -> torch.Tensor:
 
 
 def default_blur(size: int) -> tuple[int, float]:
-    """(kernel_size, std) by image size: 13x13, std 2 px at <= 128 px; DPS's 61x61, std 3.0 scaled from 256 px above."""
+    """(kernel_size, std) by image size: defaults.BLUR (13x13, std 2 px) at <= 128 px; DPS's 61x61, std 3.0 scaled
+    from 256 px above."""
     if size <= 128:
-        return 13, 2.0
+        return BLUR["kernel_size"], BLUR["std"]
     scale = size / 256
     k = max(3, int(round(61 * scale)) | 1)
     return k, 3.0 * scale
@@ -203,7 +206,7 @@ def make_operator(name: str, size: int, **params) -> Operator:
     if name == "box_inpaint":
         return BoxInpaint(size, params.get("box"), params.get("preset") or "center")
     if name == "random_inpaint":
-        return RandomInpaint(size, float(params.get("drop", 0.5)), int(params.get("mask_seed", 0)))
+        return RandomInpaint(size, float(params.get("drop", MEASUREMENT["drop"])), int(params.get("mask_seed", 0)))
     if name == "noise":
         return Identity()
     raise ValueError(f"unknown operator {name!r}; choose from {', '.join(OPERATORS)}")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import gradio as gr
 
-DEFAULT_IMAGE = "london_006_neutral"
 UPLOAD = "(uploaded file)"
 HEAVY = "network"  # one concurrency group for every event that runs the network: 2 CPU cores, not oversubscribed
 HEAVY_LIMIT = max(1, int(os.environ.get("DIFFDEMO_CONCURRENCY", "1")))

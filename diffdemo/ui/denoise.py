@@ -34,7 +34,7 @@ from diffdemo.ui.runs import (
     estimate,
 )
 from diffdemo.ui.texts import CURVE_NOTE
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row, slider
 from diffdemo.zerogpu import gpu
 
 
@@ -134,8 +134,8 @@ def denoise_tab(ui) -> None:
         _lead("denoise")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
-                dn_t = gr.Slider(1, 999, value=100, step=1, label="t: noise level (999 = pure noise)", elem_id="dn-t")
-                dn_steps = gr.Slider(1, 1000, value=50, step=1, label="reverse steps (strided)")
+                dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
+                dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
                 dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
             with gr.Column(scale=3):
                 with gr.Row():
@@ -144,7 +144,7 @@ def denoise_tab(ui) -> None:
                 dn_md = gr.Markdown(elem_id="dn-status")
         with gr.Accordion("PSNR vs t: the identity is lost as t grows (Figure 1)", open=True):
             with gr.Row():
-                dn_points = gr.Slider(2, 30, value=6, step=1, label="timesteps (log-spaced)", scale=2)
+                dn_points = slider("denoise.points", "timesteps (log-spaced)", scale=2)
                 dn_curve_btn = gr.Button("Compute the curve", elem_id="curve-run", scale=1)
                 dn_curve_stop = gr.Button("Stop", variant="stop", elem_id="curve-stop", scale=1)
             dn_curve_eta = gr.Markdown(elem_classes="eta", elem_id="curve-eta")

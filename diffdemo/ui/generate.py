@@ -9,7 +9,7 @@ import gradio as gr
 
 from diffdemo.ui.common import _budget, _check, _every, _file, _fmt, _model, _run_dir, _seed, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row, slider
 from diffdemo.zerogpu import gpu
 
 
@@ -29,7 +29,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     base = {"task": "sample", "model": model_name, "seed": seed, "n": n, "steps": steps}
     started = time.perf_counter()
     frame = None
-    for frame in sample(model, n, steps, seed, every=_every(steps)):
+    for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")
@@ -57,8 +57,8 @@ def generate_tab(ui) -> None:
         _lead("generate")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
-                sm_n = gr.Slider(1, 16, value=4, step=1, label="samples")
-                sm_steps = gr.Slider(1, 1000, value=100, step=1, label="reverse steps (strided)")
+                sm_n = slider("sample.n", "samples")
+                sm_steps = slider("sample.steps", "reverse steps (strided)")
                 sm_run, sm_stop, sm_eta = _run_row("Generate", "sm")
                 sm_md = gr.Markdown(elem_id="sm-status")
             with gr.Column(scale=3):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffdemo.ui.common import DEFAULT_IMAGE, UPLOAD, _file, _loaded, _no_prefix, _picture, default_model
+from diffdemo.defaults import DEFAULT_IMAGE, RANGES, SEED
+from diffdemo.ui.common import UPLOAD, _file, _loaded, _no_prefix, _picture, default_model
 from diffdemo.ui.texts import INTRO
 
 
@@ -126,7 +127,7 @@ def _header(start_model: str):
         ui["image"] = gr.Dropdown(
             [DEFAULT_IMAGE, UPLOAD], value=DEFAULT_IMAGE, allow_custom_value=True, label="Image", scale=2, min_width=200
         )
-        ui["seed"] = gr.Number(0, minimum=0, label="Seed", scale=1, min_width=90)
+        ui["seed"] = gr.Number(SEED, minimum=RANGES["seed"][0], label="Seed", scale=1, min_width=90, elem_id="seed")
         ui["presenter"] = gr.Checkbox(False, label="Presenter view", scale=1, min_width=120, elem_id="presenter")
     with gr.Row(equal_height=False):
         ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta")

@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from diffdemo.defaults import MAX_SAMPLES, params_for
+from diffdemo.defaults import DEFAULTS, MEASUREMENT, SIGMA_Y, params_for
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.ui.common import (
     _budget,
@@ -29,7 +29,7 @@ from diffdemo.ui.common import (
     guarded,
 )
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row, slider
 from diffdemo.zerogpu import gpu
 
 OPERATOR_CHOICES = [
@@ -126,11 +126,12 @@ STRIP_JS = """(truth, meas, gallery) => {
 
 def _ranking_note(steps: int, operator: str) -> str:
     """Quick settings can reverse the poster's ordering: say so where it happens."""
-    if steps >= 250 or operator == "noise":
+    tuned = DEFAULTS["dps"]["steps"]
+    if steps >= tuned or operator == "noise":
         return ""
     return (
         f" **{steps} steps is a quick setting:** at 50-100 steps the classical methods (total variation, Wiener) can "
-        "beat the diffusion methods; the tuned defaults and the README's table use 250 steps."
+        f"beat the diffusion methods; the tuned defaults and the README's table use {tuned} steps."
     )
 
 
@@ -400,10 +401,32 @@ def task_defaults(operator):
     )
 
 
+def _tuned(method: str, operator: str, name: str) -> int:
+    """A method's tuned ``name`` for this operator; "compare" runs every diffusion method with DPS's value, so
+    that they are compared at equal steps and chains."""
+    return int(params_for("dps" if method == "compare" else method, operator).get(name, 1))
+
+
 def samples_default(method, operator):
-    """Posterior samples averaged by default for this method and operator (diffdemo/defaults.py); "compare" runs
-    every diffusion method with DPS's count, so that they are compared at equal chains."""
-    return int(params_for("dps" if method == "compare" else method, operator).get("samples", 1))
+    """Posterior samples averaged by default for this method and operator (diffdemo/defaults.py)."""
+    return _tuned(method, operator, "samples")
+
+
+def steps_default(method, operator):
+    """Reverse steps by default for this method and operator (diffdemo/defaults.py)."""
+    return _tuned(method, operator, "steps")
+
+
+def blur_defaults(model_name):
+    """The blur sliders at the operator's default for this model's size (operators.default_blur), once loaded."""
+    try:
+        size = _loaded(model_name).size
+    except gr.Error:
+        return gr.skip(), gr.skip()
+    from diffdemo.operators import default_blur
+
+    kernel_size, std = default_blur(size)
+    return std, kernel_size
 
 
 def method_widgets(method):
@@ -415,6 +438,80 @@ def method_widgets(method):
     )
 
 
+def _settings() -> dict:
+    """The folded operator and method settings, each starting at diffdemo/defaults.py's value."""
+    c = {}
+    with gr.Group(visible=True) as c["blur"]:
+        c["std"] = slider("restore.blur_std", "blur std (px)")
+        c["kernel"] = slider("restore.kernel_size", "kernel size (odd)")
+    with gr.Group(visible=False) as c["boxg"]:
+        c["box"] = gr.Radio(BOX_CHOICES, value=MEASUREMENT["box"], label="hole")
+    with gr.Group(visible=False) as c["dropg"]:
+        c["drop"] = slider("restore.drop", "fraction of pixels dropped")
+    c["sigma"] = slider(
+        "restore.sigma_y",
+        "sigma_y: measurement noise std",
+        info=f"in [-1, 1] image units: {SIGMA_Y:g} here = {SIGMA_Y / 2:g} on a [0, 1] scale",
+    )
+    c["t0"] = slider("restore.t0", "SDEdit t0 (start timestep)", visible=False)
+    c["zeta"] = slider("restore.zeta", "Score-ALD zeta", visible=False)
+    c["scale"] = slider("restore.scale", "DPS scale (step size lambda)")
+    c["normalize"] = gr.Checkbox(
+        True,
+        label="DPS: normalised step lambda g/||g|| (eq. 29)",
+        info="off: the raw step lambda g of Chung et al.'s code (retune lambda: try 1-5)",
+    )
+    c["samples"] = slider(
+        "restore.samples",
+        "chains averaged (k)",
+        info="k restorations side by side, shown as their mean: an estimate of E[x0|y], higher PSNR than one, k "
+        "times the work",
+    )
+    c["precision"] = gr.Radio(
+        ["auto", "fp32", "bf16"],
+        value="auto",
+        label="network precision",
+        info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); the sampler's own arithmetic stays "
+        "fp32",
+    )
+    c["schedule"] = gr.Dropdown(
+        ["uniform", "quadratic", "karras", "spectral"],
+        value="uniform",
+        label="timestep schedule",
+        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral (equal h rho(J_s) per "
+        "step, from the model's stability profile)",
+    )
+    return c
+
+
+def _mask_editor():
+    """The mask editor for a drawn hole; Gradio's decoding of its layers bounded like every upload's."""
+    with gr.Group(visible=False) as group:
+        editor = gr.ImageEditor(
+            label="Draw the hole: paint over the pixels to hide",
+            type="numpy",
+            sources=(),
+            transforms=(),
+            layers=False,
+            brush=gr.Brush(default_size=12, colors=["#ff0000"], color_mode="fixed"),
+            height=300,
+            canvas_size=(256, 256),
+            fixed_canvas=True,
+        )
+        editor.convert_and_format_image = _bounded_decode(editor.convert_and_format_image)
+    return group, editor
+
+
+def restore_eta(model_name, method, operator, steps, t0, samples):
+    methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
+    methods = ["denoise_restore" if m == "denoise" else m for m in methods]
+    if len(methods) == 1:
+        text = estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
+    else:
+        text = estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
+    return text + _ranking_note(int(steps or 0), operator)
+
+
 def restore_tab(ui) -> None:
     picked = [ui["model"], ui["image"], ui["upload"]]
     with gr.Tab("Inverse problems", id="restore"):
@@ -422,141 +519,56 @@ def restore_tab(ui) -> None:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 with gr.Row():
-                    ip_op = gr.Dropdown(OPERATOR_CHOICES, value="gaussian_blur", label="Operator A", min_width=140)
-                    ip_method = gr.Dropdown(METHOD_CHOICES, value="dps", label="Method", min_width=120)
-                ip_run, ip_stop, ip_eta = _run_row("Restore", "ip")
-                ip_steps = gr.Slider(
-                    1,
-                    1000,
-                    value=100,
-                    step=1,
-                    label="reverse steps (strided)",
-                    info="the tuned defaults (README table) use 250; at 50-100 the classical methods can win",
+                    op = gr.Dropdown(OPERATOR_CHOICES, value=MEASUREMENT["operator"], label="Operator A", min_width=140)
+                    method = gr.Dropdown(METHOD_CHOICES, value=MEASUREMENT["method"], label="Method", min_width=120)
+                run, stop, eta = _run_row("Restore", "ip")
+                steps = slider(
+                    "restore.steps",
+                    "reverse steps (strided)",
+                    info="starts at the method's tuned default (the README table's); at 50-100 steps the classical "
+                    "methods can win",
                     elem_id="ip-steps",
                 )
                 with gr.Accordion("Operator and method settings", open=False, elem_classes="advanced"):
-                    with gr.Group(visible=True) as ip_blur:
-                        ip_std = gr.Slider(0.5, 6.0, value=2.0, step=0.1, label="blur std (px)")
-                        ip_kernel = gr.Slider(3, 31, value=13, step=2, label="kernel size (odd)")
-                    with gr.Group(visible=False) as ip_boxg:
-                        ip_box = gr.Radio(BOX_CHOICES, value="center", label="hole")
-                    with gr.Group(visible=False) as ip_dropg:
-                        ip_drop = gr.Slider(0.0, 0.95, value=0.5, step=0.05, label="fraction of pixels dropped")
-                    ip_sigma = gr.Slider(
-                        0.0,
-                        0.5,
-                        value=0.05,
-                        step=0.01,
-                        label="sigma_y: measurement noise std",
-                        info="in [-1, 1] image units: 0.05 here = 0.025 on a [0, 1] scale",
-                    )
-                    t0, zeta, scale = task_defaults("gaussian_blur")
-                    ip_t0 = gr.Slider(1, 999, value=t0, step=1, label="SDEdit t0 (start timestep)", visible=False)
-                    ip_zeta = gr.Slider(0.0, 10.0, value=zeta, step=0.1, label="Score-ALD zeta", visible=False)
-                    ip_scale = gr.Slider(0.0, 20.0, value=scale, step=0.1, label="DPS scale (step size lambda)")
-                    ip_normalize = gr.Checkbox(
-                        True,
-                        label="DPS: normalised step lambda g/||g|| (eq. 29)",
-                        info="off: the raw step lambda g of Chung et al.'s code (retune lambda: try 1-5)",
-                    )
-                    ip_samples = gr.Slider(
-                        1,
-                        MAX_SAMPLES,
-                        value=samples_default("dps", "gaussian_blur"),
-                        step=1,
-                        label="chains averaged (k)",
-                        info="k restorations side by side, shown as their mean: an estimate of E[x0|y], higher PSNR "
-                        "than one, k times the work",
-                    )
-                    ip_precision = gr.Radio(
-                        ["auto", "fp32", "bf16"],
-                        value="auto",
-                        label="network precision",
-                        info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); "
-                        "the sampler's own arithmetic stays fp32",
-                    )
-                    ip_schedule = gr.Dropdown(
-                        ["uniform", "quadratic", "karras", "spectral"],
-                        value="uniform",
-                        label="timestep schedule",
-                        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral "
-                        "(equal h rho(J_s) per step, from the model's stability profile)",
-                    )
-                with gr.Group(visible=False) as ip_maskg:
-                    ip_mask = gr.ImageEditor(
-                        label="Draw the hole: paint over the pixels to hide",
-                        type="numpy",
-                        sources=(),
-                        transforms=(),
-                        layers=False,
-                        brush=gr.Brush(default_size=12, colors=["#ff0000"], color_mode="fixed"),
-                        height=300,
-                        canvas_size=(256, 256),
-                        fixed_canvas=True,
-                    )
-                    ip_mask.convert_and_format_image = _bounded_decode(ip_mask.convert_and_format_image)
+                    c = _settings()
+                maskg, mask = _mask_editor()
             with gr.Column(scale=3):
-                ip_status = gr.Markdown(elem_id="ip-status")
-                ip_strip = gr.HTML(elem_id="ip-strip")
+                status = gr.Markdown(elem_id="ip-status")
+                strip = gr.HTML(elem_id="ip-strip")
                 # the same pictures as files, for gradio_client users of /restore; the page shows them in the strip
-                ip_truth = gr.Image(label="truth x0", format="png", visible="hidden")
-                ip_meas = gr.Image(label="measurement y", format="png", visible="hidden")
-                ip_gallery = gr.Gallery(
-                    label="frames and results", format="png", visible="hidden", elem_id="ip-gallery"
-                )
+                truth = gr.Image(label="truth x0", format="png", visible="hidden")
+                meas = gr.Image(label="measurement y", format="png", visible="hidden")
+                gallery = gr.Gallery(label="frames and results", format="png", visible="hidden", elem_id="ip-gallery")
         with gr.Row(equal_height=False):
-            ip_table = gr.Dataframe(label="metrics against the truth", interactive=False, scale=1)
-            ip_plot = gr.Plot(label="PSNR of x0_hat and residual per step", scale=1)
+            table = gr.Dataframe(label="metrics against the truth", interactive=False, scale=1)
+            plot = gr.Plot(label="PSNR of x0_hat and residual per step", scale=1)
         with gr.Row(elem_classes="advanced"):
-            ip_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
-            ip_json = gr.JSON(label="Parameters and metrics", open=False)
+            files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
+            record = gr.JSON(label="Parameters and metrics", open=False)
 
-    def restore_eta(model_name, method, operator, steps, t0, samples):
-        methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
-        methods = ["denoise_restore" if m == "denoise" else m for m in methods]
-        if len(methods) == 1:
-            text = estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
-        else:
-            text = estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
-        return text + _ranking_note(int(steps or 0), operator)
-
-    gr.on([ui["load"], ui["model_md"].change, ip_method.change, ip_op.change, ip_steps.change, ip_t0.change,
-           ip_samples.change], restore_eta,
-          [ui["model"], ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **EST)  # fmt: skip
-    ip_op.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **LIGHT)
-    ip_box.change(operator_widgets, [ip_op, ip_box], [ip_blur, ip_boxg, ip_dropg, ip_maskg], **LIGHT)
-    ip_method.change(method_widgets, ip_method, [ip_t0, ip_zeta, ip_scale, ip_normalize], **LIGHT)
-    ip_op.change(task_defaults, ip_op, [ip_t0, ip_zeta, ip_scale], **LIGHT)
-    gr.on([ip_op.change, ip_method.change], samples_default, [ip_method, ip_op], ip_samples, **LIGHT)
-    gr.on([ip_box.change, *_picker_changes(ui)], mask_canvas, picked, ip_mask, **LIGHT)
-    ip_evt = ip_run.click(
+    eta_in = [ui["model"], method, op, steps, c["t0"], c["samples"]]
+    gr.on([ui["load"], ui["model_md"].change, method.change, op.change, steps.change, c["t0"].change,
+           c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
+    groups = [c["blur"], c["boxg"], c["dropg"], maskg]
+    gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
+    method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"]], **LIGHT)
+    op.change(task_defaults, op, [c["t0"], c["zeta"], c["scale"]], **LIGHT)
+    gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
+    gr.on([op.change, method.change], steps_default, [method, op], steps, **LIGHT)
+    gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
+    gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, picked, mask, **LIGHT)
+    # the API's inputs in this order: gradio_client users of /restore call it positionally
+    inputs = [*picked, ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
+              c["zeta"], c["scale"], steps, mask, c["normalize"], c["samples"], c["precision"], c["schedule"]]  # fmt: skip
+    evt = run.click(
         run_restore,
-        [
-            *picked,
-            ui["seed"],
-            ip_op,
-            ip_std,
-            ip_kernel,
-            ip_box,
-            ip_drop,
-            ip_sigma,
-            ip_method,
-            ip_t0,
-            ip_zeta,
-            ip_scale,
-            ip_steps,
-            ip_mask,
-            ip_normalize,
-            ip_samples,
-            ip_precision,
-            ip_schedule,
-        ],  # fmt: skip
-        [ip_truth, ip_meas, ip_gallery, ip_table, ip_plot, ip_status, ip_json, ip_files],
+        inputs,
+        [truth, meas, gallery, table, plot, status, record, files],
         api_name="restore",
-        show_progress_on=[ip_status],
+        show_progress_on=[status],
         **_heavy(),
     )
-    ip_evt.failure(_on_failure("restore"), None, ip_status, **LIGHT)
-    gr.on([ip_gallery.change, ip_truth.change], None, [ip_truth, ip_meas, ip_gallery], ip_strip, js=STRIP_JS)
-    ip_evt.success(restore_eta, [ui["model"], ip_method, ip_op, ip_steps, ip_t0, ip_samples], ip_eta, **EST)
-    ip_stop.click(_on_stop("restore"), None, [ip_status, ip_json, ip_files], cancels=[ip_evt], **STOPPED)
+    evt.failure(_on_failure("restore"), None, status, **LIGHT)
+    gr.on([gallery.change, truth.change], None, [truth, meas, gallery], strip, js=STRIP_JS)
+    evt.success(restore_eta, eta_in, eta, **EST)
+    stop.click(_on_stop("restore"), None, [status, record, files], cancels=[evt], **STOPPED)

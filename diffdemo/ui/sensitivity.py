@@ -8,7 +8,7 @@ import gradio as gr
 
 from diffdemo.ui.common import _budget, _file, _loaded, _model, _run_dir, _seed, _t, _u8, _x0, _zoom, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row, slider
 from diffdemo.zerogpu import gpu
 
 SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
@@ -146,7 +146,7 @@ def sensitivity_tab(ui) -> None:
                     format="png",
                     height=240,
                 )
-                sens_t = gr.Slider(1, 999, value=200, step=1, label="t (re-probes the same pixel)", elem_id="sens-t")
+                sens_t = slider("probe.t", "t (re-probes the same pixel)", elem_id="sens-t")
                 with gr.Row():
                     sens_x = gr.Number(None, label="x (column)", minimum=0, elem_id="sens-x")
                     sens_y = gr.Number(None, label="y (row)", minimum=0)

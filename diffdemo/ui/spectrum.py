@@ -6,9 +6,10 @@ import time
 
 import gradio as gr
 
+from diffdemo.defaults import SPECTRUM_START
 from diffdemo.ui.common import _budget, _check, _model, _run_dir, _seed, _t, _x0, default_model, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row, slider
 from diffdemo.zerogpu import gpu
 
 SPECTRUM_TIMESTEPS = ("10", "50", "100", "200", "400", "500", "700", "800", "950")
@@ -110,11 +111,13 @@ def spectrum_tab(ui) -> None:
         _lead("spectrum")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
-                sp_ts = gr.CheckboxGroup(list(SPECTRUM_TIMESTEPS), value=["50", "500"], label="timesteps")
+                sp_ts = gr.CheckboxGroup(
+                    list(SPECTRUM_TIMESTEPS), value=[str(t) for t in SPECTRUM_START], label="timesteps"
+                )
                 sp_run, sp_stop, sp_eta = _run_row("Compute", "sp")
                 with gr.Accordion("Iteration settings", open=False, elem_classes="advanced"):
-                    sp_k = gr.Slider(1, 8, value=3, step=1, label="singular vectors k")
-                    sp_iters = gr.Slider(2, 60, value=20, step=1, label="Lanczos / Arnoldi steps")
+                    sp_k = slider("spectrum.k", "singular vectors k")
+                    sp_iters = slider("spectrum.iters", "Lanczos / Arnoldi steps")
             with gr.Column(scale=3):
                 sp_md = gr.Markdown(elem_id="sp-md")
                 sp_sv = gr.Plot(label="singular values and spectral radius (Figure 8)", elem_id="sp-sv")

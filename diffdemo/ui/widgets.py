@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffdemo.defaults import UI
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT
 from diffdemo.ui.texts import LEAD, MATHS
 
@@ -13,6 +14,14 @@ def _lead(task: str) -> None:
     gr.Markdown(LEAD[task], elem_classes="lead")
     with gr.Accordion("The maths and the words", open=False, elem_classes="advanced"):
         gr.Markdown(MATHS[task])
+
+
+def slider(name: str, label: str, **kw) -> gr.Slider:
+    """The slider of diffdemo/defaults.py's UI table ``name``: its bounds, initial value and step from there; its
+    elem_id is the name with a dash unless given (tests read the initial values back by it)."""
+    low, high, value, step = UI[name]
+    kw.setdefault("elem_id", name.replace(".", "-"))
+    return gr.Slider(low, high, value=value, step=step, label=label, **kw)
 
 
 def _run_row(run_label: str, prefix: str):

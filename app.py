@@ -121,7 +121,7 @@ def build_app() -> gr.Blocks:
             spectrum_tab(ui)
 
         # ---- wiring: pickers and the presenter view ----
-        picked = [ui["model"], ui["image"], ui["upload"]]
+        picked = ui["picked"]
         demo.load(populate_pickers, None, [ui["model"], ui["gallery"], ui["image"]], **LIGHT, show_progress="hidden")
         ui["gallery"].select(pick_bundled, None, ui["image"], **LIGHT)
         ui["upload"].change(pick_upload, ui["upload"], ui["image"], **LIGHT)

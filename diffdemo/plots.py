@@ -500,3 +500,11 @@ def restoration_trace_figure(traces: dict, titles: dict | None = None) -> go.Fig
     _log_axis(fig, residuals, row=1, col=2)
     fig.update_layout(margin=dict(l=50, r=20, t=50, b=50), height=380, legend=dict(orientation="h", y=-0.35))
     return _readable(fig)
+
+
+def spread_picture(x_std: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The chains' per-pixel spread (std across chains, mean over colour) as a grey picture in [-1, 1], white at
+    its largest value; and that value (the picture's scale)."""
+    spread = x_std.mean(1, keepdim=True).expand_as(x_std)
+    top = float(spread.max())
+    return spread / max(top, 1e-8) * 2 - 1, top

@@ -34,7 +34,7 @@ from diffdemo.ui.runs import (
     estimate,
 )
 from diffdemo.ui.texts import CURVE_NOTE
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row, slider
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 
@@ -129,9 +129,7 @@ def curve_stopped(request: gr.Request = None):
 
 
 def denoise_tab(ui) -> None:
-    picked = [ui["model"], ui["image"], ui["upload"]]
-    with gr.Tab("Denoise", id="denoise"):
-        _lead("denoise")
+    with tab("Denoise", "denoise"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
@@ -162,7 +160,7 @@ def denoise_tab(ui) -> None:
           [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
     dn_evt = dn_run.click(
         run_denoise,
-        [*picked, ui["seed"], dn_t, dn_steps],
+        [*ui["picked"], ui["seed"], dn_t, dn_steps],
         [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files],
         api_name="denoise",
         show_progress_on=[dn_md],
@@ -172,7 +170,7 @@ def denoise_tab(ui) -> None:
     dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
     curve_evt = dn_curve_btn.click(
         run_psnr_curve,
-        [*picked, ui["seed"], dn_steps, dn_points],
+        [*ui["picked"], ui["seed"], dn_steps, dn_points],
         [dn_curve, dn_strip],
         api_name="psnr_vs_t",
         show_progress_on=[dn_curve],

@@ -9,7 +9,7 @@ import gradio as gr
 
 from diffdemo.ui.common import _budget, _check, _every, _file, _fmt, _model, _run_dir, _seed, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row, slider
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 
@@ -53,8 +53,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
 
 
 def generate_tab(ui) -> None:
-    with gr.Tab("Generate", id="generate"):
-        _lead("generate")
+    with tab("Generate", "generate"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 sm_n = slider("sample.n", "samples")

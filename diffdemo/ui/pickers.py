@@ -146,4 +146,5 @@ def _header(start_model: str):
             ui["working"] = gr.Image(
                 label="Working image", interactive=False, height=140, elem_classes="pixelated", format="png", scale=1
             )
+    ui["picked"] = [ui["model"], ui["image"], ui["upload"]]  # what every handler on one picture takes first
     return ui

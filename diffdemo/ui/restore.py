@@ -29,7 +29,7 @@ from diffdemo.ui.common import (
     guarded,
 )
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row, slider
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 OPERATOR_CHOICES = [
@@ -96,9 +96,9 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
             if single:
                 items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_next, 0)}"))
         if single and frame.x_std is not None:
-            spread = frame.x_std.mean(1, keepdim=True).expand_as(frame.x_std)
-            top = float(spread.max())
-            shown = spread / max(top, 1e-8) * 2 - 1
+            from diffdemo.plots import spread_picture
+
+            shown, top = spread_picture(frame.x_std)
             items.append((_file(shown, f"{name}_std"), f"{title}: spread across the chains (white = {top:.3f})"))
     for name, x in finals.items():
         if name not in latest:
@@ -513,9 +513,7 @@ def restore_eta(model_name, method, operator, steps, t0, samples):
 
 
 def restore_tab(ui) -> None:
-    picked = [ui["model"], ui["image"], ui["upload"]]
-    with gr.Tab("Inverse problems", id="restore"):
-        _lead("restore")
+    with tab("Inverse problems", "restore"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 with gr.Row():
@@ -556,9 +554,9 @@ def restore_tab(ui) -> None:
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
     gr.on([op.change, method.change], steps_default, [method, op], steps, **LIGHT)
     gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
-    gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, picked, mask, **LIGHT)
+    gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)
     # the API's inputs in this order: gradio_client users of /restore call it positionally
-    inputs = [*picked, ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
+    inputs = [*ui["picked"], ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
               c["zeta"], c["scale"], steps, mask, c["normalize"], c["samples"], c["precision"], c["schedule"]]  # fmt: skip
     evt = run.click(
         run_restore,

@@ -8,7 +8,7 @@ import gradio as gr
 
 from diffdemo.ui.common import _budget, _file, _loaded, _model, _run_dir, _seed, _t, _u8, _x0, _zoom, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _picker_changes, _run_row, slider
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
@@ -133,9 +133,7 @@ def reprobe(
 
 
 def sensitivity_tab(ui) -> None:
-    picked = [ui["model"], ui["image"], ui["upload"]]
-    with gr.Tab("Sensitivity", id="sensitivity") as sens_tab:
-        _lead("sensitivity")
+    with tab("Sensitivity", "sensitivity") as sens_tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=280):
                 sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens")
@@ -170,11 +168,11 @@ def sensitivity_tab(ui) -> None:
     gr.on(
         [sens_tab.select, *_picker_changes(ui), ui["seed"].change],
         noised_view,
-        [*picked, ui["seed"], sens_t],
+        [*ui["picked"], ui["seed"], sens_t],
         [sens_image, sens_md],
         **LIGHT,
     )
-    probe_in = [*picked, ui["seed"], sens_t, sens_x, sens_y, sens_on]
+    probe_in = [*ui["picked"], ui["seed"], sens_t, sens_x, sens_y, sens_on]
     heavy = dict(_heavy(), show_progress_on=[sens_maps])
     click_evt = sens_image.select(pick_pixel, ui["model"], [sens_x, sens_y, sens_probed], **LIGHT).then(
         run_probe, probe_in, probe_out, api_name="probe", **heavy

@@ -9,7 +9,7 @@ import gradio as gr
 from diffdemo.defaults import SPECTRUM_START
 from diffdemo.ui.common import _budget, _check, _model, _run_dir, _seed, _t, _x0, default_model, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _lead, _run_row, slider
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 SPECTRUM_TIMESTEPS = ("10", "50", "100", "200", "400", "500", "700", "800", "950")
@@ -106,9 +106,7 @@ def _spectrum_text(results) -> str:
 
 
 def spectrum_tab(ui) -> None:
-    picked = [ui["model"], ui["image"], ui["upload"]]
-    with gr.Tab("Spectrum", id="spectrum"):
-        _lead("spectrum")
+    with tab("Spectrum", "spectrum"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 sp_ts = gr.CheckboxGroup(
@@ -136,7 +134,7 @@ def spectrum_tab(ui) -> None:
           [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)  # fmt: skip
     sp_evt = sp_run.click(
         run_spectrum,
-        [*picked, ui["seed"], sp_ts, sp_k, sp_iters],
+        [*ui["picked"], ui["seed"], sp_ts, sp_k, sp_iters],
         [sp_sv, sp_vectors, sp_rho, sp_md, sp_json, sp_files],
         api_name="spectrum",
         show_progress_on=[sp_md],

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import gradio as gr
 
 from diffdemo.defaults import UI
@@ -10,10 +12,14 @@ from diffdemo.ui.common import HEAVY, HEAVY_LIMIT
 from diffdemo.ui.texts import LEAD, MATHS
 
 
-def _lead(task: str) -> None:
-    gr.Markdown(LEAD[task], elem_classes="lead")
-    with gr.Accordion("The maths and the words", open=False, elem_classes="advanced"):
-        gr.Markdown(MATHS[task])
+@contextmanager
+def tab(title: str, task: str):
+    """A tab, opening with its lead sentence and, folded, its maths (diffdemo/ui/texts.py)."""
+    with gr.Tab(title, id=task) as made:
+        gr.Markdown(LEAD[task], elem_classes="lead")
+        with gr.Accordion("The maths and the words", open=False, elem_classes="advanced"):
+            gr.Markdown(MATHS[task])
+        yield made
 
 
 def slider(name: str, label: str, **kw) -> gr.Slider:

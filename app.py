@@ -596,7 +596,7 @@ CURVE_NOTE = (
 def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
-    from diffdemo.ui_helpers import log_timesteps, psnr_vs_t
+    from diffdemo.experiments import log_timesteps, psnr_lpips_vs_t
 
     model = _model(model_name)
     seed = _seed(seed)
@@ -607,7 +607,7 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
     est = _estimate(model_name, "psnr_curve", steps=steps, points=points, T=model.schedule.T)
     rows = []
     started = time.perf_counter()
-    for i, row in enumerate(psnr_vs_t(model, x0, ts, steps=steps, seed=seed)):
+    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
         tiles = [(x0, "clean", "the truth")] + [
@@ -645,7 +645,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     base = {"task": "sample", "model": model_name, "seed": seed, "n": n, "steps": steps}
     started = time.perf_counter()
     frame = None
-    for frame in sample(model, n, steps, seed, every=_every(steps)):
+    for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")
@@ -833,9 +833,10 @@ def run_restore(
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
     on the same y, noise draw and seed, streaming each method's frames and its PSNR / residual per step."""
     from diffdemo import baselines, metrics, plots
+    from diffdemo.experiments import interleave
     from diffdemo.precision import check_precision
     from diffdemo.restore import diffusion_frames, make_problem, model_for, restore
-    from diffdemo.ui_helpers import interleave, write_results
+    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed = _seed(seed)

@@ -23,6 +23,14 @@ DEFAULTS: dict[str, dict] = {
 
 MAX_SAMPLES = 16  # posterior samples averaged per image (each is a full chain: k times the work)
 
+# What a run uses where the user gives nothing: the CLI's option defaults, ``reproduce`` and the app's initial
+# values read these (tests/test_cli_io.py checks the CLI's parser against them).
+SIGMA_Y = 0.05  # measurement noise std, [-1, 1] image units (0.025 on a [0, 1] scale)
+IMAGE = "london_006_neutral"  # the bundled test face every command starts from
+SEED = 0
+DROP = 0.5  # random_inpaint: fraction of pixels dropped
+SAMPLE = {"n": 4, "steps": 250}  # unconditional DDPM samples (eq. 25)
+
 # Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     # DPS deblurring: the mean of 4 chains (an estimate of E[x0|y]; ~4x one chain's time on a CPU) scores

@@ -178,9 +178,7 @@ def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
 
 def mean_psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
     """PSNR of x against the reference, the mean over the batch's images (reference: one image or one each)."""
-    x = x.detach().cpu()
-    reference = reference.expand_as(x) if reference.shape[0] == 1 else reference
-    return float(np.mean([metrics.psnr(x[i : i + 1], reference[i : i + 1]) for i in range(x.shape[0])]))
+    return float(np.mean(metrics.per_image(metrics.psnr, x.detach().cpu(), reference)))
 
 
 def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:

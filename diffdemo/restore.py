@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from diffdemo import baselines, metrics
-from diffdemo.defaults import DEFAULTS, MAX_SAMPLES, params_for
+from diffdemo import baselines, metrics, validation
+from diffdemo.defaults import DEFAULTS, params_for
+from diffdemo.errors import InvalidParameter
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
@@ -37,9 +38,9 @@ class Problem:
 
 
 def make_problem(x0: torch.Tensor, operator: Operator, sigma_y: float, seed: int = 0) -> Problem:
-    """y = A x0 + sigma_y n with the noise drawn from ``seed`` (so every method sees the same y)."""
-    if not 0.0 <= sigma_y <= 2.0:
-        raise ValueError(f"sigma_y must be in [0, 2] ([-1, 1] image units), got {sigma_y}")
+    """y = A x0 + sigma_y n with the noise drawn from ``seed`` (so every method sees the same y); sigma_y in
+    [-1, 1] image units, range checked by the one rule (defaults.RANGES)."""
+    sigma_y = validation.check("sigma_y", sigma_y)
     y = operator.measure(x0, sigma_y, torch.Generator().manual_seed(int(seed)))
     return Problem(x0, operator, float(sigma_y), y, int(seed))
 
@@ -69,14 +70,10 @@ def diffusion_frames(
         raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
     model = model_for(model, method, precision)
     p = params_for(method, problem.operator.name, **overrides)
-    steps = int(p["steps"])
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    k = int(p.get("samples", 1))
-    if not 1 <= k <= MAX_SAMPLES:
-        raise ValueError(f"samples must be in [1, {MAX_SAMPLES}], got {k}")
+    steps = validation.check("steps", p["steps"])
+    k = validation.check("samples", p.get("samples", 1))
     if k > 1 and method == "denoise":
-        raise ValueError(
+        raise InvalidParameter(
             "denoise is deterministic (DDIM-like, no noise draws): its chains would all agree; use samples=1"
         )
     frames = _chain_frames(model, method, problem, p, steps, k, every)

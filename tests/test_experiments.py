@@ -109,3 +109,18 @@ def test_denoising_streams_steps_between_the_noisy_and_the_denoised_rows(tiny_mo
     (curve,) = psnr_lpips_vs_t(tiny_model, x0, [200], steps=4, seed=1)
     assert items[0].psnr == curve["psnr_noisy"] and items[-1].psnr == curve["psnr_denoised"]
     assert torch.equal(items[-1].reconstruction, items[-2].frame.x_t.cpu())
+
+
+def test_scores_and_baselines_refuse_a_batch_and_per_image_scores_each(face64):
+    from diffdemo import baselines
+
+    batch = torch.cat([(face64 + 0.1).clamp(-1, 1), (face64 - 0.3).clamp(-1, 1)])
+    each = [metrics.psnr(batch[i : i + 1], face64) for i in range(2)]
+    assert metrics.per_image(metrics.psnr, batch, face64) == each and each[0] > each[1] + 3
+    for score in (metrics.psnr, metrics.ssim, metrics.lpips):
+        with pytest.raises(ValueError, match="batch of 2"):
+            score(batch, face64)
+    blur = GaussianBlur(5, 1.0)
+    for method in ("wiener", "tv"):
+        with pytest.raises(ValueError, match="batch of 2"):
+            baselines.restore_baseline(method, blur.A(batch), blur)

@@ -48,7 +48,7 @@ def sampler_vs_pipeline(model: UNetModel, steps: int, repeats: int) -> dict:
     pipe = ddpm_pipeline(model)
 
     def ours():
-        last_frame(sample(model, 1, steps, seed=0, every=steps))
+        last_frame(sample(model, n=1, steps=steps, seed=0, every=None))
 
     def theirs():
         pipe(batch_size=1, generator=torch.Generator().manual_seed(0), num_inference_steps=steps, output_type="np")
@@ -103,7 +103,7 @@ def dps_comparison(model: UNetModel, nfe: int, scales, weights, tmp: Path) -> di
 
     for s in scales:
         start = time.perf_counter()
-        frame = last_frame(dps(model, op, y, scale=s, steps=nfe, seed=0, every=nfe))
+        frame = last_frame(dps(model, op, y, scale=s, steps=nfe, seed=0, every=None))
         sec = time.perf_counter() - start
         rows.append(
             {
@@ -138,7 +138,7 @@ def dps_comparison(model: UNetModel, nfe: int, scales, weights, tmp: Path) -> di
     sampler, physics, _ = deepinv_dps(model, folder, op, short, weights[0])
     med = interleaved(
         {
-            "ours": lambda: last_frame(dps(model, op, y, scale=scales[0], steps=short, seed=0, every=short)),
+            "ours": lambda: last_frame(dps(model, op, y, scale=scales[0], steps=short, seed=0, every=None)),
             "deepinv": lambda: sampler((y + 1) / 2, physics, seed=0),
         },
         repeats=3,

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_engine import hardware  # noqa: E402
 from diffdemo import analysis as A  # noqa: E402
+from diffdemo.defaults import DEFAULTS  # noqa: E402
 from diffdemo.hub_layout import CELEBAHQ_256_ID, CELEBAHQ_256_SCHEDULER, celebahq_unet  # noqa: E402
 from diffdemo.models import UNetModel, default_device, load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
@@ -65,7 +66,7 @@ def main(argv=None) -> dict:
     y = op.A(x0) + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1)).to(device)
 
     def dps_run():
-        last_frame(dps(model, op, y, steps=args.dps_steps, seed=0, every=10**9))
+        last_frame(dps(model, op, y, scale=DEFAULTS["dps"]["scale"], steps=args.dps_steps, seed=0, every=None))
 
     dps_step = median_seconds(dps_run, 1, warmup=True) / args.dps_steps
     ops = A._row_ops(model, [x_t], [t], ["score"], [None])

@@ -1,7 +1,8 @@
 """Classical restorations of the same measurement, through scikit-image: the yardstick for the diffusion methods.
 
 Deblurring: Wiener (fixed balance, or unsupervised), Richardson-Lucy, total variation (proximal gradient with
-scikit-image's TV denoiser as the proximal map). Inpainting: biharmonic. Tensors in [-1, 1] in and out.
+scikit-image's TV denoiser as the proximal map). Inpainting: biharmonic. Tensors in [-1, 1] in and out, one
+image at a time: a batch of several is refused (call once per image).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from skimage.restoration import (
     wiener,
 )
 
+from diffdemo.errors import InvalidParameter
 from diffdemo.imaging import from_unit, to_unit
+from diffdemo.metrics import one_image
 from diffdemo.operators import GaussianBlur, Identity, MaskOperator, Operator
 
 BASELINES = ("wiener", "richardson_lucy", "tv", "biharmonic")
@@ -25,7 +28,7 @@ DEBLUR_BASELINES = ("wiener", "richardson_lucy", "tv")
 
 def _unit(y: torch.Tensor) -> np.ndarray:
     """Measurement in [0, 1] without clipping away its noise (skimage's deconvolvers work on floats)."""
-    return y[0].detach().double().cpu().add(1).div(2).permute(1, 2, 0).numpy()
+    return one_image(y, "a classical baseline")[0].detach().double().cpu().add(1).div(2).permute(1, 2, 0).numpy()
 
 
 def _per_channel(fn, img: np.ndarray, pad: int = 0) -> np.ndarray:
@@ -38,7 +41,7 @@ def _per_channel(fn, img: np.ndarray, pad: int = 0) -> np.ndarray:
 
 def _require(op: Operator, kind, method: str):
     if not isinstance(op, kind):
-        raise ValueError(
+        raise InvalidParameter(
             f"{method} restores {'blurred' if kind is GaussianBlur else 'masked'} images only, "
             f"not the '{op.name}' operator"
         )
@@ -68,7 +71,7 @@ def richardson_lucy_deconvolution(y: torch.Tensor, op: GaussianBlur, num_iter: i
 
 def tv_restoration(y: torch.Tensor, op: Operator, weight: float = 0.02, num_iter: int = 60) -> torch.Tensor:
     """min_x 1/2 ||A x - y||^2 + weight TV(x) by proximal gradient (ISTA, step 1 since ||A|| <= 1)."""
-    x = op.init_estimate(y).double()
+    x = op.init_estimate(one_image(y, "a classical baseline")).double()
     y = y.double()
     for _ in range(num_iter):
         z = x - op.A_adjoint(op.A(x) - y)

@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from diffdemo import validation
+from diffdemo import defaults, validation
 from diffdemo.errors import DiffdemoError
 from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import DEFAULT_MODEL
@@ -44,7 +44,7 @@ def _positive(kind):
 def add_model_image_size(p) -> None:
     """The --model / --image / --size options shared by every command that works on one image."""
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
-    p.add_argument("--image", default="london_006_neutral", help="an image file or a bundled image name")
+    p.add_argument("--image", default=defaults.IMAGE, help="an image file or a bundled image name")
     p.add_argument("--size", type=_positive(int), help="working resolution (default: the model's)")
 
 
@@ -89,10 +89,10 @@ def add_restore(sub) -> None:
     p.add_argument("--method", default="dps", choices=METHODS)
     p.add_argument("--operator", default="gaussian_blur", choices=OPERATORS)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std in [-1, 1] units")
+    p.add_argument("--sigma-y", type=float, default=defaults.SIGMA_Y, help="measurement noise std in [-1, 1] units")
     p.add_argument("--steps", type=_positive(int), help="reverse steps (strided)")
     add_schedule_option(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--t0", type=int, help="starting timestep (sdedit, denoise)")
     p.add_argument("--scale", type=float, help="DPS step size lambda")
     p.add_argument("--zeta", type=float, help="Score-ALD likelihood weight")
@@ -108,7 +108,7 @@ def add_restore(sub) -> None:
     )
     p.add_argument("--box", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"), help="box_inpaint hole (pixels)")
     p.add_argument("--box-preset", default="center", help="box_inpaint preset: center, eyes or mouth")
-    p.add_argument("--drop", type=float, default=0.5, help="random_inpaint drop fraction")
+    p.add_argument("--drop", type=float, default=defaults.DROP, help="random_inpaint drop fraction")
     p.add_argument("--blur-std", type=float, help="gaussian_blur std in pixels")
     p.add_argument("--kernel-size", type=int, help="gaussian_blur kernel size (odd)")
     add_precision(p)
@@ -137,11 +137,12 @@ def check_args(args, *names: str) -> None:
 
 
 def run_restore(args) -> dict:
-    from diffdemo.baselines import BASELINES, DEBLUR_BASELINES, applicable
+    """Measure the image, restore it with one method (diffdemo.experiments), write the PNGs and metrics.json."""
+    from diffdemo.experiments import run_restoration
     from diffdemo.imaging import save_png, to_tensor
+    from diffdemo.metrics import psnr
     from diffdemo.models import load_model
-    from diffdemo.operators import make_operator
-    from diffdemo.restore import DIFFUSION_METHODS, make_problem, restore
+    from diffdemo.restore import DIFFUSION_METHODS, make_problem
 
     check_args(args, "sigma_y", "steps", "seed", "scale", "zeta", "samples", "drop", "blur_std", "kernel_size", "size")
     model = load_model(args.model)
@@ -149,55 +150,42 @@ def run_restore(args) -> dict:
         args.t0 = validation.check_timestep(args.t0, model.schedule.T, "--t0")
     size = working_size(model, args.size)
     x0 = to_tensor(resolve_image(args.image, size))
-    try:
-        op = make_operator(
-            args.operator,
-            size,
-            box=args.box,
-            preset=args.box_preset,
-            drop=args.drop,
-            std=args.blur_std,
-            kernel_size=args.kernel_size,
-            mask_seed=args.seed,
-        )
-    except ValueError as exc:  # a box that does not fit, an unknown preset, a kernel larger than the image
-        raise UsageError(str(exc)) from None
-    if args.method in BASELINES and args.method not in applicable(op):
-        kind = "blurred" if args.method in DEBLUR_BASELINES else "masked"
-        raise UsageError(f"{args.method} restores {kind} images only, not the '{op.name}' operator")
-    if args.method == "denoise" and (args.samples or 1) > 1:
-        raise UsageError("denoise is deterministic: its chains would all agree; use --samples 1")
+    op = restore_operator(args, size)
     problem = make_problem(x0, op, args.sigma_y, args.seed)
     overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta, samples=args.samples)
-    overrides["schedule"] = args.schedule
-    if args.raw_dps_step:
-        overrides["normalize"] = False
+    overrides.update(schedule=args.schedule, normalize=False if args.raw_dps_step else None)
     network = model if args.method in DIFFUSION_METHODS else None
-    result = restore(network, args.method, problem, precision=args.precision, **overrides)
+    (row,) = run_restoration(network, problem, [args.method], overrides=overrides, precision=args.precision)
     out = Path(args.out)
-    save_png(x0, out / "truth.png")
-    save_png(problem.y, out / "measurement.png")
-    save_png(result.pop("reconstruction"), out / "reconstruction.png")
-    result.update(
-        model=args.model,
-        image=args.image,
-        size=size,
-        sigma_y=args.sigma_y,
-        seed=args.seed,
-        operator_params=op.describe(),
-    )
+    for name, image in (("truth", x0), ("measurement", problem.y), ("reconstruction", row.reconstruction)):
+        save_png(image, out / f"{name}.png")
+    result = {**row.record(), "operator": op.name, "psnr_measurement": psnr(problem.y, x0)}
+    result.update(model=args.model, image=args.image, size=size, sigma_y=args.sigma_y, seed=args.seed)
+    result["operator_params"] = op.describe()
     write_json(out / "metrics.json", result)
     return result
+
+
+def restore_operator(args, size: int):
+    """The --operator with its options at ``size`` px (a box that does not fit, an unknown preset or a kernel
+    larger than the image is the user's error)."""
+    from diffdemo.operators import make_operator
+
+    options = dict(box=args.box, preset=args.box_preset, drop=args.drop, std=args.blur_std)
+    try:
+        return make_operator(args.operator, size, kernel_size=args.kernel_size, mask_seed=args.seed, **options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # --- sample ----------------------------------------------------------------------------------------
 def add_sample(sub) -> None:
     p = sub.add_parser("sample", help="unconditional DDPM samples")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--n", type=_positive(int), default=4)
-    p.add_argument("--steps", type=_positive(int), default=250)
+    p.add_argument("--n", type=_positive(int), default=defaults.SAMPLE["n"])
+    p.add_argument("--steps", type=_positive(int), default=defaults.SAMPLE["steps"])
     add_schedule_option(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--out", required=True)
     add_precision(p)
     p.set_defaults(run=run_sample)
@@ -212,7 +200,7 @@ def run_sample(args) -> dict:
     check_args(args, "n", "steps", "seed")
     model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
-    frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps, schedule=args.schedule))
+    frame = last_frame(sample(model, n=args.n, steps=args.steps, seed=args.seed, every=None, schedule=args.schedule))
     seconds = time.perf_counter() - start
     out = Path(args.out)
     files = [str(save_png(frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]

@@ -23,6 +23,14 @@ DEFAULTS: dict[str, dict] = {
 
 MAX_SAMPLES = 16  # posterior samples averaged per image (each is a full chain: k times the work)
 
+# What a run uses where the user gives nothing: the CLI's option defaults, ``reproduce`` and the app's initial
+# values read these (tests/test_cli_io.py checks the CLI's parser against them).
+SIGMA_Y = 0.05  # measurement noise std, [-1, 1] image units (0.025 on a [0, 1] scale)
+IMAGE = "london_006_neutral"  # the bundled test face every command starts from
+SEED = 0
+DROP = 0.5  # random_inpaint: fraction of pixels dropped
+SAMPLE = {"n": 4, "steps": 250}  # unconditional DDPM samples (eq. 25)
+
 # Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     # DPS deblurring: the mean of 4 chains (an estimate of E[x0|y]; ~4x one chain's time on a CPU) scores
@@ -99,13 +107,9 @@ def params_for(method: str, task: str | None = None, **overrides) -> dict:
     return params
 
 
-# --- where every run starts: the CLI's options, the app's controls and reproduce read these ------------------------
-SEED = 0
-DEFAULT_IMAGE = "london_006_neutral"
-SIGMA_Y = 0.05  # measurement noise std, [-1, 1] image units (0.025 on a [0, 1] scale)
+# --- the app's controls ---------------------------------------------------------------------------------------------
 BLUR = {"kernel_size": 13, "std": 2.0}  # Gaussian blur up to 128 px; operators.default_blur scales it above
-MEASUREMENT = {"operator": "gaussian_blur", "method": "dps", "box": "center", "drop": 0.5}
-SAMPLE = {"n": 4, "steps": 250}  # unconditional samples
+MEASUREMENT = {"operator": "gaussian_blur", "method": "dps", "box": "center"}  # the restore form's first choices
 
 
 def _start(method: str, name: str):
@@ -127,7 +131,7 @@ UI: dict[str, tuple[float, float, float, float]] = {
     "restore.steps": (1, RANGES["steps"][1], _start(MEASUREMENT["method"], "steps"), 1),
     "restore.blur_std": (0.5, 6.0, BLUR["std"], 0.1),
     "restore.kernel_size": (3, RANGES["kernel_size"][1], BLUR["kernel_size"], 2),
-    "restore.drop": (*RANGES["drop"][:2], MEASUREMENT["drop"], 0.05),
+    "restore.drop": (*RANGES["drop"][:2], DROP, 0.05),
     "restore.sigma_y": (0.0, 0.5, SIGMA_Y, 0.01),
     "restore.t0": (1, 999, _start("sdedit", "t0"), 1),
     "restore.zeta": (0.0, 10.0, _start("score_ald", "zeta"), 0.1),

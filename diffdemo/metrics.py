@@ -3,6 +3,9 @@
 LPIPS loads its v0.1 AlexNet weights from ``assets/lpips`` (converted by ``diffdemo.lpips_weights``) and never
 downloads anything; if the file is missing, or the images are smaller than AlexNet can take, it is
 *unavailable*: ``lpips`` returns None and ``lpips_status()`` says why in one sentence. Never a made-up number.
+
+Each score compares one image ((1, C, H, W) or (C, H, W)) with its reference and refuses a batch of several;
+``per_image`` scores a batch image by image.
 """
 
 from __future__ import annotations
@@ -21,13 +24,32 @@ _lpips_nets: dict[tuple[str, str], object] = {}
 _lpips_errors: dict[tuple[str, str], str] = {}
 
 
+def one_image(x: torch.Tensor, what: str = "this score") -> torch.Tensor:
+    """x itself when it holds one image; a ValueError for a batch of several (no silent first image)."""
+    if x.ndim == 4 and x.shape[0] != 1:
+        raise ValueError(f"{what} takes one image, got a batch of {x.shape[0]}: call it once per image")
+    return x
+
+
+def per_image(score, x: torch.Tensor, reference: torch.Tensor) -> list:
+    """``score`` (psnr, ssim, lpips or all_metrics) of each image of a batch against its reference (one
+    reference per image, or one for all)."""
+    if reference.shape[0] == 1:
+        reference = reference.expand(x.shape[0], *reference.shape[1:])
+    if reference.shape[0] != x.shape[0]:
+        raise ValueError(f"{x.shape[0]} images against {reference.shape[0]} references")
+    return [score(x[i : i + 1], reference[i : i + 1]) for i in range(x.shape[0])]
+
+
 def psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB on the [0, 1] scale."""
+    """Peak signal-to-noise ratio in dB on the [0, 1] scale, of one image."""
+    x, reference = one_image(x, "psnr"), one_image(reference, "psnr")
     return float(peak_signal_noise_ratio(to_unit(reference), to_unit(x), data_range=1.0))
 
 
 def ssim(x: torch.Tensor, reference: torch.Tensor) -> float:
-    """Structural similarity (Wang et al. 2004), colour images, [0, 1] scale."""
+    """Structural similarity (Wang et al. 2004) of one colour image, [0, 1] scale."""
+    x, reference = one_image(x, "ssim"), one_image(reference, "ssim")
     return float(structural_similarity(to_unit(reference), to_unit(x), data_range=1.0, channel_axis=-1))
 
 
@@ -69,7 +91,8 @@ def _weights_path(net: str, weights: Path | None) -> Path:
 
 
 def lpips(x: torch.Tensor, reference: torch.Tensor, net: str = "alex", weights: Path | None = None) -> float | None:
-    """Learned perceptual distance (Zhang et al. 2018), lower is better, batch mean; None when unavailable."""
+    """Learned perceptual distance (Zhang et al. 2018) of one image, lower is better; None when unavailable."""
+    x, reference = one_image(x, "lpips"), one_image(reference, "lpips")
     model = _load_lpips(net, weights)
     if model is None or min(x.shape[-2:]) < LPIPS_MIN_SIDE:
         return None
@@ -80,5 +103,5 @@ def lpips(x: torch.Tensor, reference: torch.Tensor, net: str = "alex", weights: 
 
 
 def all_metrics(x: torch.Tensor, reference: torch.Tensor) -> dict:
-    """psnr, ssim and lpips (None when unavailable) of x against the reference."""
+    """psnr, ssim and lpips (None when unavailable) of one image against the reference."""
     return {"psnr": psnr(x, reference), "ssim": ssim(x, reference), "lpips": lpips(x, reference)}

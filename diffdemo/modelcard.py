@@ -95,7 +95,7 @@ def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) ->
     model = load_model(str(model_dir), device="cpu")
     state = json.loads((model_dir / STATE_FILE).read_text()) if (model_dir / STATE_FILE).exists() else {}
     start = time.perf_counter()
-    frames = sample(model, n=n, steps=steps, seed=seed, every=steps)
+    frames = sample(model, n=n, steps=steps, seed=seed, every=None)
     samples = last_frame(frames).x_t.cpu()
     sample_seconds = time.perf_counter() - start
     train = load_faces()

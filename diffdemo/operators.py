@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from diffdemo.defaults import BLUR, MEASUREMENT
+from diffdemo.defaults import BLUR, DROP
 
 OPERATORS = ("gaussian_blur", "box_inpaint", "random_inpaint", "noise")
 
@@ -206,7 +206,7 @@ def make_operator(name: str, size: int, **params) -> Operator:
     if name == "box_inpaint":
         return BoxInpaint(size, params.get("box"), params.get("preset") or "center")
     if name == "random_inpaint":
-        return RandomInpaint(size, float(params.get("drop", MEASUREMENT["drop"])), int(params.get("mask_seed", 0)))
+        return RandomInpaint(size, float(params.get("drop", DROP)), int(params.get("mask_seed", 0)))
     if name == "noise":
         return Identity()
     raise ValueError(f"unknown operator {name!r}; choose from {', '.join(OPERATORS)}")

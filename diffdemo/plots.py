@@ -454,7 +454,11 @@ def psnr_vs_t_figure(rows: Sequence[dict]) -> go.Figure:
     reverse-diffusion denoising against t (poster Figure 1)."""
     ts = [r["t"] for r in rows]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ts, y=[r["psnr_noisy"] for r in rows], mode="lines+markers", name="noised input x_t"))
+    fig.add_trace(
+        go.Scatter(
+            x=ts, y=[r["psnr_noisy"] for r in rows], mode="lines+markers", name="noised input, x_t / sqrt(abar_t)"
+        )
+    )
     fig.add_trace(go.Scatter(x=ts, y=[r["psnr_denoised"] for r in rows], mode="lines+markers", name="denoised"))
     has_lpips = any(r.get("lpips_denoised") is not None for r in rows)
     for key, name in (("lpips_noisy", "LPIPS, noised input"), ("lpips_denoised", "LPIPS, denoised")):

@@ -1,6 +1,7 @@
-"""One restoration run, end to end: measure an image, restore it with a diffusion method or a baseline, score it.
+"""One method on one problem: measure an image, run one diffusion method's frames or one baseline, score it.
 
-Shared by the CLI, the app and the benchmarks so that all three run exactly the same problem.
+The single-method layer under ``diffdemo.experiments`` (which runs comparisons, streams and times them): the
+problem, each method's parameters, its frames, and the scores of a result are defined here once.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from diffdemo import baselines, metrics
-from diffdemo.defaults import MAX_SAMPLES, params_for
+from diffdemo import baselines, metrics, validation
+from diffdemo.defaults import DEFAULTS, params_for
+from diffdemo.errors import InvalidParameter
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
-from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
+from diffdemo.samplers import Frame, dps, last_frame, posterior_mean, reverse_process, score_ald, sdedit
 from diffdemo.stability import model_timesteps
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
@@ -36,9 +38,9 @@ class Problem:
 
 
 def make_problem(x0: torch.Tensor, operator: Operator, sigma_y: float, seed: int = 0) -> Problem:
-    """y = A x0 + sigma_y n with the noise drawn from ``seed`` (so every method sees the same y)."""
-    if not 0.0 <= sigma_y <= 2.0:
-        raise ValueError(f"sigma_y must be in [0, 2] ([-1, 1] image units), got {sigma_y}")
+    """y = A x0 + sigma_y n with the noise drawn from ``seed`` (so every method sees the same y); sigma_y in
+    [-1, 1] image units, range checked by the one rule (defaults.RANGES)."""
+    sigma_y = validation.check("sigma_y", sigma_y)
     y = operator.measure(x0, sigma_y, torch.Generator().manual_seed(int(seed)))
     return Problem(x0, operator, float(sigma_y), y, int(seed))
 
@@ -56,10 +58,11 @@ def model_for(model: DiffusionModel, method: str, precision: str = "auto") -> Di
 
 
 def diffusion_frames(
-    model: DiffusionModel, method: str, problem: Problem, every: int = 1, precision: str = "auto", **overrides
+    model: DiffusionModel, method: str, problem: Problem, every: int | None = 1, precision: str = "auto", **overrides
 ) -> Iterator[Frame]:
     """The frame generator of a diffusion method on a problem (parameters: defaults + overrides).
 
+    ``every``: a frame every ``every`` steps and the last one; None: only the last one (samplers.reverse_process).
     ``samples`` = k > 1 runs k chains per image in one batch and streams their mean (``posterior_mean``).
     ``precision`` (auto, fp32, bf16) is the network's number format; the loop's arithmetic is float32 either way.
     """
@@ -67,21 +70,19 @@ def diffusion_frames(
         raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
     model = model_for(model, method, precision)
     p = params_for(method, problem.operator.name, **overrides)
-    steps = int(p["steps"])
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    k = int(p.get("samples", 1))
-    if not 1 <= k <= MAX_SAMPLES:
-        raise ValueError(f"samples must be in [1, {MAX_SAMPLES}], got {k}")
+    steps = validation.check("steps", p["steps"])
+    k = validation.check("samples", p.get("samples", 1))
     if k > 1 and method == "denoise":
-        raise ValueError(
+        raise InvalidParameter(
             "denoise is deterministic (DDIM-like, no noise draws): its chains would all agree; use samples=1"
         )
     frames = _chain_frames(model, method, problem, p, steps, k, every)
     return posterior_mean(frames, k) if k > 1 else frames
 
 
-def _chain_frames(model, method: str, problem: Problem, p: dict, steps: int, k: int, every: int) -> Iterator[Frame]:
+def _chain_frames(
+    model, method: str, problem: Problem, p: dict, steps: int, k: int, every: int | None
+) -> Iterator[Frame]:
     """The sampler of ``method`` on the measurement repeated k times (k chains per image)."""
     op, seed = problem.operator, problem.seed
     kind = str(p.get("schedule") or "uniform")
@@ -95,21 +96,48 @@ def _chain_frames(model, method: str, problem: Problem, p: dict, steps: int, k: 
         t0 = int(p["t0"])
         return sdedit(model, op, y, t0=t0, steps=min(steps, t0 + 1), seed=seed, every=every, schedule=kind)
     if method == "score_ald":
-        return score_ald(model, op, y, float(p["zeta"]), problem.sigma_y, steps, seed, every=every, schedule=kind)
-    normalize = bool(p.get("normalize", True))  # dps
-    return dps(model, op, y, float(p["scale"]), steps, seed, normalize, every=every, schedule=kind)
+        zeta, sigma_y = float(p["zeta"]), problem.sigma_y
+        return score_ald(model, op, y, zeta=zeta, sigma_y=sigma_y, steps=steps, seed=seed, every=every, schedule=kind)
+    scale, normalize = float(p["scale"]), bool(p.get("normalize", True))  # dps
+    return dps(model, op, y, scale=scale, steps=steps, seed=seed, normalize=normalize, every=every, schedule=kind)
 
 
-def restore(model: DiffusionModel | None, method: str, problem: Problem, precision: str = "auto", **overrides) -> dict:
-    """Run one method to the end; return the reconstruction, its metrics, time, network evaluations and the
-    network's precision (None for a classical baseline, which runs no network)."""
+def resolved_params(method: str, problem: Problem, overrides: dict) -> dict:
+    """A method's parameters on ``problem``: defaults, per-task defaults, then the non-None overrides.
+
+    A diffusion method names its timestep schedule (``uniform`` when none is given; every result and JSON says
+    which); a baseline takes only its own parameters (diffdemo/defaults.py), never the diffusion ones."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if method in DIFFUSION_METHODS:
-        overrides["schedule"] = overrides.get("schedule") or "uniform"  # named in every result (and its JSON)
-    else:
-        overrides.pop("schedule", None)  # baselines take no timesteps
-    params = params_for(method, problem.operator.name, **overrides)
+        return params_for(
+            method, problem.operator.name, **{**overrides, "schedule": overrides.get("schedule") or "uniform"}
+        )
+    own = {k: v for k, v in overrides.items() if k in DEFAULTS.get(method, {})}
+    return params_for(method, problem.operator.name, **own)
+
+
+def run_baseline(method: str, problem: Problem, params: dict) -> torch.Tensor:
+    """The classical restoration ``method`` of the problem's measurement (no network)."""
+    return baselines.restore_baseline(method, problem.y, problem.operator, **params)
+
+
+def residual(problem: Problem, x: torch.Tensor) -> float:
+    """||y - A x||_2 of a restoration (the mean over the batch's images when x holds several)."""
+    return float((problem.y.to(x.device) - problem.operator.A(x)).flatten(1).norm(dim=1).mean())
+
+
+def score(problem: Problem, x_hat: torch.Tensor) -> dict:
+    """psnr, ssim, lpips (None when unavailable) of one restoration against the truth, and its residual."""
+    return {**metrics.all_metrics(x_hat, problem.x0), "residual": residual(problem, x_hat)}
+
+
+def restore(model: DiffusionModel | None, method: str, problem: Problem, precision: str = "auto", **overrides) -> dict:
+    """Run one method to the end, without streaming; return the reconstruction, its scores (psnr, ssim, lpips,
+    residual), time, network evaluations and the network's precision (None for a classical baseline).
+
+    The streaming path (``diffdemo.experiments.restoration``) gives the same result for the same call."""
+    params = resolved_params(method, problem, overrides)
     used = None
     start = time.perf_counter()
     if method in DIFFUSION_METHODS:
@@ -117,22 +145,16 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, precisi
             raise ValueError(f"{method} needs a diffusion model")
         model = model_for(model, method, precision)
         used = model.precision
-        frame = None
-        for frame in diffusion_frames(model, method, problem, every=10**9, precision=used, **overrides):
-            pass
+        frame = last_frame(diffusion_frames(model, method, problem, every=None, precision=used, **params))
         x_hat, nfe = frame.x_t.cpu(), frame.nfe
     else:
-        x_hat, nfe = (
-            baselines.restore_baseline(method, problem.y, problem.operator, **params),
-            0,
-        )
+        x_hat, nfe = run_baseline(method, problem, params), 0
     seconds = time.perf_counter() - start
-    scores = metrics.all_metrics(x_hat, problem.x0)
     return {
         "reconstruction": x_hat,
         "method": method,
         "operator": problem.operator.name,
-        **scores,
+        **score(problem, x_hat),
         "psnr_measurement": metrics.psnr(problem.y, problem.x0),
         "seconds": seconds,
         "nfe": nfe,

@@ -104,9 +104,11 @@ def reverse_process(
     scale: float = 0.0,
     sigma_y: float = 0.0,
     normalize: bool = True,
-    every: int = 1,
+    every: int | None = 1,
 ) -> Iterator[Frame]:
     """The shared loop: x_{t'} = mu(x_t, x0_hat) + sigma z (eq. 12/25) plus an optional likelihood term.
+
+    Yields a frame every ``every`` steps and after the last step; ``every=None``: only after the last step.
 
     guidance=None: plain reverse diffusion (eq. 24-26);
     guidance="score_ald": + zeta_t g, g = -grad ||y - A x_t||^2 = 2 A^T (y - A x_t) at x_t (eq. 27, 28);
@@ -123,7 +125,7 @@ def reverse_process(
     x = x.to(device, torch.float32)
     y = y.to(device, torch.float32) if y is not None else None
     pairs = timestep_pairs(timesteps)
-    every = max(1, int(every))
+    every = len(pairs) if every is None else max(1, int(every))
     norm_sq = operator.norm_sq(y) if guidance == "score_ald" else 1.0
     for i, (t, t_next) in enumerate(pairs):
         if guidance == "dps":
@@ -168,24 +170,27 @@ def _check_t(model: DiffusionModel, t: int, what: str) -> int:
     return int(t)
 
 
+# The tasks take keyword-only parameters with no tuned values of their own: the tuned ones live in
+# diffdemo/defaults.py and every caller passes them. ``every``: frames streamed (None: only the last).
 def denoise(
     model,
     x_t: torch.Tensor,
     t_start: int,
-    steps: int | None = None,
-    seed: int = 0,
+    *,
+    steps: int | None,
+    seed: int,
     stochastic: bool = False,
-    every: int = 1,
+    every: int | None = 1,
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
-    """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24)."""
+    """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24); steps=None: every t."""
     t_start = _check_t(model, t_start, "t")
     ts = model_timesteps(model, min(steps or t_start + 1, t_start + 1), t_start, schedule)
     return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
 
 
 def sample(
-    model, n: int = 1, steps: int = 1000, seed: int = 0, every: int = 1, schedule: str = "uniform"
+    model, *, n: int, steps: int, seed: int, every: int | None = 1, schedule: str = "uniform"
 ) -> Iterator[Frame]:
     """Task 3: ancestral DDPM sampling from x_T ~ N(0, I) (eq. 25)."""
     gen = torch.Generator().manual_seed(int(seed))
@@ -198,13 +203,15 @@ def sdedit(
     model,
     operator: Operator,
     y: torch.Tensor,
-    t0: int = 400,
-    steps: int | None = None,
-    seed: int = 0,
-    every: int = 1,
+    *,
+    t0: int,
+    steps: int | None,
+    seed: int,
+    every: int | None = 1,
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
-    """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26)."""
+    """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26); steps=None:
+    every t from t0."""
     t0 = _check_t(model, t0, "t0")
     gen = torch.Generator().manual_seed(int(seed))
     start = operator.init_estimate(y.float())
@@ -217,11 +224,12 @@ def score_ald(
     model,
     operator: Operator,
     y: torch.Tensor,
-    zeta: float = 1.0,
-    sigma_y: float = 0.05,
-    steps: int = 250,
-    seed: int = 0,
-    every: int = 1,
+    *,
+    zeta: float,
+    sigma_y: float,
+    steps: int,
+    seed: int,
+    every: int | None = 1,
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 5: reverse diffusion + annealed likelihood gradient at x_t, no backprop through the network (eq. 27)."""
@@ -243,11 +251,12 @@ def dps(
     model,
     operator: Operator,
     y: torch.Tensor,
-    scale: float = 3.0,
-    steps: int = 250,
-    seed: int = 0,
+    *,
+    scale: float,
+    steps: int,
+    seed: int,
     normalize: bool = True,
-    every: int = 1,
+    every: int | None = 1,
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 6: diffusion posterior sampling (Chung et al. 2023): the normalised gradient step of eq. 29, or
@@ -258,7 +267,7 @@ def dps(
 
 
 def _guided_from_noise(
-    model, y: torch.Tensor, steps: int, seed: int, every: int, schedule: str = "uniform", **guidance
+    model, y: torch.Tensor, steps: int, seed: int, every: int | None, schedule: str, **guidance
 ) -> Iterator[Frame]:
     """Start from seeded N(0, I) noise shaped like y and run the guided reverse loop over ``steps`` steps."""
     gen = torch.Generator().manual_seed(int(seed))

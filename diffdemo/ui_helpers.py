@@ -1,6 +1,6 @@
 """Engine-side helpers the app needs that are not the maths itself: run-time estimates measured on this machine,
-a fast offline check before a hub download, drawn masks to holes, running several samplers side by side, the
-PSNR-vs-t sweep of Figure 1 and result files. No gradio here (the app stays a thin layer over these).
+a fast offline check before a hub download, drawn masks to holes and result files. No gradio here (the app
+stays a thin layer over these).
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffdemo import metrics
 from diffdemo.models import DiffusionModel, ModelUnavailable, canonical_name, load_model, resolve_model_dir
-from diffdemo.samplers import Frame, denoise, last_frame, noise_image
 
 # Published sizes of the hub models (Ho et al. 2020, appendix B: 35.7M parameters for CIFAR10, 114M for
 # CelebA-HQ 256), used to estimate a run's cost before anything is downloaded.
@@ -215,6 +212,8 @@ def evaluations(task: str, **p) -> dict:
     if task == "denoise":
         return {"forwards": min(steps, int(p["t"]) + 1)}
     if task == "psnr_curve":  # Figure 1: one denoising run from each of ``points`` log-spaced timesteps
+        from diffdemo.experiments import log_timesteps
+
         return {"forwards": sum(min(steps, t + 1) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
     if task == "sample":
         return {"forwards": steps, "batch": int(p.get("n", 1))}
@@ -282,53 +281,7 @@ def hole_from_layers(layers: list[np.ndarray], size: int, coverage: float = 0.25
     return np.asarray(square.resize((size, size), Image.BOX), dtype=np.float32) / 255.0 >= coverage
 
 
-# --- runs ------------------------------------------------------------------------------------------
-def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:
-    """Advance several frame generators together, always the one furthest behind (by step / total).
-
-    Yields (name, frame); closing this generator closes every run (so a Stop stops them all)."""
-    alive = dict(runs)
-    progress = dict.fromkeys(alive, 0.0)
-    try:
-        while alive:
-            name = min(alive, key=lambda k: progress[k])
-            try:
-                frame = next(alive[name])
-            except StopIteration:
-                del alive[name]
-                continue
-            progress[name] = frame.step / max(frame.total, 1)
-            yield name, frame
-    finally:
-        for gen in runs.values():
-            close = getattr(gen, "close", None)
-            if close:
-                close()
-
-
-def psnr_vs_t(
-    model: DiffusionModel, x0: torch.Tensor, timesteps: list[int], steps: int = 50, seed: int = 0
-) -> Iterator[dict]:
-    """Figure 1: for each t, PSNR and LPIPS of the noised image x_t (eq. 3) and of its reverse-diffusion denoising."""
-    for t in timesteps:
-        x_t = noise_image(model, x0, int(t), seed)
-        result = last_frame(denoise(model, x_t, int(t), steps=steps, seed=seed, every=10**9)).x_t.cpu()
-        yield {
-            "t": int(t),
-            "psnr_noisy": metrics.psnr(x_t.cpu(), x0),
-            "psnr_denoised": metrics.psnr(result, x0),
-            "denoised": result,  # the picture itself: the identity is seen going before the PSNR says so
-            "lpips_noisy": metrics.lpips(x_t.cpu(), x0),  # None when LPIPS is unavailable
-            "lpips_denoised": metrics.lpips(result, x0),
-        }
-
-
-def log_timesteps(T: int, n: int, low: int = 10) -> list[int]:
-    """n distinct timesteps from ``low`` to T-1, spaced evenly in log t (fine where the image is still visible)."""
-    values = np.unique(np.round(np.geomspace(max(low, 1), T - 1, n)).astype(int))
-    return [int(v) for v in values]
-
-
+# --- files ---------------------------------------------------------------------------------------
 def write_results(folder: Path, images: dict, record: dict) -> list[str]:
     """Save PNGs (tensors in [-1, 1] or uint8 arrays) and ``results.json``; return the file paths."""
     from diffdemo.imaging import save_png

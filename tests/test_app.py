@@ -389,3 +389,48 @@ def test_mask_layer_bomb_is_refused_with_one_message(served, tmp_path):
     args = restore_args(model, operator="box_inpaint", box="drawn", steps=2) + [editor]
     with pytest.raises(gradio_client.exceptions.AppError, match="a mask layer is 9999x9999: more than 50 megapixels"):
         client.predict(*args, api_name="/restore")
+
+
+def test_restore_rows_match_the_cli(served, tmp_path):
+    """The app's /restore and ``python -m diffdemo restore`` take one engine path (diffdemo.experiments): the same
+    seeded call gives the same result row."""
+    from diffdemo import cli
+
+    client, model = served
+    record = client.predict(*restore_args(model), None, True, 1, "fp32", "uniform", api_name="/restore")[6]
+    argv = ["restore", "--model", model, "--image", IMAGE, "--method", "dps", "--operator", "gaussian_blur",
+            "--blur-std", "2.0", "--kernel-size", "13", "--sigma-y", "0.05", "--scale", "3.0", "--steps", "3",
+            "--samples", "1", "--seed", "0", "--precision", "fp32", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(argv) == 0
+    cli_row = json.loads((tmp_path / "metrics.json").read_text())
+    (app_row,) = record["results"]
+    assert app_row["method"] == cli_row["method"] == "dps"
+    for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "schedule"):
+        assert app_row[key] == cli_row[key], key
+    assert record["psnr_measurement"] == cli_row["psnr_measurement"]
+
+
+def test_psnr_curve_is_the_engines_figure_1(served):
+    """The Denoise tab's PSNR-vs-t curve plots diffdemo.experiments.psnr_lpips_vs_t (the noisy input scored as
+    x_t / sqrt(abar_t)), the one definition reproduce uses too."""
+    from diffdemo.experiments import log_timesteps, psnr_lpips_vs_t
+    from diffdemo.imaging import bundled_images, load_image, to_tensor
+    from diffdemo.models import load_model
+
+    client, model = served
+    plot, strip = client.predict(model, IMAGE, None, 0, 3, 3, api_name="/psnr_vs_t")
+    noisy, denoised = (trace_values(t["y"]) for t in json.loads(plot["plot"])["data"][:2])
+    net = load_model(model)
+    x0 = to_tensor(load_image(bundled_images()[IMAGE], net.size))
+    rows = list(psnr_lpips_vs_t(net, x0, log_timesteps(net.schedule.T, 3), steps=3, seed=0))
+    assert np.allclose(noisy, [r["psnr_noisy"] for r in rows]) and np.allclose(
+        denoised, [r["psnr_denoised"] for r in rows]
+    )
+    assert strip.count("<figure") == 1 + len(rows)  # the clean image and one denoised picture per t
+
+
+def trace_values(y) -> np.ndarray:
+    """A plotly trace's values (numpy arrays travel base64-encoded)."""
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+    return np.asarray(y, dtype=float)

@@ -234,3 +234,28 @@ def test_baseline_applicability():
     assert "biharmonic" in baselines.applicable(make_operator("box_inpaint", 64))
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines.restore_baseline("magic", torch.zeros(1, 3, 8, 8), make_operator("noise", 8))
+
+
+def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
+    import inspect
+
+    from diffdemo import defaults, samplers
+    from diffdemo.cli import build_parser
+
+    parser = build_parser()
+    restore = parser.parse_args(["restore", "--out", "o"])
+    assert (restore.sigma_y, restore.seed, restore.image, restore.drop) == (
+        defaults.SIGMA_Y,
+        defaults.SEED,
+        defaults.IMAGE,
+        defaults.DROP,
+    )
+    assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples"))  # -> params_for
+    sample = parser.parse_args(["sample", "--out", "o"])
+    assert {"n": sample.n, "steps": sample.steps} == defaults.SAMPLE and sample.seed == defaults.SEED
+    tuned = {"steps", "t0", "scale", "zeta", "sigma_y", "n"}
+    for fn in (samplers.denoise, samplers.sample, samplers.sdedit, samplers.score_ald, samplers.dps):
+        params = inspect.signature(fn).parameters
+        for name in tuned & set(params):
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (fn.__name__, name)
+            assert params[name].default is inspect.Parameter.empty, (fn.__name__, name)

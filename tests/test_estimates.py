@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffdemo import estimates, plots, ui_helpers
+from diffdemo import estimates, experiments, plots, ui_helpers
 
 MODEL = "test-model"
 COST = {"forward_s": 0.5, "grad_s": 1.5, "batch_slope": 0.5, "estimated": False}
@@ -88,7 +88,7 @@ def test_a_stale_startup_timing_is_taken_again(monkeypatch):
 
 
 def test_psnr_curve_work_counts_each_timestep():
-    ts = ui_helpers.log_timesteps(1000, 4)
+    ts = experiments.log_timesteps(1000, 4)
     assert ui_helpers.evaluations("psnr_curve", steps=50, points=4) == {"forwards": sum(min(50, t + 1) for t in ts)}
 
 

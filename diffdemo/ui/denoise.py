@@ -38,12 +38,29 @@ from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, t
 from diffdemo.zerogpu import gpu
 
 
+def _denoise_table(rows: dict, seconds: float, est) -> str:
+    """The noisy input's and the result's scores (the engine's, diffdemo.experiments.denoising), and the time."""
+    lines = ["| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
+    for name, label in (
+        ("noisy", "noised input (left; scored as x_t / sqrt(abar_t))"),
+        ("denoise", "denoised (middle)"),
+    ):
+        r = rows[name]
+        lines.append(f"| {label} | {r.psnr:.2f} | {r.ssim:.3f} | {_fmt(r.lpips, 3)} |")
+    size = rows["denoise"].reconstruction.shape[-1]
+    return (
+        "\n".join(lines)
+        + _lpips_note(rows["denoise"].lpips, size)
+        + f"\n\nDone in {seconds:.1f} s (estimated {_fmt(_est_seconds(est), 1)} s)."
+    )
+
+
 @guarded
 @gpu
 def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(), request: gr.Request = None):
-    """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat."""
-    from diffdemo import metrics
-    from diffdemo.samplers import denoise, noise_image
+    """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat: the run
+    and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
+    from diffdemo.experiments import Row, denoising
     from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
@@ -52,40 +69,40 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     _budget(("denoise", {"t": t, "steps": steps}))
     x0, _, label = _x0(model, image, upload)
     est = _estimate(model_name, "denoise", t=t, steps=steps)
-    x_t = noise_image(model, x0, t, seed)
-    noisy = _file(x_t, "noised")
-    frame = None
     base = {"task": "denoise", "model": model_name, "image": label, "seed": seed, "t": t, "steps": steps}
+    rows, frame, noisy = {}, None, gr.skip()
     started = time.perf_counter()
-    for frame in denoise(model, x_t, t, steps=steps, seed=seed, every=_every(steps)):
+    for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps)):
+        if isinstance(item, Row):  # first the noisy input (its picture: x_t), last the result
+            rows[item.method] = item
+            noisy = _file(item.reconstruction, "noised") if item.method == "noisy" else noisy
+            continue
+        frame = item.frame
         progress(frame.step / frame.total, desc=f"denoising: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_next, 0)})"
         partial = {**base, "seconds": time.perf_counter() - started, "estimated_seconds": _est_seconds(est)}
-        _track(request, "denoise", frame.step, frame.total, partial, {"clean": x0, "noised": x_t, "x_t": frame.x_t})
+        shown = {"clean": x0, "noised": rows["noisy"].reconstruction, "x_t": frame.x_t}
+        _track(request, "denoise", frame.step, frame.total, partial, shown)
         yield noisy, _file(frame.x_t, "x_t"), _file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
         noisy = gr.skip()  # sent once
     seconds = time.perf_counter() - started
     _untrack(request, "denoise")
     _learn(model_name, "denoise", {"t": t, "steps": steps}, seconds)
-    result = frame.x_t.cpu()
-    before, after = metrics.all_metrics(x_t.cpu(), x0), metrics.all_metrics(result, x0)
-    record = {
-        **base,
-        "steps": frame.total,
-        "seconds": seconds,
-        "estimated_seconds": _est_seconds(est),
-        "noisy": before,
-        "denoised": after,
+    before, after = rows["noisy"], rows["denoise"]
+    scores = {
+        key: {k: getattr(r, k) for k in ("psnr", "ssim", "lpips")}
+        for key, r in (("noisy", before), ("denoised", after))
     }
-    table = (
-        "| | PSNR (dB) | SSIM | LPIPS |\n|---|---|---|---|\n"
-        f"| noised input x_t (left) | {before['psnr']:.2f} | {before['ssim']:.3f} | {_fmt(before['lpips'], 3)} |\n"
-        f"| denoised (middle) | {after['psnr']:.2f} | {after['ssim']:.3f} | {_fmt(after['lpips'], 3)} |"
-        + _lpips_note(after["lpips"], x0.shape[-1])
-        + f"\n\nDone in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s)."
+    record = {**base, "steps": frame.total, "seconds": seconds, "estimated_seconds": _est_seconds(est), **scores,
+              "noisy_scored_as": "x_t / sqrt(abar_t)"}  # fmt: skip
+    images = {"clean": x0, "noised": before.reconstruction, "denoised": after.reconstruction}
+    files = write_results(_run_dir("denoise"), images, record)
+    pictures = (
+        _file(before.reconstruction, "noised"),
+        _file(after.reconstruction, "x_t"),
+        _file(frame.x0_hat, "x0_hat"),
     )
-    files = write_results(_run_dir("denoise"), {"clean": x0, "noised": x_t, "denoised": result}, record)
-    yield _file(x_t, "noised"), _file(result, "x_t"), _file(frame.x0_hat, "x0_hat"), table, record, files
+    yield *pictures, _denoise_table(rows, seconds, est), record, files
 
 
 DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweedie's guess)")
@@ -96,7 +113,7 @@ DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweed
 def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
-    from diffdemo.ui_helpers import log_timesteps, psnr_vs_t
+    from diffdemo.experiments import log_timesteps, psnr_lpips_vs_t
 
     model = _model(model_name)
     seed = _seed(seed)
@@ -107,7 +124,7 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
     est = _estimate(model_name, "psnr_curve", steps=steps, points=points, T=model.schedule.T)
     rows = []
     started = time.perf_counter()
-    for i, row in enumerate(psnr_vs_t(model, x0, ts, steps=steps, seed=seed)):
+    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
         tiles = [(x0, "clean", "the truth")] + [

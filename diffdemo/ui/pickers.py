@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffdemo.defaults import DEFAULT_IMAGE, RANGES, SEED
+from diffdemo.defaults import IMAGE, RANGES, SEED
 from diffdemo.ui.common import UPLOAD, _file, _loaded, _no_prefix, _picture, default_model
 from diffdemo.ui.texts import INTRO
 
@@ -125,7 +125,7 @@ def _header(start_model: str):
             [start_model], value=start_model, allow_custom_value=True, label="Model", scale=2, min_width=200
         )
         ui["image"] = gr.Dropdown(
-            [DEFAULT_IMAGE, UPLOAD], value=DEFAULT_IMAGE, allow_custom_value=True, label="Image", scale=2, min_width=200
+            [IMAGE, UPLOAD], value=IMAGE, allow_custom_value=True, label="Image", scale=2, min_width=200
         )
         ui["seed"] = gr.Number(SEED, minimum=RANGES["seed"][0], label="Seed", scale=1, min_width=90, elem_id="seed")
         ui["presenter"] = gr.Checkbox(False, label="Presenter view", scale=1, min_width=120, elem_id="presenter")

@@ -143,7 +143,7 @@ def _table(rows: list[dict]):
             round(r["psnr"], 2),
             round(r["ssim"], 3),
             "unavailable" if r["lpips"] is None else round(r["lpips"], 3),
-            round(r["residual"], 3),
+            "none" if r["residual"] is None else round(r["residual"], 3),
             round(r["seconds"], 2),
             r["nfe"],
         ]
@@ -163,6 +163,82 @@ def _schedule(model_name, schedule) -> str:
     if schedule == "spectral":
         load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
     return schedule
+
+
+def _kind(method: str) -> str:
+    """The estimates' name of a method's work (the noise-only comparison's plain denoising is its own kind)."""
+    return "denoise_restore" if method == "denoise" else method
+
+
+def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule) -> dict:
+    """The run's parameters, each checked by the one rule (diffdemo/validation.py), in the form's order."""
+    return {
+        "steps": _check("steps", steps),
+        "t0": _t(model, t0, "t0"),
+        "zeta": _check("zeta", zeta),
+        "scale": _check("scale", scale),
+        "normalize": bool(dps_normalize),
+        "samples": _check("samples", samples),
+        "schedule": _schedule(model_name, schedule),
+    }
+
+
+class _Shown:
+    """What the tab shows of a restoration so far, built from what diffdemo.experiments.restoration yields: each
+    diffusion method's latest frame and per-step trace, the finished rows and their pictures."""
+
+    def __init__(self, methods: list[str], truth, measurement):
+        self.single = len(methods) == 1
+        self.latest, self.finals, self.rows = {}, {}, []
+        self.traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
+        self.pictures, self.sent = (_file(truth, "truth"), _file(measurement, "measurement")), False
+
+    def add(self, item) -> None:
+        """A Step (a streamed frame, scored by the engine) or a Row (a finished method)."""
+        if hasattr(item, "frame"):
+            frame = self.latest[item.method] = item.frame
+            trace = self.traces[item.method]
+            trace["step"].append(frame.step / frame.total)
+            trace["psnr"].append(item.psnr)
+            trace["residual"].append(item.residual)
+        else:
+            self.finals[item.method] = item.reconstruction
+            self.rows.append(item.record())
+
+    def progress(self) -> tuple[float, str, int, int]:
+        """(fraction done, the progress bar's words, steps done, steps in all) of the diffusion methods."""
+        frames = self.latest.values()
+        done = sum(f.step / f.total for f in frames) / len(self.traces)
+        words = ", ".join(f"{m} {f.step}/{f.total}" for m, f in self.latest.items())
+        return done, words, sum(f.step for f in frames), sum(f.total for f in frames)
+
+    def status(self) -> str:
+        return " | ".join(f"{METHOD_TITLES[m]}: step {f.step}/{f.total}" for m, f in self.latest.items())
+
+    def outputs(self, status: str, record=None, files=None) -> tuple:
+        """/restore's outputs in their API order; the truth and the measurement sent with the first only."""
+        from diffdemo import plots
+
+        final = record is not None
+        truth, measured = self.pictures if final or not self.sent else (gr.skip(), gr.skip())
+        self.sent = True
+        gallery = _gallery(self.latest, self.finals, self.single, self.rows)
+        trace = plots.restoration_trace_figure(self.traces, METHOD_TITLES)
+        done = (record, files) if final else (gr.skip(), gr.skip())
+        return truth, measured, gallery, _table(self.rows), trace, status, *done
+
+
+def _done(
+    seconds: float, est, psnr_y: float, rows: list[dict], methods: list[str], steps: int, operator: str, size: int
+) -> str:
+    """The last status line: time against the estimate, the measurement's PSNR and the best method's."""
+    best = max(rows, key=lambda r: r["psnr"])
+    return (
+        f"Done in {seconds:.1f} s (estimated {_fmt(_est_seconds(est), 1)} s). Measurement PSNR {psnr_y:.2f} dB; "
+        f"best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
+        + (_ranking_note(steps, operator) if best["method"] not in methods else "")
+        + _lpips_note(best["lpips"], size)
+    )
 
 
 @guarded
@@ -192,159 +268,59 @@ def run_restore(
     request: gr.Request = None,
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
-    on the same y, noise draw and seed, streaming each method's frames and its PSNR / residual per step."""
-    from diffdemo import baselines, metrics, plots
+    on the same y, noise draw and seed (diffdemo.experiments.restoration), streaming each method's frames and
+    its PSNR / residual per step. This handler only checks the inputs and formats what the engine yields."""
+    from diffdemo.experiments import Skipped, Step, mean_psnr, restoration
     from diffdemo.precision import check_precision
-    from diffdemo.restore import diffusion_frames, make_problem, model_for, restore
-    from diffdemo.ui_helpers import interleave, write_results
+    from diffdemo.restore import make_problem
+    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
-    seed = _seed(seed)
-    sigma_y = _check("sigma_y", sigma_y)
-    steps = _check("steps", steps)
-    t0 = _t(model, t0, "t0")
-    zeta = _check("zeta", zeta)
-    scale = _check("scale", scale)
-    samples = _check("samples", samples)
-    schedule = _schedule(model_name, schedule)
+    seed, sigma_y = _seed(seed), _check("sigma_y", sigma_y)
+    params = _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule)
     methods = _methods_for(method, operator)
-    _budget(*[("denoise_restore" if m == "denoise" else m, {"steps": steps, "t0": t0, "samples": samples})
-              for m in methods])  # fmt: skip
+    work = {k: params[k] for k in ("steps", "t0", "samples")}
+    _budget(*[(_kind(m), work) for m in methods])
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
-    y = problem.y
-    overrides = {
-        "steps": steps,
-        "t0": t0,
-        "zeta": zeta,
-        "scale": scale,
-        "normalize": bool(dps_normalize),
-        "samples": samples,
-        "schedule": schedule,
-    }
-    every = _every(steps, 25 if len(methods) == 1 else 12)
-    kinds = ["denoise_restore" if m == "denoise" else m for m in methods]
-    work = {"steps": steps, "t0": t0, "samples": samples}
-    est = _estimate(model_name, kinds[0], None if single_method(methods) else kinds, **work)
-    precision = check_precision(precision or "auto")
-    used = {m: model_for(model, m, precision).precision for m in methods}
-    runs = {m: diffusion_frames(model, m, problem, every=every, precision=used[m], **overrides) for m in methods}
-    traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
-    latest, finals, rows, spent = {}, {}, [], dict.fromkeys(methods, 0.0)
-    single = len(methods) == 1
-    truth, measured = _file(x0, "truth"), _file(y, "measurement")
-    psnr_y = metrics.psnr(y, x0)
-    total = len(methods)
-    base = {
-        "task": "restore",
-        "model": model_name,
-        "image": label,
-        "seed": seed,
-        "operator": op.describe(),
-        "sigma_y": sigma_y,
-        "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)",
-        "method": method,
-        "params": overrides,
-        "psnr_measurement": psnr_y,
-    }
-    started = tick = time.perf_counter()
-    frames = interleave(runs)
+    est = _estimate(model_name, _kind(methods[0]), None if len(methods) == 1 else [_kind(m) for m in methods], **work)
+    base = {"task": "restore", "model": model_name, "image": label, "seed": seed, "operator": op.describe(),
+            "sigma_y": sigma_y, "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)",
+            "method": method, "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
+    shown = _Shown(methods, x0, problem.y)
+    every = _every(params["steps"], 25 if len(methods) == 1 else 12)
+    run = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
+                      every=every, baselines=method == "compare")  # fmt: skip
+    started = time.perf_counter()
     try:
-        for name, frame in frames:
-            now = time.perf_counter()
-            spent[name] += now - tick  # wall time since the previous frame: the step and its scoring and display
-            tick = now
-            latest[name] = frame
-            tr = traces[name]
-            tr["step"].append(frame.step / frame.total)
-            tr["psnr"].append(metrics.psnr(frame.x0_hat.cpu(), x0))
-            tr["residual"].append(frame.residual)
-            if frame.step == frame.total:
-                x_hat = frame.x_t.cpu()
-                finals[name] = x_hat
-                rows.append(
-                    {
-                        "method": name,
-                        **metrics.all_metrics(x_hat, x0),
-                        "residual": float((y - op.A(x_hat)).flatten().norm()),
-                        "seconds": spent[name],
-                        "nfe": frame.nfe,
-                    }
-                )
-            done = sum(latest[m].step / latest[m].total for m in latest)
-            progress(done / total, desc=", ".join(f"{m} {latest[m].step}/{latest[m].total}" for m in latest))
-            status = " | ".join(f"{METHOD_TITLES[m]}: step {f.step}/{f.total}" for m, f in latest.items())
-            step, of = sum(f.step for f in latest.values()), sum(f.total for f in latest.values())
-            partial = {**base, "results": list(rows), "traces": traces, "seconds": time.perf_counter() - started}
-            partial["estimated_seconds"] = _est_seconds(est)
-            shown = {"truth": x0, "measurement": y, **{f"x0_hat_{m}": f.x0_hat for m, f in latest.items()}}
-            _track(request, "restore", step, of, partial, shown)
-            yield (
-                truth,
-                measured,
-                _gallery(latest, finals, single, rows),
-                _table(rows),
-                plots.restoration_trace_figure(traces, METHOD_TITLES),
-                status,
-                gr.skip(),
-                gr.skip(),
-            )
-            truth = measured = gr.skip()  # sent with the first frame
-            tick = time.perf_counter()
-    finally:
-        frames.close()
-    _untrack(request, "restore")
-    for m, kind in zip(methods, kinds, strict=True):
-        _learn(model_name, kind, work, spent[m])
-    if method == "compare":
-        for name in baselines.applicable(op):
-            progress(1.0, desc=f"classical baseline: {name}")
-            try:
-                res = restore(None, name, problem)
-            except ValueError as exc:  # a baseline that does not apply: say so, keep the rest
-                gr.Warning(f"{METHOD_TITLES[name]} skipped: {exc}")
+        for item in run:
+            if isinstance(item, Skipped):  # a baseline that does not apply: say so, keep the rest
+                gr.Warning(f"{METHOD_TITLES[item.method]} skipped: {item.reason}")
                 continue
-            finals[name] = res["reconstruction"]
-            rows.append(
-                {
-                    "method": name,
-                    "psnr": res["psnr"],
-                    "ssim": res["ssim"],
-                    "lpips": res["lpips"],
-                    "residual": float((y - op.A(res["reconstruction"])).flatten().norm()),
-                    "seconds": res["seconds"],
-                    "nfe": 0,
-                }
-            )
+            shown.add(item)
+            if isinstance(item, Step):
+                done, words, step, of = shown.progress()
+                progress(done, desc=words)
+                partial = {**base, "results": list(shown.rows), "traces": shown.traces}
+                partial.update(seconds=time.perf_counter() - started, estimated_seconds=_est_seconds(est))
+                latest = {f"x0_hat_{m}": f.x0_hat for m, f in shown.latest.items()}
+                _track(request, "restore", step, of, partial, {"truth": x0, "measurement": problem.y, **latest})
+                yield shown.outputs(shown.status())
+    finally:
+        run.close()
+    _untrack(request, "restore")
+    for row in shown.rows:
+        if row["method"] in methods:
+            _learn(model_name, _kind(row["method"]), work, row["seconds"])
     seconds = time.perf_counter() - started
-    record = {
-        **base,
-        "precision": used,
-        "results": rows,
-        "traces": traces,
-        "seconds": seconds,
-        "estimated_seconds": _est_seconds(est),
-    }
-    images = {"truth": x0, "measurement": y, **{f"result_{m}": x for m, x in finals.items()}}
+    used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
+    record = {**base, "precision": used, "results": shown.rows, "traces": shown.traces, "seconds": seconds,
+              "estimated_seconds": _est_seconds(est)}  # fmt: skip
+    images = {"truth": x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
     files = write_results(_run_dir("restore"), images, record)
-    best = max(rows, key=lambda r: r["psnr"])
-    status = (
-        f"Done in {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s). Measurement PSNR "
-        f"{psnr_y:.2f} dB; best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
-        + (_ranking_note(steps, operator) if best["method"] not in methods else "")
-        + _lpips_note(best["lpips"], x0.shape[-1])
-    )
-    yield (
-        _file(x0, "truth"),
-        _file(y, "measurement"),
-        _gallery(latest, finals, single, rows),
-        _table(rows),
-        plots.restoration_trace_figure(traces, METHOD_TITLES),
-        status,
-        record,
-        files,
-    )
+    status = _done(seconds, est, base["psnr_measurement"], shown.rows, methods, params["steps"], operator, x0.shape[-1])
+    yield shown.outputs(status, record, files)
 
 
 def _bounded_decode(convert):
@@ -364,10 +340,6 @@ def _bounded_decode(convert):
         return convert(file, *args, **kwargs)
 
     return run
-
-
-def single_method(methods: list[str]) -> bool:
-    return len(methods) == 1
 
 
 def mask_canvas(model_name, image, upload):
@@ -504,7 +476,7 @@ def _mask_editor():
 
 def restore_eta(model_name, method, operator, steps, t0, samples):
     methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
-    methods = ["denoise_restore" if m == "denoise" else m for m in methods]
+    methods = [_kind(m) for m in methods]
     if len(methods) == 1:
         text = estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
     else:

@@ -1,0 +1,265 @@
+"""Every experiment the app, the CLI, ``reproduce`` and the benchmarks run, as generators of what they show.
+
+Callers only format what these yield:
+
+- ``restoration``: one problem, one or several methods. The diffusion methods run interleaved (one advancing at
+  a time, the one furthest behind); a ``Step`` per streamed frame, a ``Row`` as each method finishes, then the
+  classical baselines' Rows. Closing the generator stops every run. ``run_restoration`` drains it.
+- ``denoising``: Figure 1's single run (noise the image to t, reverse diffusion back with no data term).
+- ``psnr_lpips_vs_t``: Figure 1's curve, the one definition of how the noisy input and its denoising score.
+
+Figure 1's noisy input is scored as the observation x_t / sqrt(abar_t) = x0 + sigma_t z with
+sigma_t = sqrt((1 - abar_t) / abar_t) (eq. 3 divided by sqrt(abar_t)): the image plus noise, at the image's own
+scale. Scoring x_t itself would also count the shrinking of the image by sqrt(abar_t) as an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from diffdemo import baselines, metrics
+from diffdemo.models import DiffusionModel
+from diffdemo.restore import (
+    DIFFUSION_METHODS,
+    METHODS,
+    Problem,
+    diffusion_frames,
+    model_for,
+    resolved_params,
+    run_baseline,
+    score,
+)
+from diffdemo.samplers import Frame, denoise, noise_image
+
+
+@dataclass
+class Step:
+    """One streamed point of one method: its frame, PSNR of the frame's x0_hat against the truth (the mean over
+    the batch's images when batched) and the frame's residual ||y - A x0_hat|| (None without a measurement)."""
+
+    method: str
+    frame: Frame
+    psnr: float
+    residual: float | None
+
+
+@dataclass
+class Row:
+    """One finished method: scores of its result, its cost and what it ran with.
+
+    ``residual`` is ||y - A x_hat|| (None without a measurement); ``seconds`` the wall time between its frames
+    (the steps and their scoring, not the other methods' turns); ``nfe`` network evaluations per chain;
+    ``precision`` the network's number format (None: no network); ``schedule`` the timestep list (None: none)."""
+
+    method: str
+    psnr: float
+    ssim: float
+    lpips: float | None
+    residual: float | None
+    seconds: float
+    nfe: int
+    precision: str | None
+    params: dict
+    schedule: str | None
+    reconstruction: torch.Tensor = field(repr=False)
+
+    def record(self) -> dict:
+        """The row for JSON: everything but the reconstruction; ``schedule`` only where there is one."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reconstruction"}
+        if self.schedule is None:
+            del out["schedule"]
+        return out
+
+
+@dataclass
+class Skipped:
+    """A classical baseline of ``restoration(..., baselines=True)`` that does not apply here, and why."""
+
+    method: str
+    reason: str
+
+
+# --- restoration ---------------------------------------------------------------------------------------------
+def restoration(
+    model: DiffusionModel | None,
+    problem: Problem,
+    methods: Iterable[str],
+    *,
+    overrides: dict,
+    precision: str = "auto",
+    every: int | None = 1,
+    baselines: bool = False,
+) -> Iterator[Step | Row | Skipped]:
+    """Run ``methods`` on one problem: the diffusion ones interleaved (Steps, then a Row each as it finishes),
+    then the classical ones named in ``methods`` (a Row each).
+
+    ``overrides``: parameters over the defaults (diffdemo/defaults.py; None values ignored), the same for every
+    method. ``every``: a Step every ``every`` reverse steps and at the end; None: only the end. ``baselines``:
+    add every classical baseline that applies to the operator; one that fails on this problem is yielded as
+    ``Skipped`` with its reason (the rest still run). Closing the generator stops all the runs."""
+    methods = list(dict.fromkeys(methods))
+    for m in methods:
+        resolved_params(m, problem, {})  # an unknown name is refused before any work
+    diffusion = [m for m in methods if m in DIFFUSION_METHODS]
+    classical = [m for m in methods if m not in DIFFUSION_METHODS]
+    if diffusion and model is None:
+        raise ValueError(f"{', '.join(diffusion)} need a diffusion model")
+    yield from _interleaved(model, problem, diffusion, overrides, precision, every)
+    for m in classical:
+        yield _baseline_row(m, problem, overrides)
+    if baselines:
+        for m in (b for b in _applicable(problem) if b not in classical):
+            try:
+                yield _baseline_row(m, problem, overrides)
+            except ValueError as exc:
+                yield Skipped(m, str(exc))
+
+
+def run_restoration(
+    model: DiffusionModel | None,
+    problem: Problem,
+    methods: Iterable[str],
+    *,
+    overrides: dict,
+    precision: str = "auto",
+    every: int | None = None,
+    baselines: bool = False,
+) -> list[Row]:
+    """``restoration`` run to the end: its Rows, in the order the methods finished (Steps and Skipped dropped)."""
+    run = restoration(
+        model, problem, methods, overrides=overrides, precision=precision, every=every, baselines=baselines
+    )
+    return [item for item in run if isinstance(item, Row)]
+
+
+def _applicable(problem: Problem) -> tuple[str, ...]:
+    return tuple(b for b in baselines.applicable(problem.operator) if b in METHODS)
+
+
+def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, precision: str, every):
+    """Steps and Rows of the diffusion methods, advanced together (``interleave``), each timed on its own."""
+    if not methods:
+        return
+    nets = {m: model_for(model, m, precision) for m in methods}
+    params = {m: resolved_params(m, problem, overrides) for m in methods}
+    runs = {
+        m: diffusion_frames(nets[m], m, problem, every=every, precision=nets[m].precision, **params[m]) for m in methods
+    }
+    spent = dict.fromkeys(methods, 0.0)
+    frames = interleave(runs)
+    try:
+        tick = time.perf_counter()
+        for name, frame in frames:
+            spent[name] += time.perf_counter() - tick  # this method's step (the others' turns are not counted)
+            yield Step(name, frame, mean_psnr(frame.x0_hat, problem.x0), frame.residual)
+            if frame.step == frame.total:
+                x_hat = frame.x_t.cpu()
+                p = params[name]
+                yield Row(name, **score(problem, x_hat), seconds=spent[name], nfe=frame.nfe,
+                          precision=nets[name].precision, params=p, schedule=p["schedule"], reconstruction=x_hat)  # fmt: skip
+            tick = time.perf_counter()  # the caller's formatting of what was yielded is not the method's time
+    finally:
+        frames.close()
+
+
+def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
+    params = resolved_params(method, problem, overrides)
+    start = time.perf_counter()
+    x_hat = run_baseline(method, problem, params)
+    seconds = time.perf_counter() - start
+    return Row(method, **score(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
+               schedule=None, reconstruction=x_hat)  # fmt: skip
+
+
+def mean_psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR of x against the reference, the mean over the batch's images (reference: one image or one each)."""
+    return float(np.mean(metrics.per_image(metrics.psnr, x.detach().cpu(), reference)))
+
+
+def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:
+    """Advance several frame generators together, always the one furthest behind (by step / total).
+
+    Yields (name, frame); closing this generator closes every run (so a Stop stops them all)."""
+    alive = dict(runs)
+    progress = dict.fromkeys(alive, 0.0)
+    try:
+        while alive:
+            name = min(alive, key=lambda k: progress[k])
+            try:
+                frame = next(alive[name])
+            except StopIteration:
+                del alive[name]
+                continue
+            progress[name] = frame.step / max(frame.total, 1)
+            yield name, frame
+    finally:
+        for gen in runs.values():
+            close = getattr(gen, "close", None)
+            if close:
+                close()
+
+
+# --- denoising (Figure 1) ------------------------------------------------------------------------------------
+def noisy_scores(model: DiffusionModel, x_t: torch.Tensor, x0: torch.Tensor, t: int) -> dict:
+    """psnr, ssim, lpips of the noisy input at t, scored as the observation x_t / sqrt(abar_t) (module doc)."""
+    observation = x_t.detach().cpu() / model.schedule.abar(int(t)) ** 0.5
+    return metrics.all_metrics(observation, x0)
+
+
+def denoising(
+    model: DiffusionModel, x0: torch.Tensor, t: int, *, steps: int | None, seed: int, every: int | None = 1
+) -> Iterator[Step | Row]:
+    """Figure 1's single run: x_t = noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
+
+    Yields first a Row ``noisy`` (reconstruction: x_t itself; scores: of x_t / sqrt(abar_t), the module's
+    definition), then a Step per streamed frame, then the Row ``denoise`` of the result."""
+    x_t = noise_image(model, x0, int(t), seed)
+    scores = noisy_scores(model, x_t, x0, t)
+    yield Row("noisy", **scores, residual=None, seconds=0.0, nfe=0, precision=None,
+              params={"t": int(t)}, schedule=None, reconstruction=x_t.cpu())  # fmt: skip
+    tick = time.perf_counter()
+    spent, frame = 0.0, None
+    for frame in denoise(model, x_t, int(t), steps=steps, seed=seed, every=every):
+        spent += time.perf_counter() - tick
+        yield Step("denoise", frame, mean_psnr(frame.x0_hat, x0), None)
+        tick = time.perf_counter()
+    x_hat = frame.x_t.cpu()
+    yield Row("denoise", **metrics.all_metrics(x_hat, x0), residual=None, seconds=spent, nfe=frame.nfe,
+              precision=model.precision, params={"t": int(t), "steps": frame.total}, schedule="uniform",
+              reconstruction=x_hat)  # fmt: skip
+
+
+def psnr_lpips_vs_t(
+    model: DiffusionModel, x0: torch.Tensor, timesteps: Iterable[int], *, steps: int, seed: int
+) -> Iterator[dict]:
+    """Figure 1's curve: for each t, the scores of the noisy input (as x_t / sqrt(abar_t), the module's one
+    definition) and of its reverse-diffusion denoising with ``steps`` strided steps (min(steps, t + 1)).
+
+    Yields per t: t, sigma (= sqrt((1 - abar_t) / abar_t), the observation's noise std), noisy (x_t),
+    denoised (the picture: the identity is seen going before the PSNR says so), psnr/ssim/lpips_noisy and
+    psnr/ssim/lpips_denoised (lpips None when unavailable), nfe and seconds of the denoising."""
+    for t in timesteps:
+        rows = [r for r in denoising(model, x0, int(t), steps=steps, seed=seed, every=None) if isinstance(r, Row)]
+        noisy, done = rows
+        abar = model.schedule.abar(int(t))
+        yield {
+            "t": int(t),
+            "sigma": ((1 - abar) / abar) ** 0.5,
+            "noisy": noisy.reconstruction,
+            "denoised": done.reconstruction,
+            **{f"{k}_noisy": getattr(noisy, k) for k in ("psnr", "ssim", "lpips")},
+            **{f"{k}_denoised": getattr(done, k) for k in ("psnr", "ssim", "lpips")},
+            "nfe": done.nfe,
+            "seconds": done.seconds,
+        }
+
+
+def log_timesteps(T: int, n: int, low: int = 10) -> list[int]:
+    """n distinct timesteps from ``low`` to T-1, spaced evenly in log t (fine where the image is still visible)."""
+    values = np.unique(np.round(np.geomspace(max(low, 1), T - 1, n)).astype(int))
+    return [int(v) for v in values]

@@ -222,7 +222,7 @@ def test_bad_input_is_an_error_not_a_crash(served, tmp_path):
         "huge image": ((model, up, gradio_client.handle_file(str(huge)), 0, 100, 2), "/denoise", "megapixels"),
         "upload missing": ((model, up, None, 0, 100, 2), "/denoise", "Upload an image first"),
         "no image": ((model, "", None, 0, 200, 3, 3, "denoiser"), "/probe", "Choose an image"),
-        "no pixel": ((model, IMAGE, None, 0, 200, None, None, "denoiser"), "/probe", "Click a pixel"),
+        "no pixel": ((model, IMAGE, None, 0, 200, None, None, "denoiser"), "/probe", "[Cc]lick a pixel"),
         "pixel outside": ((model, IMAGE, None, 0, 200, 40, 3, "denoiser"), "/probe", "between 0 and 15"),
         "t out of range": ((model, IMAGE, None, 0, 5000, 2), "/denoise", "greater than maximum|between"),
         "too many chains": ([*restore_args(model), None, True, 99], "/restore", "greater than maximum|between"),

@@ -119,15 +119,21 @@ def _x0(model, image, upload):
     return to_tensor(arr), arr, label
 
 
-def _check(name: str, value):
-    """A parameter from the UI or the API by the one rule of diffdemo/validation.py, or a clear error."""
+def _valid(rule: str, *args, capital: bool = True):
+    """``validation.<rule>(*args)``: a value from the UI or the API by the one rule of diffdemo/validation.py, or
+    that rule's message as one sentence ("t" is left lower-case: "T" would read as the schedule's length)."""
+    from diffdemo import validation
     from diffdemo.errors import InvalidParameter
-    from diffdemo.validation import check
 
     try:
-        return check(name, value)
+        return getattr(validation, rule)(*args)
     except InvalidParameter as exc:
-        raise gr.Error(f"{str(exc)[0].upper()}{str(exc)[1:]}.", title="Out of range") from None
+        text = str(exc)
+        raise gr.Error(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
+
+
+def _check(name: str, value):
+    return _valid("check", name, value)
 
 
 def _seed(seed) -> int:
@@ -135,13 +141,7 @@ def _seed(seed) -> int:
 
 
 def _t(model, t, name: str = "t") -> int:
-    from diffdemo.errors import InvalidParameter
-    from diffdemo.validation import check_timestep
-
-    try:
-        return check_timestep(t, model.schedule.T, name)
-    except InvalidParameter as exc:
-        raise gr.Error(f"{exc}.", title="Out of range") from None
+    return _valid("check_timestep", t, model.schedule.T, name, capital=False)
 
 
 def _every(steps: int, frames: int = 20) -> int:
@@ -249,6 +249,15 @@ def _scores(m: dict) -> str:
     """'25.31 dB, SSIM 0.812, LPIPS 0.123' (LPIPS 'n/a' when it cannot be computed here)."""
     lp = "n/a" if m.get("lpips") is None else f"{m['lpips']:.3f}"
     return f"{m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {lp}"
+
+
+def _enlarged(x, stem: str) -> str:
+    """A picture (tensor in [-1, 1] or uint8 array) enlarged by ``_zoom`` with nearest neighbour, as a file."""
+    import numpy as np
+
+    arr = x if isinstance(x, np.ndarray) else _u8(x)
+    f = _zoom(arr.shape[0])
+    return _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), stem)
 
 
 def _zoom(size: int) -> int:

@@ -13,6 +13,7 @@ from diffdemo.labels import METHOD_TITLES
 from diffdemo.ui.common import (
     _budget,
     _check,
+    _enlarged,
     _every,
     _file,
     _fmt,
@@ -24,8 +25,8 @@ from diffdemo.ui.common import (
     _scores,
     _seed,
     _t,
+    _valid,
     _x0,
-    _zoom,
     guarded,
 )
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
@@ -46,8 +47,7 @@ def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, se
     from diffdemo.operators import OPERATORS, DrawnMask, make_operator
     from diffdemo.ui_helpers import hole_from_layers
 
-    if operator not in OPERATORS:
-        raise gr.Error(f"Unknown operator '{operator}': choose one of {', '.join(OPERATORS)}.")
+    _valid("check_choice", "operator", operator, OPERATORS)
     size = model.size
     try:
         if operator == "box_inpaint" and box == "drawn":
@@ -70,9 +70,7 @@ def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, se
 def _methods_for(method: str, operator: str) -> list[str]:
     if method == "compare":
         return ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
-    if method not in ("sdedit", "score_ald", "dps"):
-        raise gr.Error(f"Unknown method '{method}': choose SDEdit, Score-ALD, DPS or Compare all.")
-    return [method]
+    return [_valid("check_choice", "method", method, ("sdedit", "score_ald", "dps", "compare"))]
 
 
 def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list:
@@ -344,14 +342,11 @@ def _bounded_decode(convert):
 
 def mask_canvas(model_name, image, upload):
     """The working image, enlarged (nearest neighbour) to about 256 px, as the background of the mask editor."""
-    import numpy as np
-
     try:
         arr, _ = _picture(_loaded(model_name), image, upload)
     except gr.Error:
         return gr.skip()
-    f = _zoom(arr.shape[0])
-    big = _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), "mask_canvas")
+    big = _enlarged(arr, "mask_canvas")
     return {"background": big, "layers": [], "composite": big}
 
 

@@ -6,7 +6,19 @@ import time
 
 import gradio as gr
 
-from diffdemo.ui.common import _budget, _file, _loaded, _model, _run_dir, _seed, _t, _u8, _x0, _zoom, guarded
+from diffdemo.ui.common import (
+    _budget,
+    _enlarged,
+    _loaded,
+    _model,
+    _run_dir,
+    _seed,
+    _t,
+    _valid,
+    _x0,
+    _zoom,
+    guarded,
+)
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
@@ -24,15 +36,9 @@ def noised_view(model_name, image, upload, seed, t):
         t = _t(model, t)
     except gr.Error as exc:
         return None, f"{exc.message}"
-    return _zoomed(state_at(model, x0, t, _seed(seed))), "Click a pixel of the noised image x_t to probe it."
-
-
-def _zoomed(x) -> object:
-    import numpy as np
-
-    arr = _u8(x)
-    f = _zoom(arr.shape[0])
-    return _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), "x_t_view")
+    return _enlarged(
+        state_at(model, x0, t, _seed(seed)), "x_t_view"
+    ), "Click a pixel of the noised image x_t to probe it."
 
 
 def pick_pixel(model_name, evt: gr.SelectData):
@@ -48,15 +54,11 @@ def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.P
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
     from diffdemo import analysis, plots
     from diffdemo.ui_helpers import write_results
-    from diffdemo.validation import check_pixel
 
-    if x is None or y is None or x == "" or y == "":
-        raise gr.Error("Click a pixel of the noised image first (or give its x, y).", title="No pixel")
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
-    x, y = check_pixel(x, y, model.size)
-    if energy_on not in ("denoiser", "score"):
-        raise gr.Error(f"Energy on 'denoiser' or 'score', got {energy_on!r}.")
+    x, y = _valid("check_pixel", x, y, model.size)
+    energy_on = _valid("check_choice", "energy on", energy_on, ("denoiser", "score"))
     exclude = energy_on == "score"  # raw J_s: drop the centre pixel, else its identity-like peak dominates
     _budget(("probe", {"sweep": len(SWEEP_TIMESTEPS) + 1}))
     x0, _, label = _x0(model, image, upload)
@@ -70,7 +72,7 @@ def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.P
     base = {"task": "probe", "model": model_name, "image": label, "seed": seed, **result.summary()}
     _track(request, "probe", 1, 2, {**base, "estimated_seconds": _est_seconds(est)}, {"x_t": x_t})
     yield (
-        _zoomed(x_t),
+        _enlarged(x_t, "x_t_view"),
         plots.probe_figure(result),
         gr.skip(),
         _probe_text(result, None),
@@ -90,7 +92,7 @@ def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.P
     }
     files = write_results(_run_dir("probe"), {"x_t": x_t}, record)
     yield (
-        _zoomed(x_t),
+        _enlarged(x_t, "x_t_view"),
         plots.probe_figure(result),
         plots.energy_figure(curves),
         _probe_text(result, curves),

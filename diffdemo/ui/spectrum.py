@@ -7,7 +7,7 @@ import time
 import gradio as gr
 
 from diffdemo.defaults import SPECTRUM_START
-from diffdemo.ui.common import _budget, _check, _model, _run_dir, _seed, _t, _x0, default_model, guarded
+from diffdemo.ui.common import _budget, _check, _model, _run_dir, _seed, _valid, _x0, default_model, guarded
 from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
@@ -40,16 +40,7 @@ def run_spectrum(
     model = _model(model_name)
     seed = _seed(seed)
     k, iters = _check("k", k), _check("iters", iters)
-    if isinstance(timesteps, str):
-        timesteps = [s for s in timesteps.replace(",", " ").split() if s]
-    try:
-        ts = sorted({int(s) for s in timesteps or []})
-    except ValueError:
-        raise gr.Error(f"Timesteps must be integers, got {timesteps!r}.") from None
-    if not ts:
-        raise gr.Error("Choose at least one timestep.")
-    for s in ts:
-        _t(model, s, "timestep")
+    ts = _valid("check_timesteps", timesteps, model.schedule.T)
     _budget(("spectrum", {"k": k, "iters": iters, "n_t": len(ts)}))
     x0, _, label = _x0(model, image, upload)
     est = _estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
 from diffdemo.ui.common import (
@@ -14,7 +12,6 @@ from diffdemo.ui.common import (
     _fmt,
     _lpips_note,
     _model,
-    _run_dir,
     _seed,
     _strip,
     _t,
@@ -22,15 +19,11 @@ from diffdemo.ui.common import (
     guarded,
 )
 from diffdemo.ui.runs import (
-    _est_seconds,
-    _estimate,
-    _learn,
+    Run,
     _live,
     _on_failure,
     _on_stop,
     _session,
-    _track,
-    _untrack,
     estimate,
 )
 from diffdemo.ui.texts import CURVE_NOTE
@@ -38,21 +31,21 @@ from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, t
 from diffdemo.zerogpu import gpu
 
 
-def _denoise_table(rows: dict, seconds: float, est) -> str:
+def _denoise_table(rows: dict, took: str) -> str:
     """The noisy input's and the result's scores (the engine's, diffdemo.experiments.denoising), and the time."""
     lines = ["| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, label in (
-        ("noisy", "noised input (left; scored as x_t / sqrt(abar_t))"),
+        ("noisy", "noised input (left), scored as x_t / sqrt(abar_t)"),
         ("denoise", "denoised (middle)"),
     ):
         r = rows[name]
         lines.append(f"| {label} | {r.psnr:.2f} | {r.ssim:.3f} | {_fmt(r.lpips, 3)} |")
     size = rows["denoise"].reconstruction.shape[-1]
-    return (
-        "\n".join(lines)
-        + _lpips_note(rows["denoise"].lpips, size)
-        + f"\n\nDone in {seconds:.1f} s (estimated {_fmt(_est_seconds(est), 1)} s)."
-    )
+    return "\n".join(lines) + _lpips_note(rows["denoise"].lpips, size) + f"\n\nDone in {took}."
+
+
+def _scores(row) -> dict:
+    return {k: getattr(row, k) for k in ("psnr", "ssim", "lpips")}
 
 
 @guarded
@@ -61,17 +54,14 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat: the run
     and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
     from diffdemo.experiments import Row, denoising
-    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
     steps = _check("steps", steps)
     _budget(("denoise", {"t": t, "steps": steps}))
     x0, _, label = _x0(model, image, upload)
-    est = _estimate(model_name, "denoise", t=t, steps=steps)
-    base = {"task": "denoise", "model": model_name, "image": label, "seed": seed, "t": t, "steps": steps}
+    run = Run(request, "denoise", model_name, {"t": t, "steps": steps}, {"image": label, "seed": seed, "t": t})
     rows, frame, noisy = {}, None, gr.skip()
-    started = time.perf_counter()
     for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps)):
         if isinstance(item, Row):  # first the noisy input (its picture: x_t), last the result
             rows[item.method] = item
@@ -80,29 +70,20 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
         frame = item.frame
         progress(frame.step / frame.total, desc=f"denoising: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_next, 0)})"
-        partial = {**base, "seconds": time.perf_counter() - started, "estimated_seconds": _est_seconds(est)}
-        shown = {"clean": x0, "noised": rows["noisy"].reconstruction, "x_t": frame.x_t}
-        _track(request, "denoise", frame.step, frame.total, partial, shown)
+        run.track(frame.step, frame.total, {"clean": x0, "noised": rows["noisy"].reconstruction, "x_t": frame.x_t})
         yield noisy, _file(frame.x_t, "x_t"), _file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
         noisy = gr.skip()  # sent once
-    seconds = time.perf_counter() - started
-    _untrack(request, "denoise")
-    _learn(model_name, "denoise", {"t": t, "steps": steps}, seconds)
+    run.done()
     before, after = rows["noisy"], rows["denoise"]
-    scores = {
-        key: {k: getattr(r, k) for k in ("psnr", "ssim", "lpips")}
-        for key, r in (("noisy", before), ("denoised", after))
-    }
-    record = {**base, "steps": frame.total, "seconds": seconds, "estimated_seconds": _est_seconds(est), **scores,
-              "noisy_scored_as": "x_t / sqrt(abar_t)"}  # fmt: skip
     images = {"clean": x0, "noised": before.reconstruction, "denoised": after.reconstruction}
-    files = write_results(_run_dir("denoise"), images, record)
+    record, files = run.save(images, steps=frame.total, noisy=_scores(before), denoised=_scores(after),
+                             noisy_scored_as="x_t / sqrt(abar_t)")  # fmt: skip
     pictures = (
         _file(before.reconstruction, "noised"),
         _file(after.reconstruction, "x_t"),
         _file(frame.x0_hat, "x0_hat"),
     )
-    yield *pictures, _denoise_table(rows, seconds, est), record, files
+    yield *pictures, _denoise_table(rows, run.took()), record, files
 
 
 DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweedie's guess)")
@@ -121,21 +102,18 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
     ts = log_timesteps(model.schedule.T, points)
     _budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
     x0, _, _ = _x0(model, image, upload)
-    est = _estimate(model_name, "psnr_curve", steps=steps, points=points, T=model.schedule.T)
+    run = Run(request, "psnr_curve", model_name, {"steps": steps, "points": points, "T": model.schedule.T}, {})
     rows = []
-    started = time.perf_counter()
     for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
         tiles = [(x0, "clean", "the truth")] + [
             (r["denoised"], f"from t = {r['t']}", f"{r['psnr_denoised']:.1f} dB") for r in rows
         ]
-        _track(request, "psnr_curve", i + 1, len(ts), {}, {})
+        run.track(i + 1, len(ts), {})
         yield plots.psnr_vs_t_figure(rows), _strip(tiles)
-    seconds = time.perf_counter() - started
-    _untrack(request, "psnr_curve")
-    _learn(model_name, "psnr_curve", {"steps": steps, "points": points, "T": model.schedule.T}, seconds)
-    took = f" (done in {seconds:.1f} s; estimated {_fmt(_est_seconds(est), 1)} s)"
+    run.done()
+    took = f" (done in {run.took()})"
     yield plots.psnr_vs_t_figure(rows), _strip(tiles, CURVE_NOTE + took)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import time
 
 import gradio as gr
 
-from diffdemo.ui.common import _budget, _check, _every, _file, _fmt, _model, _run_dir, _seed, guarded
-from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.common import _budget, _check, _every, _file, _model, _seed, guarded
+from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
@@ -19,30 +18,22 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.imaging import grid
     from diffdemo.samplers import sample
-    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed, n, steps = _seed(seed), _check("n", n), _check("steps", steps)
     _budget(("sample", {"n": n, "steps": steps}))
-    est = _estimate(model_name, "sample", n=n, steps=steps)
+    run = Run(request, "sample", model_name, {"n": n, "steps": steps}, {"seed": seed, "n": n, "steps": steps})
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
-    base = {"task": "sample", "model": model_name, "seed": seed, "n": n, "steps": steps}
-    started = time.perf_counter()
     frame = None
     for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")
-        partial = {**base, "seconds": time.perf_counter() - started, "estimated_seconds": _est_seconds(est)}
-        _track(request, "sample", frame.step, frame.total, partial, {"x_t": frame.x_t[:1], "x0_hat": frame.x0_hat[:1]})
+        run.track(frame.step, frame.total, {"x_t": frame.x_t[:1], "x0_hat": frame.x0_hat[:1]})
         yield x_t, x0_hat, status, gr.skip(), gr.skip()
-    seconds = time.perf_counter() - started
-    _untrack(request, "sample")
-    _learn(model_name, "sample", {"n": n, "steps": steps}, seconds)
-    record = {**base, "seconds": seconds, "estimated_seconds": _est_seconds(est)}
-    images = {f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)}
-    files = write_results(_run_dir("sample"), images, record)
-    done = f"Done: {n} samples, {steps} steps, {seconds:.1f} s (estimated {_fmt(record['estimated_seconds'], 1)} s)."
+    run.done()
+    record, files = run.save({f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)})
+    done = f"Done: {n} samples, {steps} steps, {run.took()}."
     yield (
         _file(grid(frame.x_t.cpu(), nrow), "samples"),
         _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats"),

@@ -4,7 +4,6 @@ with the classical baselines."""
 from __future__ import annotations
 
 import functools
-import time
 
 import gradio as gr
 
@@ -16,12 +15,10 @@ from diffdemo.ui.common import (
     _enlarged,
     _every,
     _file,
-    _fmt,
     _loaded,
     _lpips_note,
     _model,
     _picture,
-    _run_dir,
     _scores,
     _seed,
     _t,
@@ -29,7 +26,7 @@ from diffdemo.ui.common import (
     _x0,
     guarded,
 )
-from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
@@ -226,15 +223,13 @@ class _Shown:
         return truth, measured, gallery, _table(self.rows), trace, status, *done
 
 
-def _done(
-    seconds: float, est, psnr_y: float, rows: list[dict], methods: list[str], steps: int, operator: str, size: int
-) -> str:
-    """The last status line: time against the estimate, the measurement's PSNR and the best method's."""
+def _done(run, rows: list[dict], methods: list[str], operator: str, size: int) -> str:
+    """The last status line: the time against the estimate, the measurement's PSNR and the best method's."""
     best = max(rows, key=lambda r: r["psnr"])
     return (
-        f"Done in {seconds:.1f} s (estimated {_fmt(_est_seconds(est), 1)} s). Measurement PSNR {psnr_y:.2f} dB; "
+        f"Done in {run.took()}. Measurement PSNR {run.base['psnr_measurement']:.2f} dB; "
         f"best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
-        + (_ranking_note(steps, operator) if best["method"] not in methods else "")
+        + (_ranking_note(run.work["steps"], operator) if best["method"] not in methods else "")
         + _lpips_note(best["lpips"], size)
     )
 
@@ -271,7 +266,6 @@ def run_restore(
     from diffdemo.experiments import Skipped, Step, mean_psnr, restoration
     from diffdemo.precision import check_precision
     from diffdemo.restore import make_problem
-    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed, sigma_y = _seed(seed), _check("sigma_y", sigma_y)
@@ -282,17 +276,17 @@ def run_restore(
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
-    est = _estimate(model_name, _kind(methods[0]), None if len(methods) == 1 else [_kind(m) for m in methods], **work)
-    base = {"task": "restore", "model": model_name, "image": label, "seed": seed, "operator": op.describe(),
-            "sigma_y": sigma_y, "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)",
-            "method": method, "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
+    base = {"image": label, "seed": seed, "operator": op.describe(), "sigma_y": sigma_y,
+            "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)", "method": method,
+            "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
+    kinds = [_kind(m) for m in methods]
+    run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else kinds)
     shown = _Shown(methods, x0, problem.y)
     every = _every(params["steps"], 25 if len(methods) == 1 else 12)
-    run = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
-                      every=every, baselines=method == "compare")  # fmt: skip
-    started = time.perf_counter()
+    items = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
+                        every=every, baselines=method == "compare")  # fmt: skip
     try:
-        for item in run:
+        for item in items:
             if isinstance(item, Skipped):  # a baseline that does not apply: say so, keep the rest
                 gr.Warning(f"{METHOD_TITLES[item.method]} skipped: {item.reason}")
                 continue
@@ -300,25 +294,20 @@ def run_restore(
             if isinstance(item, Step):
                 done, words, step, of = shown.progress()
                 progress(done, desc=words)
-                partial = {**base, "results": list(shown.rows), "traces": shown.traces}
-                partial.update(seconds=time.perf_counter() - started, estimated_seconds=_est_seconds(est))
                 latest = {f"x0_hat_{m}": f.x0_hat for m, f in shown.latest.items()}
-                _track(request, "restore", step, of, partial, {"truth": x0, "measurement": problem.y, **latest})
+                pictures = {"truth": x0, "measurement": problem.y, **latest}
+                run.track(step, of, pictures, results=list(shown.rows), traces=shown.traces)
                 yield shown.outputs(shown.status())
     finally:
-        run.close()
-    _untrack(request, "restore")
-    for row in shown.rows:
+        items.close()
+    run.done(learn=False)
+    for row in shown.rows:  # each method's own time, so that a comparison teaches the single-method estimates
         if row["method"] in methods:
-            _learn(model_name, _kind(row["method"]), work, row["seconds"])
-    seconds = time.perf_counter() - started
+            run.learn_part(_kind(row["method"]), row["seconds"])
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
-    record = {**base, "precision": used, "results": shown.rows, "traces": shown.traces, "seconds": seconds,
-              "estimated_seconds": _est_seconds(est)}  # fmt: skip
     images = {"truth": x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
-    files = write_results(_run_dir("restore"), images, record)
-    status = _done(seconds, est, base["psnr_measurement"], shown.rows, methods, params["steps"], operator, x0.shape[-1])
-    yield shown.outputs(status, record, files)
+    record, files = run.save(images, precision=used, results=shown.rows, traces=shown.traces)
+    yield shown.outputs(_done(run, shown.rows, methods, operator, x0.shape[-1]), record, files)
 
 
 def _bounded_decode(convert):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffdemo.ui.common import _run_dir, default_model
+from diffdemo.ui.common import _fmt, _run_dir, default_model
 from diffdemo.ui.pickers import _unreachable
 
 
@@ -35,6 +35,53 @@ def _learn(model_name: str, task: str, params: dict, seconds: float) -> None:
 
 def _est_seconds(est) -> float | None:
     return None if est is None else round(est.seconds, 2)
+
+
+class Run:
+    """One heavy run's bookkeeping around the engine: its estimate, made before it starts; its latest state while it
+    runs (for Stop); once done, what it cost (taught to the estimates), its record and its files.
+
+    ``task`` names the run (its Stop state, its results folder); ``kind`` / ``kinds`` the work estimated and learnt
+    (default: the task; ``kinds`` for a comparison of several methods); ``work`` their parameters."""
+
+    def __init__(self, request, task: str, model_name: str, work: dict, base: dict, kind=None, kinds=None):
+        self.request, self.task, self.model_name, self.work = request, task, model_name, work
+        self.kind = kind or task
+        self.base = {"task": task, "model": model_name, **base}
+        self.est = _estimate(model_name, self.kind, kinds, **work)
+        self.started, self.seconds = time.perf_counter(), None
+
+    def state(self, **found) -> dict:
+        """The record so far: the run's parameters, what it has found, its time against the estimate."""
+        seconds = time.perf_counter() - self.started if self.seconds is None else self.seconds
+        return {**self.base, **found, "seconds": seconds, "estimated_seconds": _est_seconds(self.est)}
+
+    def track(self, step: int, total: int, images: dict, **found) -> None:
+        """What Stop shows and saves if pressed now: step of total, these pictures, the record so far."""
+        _track(self.request, self.task, step, total, self.state(**found), images)
+
+    def done(self, learn: bool = True) -> float:
+        """The run has finished: Stop has nothing left to save; its time is taught to the estimates unless its
+        parts are taught one by one (``learn=False``, then ``learn_part``)."""
+        self.seconds = time.perf_counter() - self.started
+        _untrack(self.request, self.task)
+        if learn:
+            _learn(self.model_name, self.kind, self.work, self.seconds)
+        return self.seconds
+
+    def learn_part(self, kind: str, seconds: float) -> None:
+        _learn(self.model_name, kind, self.work, seconds)
+
+    def save(self, images: dict, **found) -> tuple[dict, list[str]]:
+        """The finished record and its files (PNGs and results.json in a fresh results folder)."""
+        from diffdemo.ui_helpers import write_results
+
+        record = self.state(**found)
+        return record, write_results(_run_dir(self.task), images, record)
+
+    def took(self) -> str:
+        """'3.2 s (estimated 2.9 s)'."""
+        return f"{self.seconds:.1f} s (estimated {_fmt(_est_seconds(self.est), 1)} s)"
 
 
 # The latest state of each running job, per browser session and task: when Stop cancels a run, its handler cannot

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
 from diffdemo.ui.common import (
@@ -11,7 +9,6 @@ from diffdemo.ui.common import (
     _enlarged,
     _loaded,
     _model,
-    _run_dir,
     _seed,
     _t,
     _valid,
@@ -19,7 +16,7 @@ from diffdemo.ui.common import (
     _zoom,
     guarded,
 )
-from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
@@ -53,7 +50,6 @@ def pick_pixel(model_name, evt: gr.SelectData):
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress(), request: gr.Request = None):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
     from diffdemo import analysis, plots
-    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
@@ -64,41 +60,18 @@ def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.P
     x0, _, label = _x0(model, image, upload)
     sweep = sorted({*SWEEP_TIMESTEPS, t})
     sweep = [s for s in sweep if s < model.schedule.T]
-    est = _estimate(model_name, "probe", sweep=len(sweep))
-    started = time.perf_counter()
+    run = Run(request, "probe", model_name, {"sweep": len(sweep)}, {"image": label, "seed": seed})
     progress(0.1, desc="Jacobian column at t")
     x_t = analysis.state_at(model, x0, t, seed)
     result = analysis.probe(model, x_t, t, (x, y), energy_on=energy_on, exclude_centre=exclude, compare=True)
-    base = {"task": "probe", "model": model_name, "image": label, "seed": seed, **result.summary()}
-    _track(request, "probe", 1, 2, {**base, "estimated_seconds": _est_seconds(est)}, {"x_t": x_t})
-    yield (
-        _enlarged(x_t, "x_t_view"),
-        plots.probe_figure(result),
-        gr.skip(),
-        _probe_text(result, None),
-        gr.skip(),
-        gr.skip(),
-    )
+    run.track(1, 2, {"x_t": x_t}, **result.summary())
+    view = _enlarged(x_t, "x_t_view")
+    yield view, plots.probe_figure(result), gr.skip(), _probe_text(result, None), gr.skip(), gr.skip()
     progress(0.5, desc="energy vs radius across timesteps")
     curves = analysis.energy_sweep(model, x0, (x, y), sweep, seed, energy_on=energy_on, exclude_centre=exclude)
-    seconds = time.perf_counter() - started
-    _untrack(request, "probe")
-    _learn(model_name, "probe", {"sweep": len(sweep)}, seconds)
-    record = {
-        **base,
-        "sweep": [c.summary() for c in curves],
-        "seconds": seconds,
-        "estimated_seconds": _est_seconds(est),
-    }
-    files = write_results(_run_dir("probe"), {"x_t": x_t}, record)
-    yield (
-        _enlarged(x_t, "x_t_view"),
-        plots.probe_figure(result),
-        plots.energy_figure(curves),
-        _probe_text(result, curves),
-        record,
-        files,
-    )
+    run.done()
+    record, files = run.save({"x_t": x_t}, **result.summary(), sweep=[c.summary() for c in curves])
+    yield view, plots.probe_figure(result), plots.energy_figure(curves), _probe_text(result, curves), record, files
 
 
 def _probe_text(result, curves) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
 from diffdemo.defaults import SPECTRUM_START
-from diffdemo.ui.common import _budget, _check, _model, _run_dir, _seed, _valid, _x0, default_model, guarded
-from diffdemo.ui.runs import _est_seconds, _estimate, _learn, _on_failure, _on_stop, _track, _untrack, estimate
+from diffdemo.ui.common import _budget, _check, _model, _seed, _valid, _x0, default_model, guarded
+from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
@@ -34,8 +32,7 @@ def run_spectrum(
     model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress(), request: gr.Request = None
 ):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
-    from diffdemo import analysis, plots
-    from diffdemo.ui_helpers import write_results
+    from diffdemo import analysis
 
     model = _model(model_name)
     seed = _seed(seed)
@@ -43,43 +40,31 @@ def run_spectrum(
     ts = _valid("check_timesteps", timesteps, model.schedule.T)
     _budget(("spectrum", {"k": k, "iters": iters, "n_t": len(ts)}))
     x0, _, label = _x0(model, image, upload)
-    est = _estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts))
-    base = {"task": "spectrum", "model": model_name, "image": label, "seed": seed, "k": k, "iters": iters}
+    run = Run(request, "spectrum", model_name, {"k": k, "iters": iters, "n_t": len(ts)},
+              {"image": label, "seed": seed, "k": k, "iters": iters})  # fmt: skip
     results = []
-    started = time.perf_counter()
     for i, t in enumerate(ts):
 
         def report(f, msg, i=i, t=t):
             progress((i + f) / len(ts), desc=f"t = {t}: {msg}")
 
         results.extend(analysis.spectrum_sweep(model, x0, [t], k=k, iters=iters, seed=seed, progress=report))
-        partial = {**base, "estimated_seconds": _est_seconds(est), "timesteps": [r.summary() for r in results]}
-        _track(request, "spectrum", i + 1, len(ts), partial, {})
-        yield (
-            plots.spectrum_figure(results),
-            plots.singular_vectors_figure(results),
-            plots.step_limit_figure(results),
-            _spectrum_text(results),
-            gr.skip(),
-            gr.skip(),
-        )
-    seconds = time.perf_counter() - started
-    _untrack(request, "spectrum")
-    _learn(model_name, "spectrum", {"k": k, "iters": iters, "n_t": len(ts)}, seconds)
-    record = {
-        **base,
-        "seconds": seconds,
-        "estimated_seconds": _est_seconds(est),
-        "timesteps": [r.summary() for r in results],
-    }
-    files = write_results(_run_dir("spectrum"), {}, record)
-    yield (
+        run.track(i + 1, len(ts), {}, timesteps=[r.summary() for r in results])
+        yield *_spectrum_views(results), gr.skip(), gr.skip()
+    run.done()
+    record, files = run.save({}, timesteps=[r.summary() for r in results])
+    yield *_spectrum_views(results), record, files
+
+
+def _spectrum_views(results) -> tuple:
+    """The tab's three figures and its table, for the timesteps done so far."""
+    from diffdemo import plots
+
+    return (
         plots.spectrum_figure(results),
         plots.singular_vectors_figure(results),
         plots.step_limit_figure(results),
         _spectrum_text(results),
-        record,
-        files,
     )
 
 

@@ -190,7 +190,9 @@ class _Shown:
 
     def add(self, item) -> None:
         """A Step (a streamed frame, scored by the engine) or a Row (a finished method)."""
-        if hasattr(item, "frame"):
+        from diffdemo.experiments import Step
+
+        if isinstance(item, Step):
             frame = self.latest[item.method] = item.frame
             trace = self.traces[item.method]
             trace["step"].append(frame.step / frame.total)
@@ -277,7 +279,7 @@ def run_restore(
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
     base = {"image": label, "seed": seed, "operator": op.describe(), "sigma_y": sigma_y,
-            "sigma_y_units": "[-1, 1] image units (0.05 = 0.025 on a [0, 1] scale)", "method": method,
+            "sigma_y_units": f"[-1, 1] image units ({SIGMA_Y:g} = {SIGMA_Y / 2:g} on a [0, 1] scale)", "method": method,
             "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
     kinds = [_kind(m) for m in methods]
     run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else kinds)

@@ -20,13 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from diffdemo import metrics
-from diffdemo.defaults import params_for
+from diffdemo import defaults, metrics
+from diffdemo.experiments import Row, psnr_lpips_vs_t, run_restoration
 from diffdemo.imaging import bundled_images, load_image, to_tensor
 from diffdemo.models import load_model
 from diffdemo.operators import make_operator
-from diffdemo.restore import diffusion_frames, make_problem
-from diffdemo.samplers import denoise, last_frame, noise_image
+from diffdemo.restore import DIFFUSION_METHODS, make_problem
 from diffdemo.threads import auto_threads
 
 WIENER_BALANCES = (0.003, 0.01, 0.03, 0.1, 0.3)
@@ -38,7 +37,11 @@ def test_batch(size: int) -> tuple[list[str], torch.Tensor]:
 
 
 def score(x_hat: torch.Tensor, x0: torch.Tensor) -> dict:
-    rows = [metrics.all_metrics(x_hat[i : i + 1], x0[i : i + 1]) for i in range(len(x0))]
+    """Mean ± spread over the images of each score, and each image's PSNR."""
+    return summary(metrics.per_image(metrics.all_metrics, x_hat, x0))
+
+
+def summary(rows: list[dict]) -> dict:
     out = {}
     for key in ("psnr", "ssim", "lpips"):
         vals = [r[key] for r in rows if r[key] is not None]
@@ -47,18 +50,23 @@ def score(x_hat: torch.Tensor, x0: torch.Tensor) -> dict:
     return out
 
 
-def run_diffusion(model, method: str, problem, **params) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    frame = last_frame(diffusion_frames(model, method, problem, every=10**9, **params))
-    return frame.x_t.cpu(), time.perf_counter() - start
+def restored(model, method: str, problem, precision: str = "fp32", **overrides) -> Row:
+    """One method on the batched problem (experiments.run_restoration): its reconstruction, time and params."""
+    network = model if method in DIFFUSION_METHODS else None
+    (row,) = run_restoration(network, problem, [method], overrides=overrides, precision=precision)
+    return row
 
 
-def run_baseline(method: str, problem, **params) -> torch.Tensor:
-    from diffdemo.baselines import restore_baseline
-
-    return torch.cat(
-        [restore_baseline(method, problem.y[i : i + 1], problem.operator, **params) for i in range(len(problem.y))]
+def denoise_row(model, x0: torch.Tensor, t: int, seed: int) -> dict:
+    """Task 2 from t by Figure 1's definition (experiments.psnr_lpips_vs_t: the noisy input scored as
+    x_t / sqrt(abar_t)), image i noised with seed + i, 250 strided steps (at most t + 1)."""
+    curves = [next(psnr_lpips_vs_t(model, x0[i : i + 1], [t], steps=250, seed=seed + i)) for i in range(len(x0))]
+    noisy, denoised = (
+        summary([{k: c[f"{k}_{kind}"] for k in ("psnr", "ssim", "lpips")} for c in curves])
+        for kind in ("noisy", "denoised")
     )
+    gains = [round(b - a, 2) for a, b in zip(noisy["per_image_psnr"], denoised["per_image_psnr"], strict=True)]
+    return {"noisy": noisy, "denoised": denoised, "gain_per_image": gains}
 
 
 def _value(text: str) -> float | bool:
@@ -121,17 +129,17 @@ def main(argv=None) -> dict:
     }
     for task in args.tasks.split(","):
         op = tasks[task]
-        problem = make_problem(x0, op, 0.05, seed=args.seed)
+        problem = make_problem(x0, op, defaults.SIGMA_Y, seed=args.seed)
         rows = {"measurement": score(problem.y, x0)}
         for method in args.methods.split(","):
             for extra in sweeps.get(method, [{}]):
                 extra = {**fixed.get(method, {}), **extra}
-                params = params_for(method, op.name, **extra, **({"steps": args.steps} if args.steps else {}))
-                x_hat, seconds = run_diffusion(model, method, problem, precision=args.precision, **params)
+                row = restored(model, method, problem, args.precision, **extra, steps=args.steps)
+                seconds = row.seconds
                 label = " ".join(
                     [method] + [f"{k}={v}" if isinstance(v, bool) else f"{k}={v:g}" for k, v in extra.items()]
                 )
-                rows[label] = {**score(x_hat, x0), "seconds": round(seconds, 1), "params": params}
+                rows[label] = {**score(row.reconstruction, x0), "seconds": round(seconds, 1), "params": row.params}
                 lp = rows[label]["lpips"]
                 print(
                     f"{task:8s} {label:28s} PSNR {rows[label]['psnr'][0]:6.2f}  SSIM {rows[label]['ssim'][0]:.3f}  "
@@ -140,24 +148,15 @@ def main(argv=None) -> dict:
                 )
         if task == "deblur":
             best = max(
-                ((b, score(run_baseline("wiener", problem, balance=b), x0)) for b in WIENER_BALANCES),
+                ((b, score(restored(None, "wiener", problem, balance=b).reconstruction, x0)) for b in WIENER_BALANCES),
                 key=lambda item: item[1]["psnr"][0],
             )
             rows[f"wiener (best balance {best[0]:g})"] = best[1]
-            for method in ("richardson_lucy", "tv"):
-                rows[method] = score(run_baseline(method, problem, **params_for(method, op.name)), x0)
-        else:
-            for method in ("biharmonic", "tv"):
-                rows[method] = score(run_baseline(method, problem, **params_for(method, op.name)), x0)
+        for method in ("richardson_lucy", "tv") if task == "deblur" else ("biharmonic", "tv"):
+            rows[method] = score(restored(None, method, problem).reconstruction, x0)
         results["tasks"][task] = rows
     if args.denoise:
-        results["denoise"] = {}
-        for t in (100, 300, 500):
-            x_t = torch.cat([noise_image(model, x0[i : i + 1], t, seed=args.seed + i) for i in range(len(x0))])
-            out = last_frame(denoise(model, x_t, t, steps=min(250, t + 1), every=10**9)).x_t.cpu()
-            noisy, denoised = score(x_t.cpu(), x0), score(out, x0)
-            gains = [round(b - a, 2) for a, b in zip(noisy["per_image_psnr"], denoised["per_image_psnr"], strict=True)]
-            results["denoise"][t] = {"noisy": noisy, "denoised": denoised, "gain_per_image": gains}
+        results["denoise"] = {t: denoise_row(model, x0, t, args.seed) for t in (100, 300, 500)}
     results["checks"] = acceptance(results)
     print(markdown(results))
     if args.out:

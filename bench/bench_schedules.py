@@ -25,10 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffdemo import metrics  # noqa: E402
+from diffdemo.defaults import SIGMA_Y  # noqa: E402
+from diffdemo.experiments import run_restoration  # noqa: E402
 from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
 from diffdemo.models import load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
-from diffdemo.restore import diffusion_frames, make_problem  # noqa: E402
+from diffdemo.restore import make_problem  # noqa: E402
 from diffdemo.schedule import SCHEDULES, noise_levels  # noqa: E402
 from diffdemo.stability import load_profile, model_timesteps  # noqa: E402
 
@@ -36,9 +38,9 @@ CACHE = ROOT / "bench" / "results" / "schedules.json"
 DENOISE_T = 300
 # task: (method, operator, operator params, sigma_y (None: the noise level of t = DENOISE_T), overrides)
 TASKS = {
-    "dps_deblur": ("dps", "gaussian_blur", {}, 0.05, {}),
-    "dps_inpaint": ("dps", "box_inpaint", {"preset": "center"}, 0.05, {}),
-    "ald_deblur": ("score_ald", "gaussian_blur", {}, 0.05, {}),
+    "dps_deblur": ("dps", "gaussian_blur", {}, SIGMA_Y, {}),
+    "dps_inpaint": ("dps", "box_inpaint", {"preset": "center"}, SIGMA_Y, {}),
+    "ald_deblur": ("score_ald", "gaussian_blur", {}, SIGMA_Y, {}),
     "denoise_t300": ("denoise", "noise", {}, None, {"t0": DENOISE_T}),
 }
 TITLES = {
@@ -54,16 +56,10 @@ def run_one(model, x0: torch.Tensor, task: str, schedule: str, nfe: int) -> dict
     op = make_operator(op_name, model.size, **op_params)
     sigma = float(noise_levels(model.schedule)[DENOISE_T]) if sigma_y is None else sigma_y
     problem = make_problem(x0, op, sigma, seed=0)
-    start = time.perf_counter()
-    frame = None
-    for frame in diffusion_frames(
-        model, method, problem, every=10**9, steps=nfe, samples=1, schedule=schedule, **extra
-    ):
-        pass
-    seconds = time.perf_counter() - start
-    x_hat = frame.x_t.cpu()
-    per = [metrics.all_metrics(x_hat[i : i + 1], x0[i : i + 1]) for i in range(x0.shape[0])]
-    out = {"nfe": frame.nfe, "seconds": seconds, "images": x0.shape[0]}
+    overrides = {"steps": nfe, "samples": 1, "schedule": schedule, **extra}
+    (row,) = run_restoration(model, problem, [method], overrides=overrides)
+    per = metrics.per_image(metrics.all_metrics, row.reconstruction, x0)
+    out = {"nfe": row.nfe, "seconds": row.seconds, "images": x0.shape[0]}
     for key in ("psnr", "ssim", "lpips"):
         vals = [p[key] for p in per]
         if any(v is None for v in vals):

@@ -156,15 +156,18 @@ def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, p
         tick = time.perf_counter()
         for name, frame in frames:
             spent[name] += time.perf_counter() - tick  # this method's step (the others' turns are not counted)
-            yield Step(name, frame, mean_psnr(frame.x0_hat, problem.x0), frame.residual)
+            yield Step(name, frame, metrics.mean_psnr(frame.x0_hat, problem.x0), frame.residual)
             if frame.step == frame.total:
-                x_hat = frame.x_t.cpu()
-                p = params[name]
-                yield Row(name, **score(problem, x_hat), seconds=spent[name], nfe=frame.nfe,
-                          precision=nets[name].precision, params=p, schedule=p["schedule"], reconstruction=x_hat)  # fmt: skip
+                yield _diffusion_row(name, frame, problem, spent[name], nets[name].precision, params[name])
             tick = time.perf_counter()  # the caller's formatting of what was yielded is not the method's time
     finally:
         frames.close()
+
+
+def _diffusion_row(method: str, frame: Frame, problem: Problem, seconds: float, precision: str, params: dict) -> Row:
+    x_hat = frame.x_t.cpu()
+    return Row(method, **score(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
+               schedule=params["schedule"], reconstruction=x_hat)  # fmt: skip
 
 
 def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
@@ -174,11 +177,6 @@ def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
     seconds = time.perf_counter() - start
     return Row(method, **score(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
                schedule=None, reconstruction=x_hat)  # fmt: skip
-
-
-def mean_psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
-    """PSNR of x against the reference, the mean over the batch's images (reference: one image or one each)."""
-    return float(np.mean(metrics.per_image(metrics.psnr, x.detach().cpu(), reference)))
 
 
 def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:
@@ -226,7 +224,7 @@ def denoising(
     spent, frame = 0.0, None
     for frame in denoise(model, x_t, int(t), steps=steps, seed=seed, every=every):
         spent += time.perf_counter() - tick
-        yield Step("denoise", frame, mean_psnr(frame.x0_hat, x0), None)
+        yield Step("denoise", frame, metrics.mean_psnr(frame.x0_hat, x0), None)
         tick = time.perf_counter()
     x_hat = frame.x_t.cpu()
     yield Row("denoise", **metrics.all_metrics(x_hat, x0), residual=None, seconds=spent, nfe=frame.nfe,

@@ -41,6 +41,12 @@ def per_image(score, x: torch.Tensor, reference: torch.Tensor) -> list:
     return [score(x[i : i + 1], reference[i : i + 1]) for i in range(x.shape[0])]
 
 
+def mean_psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR of each image of a batch against its reference, averaged (dB)."""
+    values = per_image(psnr, x.detach().cpu(), reference.detach().cpu())
+    return float(sum(values) / len(values))
+
+
 def psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB on the [0, 1] scale, of one image."""
     x, reference = one_image(x, "psnr"), one_image(reference, "psnr")

@@ -265,7 +265,8 @@ def run_restore(
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
     on the same y, noise draw and seed (diffdemo.experiments.restoration), streaming each method's frames and
     its PSNR / residual per step. This handler only checks the inputs and formats what the engine yields."""
-    from diffdemo.experiments import Skipped, Step, mean_psnr, restoration
+    from diffdemo.experiments import Skipped, Step, restoration
+    from diffdemo.metrics import mean_psnr
     from diffdemo.precision import check_precision
     from diffdemo.restore import make_problem
 

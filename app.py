@@ -84,11 +84,11 @@ def warm_engine() -> None:
     quiet (timed during a page load, alongside its other handlers, it came out 2-4x too slow)."""
     import diffdemo.analysis  # noqa: F401
     import diffdemo.restore  # noqa: F401
-    from diffdemo.models import ModelUnavailable
-    from diffdemo.ui_helpers import measure_cost, open_model
+    from diffdemo.estimates import measure_cost
+    from diffdemo.models import ModelUnavailable, load_model
 
     try:
-        model = open_model(default_model())
+        model = load_model(default_model())
         measure_cost(model)
         # the traced JVP graphs: the first Sensitivity click (batch 1) and the default Spectrum run (two timesteps:
         # 4 Lanczos rows, 2 Arnoldi rows) skip their one-time cost, which the estimates would otherwise learn
@@ -111,12 +111,11 @@ def _allowed(name: str) -> str:
 def _model(name: str):
     """Open a model or show why it cannot be opened (not offered here, no network for a hub id...). Only
     events in the HEAVY concurrency group call this: loading a model is counted against that limit."""
-    from diffdemo.models import ModelUnavailable
-    from diffdemo.ui_helpers import open_model
+    from diffdemo.models import ModelUnavailable, load_model
 
     canonical = _allowed(name)
     try:
-        return open_model(canonical)
+        return load_model(canonical)
     except ModelUnavailable as exc:
         raise gr.Error(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
 
@@ -157,8 +156,8 @@ def guarded(fn):
 
 def _budget(*works: tuple[str, dict]) -> None:
     """Refuse a request above this server's budget of network evaluations, before any work."""
+    from diffdemo.estimates import evaluations, image_evaluations
     from diffdemo.serving import check_budget
-    from diffdemo.ui_helpers import evaluations, image_evaluations
 
     check_budget(sum(image_evaluations(evaluations(task, **params)) for task, params in works))
 
@@ -385,7 +384,7 @@ def _on_failure(task: str):
 
 def stop_note(task: str, request: gr.Request = None):
     """After Stop: the shown state, marked partial; the JSON says where the run stopped; downloads to match."""
-    from diffdemo.ui_helpers import write_results
+    from diffdemo.jsonio import write_results
 
     _stopped[(_session(request), task)] = time.monotonic()
     state = _live.pop((_session(request), task), None)
@@ -405,8 +404,8 @@ def stop_note(task: str, request: gr.Request = None):
 # --- pickers ---------------------------------------------------------------------------------------
 def populate_pickers():
     """Fill the model list and the gallery once the page is open (keeps the engine import out of start-up)."""
+    from diffdemo.hub import HUB_MODELS
     from diffdemo.imaging import bundled_images
-    from diffdemo.models import HUB_MODELS
     from diffdemo.serving import allowed_models
 
     models = list(dict.fromkeys([default_model(), *allowed_models(default_model())]))
@@ -435,7 +434,7 @@ _hub_checked: list = [0.0, False]
 
 def _hub_online(max_age_s: float = 300) -> bool:
     """Whether the Hugging Face hub answers (asked at most every five minutes: offline it costs up to 2 s)."""
-    from diffdemo.ui_helpers import hub_reachable
+    from diffdemo.hub import hub_reachable
 
     if time.monotonic() - _hub_checked[0] > max_age_s:
         _hub_checked[:] = [time.monotonic(), hub_reachable()]
@@ -444,19 +443,20 @@ def _hub_online(max_age_s: float = 300) -> bool:
 
 def _unreachable(name: str) -> bool:
     """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
-    from diffdemo.ui_helpers import _in_hf_cache, is_local, is_open
+    from diffdemo.hub import in_hf_cache
+    from diffdemo.models import is_local, is_open
 
     name = (name or "").strip()
-    if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
+    if not name or "/" not in name or is_local(name) or is_open(name) or in_hf_cache(name):
         return False
     return not _hub_online()
 
 
 def model_info(name: str) -> str:
     """The model's size and its measured cost; or, for a hub model not downloaded, an estimate; or why not."""
-    from diffdemo.models import ModelUnavailable
+    from diffdemo.estimates import cost_for, format_seconds
+    from diffdemo.models import ModelUnavailable, is_local
     from diffdemo.serving import check_model
-    from diffdemo.ui_helpers import cost_for, format_seconds, is_local
 
     name = (name or "").strip()
     if _unreachable(name):
@@ -510,9 +510,9 @@ def _knows_faces(model_name: str) -> bool:
 def estimate(model_name: str, task: str, **params) -> str:
     """'Expected run time: ~N s' before a run: learnt from earlier runs of the same kind, else from a timing.
     Never loads a model (a light event): before the model has loaded it says so."""
+    from diffdemo.estimates import format_seconds
     from diffdemo.models import ModelUnavailable, cached_model, resolve_model_dir
     from diffdemo.serving import check_model
-    from diffdemo.ui_helpers import format_seconds
 
     methods = params.pop("methods", None) if task == "compare" else None
     if _unreachable(model_name):
@@ -538,8 +538,8 @@ def estimate(model_name: str, task: str, **params) -> str:
 def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(), request: gr.Request = None):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat."""
     from diffdemo import metrics
+    from diffdemo.jsonio import write_results
     from diffdemo.samplers import denoise, noise_image
-    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
@@ -596,7 +596,7 @@ CURVE_NOTE = (
 def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
-    from diffdemo.ui_helpers import log_timesteps, psnr_vs_t
+    from diffdemo.runs import log_timesteps, psnr_vs_t
 
     model = _model(model_name)
     seed = _seed(seed)
@@ -634,8 +634,8 @@ def curve_stopped(request: gr.Request = None):
 def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.Request = None):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.imaging import grid
+    from diffdemo.jsonio import write_results
     from diffdemo.samplers import sample
-    from diffdemo.ui_helpers import write_results
 
     model = _model(model_name)
     seed, n, steps = _seed(seed), _check("n", n), _check("steps", steps)
@@ -670,8 +670,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
 
 # --- Tasks 4-6: inverse problems ------------------------------------------------------------------
 def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed):
-    from diffdemo.operators import OPERATORS, DrawnMask, make_operator
-    from diffdemo.ui_helpers import hole_from_layers
+    from diffdemo.operators import OPERATORS, DrawnMask, hole_from_layers, make_operator
 
     if operator not in OPERATORS:
         raise gr.Error(f"Unknown operator '{operator}': choose one of {', '.join(OPERATORS)}.")
@@ -833,9 +832,10 @@ def run_restore(
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
     on the same y, noise draw and seed, streaming each method's frames and its PSNR / residual per step."""
     from diffdemo import baselines, metrics, plots
+    from diffdemo.jsonio import write_results
     from diffdemo.precision import check_precision
     from diffdemo.restore import diffusion_frames, make_problem, model_for, restore
-    from diffdemo.ui_helpers import interleave, write_results
+    from diffdemo.runs import interleave
 
     model = _model(model_name)
     seed = _seed(seed)
@@ -1095,7 +1095,7 @@ def pick_pixel(model_name, evt: gr.SelectData):
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress(), request: gr.Request = None):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
     from diffdemo import analysis, plots
-    from diffdemo.ui_helpers import write_results
+    from diffdemo.jsonio import write_results
     from diffdemo.validation import check_pixel
 
     if x is None or y is None or x == "" or y == "":
@@ -1188,7 +1188,7 @@ def run_spectrum(
 ):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
     from diffdemo import analysis, plots
-    from diffdemo.ui_helpers import write_results
+    from diffdemo.jsonio import write_results
 
     model = _model(model_name)
     seed = _seed(seed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import socket
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -17,13 +16,13 @@ from pathlib import Path
 import torch
 
 from diffdemo.errors import DiffdemoError
+from diffdemo.hub import hub_reachable
 from diffdemo.schedule import Schedule
 from diffdemo.serving import check_deadline
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "assets" / "models"
 DEFAULT_MODEL = "faces64"
-HUB_MODELS = ("google/ddpm-celebahq-256", "google/ddpm-ema-celebahq-256", "google/ddpm-cifar10-32")
 
 
 class ModelUnavailable(DiffdemoError, RuntimeError):
@@ -300,18 +299,14 @@ def cached_model(name: str, device=None) -> DiffusionModel | None:
         return _cache.get(key)
 
 
-def hub_reachable(host: str = "huggingface.co") -> bool:
-    """Whether a hub download can even start: not in offline mode, and the host name resolves (no connection made).
+def is_local(name: str) -> bool:
+    """An embedded model or a local folder: opening it reads a few MB from disk, no download."""
+    return resolve_model_dir(name) is not None
 
-    Without this check an offline machine spends about a minute in huggingface_hub's retries before failing.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
+
+def is_open(name: str) -> bool:
+    """Whether the model is loaded already (on the default device), so using it costs no load."""
+    return cached_model(name) is not None
 
 
 def available_models() -> list[str]:

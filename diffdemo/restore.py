@@ -66,7 +66,7 @@ def diffusion_frames(
     if method not in DIFFUSION_METHODS:
         raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
     model = model_for(model, method, precision)
-    p = params_for(method, problem.operator.name, **overrides)
+    p = params_for(method, problem.operator.task, **overrides)
     steps = int(p["steps"])
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -109,7 +109,7 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, precisi
         overrides["schedule"] = overrides.get("schedule") or "uniform"  # named in every result (and its JSON)
     else:
         overrides.pop("schedule", None)  # baselines take no timesteps
-    params = params_for(method, problem.operator.name, **overrides)
+    params = params_for(method, problem.operator.task, **overrides)
     used = None
     start = time.perf_counter()
     if method in DIFFUSION_METHODS:

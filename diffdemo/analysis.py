@@ -23,6 +23,7 @@ import torch
 
 from diffdemo.models import DiffusionModel
 from diffdemo.samplers import noise_image
+from diffdemo.validation import check_timestep
 
 KINDS = ("score", "reverse", "denoiser")
 LABELS = {"score": "J_s", "reverse": "J_f", "denoiser": "J_D"}
@@ -72,10 +73,9 @@ def _exact_autodiff():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
-def _check_t(model: DiffusionModel, t: int) -> int:
-    if not 0 <= int(t) < model.schedule.T:
-        raise ValueError(f"timestep must be in [0, {model.schedule.T - 1}], got {t}")
-    return int(t)
+def _check_t(model: DiffusionModel, t) -> int:
+    """The one timestep rule (``validation.check_timestep``) against this model's T."""
+    return check_timestep(t, model.schedule.T, "timestep")
 
 
 def _check_pixel(shape: Sequence[int], pixel: Sequence[int], channel: int | None) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.schedule import strided_timesteps, timestep_pairs  # noqa: F401  (strided_timesteps: re-exported)
 from diffdemo.stability import model_timesteps
+from diffdemo.validation import check_timestep
 
 
 @dataclass(frozen=True)
@@ -162,12 +163,6 @@ def noise_image(model: DiffusionModel, x0: torch.Tensor, t: int, seed: int = 0) 
     return model.schedule.add_noise(x0.float(), int(t), torch.randn(x0.shape, generator=g)).to(model.device)
 
 
-def _check_t(model: DiffusionModel, t: int, what: str) -> int:
-    if not 0 <= int(t) < model.schedule.T:
-        raise ValueError(f"{what} must be in [0, {model.schedule.T - 1}], got {t}")
-    return int(t)
-
-
 def denoise(
     model,
     x_t: torch.Tensor,
@@ -179,7 +174,7 @@ def denoise(
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24)."""
-    t_start = _check_t(model, t_start, "t")
+    t_start = check_timestep(t_start, model.schedule.T, "t")
     ts = model_timesteps(model, min(steps or t_start + 1, t_start + 1), t_start, schedule)
     return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
 
@@ -205,7 +200,7 @@ def sdedit(
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26)."""
-    t0 = _check_t(model, t0, "t0")
+    t0 = check_timestep(t0, model.schedule.T, "t0")
     gen = torch.Generator().manual_seed(int(seed))
     start = operator.init_estimate(y.float())
     x = model.schedule.add_noise(start, t0, torch.randn(start.shape, generator=gen))

@@ -10,6 +10,8 @@ from functools import cached_property
 
 import torch
 
+from diffdemo.validation import check_timestep
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -177,9 +179,7 @@ def distinct_descending(targets, start: int) -> list[int]:
 
 
 def _check_start(T: int, steps: int, start: int | None) -> tuple[int, int]:
-    start = T - 1 if start is None else int(start)
-    if not 0 <= start < T:
-        raise ValueError(f"start timestep must be in [0, {T - 1}], got {start}")
+    start = T - 1 if start is None else check_timestep(start, T, "start timestep")
     steps = int(steps)
     if not 1 <= steps <= start + 1:
         raise ValueError(f"steps must be in [1, {start + 1}] when starting at t={start}, got {steps}")

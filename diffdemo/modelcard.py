@@ -60,7 +60,7 @@ def colour_dc_report(model, x0: torch.Tensor, ts=(900, 700, 500, 300, 100), seed
         with torch.no_grad():
             eps = model.eps(x_t, torch.full((len(x0),), t)).cpu()
         dc_true, dc_pred = noise.mean((2, 3)), eps.mean((2, 3))
-        x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+        x0_hat = model.schedule.x0_from_eps(x_t, eps, t)  # eq. 19
         # a reference that sees only x_t's per-channel mean: n_dc ~ (x_t_dc - sqrt(abar) mean x0_dc) / sqrt(1-abar)
         baseline = (x_t.mean((2, 3)) - abar.sqrt() * x0.mean((0, 2, 3))) / (1 - abar).sqrt()
         rows.append(

@@ -66,20 +66,16 @@ class DiffusionModel:
         return view
 
     def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
-        """alpha_bar_t broadcast against x (float32, on x's device)."""
-        abar = self.schedule.alpha_bar_on(x.device, x.dtype)
-        if isinstance(t, torch.Tensor) and t.ndim > 0:
-            return abar[t.to(x.device).long()].view(-1, *([1] * (x.ndim - 1)))
-        return abar[int(t)]
+        """alpha_bar_t broadcast against x (``Schedule.abar_like``)."""
+        return self.schedule.abar_like(t, x)
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
-        """s_theta(x_t, t) = -eps_theta / sqrt(1 - abar_t) (eq. 22)."""
-        return -self.eps(x, t) / (1 - self._abar(t, x)).sqrt()
+        """s_theta(x_t, t) from eps_theta (eq. 22, ``Schedule.score_from_eps``)."""
+        return self.schedule.score_from_eps(self.eps(x, t), t)
 
     def x0_hat(self, x: torch.Tensor, t) -> torch.Tensor:
-        """Tweedie denoiser x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 19)."""
-        a = self._abar(t, x)
-        return (x - (1 - a).sqrt() * self.eps(x, t)) / a.sqrt()
+        """Tweedie denoiser x0_hat from eps_theta (eq. 19, ``Schedule.x0_from_eps``)."""
+        return self.schedule.x0_from_eps(x, self.eps(x, t), t)
 
     @property
     def size(self) -> int:
@@ -147,7 +143,7 @@ class UNetModel(DiffusionModel):
             return out
         a = self._abar(t, x)
         if self.prediction_type == "sample":  # network predicts x0: invert eq. 19
-            return (x - a.sqrt() * out) / (1 - a).sqrt()
+            return self.schedule.eps_from_x0(x, out, t)
         if self.prediction_type == "v_prediction":  # v = sqrt(abar) eps - sqrt(1-abar) x0
             return a.sqrt() * out + (1 - a).sqrt() * x
         raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
@@ -218,7 +214,7 @@ class GaussianPrior(DiffusionModel):
         return (-self.cov_t_inverse(centred, t)).to(x.dtype).reshape(x.shape)
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        return -self.score(x, t) * (1 - self._abar(t, x)).sqrt()
+        return self.schedule.eps_from_score(self.score(x, t), t)
 
     def score_jacobian(self, t: int) -> torch.Tensor:
         """J_s = -C_t^{-1}, dense (D, D)."""

@@ -316,7 +316,7 @@ def add_probe(sub) -> None:
 
 def run_probe(args) -> dict:
     from diffdemo import analysis, plots
-    from diffdemo.imaging import save_png, to_tensor
+    from diffdemo.imaging import save_png, tile, to_tensor
     from diffdemo.models import load_model
 
     check_args(args, "eps", "seed", "size")
@@ -354,7 +354,7 @@ def run_probe(args) -> dict:
         files.append(save_png(plots.column_image(column, (x, y)), out / f"column_{kind}_t{t:04d}.png"))
     if sweep:
         tiles = [plots.column_image(c.column, (x, y), min_side=128) for c in curves[1:]]
-        files.append(save_png(plots.tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
+        files.append(save_png(tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
     ordered = sorted(curves[1:], key=lambda c: c.t) if sweep else curves
     files.append(save_png(plots.energy_chart(ordered), out / "energy.png"))
     plots.probe_figure(result).write_html(out / "columns.html", include_plotlyjs="cdn")
@@ -407,7 +407,7 @@ def add_spectrum(sub) -> None:
 
 def run_spectrum(args) -> dict:
     from diffdemo import analysis, plots
-    from diffdemo.imaging import save_png, to_tensor
+    from diffdemo.imaging import save_png, tile, to_tensor
     from diffdemo.models import load_model
 
     check_args(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
@@ -435,7 +435,7 @@ def run_spectrum(args) -> dict:
     files = [save_png(x0, out / "image.png")]
     for r in results:
         row = [plots.vector_image(v) for v in (*r.singular_Js.right, *r.singular_Jf.right)]
-        files.append(save_png(plots.tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
+        files.append(save_png(tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
     figures = {
         "spectrum.html": plots.spectrum_figure(results),
         "singular_vectors_Jf.html": plots.singular_vectors_figure(results, "Jf"),

@@ -122,19 +122,6 @@ def vector_image(vector, min_side: int = 128) -> np.ndarray:
     return _upscale(rgb, min_side)[0]
 
 
-def tile(images: Sequence[np.ndarray], ncol: int | None = None, pad: int = 4) -> np.ndarray:
-    """Equal-size uint8 pictures side by side (rows of ``ncol``), white gaps."""
-    n = len(images)
-    ncol = n if ncol is None else max(1, ncol)
-    rows = (n + ncol - 1) // ncol
-    h, w = images[0].shape[:2]
-    out = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, ncol)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
-    return out
-
-
 def line_chart(
     series: Sequence[tuple[str, np.ndarray, np.ndarray]],
     title: str = "",

@@ -554,7 +554,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     started = time.perf_counter()
     for frame in denoise(model, x_t, t, steps=steps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"denoising: step {frame.step}/{frame.total}")
-        status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_next, 0)})"
+        status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_prev, 0)})"
         partial = {**base, "seconds": time.perf_counter() - started, "estimated_seconds": _est_seconds(est)}
         _track(request, "denoise", frame.step, frame.total, partial, {"clean": x0, "noised": x_t, "x_t": frame.x_t})
         yield noisy, _file(frame.x_t, "x_t"), _file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
@@ -720,7 +720,7 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
         else:
             items.append((_file(frame.x0_hat, name), f"{title}: x0_hat at step {frame.step}/{frame.total}"))
             if single:
-                items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_next, 0)}"))
+                items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_prev, 0)}"))
         if single and frame.x_std is not None:
             spread = frame.x_std.mean(1, keepdim=True).expand_as(frame.x_std)
             top = float(spread.max())

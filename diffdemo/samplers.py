@@ -22,12 +22,13 @@ from diffdemo.validation import check_timestep
 
 @dataclass(frozen=True)
 class Frame:
-    """The state after one reverse step: x_t is at timestep ``t_next`` (-1 = clean), x0_hat was predicted at ``t``."""
+    """The state after one reverse step t -> t_prev (as in ``Schedule``): x_t is at timestep ``t_prev`` (-1 = clean),
+    x0_hat was predicted at ``t``."""
 
     step: int
     total: int
     t: int
-    t_next: int
+    t_prev: int
     x_t: torch.Tensor
     x0_hat: torch.Tensor
     residual: float | None = None  # mean over the batch of ||y - A x0_hat||_2
@@ -77,7 +78,7 @@ ALD_STABLE_FRACTION = 0.75  # zeta_t stays below this fraction of gradient desce
 
 
 def ald_step_size(
-    model: DiffusionModel, t: int, t_next: int, zeta: float, sigma_y: float, norm_sq: float = 1.0
+    model: DiffusionModel, t: int, t_prev: int, zeta: float, sigma_y: float, norm_sq: float = 1.0
 ) -> float:
     """Annealed zeta_t of eq. 27: zeta (1 - alpha_t) / (sigma_y^2 + 1 - abar_t), the Langevin step scaled
     by the likelihood's noise level at t (Jalal et al. 2021), so the pull is gentle at high noise.
@@ -86,7 +87,7 @@ def ald_step_size(
     ||y - A x||^2, which diverges once zeta_t >= 1 / ||A||^2. Few strided steps make the last steps' zeta_t
     large (zeta 4 at 100 steps reached 1.86 and the run blew up); at 250 steps the cap moves the result 0.04 dB."""
     s = model.schedule
-    annealed = zeta * (1 - s.step_alpha(t, t_next)) / (sigma_y**2 + 1 - s.abar(t))
+    annealed = zeta * (1 - s.step_alpha(t, t_prev)) / (sigma_y**2 + 1 - s.abar(t))
     return min(annealed, ALD_STABLE_FRACTION / norm_sq)
 
 
@@ -126,7 +127,7 @@ def reverse_process(
     pairs = timestep_pairs(timesteps)
     every = max(1, int(every))
     norm_sq = operator.norm_sq(y) if guidance == "score_ald" else 1.0
-    for i, (t, t_next) in enumerate(pairs):
+    for i, (t, t_prev) in enumerate(pairs):
         if guidance == "dps":
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
@@ -140,8 +141,8 @@ def reverse_process(
             if clip_x0:
                 x0 = x0.clamp(-1, 1)
         with torch.no_grad():
-            x_next = sched.reverse_mean_posterior(x, x0, t, t_next)
-            sigma = sched.posterior_std(t, t_next) if stochastic else 0.0
+            x_next = sched.reverse_mean_posterior(x, x0, t, t_prev)
+            sigma = sched.posterior_std(t, t_prev) if stochastic else 0.0
             if sigma > 0:
                 x_next = x_next + sigma * _randn(x.shape, gen, device)
             if guidance == "dps":
@@ -149,11 +150,11 @@ def reverse_process(
                     grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
                 x_next = x_next - scale * grad
             elif guidance == "score_ald":
-                zeta_t = ald_step_size(model, t, t_next, scale, sigma_y, norm_sq)
+                zeta_t = ald_step_size(model, t, t_prev, scale, sigma_y, norm_sq)
                 x_next = x_next + zeta_t * 2 * operator.A_adjoint(y - operator.A(x))
         x = x_next
         if (i + 1) % every == 0 or i + 1 == len(pairs):
-            yield Frame(i + 1, len(pairs), t, t_next, x, x0, _residual(operator, y, x0), i + 1)
+            yield Frame(i + 1, len(pairs), t, t_prev, x, x0, _residual(operator, y, x0), i + 1)
 
 
 # --- the five tasks -------------------------------------------------------------------------------

@@ -56,9 +56,8 @@ OFF_CENTRE_QUANTILE = 0.99
 def off_centre_scale(values: np.ndarray, pixel: Sequence[int] | None, quantile: float = OFF_CENTRE_QUANTILE) -> float:
     """A symmetric colour limit set by the pixels away from the probed one: the ``quantile`` of |value| with the
     probed pixel left out. The probed pixel's own response (the identity term of J_f and J_D) and its nearest
-    neighbours are 10-100x larger than the structure further out (on faces64 at t = 50 the largest off-centre value
-    is ~40x the 99th percentile), so a limit at the maximum leaves the map white; the few pixels above the limit
-    saturate instead."""
+    neighbours are far larger than the structure further out (bench/RESULTS_analysis.md), so a limit at the maximum
+    leaves the map white; the few pixels above the limit saturate instead."""
     a = np.abs(np.asarray(values, dtype=np.float64))
     if pixel is not None:
         mask = np.ones(a.shape, bool)

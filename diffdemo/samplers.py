@@ -85,7 +85,8 @@ def ald_step_size(
 
     Capped at 0.75 / ||A||^2 (``norm_sq``): the step x += zeta_t 2 A^T (y - A x) is gradient descent on
     ||y - A x||^2, which diverges once zeta_t >= 1 / ||A||^2. Few strided steps make the last steps' zeta_t
-    large (zeta 4 at 100 steps reached 1.86 and the run blew up); at 250 steps the cap moves the result 0.04 dB."""
+    large enough to blow a run up; at the default step count the cap barely moves the result
+    (bench/RESULTS_faces.md)."""
     s = model.schedule
     annealed = zeta * (1 - s.step_alpha(t, t_prev)) / (sigma_y**2 + 1 - s.abar(t))
     return min(annealed, ALD_STABLE_FRACTION / norm_sq)

@@ -442,8 +442,8 @@ def energy_sweep(
     """Energy vs radius at many timesteps (poster Figure 7), timesteps batched into as few network calls as allowed.
 
     Each state is ``state_at(model, x0, t, seed)``; ``max_batch`` bounds the states per call (default: all at once).
-    Central differences by default: one batch-2n forward (~8 forwards for 10 timesteps on the CPU) against ~23 for
-    the batched forward-mode JVP, at a relative error of ~1e-3 (``probe`` reports it for each click).
+    Central differences by default: one batch-2n forward, cheaper than the batched forward-mode JVP (timings:
+    bench/RESULTS_analysis.md), at a small relative error (``probe`` reports it for each click).
     J_f uses the single step t -> t-1. Each curve keeps its column in ``.column``.
     """
     ts = [_check_t(model, t) for t in timesteps]

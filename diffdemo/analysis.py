@@ -864,42 +864,39 @@ def spectrum_sweep(
         rows_k = [kind for _ in part for kind in ("score", "reverse")]
         gen = torch.Generator().manual_seed(int(seed))
         ops = _row_ops(model, rows_x, rows_t, rows_k, [None] * len(rows_t))
-        S, R, P, res, hist, rhist = _bidiagonalization(ops, k, iters, gen, tol, sub(0.0, 0.7))
+        bidiag = _bidiagonalization(ops, k, iters, gen, tol, sub(0.0, 0.7))
         del ops
         eig_ops = _row_ops(model, states, part, ["score"] * len(part), [None] * len(part))
         H, nsteps = _arnoldi(eig_ops, m, gen, sub(0.7, 0.3))
         for i, t in enumerate(part):
-            shape = x0.shape[1:]
-            js = _singular_result("J_s", t, S[2 * i], R[2 * i], P[2 * i], res[2 * i], hist[2 * i], rhist[2 * i], shape)
-            jf = _singular_result(
-                "J_f",
-                t,
-                S[2 * i + 1],
-                R[2 * i + 1],
-                P[2 * i + 1],
-                res[2 * i + 1],
-                hist[2 * i + 1],
-                rhist[2 * i + 1],
-                shape,
-            )
-            eig = _eig_result(model, H[i], t, t - 1, nsteps)
-            h_max = euler_step_limit(eig.eigenvalues_Js)
-            used = min(stride, t + 1)
             out.append(
-                SpectrumResult(
-                    t,
-                    t - 1,
-                    js,
-                    jf,
-                    eig,
-                    h_max,
-                    float(2.0 / js.values[0]) if js.values[0] > 0 else math.inf,
-                    max_stable_stride(model, t, h_max),
-                    stride,
-                    1 - model.schedule.step_alpha(t, t - used),
-                    states[i].cpu(),
-                )
+                _spectrum_result(model, t, states[i], [a[2 * i : 2 * i + 2] for a in bidiag], H[i], nsteps, stride)
             )
     if progress:
         progress(1.0, "done")
     return out
+
+
+def _spectrum_result(model, t: int, x_t, bidiag_rows, H, nsteps: int, stride: int) -> SpectrumResult:
+    """One timestep's row of ``spectrum_sweep``: its J_s and J_f bidiagonalisation rows (S, R, P, residuals,
+    histories: two rows each), its Arnoldi Hessenberg matrix, and the step limit against the run's stride."""
+    js, jf = (
+        _singular_result(label, t, *(a[r] for a in bidiag_rows), x_t.shape[1:])
+        for r, label in enumerate(("J_s", "J_f"))
+    )
+    eig = _eig_result(model, H, t, t - 1, nsteps)
+    h_max = euler_step_limit(eig.eigenvalues_Js)
+    used = min(stride, t + 1)
+    return SpectrumResult(
+        t,
+        t - 1,
+        js,
+        jf,
+        eig,
+        h_max,
+        float(2.0 / js.values[0]) if js.values[0] > 0 else math.inf,
+        max_stable_stride(model, t, h_max),
+        stride,
+        1 - model.schedule.step_alpha(t, t - used),
+        x_t.cpu(),
+    )

@@ -289,6 +289,41 @@ def _check_timesteps(model, ts: list[int], what: str) -> list[int]:
     return [validation.check_timestep(t, model.schedule.T, what) for t in ts]
 
 
+# --- probe and spectrum: Jacobians of the score -----------------------------------------------------------
+def _add_analysis_run(p, run) -> None:
+    """The options every Jacobian command ends with (--seed, --out, --precision) and the function that runs it."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    add_precision(p, analysis=True)
+    p.set_defaults(run=run)
+
+
+def _analysis_model(args, *checked: str):
+    """The shared start of a Jacobian command: ``checked`` options validated, the precision (fp32), the model and
+    the working size, all before any work."""
+    from diffdemo.models import load_model
+
+    check_args(args, *checked)
+    precision = analysis_precision(args.precision)
+    model = load_model(args.model)
+    return model, working_size(model, args.size), precision
+
+
+def _write_html(out: Path, figures: dict) -> list[Path]:
+    """Plotly figures as HTML pages (plotly.js from its CDN) in ``out``; the paths written."""
+    for name, fig in figures.items():
+        fig.write_html(out / name, include_plotlyjs="cdn")
+    return [out / name for name in figures]
+
+
+def _summary(args, name: str, size: int, fields: dict, seconds: float, files: list) -> dict:
+    """The command's JSON record (model, image, size, its own ``fields``, seconds, files), written to --out/name."""
+    summary = {"model": args.model, "image": args.image, "size": size, **fields}
+    summary.update(seconds=seconds, files=[str(f) for f in files])
+    write_json(Path(args.out) / name, summary)
+    return summary
+
+
 def add_probe(sub) -> None:
     from diffdemo.analysis import METHODS
 
@@ -308,21 +343,14 @@ def add_probe(sub) -> None:
     p.add_argument("--eps", type=float, default=1e-2, help="finite-difference step in [-1, 1] units")
     p.add_argument("--energy-on", default="denoiser", choices=("denoiser", "score", "reverse"))
     p.add_argument("--exclude-centre", action="store_true", help="leave the probed pixel out of the energy")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
-    add_precision(p, analysis=True)
-    p.set_defaults(run=run_probe)
+    _add_analysis_run(p, run_probe)
 
 
 def run_probe(args) -> dict:
     from diffdemo import analysis, plots
     from diffdemo.imaging import save_png, tile, to_tensor
-    from diffdemo.models import load_model
 
-    check_args(args, "eps", "seed", "size")
-    precision = analysis_precision(args.precision)
-    model = load_model(args.model)
-    size = working_size(model, args.size)
+    model, size, precision = _analysis_model(args, "eps", "seed", "size")
     x, y = args.pixel
     if not (0 <= x < size and 0 <= y < size):
         raise UsageError(f"--pixel {x} {y} is outside the {size}x{size} image")
@@ -357,31 +385,13 @@ def run_probe(args) -> dict:
         files.append(save_png(tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
     ordered = sorted(curves[1:], key=lambda c: c.t) if sweep else curves
     files.append(save_png(plots.energy_chart(ordered), out / "energy.png"))
-    plots.probe_figure(result).write_html(out / "columns.html", include_plotlyjs="cdn")
-    plots.energy_figure(ordered).write_html(out / "energy.html", include_plotlyjs="cdn")
-    files += [out / "columns.html", out / "energy.html"]
+    pages = {"columns.html": plots.probe_figure(result), "energy.html": plots.energy_figure(ordered)}
     if sweep:
-        plots.energy_summary_figure(ordered).write_html(out / "energy_summary.html", include_plotlyjs="cdn")
-        files.append(out / "energy_summary.html")
-    summary = {
-        "model": args.model,
-        "image": args.image,
-        "size": size,
-        "pixel": [x, y],
-        "channel": args.channel,
-        "t": t,
-        "method": args.method,
-        "eps": args.eps,
-        "seed": args.seed,
-        "energy_on": result.energy.label,
-        "fd_vs_jvp_rel_err": result.fd_vs_jvp_rel_err,
-        "precision": precision,
-        "per_t": [c.summary() for c in curves],
-        "seconds": seconds,
-        "files": [str(f) for f in files],
-    }
-    write_json(out / "probe.json", summary)
-    return summary
+        pages["energy_summary.html"] = plots.energy_summary_figure(ordered)
+    files += _write_html(out, pages)
+    fields = dict(pixel=[x, y], channel=args.channel, t=t, method=args.method, eps=args.eps, seed=args.seed)
+    fields.update(energy_on=result.energy.label, fd_vs_jvp_rel_err=result.fd_vs_jvp_rel_err, precision=precision)
+    return _summary(args, "probe.json", size, {**fields, "per_t": [c.summary() for c in curves]}, seconds, files)
 
 
 def add_spectrum(sub) -> None:
@@ -399,21 +409,14 @@ def add_spectrum(sub) -> None:
     p.add_argument("--arnoldi", type=_positive(int), help="Arnoldi steps (default: --iters)")
     p.add_argument("--steps", type=_positive(int), default=250, help="the strided run whose stride is compared")
     p.add_argument("--max-batch", type=_positive(int), help="rows per network call (default: everything at once)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
-    add_precision(p, analysis=True)
-    p.set_defaults(run=run_spectrum)
+    _add_analysis_run(p, run_spectrum)
 
 
 def run_spectrum(args) -> dict:
     from diffdemo import analysis, plots
     from diffdemo.imaging import save_png, tile, to_tensor
-    from diffdemo.models import load_model
 
-    check_args(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
-    precision = analysis_precision(args.precision)
-    model = load_model(args.model)
-    size = working_size(model, args.size)
+    model, size, precision = _analysis_model(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
     ts = _check_timesteps(model, _int_list(args.t, "--t"), "--t")
     if args.steps > model.schedule.T:
         raise UsageError(f"--steps must be at most {model.schedule.T}, the model's T")
@@ -436,32 +439,13 @@ def run_spectrum(args) -> dict:
     for r in results:
         row = [plots.vector_image(v) for v in (*r.singular_Js.right, *r.singular_Jf.right)]
         files.append(save_png(tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
-    figures = {
-        "spectrum.html": plots.spectrum_figure(results),
-        "singular_vectors_Jf.html": plots.singular_vectors_figure(results, "Jf"),
-        "singular_vectors_Js.html": plots.singular_vectors_figure(results, "Js"),
-        "step_limit.html": plots.step_limit_figure(results),
-    }
-    for name, fig in figures.items():
-        fig.write_html(out / name, include_plotlyjs="cdn")
-        files.append(out / name)
-    summary = {
-        "model": args.model,
-        "image": args.image,
-        "size": size,
-        "seed": args.seed,
-        "k": args.k,
-        "iters": args.iters,
-        "steps": args.steps,
-        "precision": precision,
-        "singular_vector_png_rows": ["J_s right singular vectors", "J_f right singular vectors"],
-        "euler_limit": "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2",
-        "per_t": [r.summary() for r in results],
-        "seconds": seconds,
-        "files": [str(f) for f in files],
-    }
-    write_json(out / "spectrum.json", summary)
-    return summary
+    pages = {"spectrum.html": plots.spectrum_figure(results)}
+    pages.update({f"singular_vectors_{j}.html": plots.singular_vectors_figure(results, j) for j in ("Jf", "Js")})
+    files += _write_html(out, {**pages, "step_limit.html": plots.step_limit_figure(results)})
+    fields = dict(seed=args.seed, k=args.k, iters=args.iters, steps=args.steps, precision=precision)
+    fields["singular_vector_png_rows"] = ["J_s right singular vectors", "J_f right singular vectors"]
+    fields["euler_limit"] = "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2"
+    return _summary(args, "spectrum.json", size, {**fields, "per_t": [r.summary() for r in results]}, seconds, files)
 
 
 # --- lpips ---------------------------------------------------------------------------------------

@@ -645,7 +645,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     base = {"task": "sample", "model": model_name, "seed": seed, "n": n, "steps": steps}
     started = time.perf_counter()
     frame = None
-    for frame in sample(model, n, steps, seed, every=_every(steps)):
+    for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")

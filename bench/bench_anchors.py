@@ -48,7 +48,7 @@ def sampler_vs_pipeline(model: UNetModel, steps: int, repeats: int) -> dict:
     pipe = ddpm_pipeline(model)
 
     def ours():
-        last_frame(sample(model, 1, steps, seed=0, every=steps))
+        last_frame(sample(model, n=1, steps=steps, seed=0, every=steps))
 
     def theirs():
         pipe(batch_size=1, generator=torch.Generator().manual_seed(0), num_inference_steps=steps, output_type="np")

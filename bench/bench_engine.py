@@ -115,7 +115,7 @@ def loop_overhead(model: UNetModel, batch: int, steps: int, repeats: int) -> dic
     sched = DDPMScheduler(**scheduler_config())
 
     def ours():
-        last_frame(sample(zero, batch, steps, seed=0, every=steps))
+        last_frame(sample(zero, n=batch, steps=steps, seed=0, every=steps))
 
     def theirs():
         sched.set_timesteps(steps)
@@ -161,7 +161,7 @@ def bench(model: UNetModel, batch: int, steps: int, repeats: int) -> dict:
     fwd = forward_fn(model, batch)
 
     def ours():
-        last_frame(sample(model, batch, steps, seed=0, every=steps))
+        last_frame(sample(model, n=batch, steps=steps, seed=0, every=steps))
 
     def theirs():
         pipe(batch_size=batch, generator=torch.Generator().manual_seed(0), num_inference_steps=steps, output_type="np")

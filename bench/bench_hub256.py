@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     y = op.A(x0) + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1)).to(device)
 
     def dps_run():
-        last_frame(dps(model, op, y, steps=args.dps_steps, seed=0, every=10**9))
+        last_frame(dps(model, op, y, scale=3.0, steps=args.dps_steps, seed=0, every=10**9))
 
     dps_step = median_seconds(dps_run, 1, warmup=True) / args.dps_steps
     ops = A._row_ops(model, [x_t], [t], ["score"], [None])

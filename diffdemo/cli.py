@@ -212,7 +212,9 @@ def run_sample(args) -> dict:
     check_args(args, "n", "steps", "seed")
     model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
-    frame = last_frame(sample(model, args.n, args.steps, args.seed, every=args.steps, schedule=args.schedule))
+    frame = last_frame(
+        sample(model, n=args.n, steps=args.steps, seed=args.seed, every=args.steps, schedule=args.schedule)
+    )
     seconds = time.perf_counter() - start
     out = Path(args.out)
     files = [str(save_png(frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]

@@ -392,7 +392,7 @@ class Reproduction:
         self.bar.set_postfix_str("unconditional samples", refresh=False)
         start = time.perf_counter()
         model = model_for(self.model, "sample", self.precision)
-        frame = last_frame(sample(model, b.n_samples, b.sample_steps, seed=self.seed, every=b.sample_steps))
+        frame = last_frame(sample(model, n=b.n_samples, steps=b.sample_steps, seed=self.seed, every=b.sample_steps))
         seconds = time.perf_counter() - start
         self.bar.update(b.n_samples * b.sample_steps)
         x = frame.x_t.cpu()

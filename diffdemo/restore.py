@@ -95,9 +95,21 @@ def _chain_frames(model, method: str, problem: Problem, p: dict, steps: int, k: 
         t0 = int(p["t0"])
         return sdedit(model, op, y, t0=t0, steps=min(steps, t0 + 1), seed=seed, every=every, schedule=kind)
     if method == "score_ald":
-        return score_ald(model, op, y, float(p["zeta"]), problem.sigma_y, steps, seed, every=every, schedule=kind)
+        return score_ald(
+            model,
+            op,
+            y,
+            zeta=float(p["zeta"]),
+            sigma_y=problem.sigma_y,
+            steps=steps,
+            seed=seed,
+            every=every,
+            schedule=kind,
+        )
     normalize = bool(p.get("normalize", True))  # dps
-    return dps(model, op, y, float(p["scale"]), steps, seed, normalize, every=every, schedule=kind)
+    return dps(
+        model, op, y, scale=float(p["scale"]), steps=steps, seed=seed, normalize=normalize, every=every, schedule=kind
+    )
 
 
 def restore(model: DiffusionModel | None, method: str, problem: Problem, precision: str = "auto", **overrides) -> dict:

@@ -3,7 +3,8 @@
 Every sampler walks a descending list of timesteps with the DDPM posterior step (eq. 12, equal to eq. 17 / 23;
 strided jumps use alpha -> abar_t / abar_t') and yields a ``Frame`` every ``every`` steps and at the end.
 Closing the generator stops the work. All randomness comes from one ``torch.Generator`` seeded by ``seed``
-(drawn on the CPU, so a seed gives the same frames on any device).
+(drawn on the CPU, so a seed gives the same frames on any device). Parameters after the inputs are keyword-only
+and the tuned ones (steps, t0, zeta, scale, sigma_y) have no default here: ``diffdemo.defaults`` holds them.
 """
 
 from __future__ import annotations
@@ -166,25 +167,17 @@ def noise_image(model: DiffusionModel, x0: torch.Tensor, t: int, seed: int = 0) 
 
 
 def denoise(
-    model,
-    x_t: torch.Tensor,
-    t_start: int,
-    steps: int | None = None,
-    seed: int = 0,
-    stochastic: bool = False,
-    every: int = 1,
-    schedule: str = "uniform",
+    model, x_t, t_start: int, *, steps: int | None = None, seed=0, stochastic=False, every=1, schedule="uniform"
 ) -> Iterator[Frame]:
-    """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24)."""
+    """Task 2: reverse diffusion from a noised image x_t at t_start, no data term (eq. 24); ``steps=None``: every
+    timestep from t_start down."""
     t_start = check_timestep(t_start, model.schedule.T, "t")
     ts = model_timesteps(model, min(steps or t_start + 1, t_start + 1), t_start, schedule)
     return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
 
 
-def sample(
-    model, n: int = 1, steps: int = 1000, seed: int = 0, every: int = 1, schedule: str = "uniform"
-) -> Iterator[Frame]:
-    """Task 3: ancestral DDPM sampling from x_T ~ N(0, I) (eq. 25)."""
+def sample(model, *, n: int, steps: int, seed: int = 0, every: int = 1, schedule: str = "uniform") -> Iterator[Frame]:
+    """Task 3: ancestral DDPM sampling of n images from x_T ~ N(0, I) (eq. 25)."""
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn((int(n), *model.sample_shape), gen, model.device)
     ts = model_timesteps(model, steps, None, schedule)
@@ -192,14 +185,7 @@ def sample(
 
 
 def sdedit(
-    model,
-    operator: Operator,
-    y: torch.Tensor,
-    t0: int = 400,
-    steps: int | None = None,
-    seed: int = 0,
-    every: int = 1,
-    schedule: str = "uniform",
+    model, operator: Operator, y, *, t0: int, steps: int | None = None, seed=0, every=1, schedule="uniform"
 ) -> Iterator[Frame]:
     """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26)."""
     t0 = check_timestep(t0, model.schedule.T, "t0")
@@ -211,15 +197,7 @@ def sdedit(
 
 
 def score_ald(
-    model,
-    operator: Operator,
-    y: torch.Tensor,
-    zeta: float = 1.0,
-    sigma_y: float = 0.05,
-    steps: int = 250,
-    seed: int = 0,
-    every: int = 1,
-    schedule: str = "uniform",
+    model, operator: Operator, y, *, zeta: float, sigma_y: float, steps: int, seed=0, every=1, schedule="uniform"
 ) -> Iterator[Frame]:
     """Task 5: reverse diffusion + annealed likelihood gradient at x_t, no backprop through the network (eq. 27)."""
     return _guided_from_noise(
@@ -237,15 +215,7 @@ def score_ald(
 
 
 def dps(
-    model,
-    operator: Operator,
-    y: torch.Tensor,
-    scale: float = 3.0,
-    steps: int = 250,
-    seed: int = 0,
-    normalize: bool = True,
-    every: int = 1,
-    schedule: str = "uniform",
+    model, operator: Operator, y, *, scale: float, steps: int, seed=0, normalize=True, every=1, schedule="uniform"
 ) -> Iterator[Frame]:
     """Task 6: diffusion posterior sampling (Chung et al. 2023): the normalised gradient step of eq. 29, or
     (normalize=False) the reference code's raw step scale * grad ||y - A x0_hat||."""

@@ -206,45 +206,23 @@ def _derive(model: DiffusionModel, v: torch.Tensor, js_v: torch.Tensor, t: int, 
 
 
 def jacobian_columns(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    method: str = "jvp",
-    eps: float = 1e-2,
-    t_prev: int | None = None,
+    model, x_t, t: int, pixel, channel: int | None = None, method="jvp", eps=1e-2, t_prev: int | None = None
 ) -> dict[str, torch.Tensor]:
-    """Columns J e_i, (C, H, W), of J_s, J_f (eq. 34) and J_D from ONE network Jacobian-vector product."""
+    """Columns J e_i, (C, H, W), of J_s, J_f (eq. 34) and J_D from ONE network Jacobian-vector product at ``pixel``
+    (x, y) of x_t; ``channel=None`` sums the input channels; ``method`` and ``eps`` as for ``score_jvp``."""
     t = _check_t(model, t)
     v = pixel_basis(x_t.shape, pixel, channel).to(model.device)
     js_v = score_jvp(model, x_t[:1], t, v, method, eps)
     return {k: c[0].cpu() for k, c in _derive(model, v, js_v, t, t_prev).items()}
 
 
-def jacobian_column(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    method: str = "jvp",
-    eps: float = 1e-2,
-    kind: str = "score",
-    t_prev: int | None = None,
-) -> torch.Tensor:
-    """One column J e_i (C, H, W) of J_s (eq. 32), J_f (eq. 34) or J_D; ``channel=None`` sums the input channels."""
-    return jacobian_columns(model, x_t, t, pixel, channel, method, eps, t_prev)[operator_kind(kind)]
+def jacobian_column(model, x_t, t: int, pixel, *options, kind: str = "score", **named) -> torch.Tensor:
+    """One column J e_i (C, H, W) of J_s (eq. 32), J_f (eq. 34) or J_D (``kind``); the other arguments as for
+    ``jacobian_columns``."""
+    return jacobian_columns(model, x_t, t, pixel, *options, **named)[operator_kind(kind)]
 
 
-def jacobian_rows(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    t_prev: int | None = None,
-) -> dict[str, torch.Tensor]:
+def jacobian_rows(model, x_t, t: int, pixel, channel: int | None = None, t_prev=None) -> dict[str, torch.Tensor]:
     """Rows e_i^T J, (C, H, W), of J_s, J_f and J_D from ONE vector-Jacobian product: how output i sees the input."""
     t = _check_t(model, t)
     u = pixel_basis(x_t.shape, pixel, channel).to(model.device)
@@ -252,17 +230,10 @@ def jacobian_rows(
     return {k: r[0].cpu() for k, r in _derive(model, u, js_u, t, t_prev).items()}
 
 
-def jacobian_row(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    kind: str = "score",
-    t_prev: int | None = None,
-) -> torch.Tensor:
-    """One row e_i^T J (C, H, W) of J_s, J_f or J_D by torch.func.vjp."""
-    return jacobian_rows(model, x_t, t, pixel, channel, t_prev)[operator_kind(kind)]
+def jacobian_row(model, x_t, t: int, pixel, *options, kind: str = "score", **named) -> torch.Tensor:
+    """One row e_i^T J (C, H, W) of J_s, J_f or J_D (``kind``) by torch.func.vjp; the other arguments as for
+    ``jacobian_rows``."""
+    return jacobian_rows(model, x_t, t, pixel, *options, **named)[operator_kind(kind)]
 
 
 # --- energy vs radius ------------------------------------------------------------------------------
@@ -289,16 +260,8 @@ class EnergyCurve:
 
     def summary(self) -> dict:
         """JSON-ready scalars."""
-        return dict(
-            t=self.t,
-            on=self.label,
-            operator=self.operator,
-            exclude_centre=self.exclude_centre,
-            r50=self.r50,
-            r90=self.r90,
-            n_eff=self.n_eff,
-            total_energy=self.total,
-        )
+        scalars = {k: getattr(self, k) for k in ("operator", "exclude_centre", "r50", "r90", "n_eff")}
+        return {"t": self.t, "on": self.label, **scalars, "total_energy": self.total}
 
 
 def energy_vs_radius(
@@ -779,13 +742,7 @@ def _singular_result(label, t, S, R, P, res, hist, rhist, shape) -> SingularResu
 
 
 def spectral_radius(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    iters: int = 30,
-    seed: int = 0,
-    t_prev: int | None = None,
-    progress: Progress = None,
+    model, x_t, t: int, iters: int = 30, seed: int = 0, t_prev: int | None = None, progress: Progress = None
 ) -> EigResult:
     """Spectral radius of J_f (eq. 34/35) and J_s by ``iters`` Arnoldi steps on J_s (one JVP each).
 

@@ -8,6 +8,7 @@ a bug: its traceback and exit code 1.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 import traceback
@@ -39,6 +40,12 @@ def _positive(kind):
         return value
 
     return parse
+
+
+def _command(sub, name: str, adder):
+    """The subcommand ``name``: its help is the first line of ``adder``'s docstring, its description the rest."""
+    head, _, rest = inspect.cleandoc(adder.__doc__).partition("\n\n")
+    return sub.add_parser(name, help=head, description=" ".join(rest.split()) or None)
 
 
 def add_model_image_size(p) -> None:
@@ -235,13 +242,12 @@ def run_sample(args) -> dict:
 
 # --- reproduce -------------------------------------------------------------------------------------
 def add_reproduce(sub) -> None:
-    p = sub.add_parser(
-        "reproduce",
-        help="regenerate the poster's figures 1-9 and the methods table (PNG + HTML, metrics.json, report)",
-        description="Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, "
-        "report.md and report.html into --out. The full budget takes under 30 min on a 2-core CPU; --quick "
-        "(few steps, few images) a few minutes.",
-    )
+    """regenerate the poster's figures 1-9 and the methods table (PNG + HTML, metrics.json, report)
+
+    Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, report.md and report.html
+    into --out. The full budget takes under 30 min on a 2-core CPU; --quick (few steps, few images) a few minutes.
+    """
+    p = _command(sub, "reproduce", add_reproduce)
     p.add_argument("--out", required=True, help="output folder (created; files in it are overwritten)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
     p.add_argument("--quick", action="store_true", help="few steps, few images: a smoke run of every figure")
@@ -327,15 +333,15 @@ def _summary(args, name: str, size: int, fields: dict, seconds: float, files: li
 
 
 def add_probe(sub) -> None:
+    """Jacobian columns of the score at a pixel and energy vs radius (poster 3.7, Figure 7)
+
+    Columns of J_s, J_f = (I + (1-alpha_t) J_s)/sqrt(alpha_t) and J_D = (I + (1-abar_t) J_s)/sqrt(abar_t) at pixel
+    (X, Y) of the image noised to t (seeded), their energy within radius r, and the relative error of central
+    differences against the exact JVP.
+    """
     from diffdemo.analysis import METHODS
 
-    p = sub.add_parser(
-        "probe",
-        help="Jacobian columns of the score at a pixel and energy vs radius (poster 3.7, Figure 7)",
-        description="Columns of J_s, J_f = (I + (1-alpha_t) J_s)/sqrt(alpha_t) and J_D = (I + (1-abar_t) J_s)/sqrt(abar_t) "
-        "at pixel (X, Y) of the image noised to t (seeded), their energy within radius r, and the relative error of "
-        "central differences against the exact JVP.",
-    )
+    p = _command(sub, "probe", add_probe)
     add_model_image_size(p)
     p.add_argument("--pixel", type=int, nargs=2, metavar=("X", "Y"), required=True, help="column X, row Y")
     p.add_argument("--t", type=int, required=True, help="timestep of the probe")
@@ -397,13 +403,13 @@ def run_probe(args) -> dict:
 
 
 def add_spectrum(sub) -> None:
-    p = sub.add_parser(
-        "spectrum",
-        help="singular values / vectors of J_s and J_f, spectral radius of J_f over timesteps (poster 3.8, Fig. 8-9)",
-        description="Subspace iteration on J^T J (one JVP + one VJP per iteration) and Arnoldi on J_s, never forming J. "
-        "Also the explicit-Euler step limit h <= -2 Re(lambda)/|lambda|^2 over the Ritz values of J_s, next to the "
-        "step h = 1 - abar_t/abar_(t-stride) of the strided run (--steps).",
-    )
+    """singular values / vectors of J_s and J_f, spectral radius of J_f over timesteps (poster 3.8, Fig. 8-9)
+
+    Subspace iteration on J^T J (one JVP + one VJP per iteration) and Arnoldi on J_s, never forming J. Also the
+    explicit-Euler step limit h <= -2 Re(lambda)/|lambda|^2 over the Ritz values of J_s, next to the step h = 1 -
+    abar_t/abar_(t-stride) of the strided run (--steps).
+    """
+    p = _command(sub, "spectrum", add_spectrum)
     add_model_image_size(p)
     p.add_argument("--t", default="50,200,500,800", help="comma-separated timesteps")
     p.add_argument("--k", type=_positive(int), default=4, help="singular triplets per operator")
@@ -452,12 +458,12 @@ def run_spectrum(args) -> dict:
 
 # --- lpips ---------------------------------------------------------------------------------------
 def add_lpips(sub) -> None:
-    p = sub.add_parser(
-        "lpips",
-        help="LPIPS distance between two images (offline, shipped v0.1 weights)",
-        description="Learned perceptual distance (Zhang et al. 2018, v0.1) between two images read as RGB in "
-        "[-1, 1], centre-cropped to a square of --size (default: the first image's shorter side).",
-    )
+    """LPIPS distance between two images (offline, shipped v0.1 weights)
+
+    Learned perceptual distance (Zhang et al. 2018, v0.1) between two images read as RGB in [-1, 1], centre-cropped
+    to a square of --size (default: the first image's shorter side).
+    """
+    p = _command(sub, "lpips", add_lpips)
     p.add_argument("image_a")
     p.add_argument("image_b")
     p.add_argument("--net", default="alex", choices=["alex", "vgg"])
@@ -492,12 +498,12 @@ def add_schedule_option(p) -> None:
 
 
 def add_profile(sub) -> None:
-    p = sub.add_parser(
-        "profile",
-        help="measure the model's stability profile rho(J_s)(t) once; the spectral schedule reads it",
-        description="Arnoldi on the score Jacobian at noised test faces over a grid of timesteps; writes "
-        "stability_profile.json next to a local model (hub models: ~/.cache/diffdemo/profiles/).",
-    )
+    """measure the model's stability profile rho(J_s)(t) once; the spectral schedule reads it
+
+    Arnoldi on the score Jacobian at noised test faces over a grid of timesteps; writes stability_profile.json next
+    to a local model (hub models: ~/.cache/diffdemo/profiles/).
+    """
+    p = _command(sub, "profile", add_profile)
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
     p.add_argument("--iters", type=_positive(int), default=20, help="Arnoldi steps per (image, t)")
     p.add_argument("--images", type=_positive(int), default=2, help="bundled test faces averaged (1 or 2)")

@@ -135,7 +135,8 @@ def pyplot():
 def _png_panel(ax, panel: dict, xlabel: str, first: bool, log_x: bool, log_y: bool) -> None:
     for k, s in enumerate(panel["series"]):
         c = PALETTE[k % len(PALETTE)]
-        ax.errorbar(s["x"], s["y"], yerr=s.get("err"), marker="o", ms=4, capsize=3, color=c, label=s["name"])
+        marker = panel.get("marker", "o")  # None for long histories (a training loss)
+        ax.errorbar(s["x"], s["y"], yerr=s.get("err"), marker=marker, ms=4, capsize=3, color=c, label=s["name"])
     for k, h in enumerate(panel.get("hlines", [])):
         ax.axhline(h["y"], ls="--", lw=1, color=PALETTE[k % len(PALETTE)], label=h["name"])
     ax.set_xlabel(panel.get("xlabel", xlabel))
@@ -155,7 +156,8 @@ def _png_panel(ax, panel: dict, xlabel: str, first: bool, log_x: bool, log_y: bo
 
 def line_chart_png(panels: list[dict], title: str, xlabel: str, log_x: bool = False, log_y: tuple[int, ...] = ()):
     """The one PNG chart renderer (matplotlib): panels side by side, each
-    {'ylabel', 'series': [{'name', 'x', 'y', 'err'?}], 'hlines'?: [{'name', 'y'}], 'ylim'?, 'note'?, 'xlabel'?};
+    {'ylabel', 'series': [{'name', 'x', 'y', 'err'?}], 'hlines'?: [{'name', 'y'}], 'ylim'?, 'note'?, 'xlabel'?,
+    'marker'?};
     ``log_y`` names the panels with a log y axis. Returns the matplotlib figure (``png_pixels`` or savefig)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)

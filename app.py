@@ -92,11 +92,11 @@ def warm_engine() -> None:
     quiet (timed during a page load, alongside its other handlers, it came out 2-4x too slow)."""
     import diffdemo.analysis  # noqa: F401
     import diffdemo.restore  # noqa: F401
-    from diffdemo.models import ModelUnavailable
-    from diffdemo.ui_helpers import measure_cost, open_model
+    from diffdemo.estimates import measure_cost
+    from diffdemo.models import ModelUnavailable, load_model
 
     try:
-        model = open_model(default_model())
+        model = load_model(default_model())
         measure_cost(model)
         # the traced JVP graphs: the first Sensitivity click (batch 1) and the default Spectrum run (two timesteps:
         # 4 Lanczos rows, 2 Arnoldi rows) skip their one-time cost, which the estimates would otherwise learn

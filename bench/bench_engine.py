@@ -31,12 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from diffdemo.estimates import median_seconds  # noqa: E402
 from diffdemo.models import MODELS_DIR, DiffusionModel, UNetModel, load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
 from diffdemo.samplers import dps, last_frame, sample  # noqa: E402
 from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
-from diffdemo.ui_helpers import median_seconds  # noqa: E402
 
 
 def hardware() -> str:

@@ -93,9 +93,10 @@ def main(argv=None) -> None:
     import app
 
     app.warm_engine()
-    from diffdemo.ui_helpers import measure_cost, open_model
+    from diffdemo.estimates import measure_cost
+    from diffdemo.models import load_model
 
-    startup = measure_cost(open_model(args.model))
+    startup = measure_cost(load_model(args.model))
     demo = app.build_app()
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_engine import hardware  # noqa: E402
 from diffdemo import analysis as A  # noqa: E402
 from diffdemo.defaults import DEFAULTS  # noqa: E402
+from diffdemo.estimates import format_seconds, median_seconds  # noqa: E402
 from diffdemo.hub_layout import CELEBAHQ_256_ID, CELEBAHQ_256_SCHEDULER, celebahq_unet  # noqa: E402
 from diffdemo.models import UNetModel, default_device, load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
 from diffdemo.samplers import dps, last_frame  # noqa: E402
-from diffdemo.ui_helpers import format_seconds, median_seconds  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -23,6 +23,7 @@ import torch
 
 from diffdemo.models import DiffusionModel
 from diffdemo.samplers import noise_image
+from diffdemo.validation import check_timestep
 
 KINDS = ("score", "reverse", "denoiser")
 LABELS = {"score": "J_s", "reverse": "J_f", "denoiser": "J_D"}
@@ -72,10 +73,9 @@ def _exact_autodiff():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
-def _check_t(model: DiffusionModel, t: int) -> int:
-    if not 0 <= int(t) < model.schedule.T:
-        raise ValueError(f"timestep must be in [0, {model.schedule.T - 1}], got {t}")
-    return int(t)
+def _check_t(model: DiffusionModel, t) -> int:
+    """The one timestep rule (``validation.check_timestep``) against this model's T."""
+    return check_timestep(t, model.schedule.T, "timestep")
 
 
 def _check_pixel(shape: Sequence[int], pixel: Sequence[int], channel: int | None) -> tuple[int, int]:
@@ -206,45 +206,23 @@ def _derive(model: DiffusionModel, v: torch.Tensor, js_v: torch.Tensor, t: int, 
 
 
 def jacobian_columns(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    method: str = "jvp",
-    eps: float = 1e-2,
-    t_prev: int | None = None,
+    model, x_t, t: int, pixel, channel: int | None = None, method="jvp", eps=1e-2, t_prev: int | None = None
 ) -> dict[str, torch.Tensor]:
-    """Columns J e_i, (C, H, W), of J_s, J_f (eq. 34) and J_D from ONE network Jacobian-vector product."""
+    """Columns J e_i, (C, H, W), of J_s, J_f (eq. 34) and J_D from ONE network Jacobian-vector product at ``pixel``
+    (x, y) of x_t; ``channel=None`` sums the input channels; ``method`` and ``eps`` as for ``score_jvp``."""
     t = _check_t(model, t)
     v = pixel_basis(x_t.shape, pixel, channel).to(model.device)
     js_v = score_jvp(model, x_t[:1], t, v, method, eps)
     return {k: c[0].cpu() for k, c in _derive(model, v, js_v, t, t_prev).items()}
 
 
-def jacobian_column(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    method: str = "jvp",
-    eps: float = 1e-2,
-    kind: str = "score",
-    t_prev: int | None = None,
-) -> torch.Tensor:
-    """One column J e_i (C, H, W) of J_s (eq. 32), J_f (eq. 34) or J_D; ``channel=None`` sums the input channels."""
-    return jacobian_columns(model, x_t, t, pixel, channel, method, eps, t_prev)[operator_kind(kind)]
+def jacobian_column(model, x_t, t: int, pixel, *options, kind: str = "score", **named) -> torch.Tensor:
+    """One column J e_i (C, H, W) of J_s (eq. 32), J_f (eq. 34) or J_D (``kind``); the other arguments as for
+    ``jacobian_columns``."""
+    return jacobian_columns(model, x_t, t, pixel, *options, **named)[operator_kind(kind)]
 
 
-def jacobian_rows(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    t_prev: int | None = None,
-) -> dict[str, torch.Tensor]:
+def jacobian_rows(model, x_t, t: int, pixel, channel: int | None = None, t_prev=None) -> dict[str, torch.Tensor]:
     """Rows e_i^T J, (C, H, W), of J_s, J_f and J_D from ONE vector-Jacobian product: how output i sees the input."""
     t = _check_t(model, t)
     u = pixel_basis(x_t.shape, pixel, channel).to(model.device)
@@ -252,17 +230,10 @@ def jacobian_rows(
     return {k: r[0].cpu() for k, r in _derive(model, u, js_u, t, t_prev).items()}
 
 
-def jacobian_row(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    pixel: Sequence[int],
-    channel: int | None = None,
-    kind: str = "score",
-    t_prev: int | None = None,
-) -> torch.Tensor:
-    """One row e_i^T J (C, H, W) of J_s, J_f or J_D by torch.func.vjp."""
-    return jacobian_rows(model, x_t, t, pixel, channel, t_prev)[operator_kind(kind)]
+def jacobian_row(model, x_t, t: int, pixel, *options, kind: str = "score", **named) -> torch.Tensor:
+    """One row e_i^T J (C, H, W) of J_s, J_f or J_D (``kind``) by torch.func.vjp; the other arguments as for
+    ``jacobian_rows``."""
+    return jacobian_rows(model, x_t, t, pixel, *options, **named)[operator_kind(kind)]
 
 
 # --- energy vs radius ------------------------------------------------------------------------------
@@ -289,16 +260,8 @@ class EnergyCurve:
 
     def summary(self) -> dict:
         """JSON-ready scalars."""
-        return dict(
-            t=self.t,
-            on=self.label,
-            operator=self.operator,
-            exclude_centre=self.exclude_centre,
-            r50=self.r50,
-            r90=self.r90,
-            n_eff=self.n_eff,
-            total_energy=self.total,
-        )
+        scalars = {k: getattr(self, k) for k in ("operator", "exclude_centre", "r50", "r90", "n_eff")}
+        return {"t": self.t, "on": self.label, **scalars, "total_energy": self.total}
 
 
 def energy_vs_radius(
@@ -442,8 +405,8 @@ def energy_sweep(
     """Energy vs radius at many timesteps (poster Figure 7), timesteps batched into as few network calls as allowed.
 
     Each state is ``state_at(model, x0, t, seed)``; ``max_batch`` bounds the states per call (default: all at once).
-    Central differences by default: one batch-2n forward (~8 forwards for 10 timesteps on the CPU) against ~23 for
-    the batched forward-mode JVP, at a relative error of ~1e-3 (``probe`` reports it for each click).
+    Central differences by default: one batch-2n forward, cheaper than the batched forward-mode JVP (timings:
+    bench/RESULTS_analysis.md), at a small relative error (``probe`` reports it for each click).
     J_f uses the single step t -> t-1. Each curve keeps its column in ``.column``.
     """
     ts = [_check_t(model, t) for t in timesteps]
@@ -779,13 +742,7 @@ def _singular_result(label, t, S, R, P, res, hist, rhist, shape) -> SingularResu
 
 
 def spectral_radius(
-    model: DiffusionModel,
-    x_t: torch.Tensor,
-    t: int,
-    iters: int = 30,
-    seed: int = 0,
-    t_prev: int | None = None,
-    progress: Progress = None,
+    model, x_t, t: int, iters: int = 30, seed: int = 0, t_prev: int | None = None, progress: Progress = None
 ) -> EigResult:
     """Spectral radius of J_f (eq. 34/35) and J_s by ``iters`` Arnoldi steps on J_s (one JVP each).
 
@@ -864,42 +821,39 @@ def spectrum_sweep(
         rows_k = [kind for _ in part for kind in ("score", "reverse")]
         gen = torch.Generator().manual_seed(int(seed))
         ops = _row_ops(model, rows_x, rows_t, rows_k, [None] * len(rows_t))
-        S, R, P, res, hist, rhist = _bidiagonalization(ops, k, iters, gen, tol, sub(0.0, 0.7))
+        bidiag = _bidiagonalization(ops, k, iters, gen, tol, sub(0.0, 0.7))
         del ops
         eig_ops = _row_ops(model, states, part, ["score"] * len(part), [None] * len(part))
         H, nsteps = _arnoldi(eig_ops, m, gen, sub(0.7, 0.3))
         for i, t in enumerate(part):
-            shape = x0.shape[1:]
-            js = _singular_result("J_s", t, S[2 * i], R[2 * i], P[2 * i], res[2 * i], hist[2 * i], rhist[2 * i], shape)
-            jf = _singular_result(
-                "J_f",
-                t,
-                S[2 * i + 1],
-                R[2 * i + 1],
-                P[2 * i + 1],
-                res[2 * i + 1],
-                hist[2 * i + 1],
-                rhist[2 * i + 1],
-                shape,
-            )
-            eig = _eig_result(model, H[i], t, t - 1, nsteps)
-            h_max = euler_step_limit(eig.eigenvalues_Js)
-            used = min(stride, t + 1)
             out.append(
-                SpectrumResult(
-                    t,
-                    t - 1,
-                    js,
-                    jf,
-                    eig,
-                    h_max,
-                    float(2.0 / js.values[0]) if js.values[0] > 0 else math.inf,
-                    max_stable_stride(model, t, h_max),
-                    stride,
-                    1 - model.schedule.step_alpha(t, t - used),
-                    states[i].cpu(),
-                )
+                _spectrum_result(model, t, states[i], [a[2 * i : 2 * i + 2] for a in bidiag], H[i], nsteps, stride)
             )
     if progress:
         progress(1.0, "done")
     return out
+
+
+def _spectrum_result(model, t: int, x_t, bidiag_rows, H, nsteps: int, stride: int) -> SpectrumResult:
+    """One timestep's row of ``spectrum_sweep``: its J_s and J_f bidiagonalisation rows (S, R, P, residuals,
+    histories: two rows each), its Arnoldi Hessenberg matrix, and the step limit against the run's stride."""
+    js, jf = (
+        _singular_result(label, t, *(a[r] for a in bidiag_rows), x_t.shape[1:])
+        for r, label in enumerate(("J_s", "J_f"))
+    )
+    eig = _eig_result(model, H, t, t - 1, nsteps)
+    h_max = euler_step_limit(eig.eigenvalues_Js)
+    used = min(stride, t + 1)
+    return SpectrumResult(
+        t,
+        t - 1,
+        js,
+        jf,
+        eig,
+        h_max,
+        float(2.0 / js.values[0]) if js.values[0] > 0 else math.inf,
+        max_stable_stride(model, t, h_max),
+        stride,
+        1 - model.schedule.step_alpha(t, t - used),
+        x_t.cpu(),
+    )

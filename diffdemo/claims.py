@@ -239,20 +239,17 @@ def _fig7(m: dict) -> tuple[dict, str]:
     return nums, trend_verdict(list(rhos.values()), -1)
 
 
+def _trends(ts: list, rows: list[dict], **columns: str) -> dict:
+    """{"t": ts, name: the column of ``rows`` per name, ..., "spearman_t_<name>": its rank correlation with t, ...}."""
+    series = {name: [r[key] for r in rows] for name, key in columns.items()}
+    return {"t": ts, **series, **{f"spearman_t_{name}": spearman(ts, v) for name, v in series.items()}}
+
+
 def _fig8(m: dict) -> tuple[dict, str]:
     d = m.get("fig8_spectrum")
     if not d:
         return {}, NOT_MEASURED
-    ts = d["timesteps"]
-    rho = [r["rho_Jf"] for r in d["results"]]
-    smax = [r["sigma_max_Jf"] for r in d["results"]]
-    nums = {
-        "t": ts,
-        "rho_Jf": rho,
-        "sigma_max_Jf": smax,
-        "spearman_t_rho_Jf": spearman(ts, rho),
-        "spearman_t_sigma_max_Jf": spearman(ts, smax),
-    }
+    nums = _trends(d["timesteps"], d["results"], rho_Jf="rho_Jf", sigma_max_Jf="sigma_max_Jf")
     rhos = [nums["spearman_t_rho_Jf"]]
     prof = m.get("stability_profile")
     if prof and (prof.get("rho_Jf_per_image") or prof.get("rho_Jf")):
@@ -268,16 +265,8 @@ def _fig9(m: dict) -> tuple[dict, str]:
     d = m.get("fig9_singular_vectors")
     if not d or "structure" not in d:
         return {}, NOT_MEASURED
-    ts = d["timesteps"]
-    smooth = [s["smoothness_mean"] for s in d["structure"]]
-    corr = [s["image_correlation_mean"] for s in d["structure"]]
-    nums = {
-        "t": ts,
-        "smoothness": smooth,
-        "image_correlation": corr,
-        "spearman_t_smoothness": spearman(ts, smooth),
-        "spearman_t_image_correlation": spearman(ts, corr),
-    }
+    columns = dict(smoothness="smoothness_mean", image_correlation="image_correlation_mean")
+    nums = _trends(d["timesteps"], d["structure"], **columns)
     return nums, trend_verdict([nums["spearman_t_smoothness"], nums["spearman_t_image_correlation"]], -1)
 
 

@@ -8,6 +8,7 @@ a bug: its traceback and exit code 1.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 import traceback
@@ -39,6 +40,12 @@ def _positive(kind):
         return value
 
     return parse
+
+
+def _command(sub, name: str, adder):
+    """The subcommand ``name``: its help is the first line of ``adder``'s docstring, its description the rest."""
+    head, _, rest = inspect.cleandoc(adder.__doc__).partition("\n\n")
+    return sub.add_parser(name, help=head, description=" ".join(rest.split()) or None)
 
 
 def add_model_image_size(p) -> None:
@@ -221,13 +228,12 @@ def run_sample(args) -> dict:
 
 # --- reproduce -------------------------------------------------------------------------------------
 def add_reproduce(sub) -> None:
-    p = sub.add_parser(
-        "reproduce",
-        help="regenerate the poster's figures 1-9 and the methods table (PNG + HTML, metrics.json, report)",
-        description="Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, "
-        "report.md and report.html into --out. The full budget takes under 30 min on a 2-core CPU; --quick "
-        "(few steps, few images) a few minutes.",
-    )
+    """regenerate the poster's figures 1-9 and the methods table (PNG + HTML, metrics.json, report)
+
+    Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, report.md and report.html
+    into --out. The full budget takes under 30 min on a 2-core CPU; --quick (few steps, few images) a few minutes.
+    """
+    p = _command(sub, "reproduce", add_reproduce)
     p.add_argument("--out", required=True, help="output folder (created; files in it are overwritten)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
     p.add_argument("--quick", action="store_true", help="few steps, few images: a smoke run of every figure")
@@ -277,16 +283,51 @@ def _check_timesteps(model, ts: list[int], what: str) -> list[int]:
     return [validation.check_timestep(t, model.schedule.T, what) for t in ts]
 
 
+# --- probe and spectrum: Jacobians of the score -----------------------------------------------------------
+def _add_analysis_run(p, run) -> None:
+    """The options every Jacobian command ends with (--seed, --out, --precision) and the function that runs it."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    add_precision(p, analysis=True)
+    p.set_defaults(run=run)
+
+
+def _analysis_model(args, *checked: str):
+    """The shared start of a Jacobian command: ``checked`` options validated, the precision (fp32), the model and
+    the working size, all before any work."""
+    from diffdemo.models import load_model
+
+    check_args(args, *checked)
+    precision = analysis_precision(args.precision)
+    model = load_model(args.model)
+    return model, working_size(model, args.size), precision
+
+
+def _write_html(out: Path, figures: dict) -> list[Path]:
+    """Plotly figures as HTML pages (plotly.js from its CDN) in ``out``; the paths written."""
+    for name, fig in figures.items():
+        fig.write_html(out / name, include_plotlyjs="cdn")
+    return [out / name for name in figures]
+
+
+def _summary(args, name: str, size: int, fields: dict, seconds: float, files: list) -> dict:
+    """The command's JSON record (model, image, size, its own ``fields``, seconds, files), written to --out/name."""
+    summary = {"model": args.model, "image": args.image, "size": size, **fields}
+    summary.update(seconds=seconds, files=[str(f) for f in files])
+    write_json(Path(args.out) / name, summary)
+    return summary
+
+
 def add_probe(sub) -> None:
+    """Jacobian columns of the score at a pixel and energy vs radius (poster 3.7, Figure 7)
+
+    Columns of J_s, J_f = (I + (1-alpha_t) J_s)/sqrt(alpha_t) and J_D = (I + (1-abar_t) J_s)/sqrt(abar_t) at pixel
+    (X, Y) of the image noised to t (seeded), their energy within radius r, and the relative error of central
+    differences against the exact JVP.
+    """
     from diffdemo.analysis import METHODS
 
-    p = sub.add_parser(
-        "probe",
-        help="Jacobian columns of the score at a pixel and energy vs radius (poster 3.7, Figure 7)",
-        description="Columns of J_s, J_f = (I + (1-alpha_t) J_s)/sqrt(alpha_t) and J_D = (I + (1-abar_t) J_s)/sqrt(abar_t) "
-        "at pixel (X, Y) of the image noised to t (seeded), their energy within radius r, and the relative error of "
-        "central differences against the exact JVP.",
-    )
+    p = _command(sub, "probe", add_probe)
     add_model_image_size(p)
     p.add_argument("--pixel", type=int, nargs=2, metavar=("X", "Y"), required=True, help="column X, row Y")
     p.add_argument("--t", type=int, required=True, help="timestep of the probe")
@@ -296,21 +337,14 @@ def add_probe(sub) -> None:
     p.add_argument("--eps", type=float, default=1e-2, help="finite-difference step in [-1, 1] units")
     p.add_argument("--energy-on", default="denoiser", choices=("denoiser", "score", "reverse"))
     p.add_argument("--exclude-centre", action="store_true", help="leave the probed pixel out of the energy")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
-    add_precision(p, analysis=True)
-    p.set_defaults(run=run_probe)
+    _add_analysis_run(p, run_probe)
 
 
 def run_probe(args) -> dict:
     from diffdemo import analysis, plots
-    from diffdemo.imaging import save_png, to_tensor
-    from diffdemo.models import load_model
+    from diffdemo.imaging import save_png, tile, to_tensor
 
-    check_args(args, "eps", "seed", "size")
-    precision = analysis_precision(args.precision)
-    model = load_model(args.model)
-    size = working_size(model, args.size)
+    model, size, precision = _analysis_model(args, "eps", "seed", "size")
     x, y = args.pixel
     if not (0 <= x < size and 0 <= y < size):
         raise UsageError(f"--pixel {x} {y} is outside the {size}x{size} image")
@@ -342,44 +376,26 @@ def run_probe(args) -> dict:
         files.append(save_png(plots.column_image(column, (x, y)), out / f"column_{kind}_t{t:04d}.png"))
     if sweep:
         tiles = [plots.column_image(c.column, (x, y), min_side=128) for c in curves[1:]]
-        files.append(save_png(plots.tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
+        files.append(save_png(tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
     ordered = sorted(curves[1:], key=lambda c: c.t) if sweep else curves
     files.append(save_png(plots.energy_chart(ordered), out / "energy.png"))
-    plots.probe_figure(result).write_html(out / "columns.html", include_plotlyjs="cdn")
-    plots.energy_figure(ordered).write_html(out / "energy.html", include_plotlyjs="cdn")
-    files += [out / "columns.html", out / "energy.html"]
+    pages = {"columns.html": plots.probe_figure(result), "energy.html": plots.energy_figure(ordered)}
     if sweep:
-        plots.energy_summary_figure(ordered).write_html(out / "energy_summary.html", include_plotlyjs="cdn")
-        files.append(out / "energy_summary.html")
-    summary = {
-        "model": args.model,
-        "image": args.image,
-        "size": size,
-        "pixel": [x, y],
-        "channel": args.channel,
-        "t": t,
-        "method": args.method,
-        "eps": args.eps,
-        "seed": args.seed,
-        "energy_on": result.energy.label,
-        "fd_vs_jvp_rel_err": result.fd_vs_jvp_rel_err,
-        "precision": precision,
-        "per_t": [c.summary() for c in curves],
-        "seconds": seconds,
-        "files": [str(f) for f in files],
-    }
-    write_json(out / "probe.json", summary)
-    return summary
+        pages["energy_summary.html"] = plots.energy_summary_figure(ordered)
+    files += _write_html(out, pages)
+    fields = dict(pixel=[x, y], channel=args.channel, t=t, method=args.method, eps=args.eps, seed=args.seed)
+    fields.update(energy_on=result.energy.label, fd_vs_jvp_rel_err=result.fd_vs_jvp_rel_err, precision=precision)
+    return _summary(args, "probe.json", size, {**fields, "per_t": [c.summary() for c in curves]}, seconds, files)
 
 
 def add_spectrum(sub) -> None:
-    p = sub.add_parser(
-        "spectrum",
-        help="singular values / vectors of J_s and J_f, spectral radius of J_f over timesteps (poster 3.8, Fig. 8-9)",
-        description="Subspace iteration on J^T J (one JVP + one VJP per iteration) and Arnoldi on J_s, never forming J. "
-        "Also the explicit-Euler step limit h <= -2 Re(lambda)/|lambda|^2 over the Ritz values of J_s, next to the "
-        "step h = 1 - abar_t/abar_(t-stride) of the strided run (--steps).",
-    )
+    """singular values / vectors of J_s and J_f, spectral radius of J_f over timesteps (poster 3.8, Fig. 8-9)
+
+    Subspace iteration on J^T J (one JVP + one VJP per iteration) and Arnoldi on J_s, never forming J. Also the
+    explicit-Euler step limit h <= -2 Re(lambda)/|lambda|^2 over the Ritz values of J_s, next to the step h = 1 -
+    abar_t/abar_(t-stride) of the strided run (--steps).
+    """
+    p = _command(sub, "spectrum", add_spectrum)
     add_model_image_size(p)
     p.add_argument("--t", default="50,200,500,800", help="comma-separated timesteps")
     p.add_argument("--k", type=_positive(int), default=4, help="singular triplets per operator")
@@ -387,21 +403,14 @@ def add_spectrum(sub) -> None:
     p.add_argument("--arnoldi", type=_positive(int), help="Arnoldi steps (default: --iters)")
     p.add_argument("--steps", type=_positive(int), default=250, help="the strided run whose stride is compared")
     p.add_argument("--max-batch", type=_positive(int), help="rows per network call (default: everything at once)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
-    add_precision(p, analysis=True)
-    p.set_defaults(run=run_spectrum)
+    _add_analysis_run(p, run_spectrum)
 
 
 def run_spectrum(args) -> dict:
     from diffdemo import analysis, plots
-    from diffdemo.imaging import save_png, to_tensor
-    from diffdemo.models import load_model
+    from diffdemo.imaging import save_png, tile, to_tensor
 
-    check_args(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
-    precision = analysis_precision(args.precision)
-    model = load_model(args.model)
-    size = working_size(model, args.size)
+    model, size, precision = _analysis_model(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
     ts = _check_timesteps(model, _int_list(args.t, "--t"), "--t")
     if args.steps > model.schedule.T:
         raise UsageError(f"--steps must be at most {model.schedule.T}, the model's T")
@@ -423,43 +432,24 @@ def run_spectrum(args) -> dict:
     files = [save_png(x0, out / "image.png")]
     for r in results:
         row = [plots.vector_image(v) for v in (*r.singular_Js.right, *r.singular_Jf.right)]
-        files.append(save_png(plots.tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
-    figures = {
-        "spectrum.html": plots.spectrum_figure(results),
-        "singular_vectors_Jf.html": plots.singular_vectors_figure(results, "Jf"),
-        "singular_vectors_Js.html": plots.singular_vectors_figure(results, "Js"),
-        "step_limit.html": plots.step_limit_figure(results),
-    }
-    for name, fig in figures.items():
-        fig.write_html(out / name, include_plotlyjs="cdn")
-        files.append(out / name)
-    summary = {
-        "model": args.model,
-        "image": args.image,
-        "size": size,
-        "seed": args.seed,
-        "k": args.k,
-        "iters": args.iters,
-        "steps": args.steps,
-        "precision": precision,
-        "singular_vector_png_rows": ["J_s right singular vectors", "J_f right singular vectors"],
-        "euler_limit": "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2",
-        "per_t": [r.summary() for r in results],
-        "seconds": seconds,
-        "files": [str(f) for f in files],
-    }
-    write_json(out / "spectrum.json", summary)
-    return summary
+        files.append(save_png(tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
+    pages = {"spectrum.html": plots.spectrum_figure(results)}
+    pages.update({f"singular_vectors_{j}.html": plots.singular_vectors_figure(results, j) for j in ("Jf", "Js")})
+    files += _write_html(out, {**pages, "step_limit.html": plots.step_limit_figure(results)})
+    fields = dict(seed=args.seed, k=args.k, iters=args.iters, steps=args.steps, precision=precision)
+    fields["singular_vector_png_rows"] = ["J_s right singular vectors", "J_f right singular vectors"]
+    fields["euler_limit"] = "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2"
+    return _summary(args, "spectrum.json", size, {**fields, "per_t": [r.summary() for r in results]}, seconds, files)
 
 
 # --- lpips ---------------------------------------------------------------------------------------
 def add_lpips(sub) -> None:
-    p = sub.add_parser(
-        "lpips",
-        help="LPIPS distance between two images (offline, shipped v0.1 weights)",
-        description="Learned perceptual distance (Zhang et al. 2018, v0.1) between two images read as RGB in "
-        "[-1, 1], centre-cropped to a square of --size (default: the first image's shorter side).",
-    )
+    """LPIPS distance between two images (offline, shipped v0.1 weights)
+
+    Learned perceptual distance (Zhang et al. 2018, v0.1) between two images read as RGB in [-1, 1], centre-cropped
+    to a square of --size (default: the first image's shorter side).
+    """
+    p = _command(sub, "lpips", add_lpips)
     p.add_argument("image_a")
     p.add_argument("image_b")
     p.add_argument("--net", default="alex", choices=["alex", "vgg"])
@@ -494,12 +484,12 @@ def add_schedule_option(p) -> None:
 
 
 def add_profile(sub) -> None:
-    p = sub.add_parser(
-        "profile",
-        help="measure the model's stability profile rho(J_s)(t) once; the spectral schedule reads it",
-        description="Arnoldi on the score Jacobian at noised test faces over a grid of timesteps; writes "
-        "stability_profile.json next to a local model (hub models: ~/.cache/diffdemo/profiles/).",
-    )
+    """measure the model's stability profile rho(J_s)(t) once; the spectral schedule reads it
+
+    Arnoldi on the score Jacobian at noised test faces over a grid of timesteps; writes stability_profile.json next
+    to a local model (hub models: ~/.cache/diffdemo/profiles/).
+    """
+    p = _command(sub, "profile", add_profile)
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
     p.add_argument("--iters", type=_positive(int), default=20, help="Arnoldi steps per (image, t)")
     p.add_argument("--images", type=_positive(int), default=2, help="bundled test faces averaged (1 or 2)")

@@ -1,10 +1,9 @@
 """Default parameters of every restoration method: per method, and per task where a task is better served.
 
-Tuned on the six bundled held-out test images at 64 px with faces64 at step 6,250: the best mean PSNR of each
-method on Gaussian deblurring and on box inpainting (the sweeps were flat: DPS scale 1-2 within 0.03 dB); the
-default rows were re-run on the step-11,116 weights (``bench/RESULTS_faces.md``, also in the README), where
-DPS scale 2 and 500 steps matched scale 1 and 250 steps to 0.04 dB and the deterministic (eta = 0) loop lost
-2-8 dB. The method-level values are the inpainting ones; deblurring overrides where it differs.
+Tuned on the six bundled held-out test images at 64 px with faces64: the best mean PSNR of each method on
+Gaussian deblurring and on box inpainting, re-checked on later weights (the sweeps, their margins and the
+re-runs: ``bench/RESULTS_faces.md``, also in the README). The method-level values are the inpainting ones;
+deblurring overrides where it differs.
 Free of torch so that the app can show them before the engine loads.
 """
 
@@ -33,8 +32,8 @@ SAMPLE = {"n": 4, "steps": 250}  # unconditional DDPM samples (eq. 25)
 
 # Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
-    # DPS deblurring: the mean of 4 chains (an estimate of E[x0|y]; ~4x one chain's time on a CPU) scores
-    # +1.2 dB over one draw at step 11,116, whose texture PSNR penalises; one draw is only +0.9 dB over Wiener.
+    # DPS deblurring: the mean of 4 chains (an estimate of E[x0|y], at about 4x one chain's time) beats one draw,
+    # whose texture PSNR penalises, by more than one draw beats Wiener (bench/RESULTS_faces.md).
     "gaussian_blur": {"score_ald": {"zeta": 4.0}, "dps": {"samples": 4}},
 }
 

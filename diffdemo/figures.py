@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-
 
 class Figures:
     """Writes PNG (matplotlib) + HTML (plotly) pairs into one folder and remembers them in order."""
@@ -34,89 +32,26 @@ class Figures:
         log_y: tuple[int, ...] = (),
         html: bool = True,
     ) -> dict:
-        """Panels of curves: {'ylabel', 'series': [{'name', 'x', 'y', 'err'?}], 'hlines': [{'name', 'y'}]}."""
-        import matplotlib
+        """Panels of curves (``plots.line_chart_png``'s format) as PNG + interactive HTML."""
+        from diffdemo.plots import line_chart_figure, line_chart_png, pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-
-        colors = PALETTE
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
-        pfig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["ylabel"] for p in panels])
-        for j, (ax, panel) in enumerate(zip(axes[0], panels)):
-            for k, s in enumerate(panel["series"]):
-                c = colors[k % len(colors)]
-                err = s.get("err")
-                ax.errorbar(s["x"], s["y"], yerr=err, marker="o", ms=4, capsize=3, color=c, label=s["name"])
-                pfig.add_trace(
-                    go.Scatter(
-                        x=list(s["x"]),
-                        y=list(s["y"]),
-                        error_y=dict(type="data", array=list(err)) if err is not None else None,
-                        mode="lines+markers",
-                        name=s["name"],
-                        legendgroup=s["name"],
-                        showlegend=j == 0,
-                        line=dict(color=c),
-                    ),
-                    row=1,
-                    col=j + 1,
-                )
-            for k, h in enumerate(panel.get("hlines", [])):
-                c = colors[k % len(colors)]
-                ax.axhline(h["y"], ls="--", lw=1, color=c, label=h["name"])
-                pfig.add_hline(y=h["y"], line_dash="dash", line_color=c, row=1, col=j + 1)
-                pfig.add_trace(
-                    go.Scatter(
-                        x=[min(panel["series"][0]["x"]), max(panel["series"][0]["x"])],
-                        y=[h["y"], h["y"]],
-                        mode="lines",
-                        line=dict(dash="dash", color=c),
-                        name=h["name"],
-                        showlegend=j == 0,
-                        hoverinfo="name+y",
-                    ),
-                    row=1,
-                    col=j + 1,
-                )
-            ax.set_xlabel(panel.get("xlabel", xlabel))
-            ax.set_ylabel(panel["ylabel"])
-            if panel.get("ylim"):
-                ax.set_ylim(*panel["ylim"])
-                pfig.update_yaxes(range=list(panel["ylim"]), row=1, col=j + 1)
-            if len(panel["series"]) + len(panel.get("hlines", [])) > 1 or j == 0:
-                ax.legend(fontsize=7)
-            if j in log_y:
-                ax.set_yscale("log")
-                pfig.update_yaxes(type="log", row=1, col=j + 1)
-            if log_x:
-                ax.set_xscale("log")
-                pfig.update_xaxes(type="log", row=1, col=j + 1)
-            pfig.update_xaxes(title_text=panel.get("xlabel", xlabel), row=1, col=j + 1)
-            ax.grid(alpha=0.3)
-            if panel.get("note"):
-                ax.text(0.02, 0.02, panel["note"], transform=ax.transAxes, fontsize=7, color="0.35")
-        fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
+        fig = line_chart_png(panels, title, xlabel, log_x, log_y)
         png = f"{stem}.png"
         fig.savefig(self.out / png, dpi=110)
-        plt.close(fig)
-        pfig.update_layout(title=title, height=420, width=max(520, 460 * len(panels)))
-        return {"png": png, "html": self._plotly_html(pfig, stem) if html else None}
+        pyplot().close(fig)
+        page = self._plotly_html(line_chart_figure(panels, title, xlabel, log_x, log_y), stem) if html else None
+        return {"png": png, "html": page}
 
     def image_table(
         self, stem: str, title: str, rows: list[tuple[str, list[tuple[str, np.ndarray]]]], html: bool = True
     ) -> dict:
         """A labelled grid of uint8 (H, W, 3) pictures: rows of (row label, [(column title, image)])."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
+        from diffdemo.plots import pyplot
+
+        plt = pyplot()
         n_rows, n_cols = len(rows), max(len(r[1]) for r in rows)
         fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.55 * n_cols + 0.6, 1.75 * n_rows + 0.5), squeeze=False)
         titles = [rows[i][1][j][0] if j < len(rows[i][1]) else "" for i in range(n_rows) for j in range(n_cols)]

@@ -189,14 +189,19 @@ def save_png(x, path) -> Path:
     return path
 
 
-def grid(images: torch.Tensor, nrow: int = 4, pad: int = 2) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> one uint8 picture, ``nrow`` images per row, white gaps."""
-    n, _, h, w = images.shape
-    rows = (n + nrow - 1) // nrow
-    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = to_uint8(
-            images[i]
-        )
+def tile(pictures, ncol: int | None = None, pad: int = 4) -> np.ndarray:
+    """Equal-size uint8 (H, W, 3) pictures side by side, rows of ``ncol`` (default: one row), white gaps."""
+    n = len(pictures)
+    ncol = n if ncol is None else max(1, ncol)
+    rows = (n + ncol - 1) // ncol
+    h, w = pictures[0].shape[:2]
+    out = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+    for i, im in enumerate(pictures):
+        r, c = divmod(i, ncol)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
     return out
+
+
+def grid(images: torch.Tensor, nrow: int = 4, pad: int = 2) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> one uint8 picture, ``nrow`` images per row, white gaps (``tile``)."""
+    return tile([to_uint8(im) for im in images], ncol=nrow, pad=pad)

@@ -46,3 +46,15 @@ def write_json(path, value, indent: int | None = 1) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dumps(value, indent=indent) + "\n")
     return path
+
+
+def write_results(folder: Path, images: dict, record: dict) -> list[str]:
+    """A run folder: PNGs (tensors in [-1, 1] or uint8 arrays) and its record as ``results.json``; returns the
+    file paths."""
+    from diffdemo.imaging import save_png
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [str(save_png(img, folder / f"{name}.png")) for name, img in images.items() if img is not None]
+    write_json(folder / "results.json", record)
+    return [*paths, str(folder / "results.json")]

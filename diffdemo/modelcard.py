@@ -60,7 +60,7 @@ def colour_dc_report(model, x0: torch.Tensor, ts=(900, 700, 500, 300, 100), seed
         with torch.no_grad():
             eps = model.eps(x_t, torch.full((len(x0),), t)).cpu()
         dc_true, dc_pred = noise.mean((2, 3)), eps.mean((2, 3))
-        x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+        x0_hat = model.schedule.x0_from_eps(x_t, eps, t)  # eq. 19
         # a reference that sees only x_t's per-channel mean: n_dc ~ (x_t_dc - sqrt(abar) mean x0_dc) / sqrt(1-abar)
         baseline = (x_t.mean((2, 3)) - abar.sqrt() * x0.mean((0, 2, 3))) / (1 - abar).sqrt()
         rows.append(
@@ -76,19 +76,16 @@ def colour_dc_report(model, x0: torch.Tensor, ts=(900, 700, 500, 300, 100), seed
 
 
 def loss_curve_png(history: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The training loss (step, running MSE) on a log axis, drawn by the one PNG chart renderer."""
+    from diffdemo.plots import line_chart_png, pyplot
 
     steps, losses = zip(*history) if history else ([0], [float("nan")])
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
-    ax.plot(steps, losses)
-    ax.set(xlabel="step", ylabel="running MSE (eps)", yscale="log", title="faces64 training loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    series = [{"name": "running MSE (eps)", "x": list(steps), "y": list(losses)}]
+    fig = line_chart_png(
+        [{"ylabel": "running MSE (eps)", "series": series, "marker": None}], "faces64 training loss", "step", log_y=(0,)
+    )
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
 
 
 def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) -> dict:

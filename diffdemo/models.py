@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import socket
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -17,13 +16,13 @@ from pathlib import Path
 import torch
 
 from diffdemo.errors import DiffdemoError
+from diffdemo.hub import hub_reachable
 from diffdemo.schedule import Schedule
 from diffdemo.serving import check_deadline
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "assets" / "models"
 DEFAULT_MODEL = "faces64"
-HUB_MODELS = ("google/ddpm-celebahq-256", "google/ddpm-ema-celebahq-256", "google/ddpm-cifar10-32")
 
 
 class ModelUnavailable(DiffdemoError, RuntimeError):
@@ -67,20 +66,16 @@ class DiffusionModel:
         return view
 
     def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
-        """alpha_bar_t broadcast against x (float32, on x's device)."""
-        abar = self.schedule.alpha_bar_on(x.device, x.dtype)
-        if isinstance(t, torch.Tensor) and t.ndim > 0:
-            return abar[t.to(x.device).long()].view(-1, *([1] * (x.ndim - 1)))
-        return abar[int(t)]
+        """alpha_bar_t broadcast against x (``Schedule.abar_like``)."""
+        return self.schedule.abar_like(t, x)
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
-        """s_theta(x_t, t) = -eps_theta / sqrt(1 - abar_t) (eq. 22)."""
-        return -self.eps(x, t) / (1 - self._abar(t, x)).sqrt()
+        """s_theta(x_t, t) from eps_theta (eq. 22, ``Schedule.score_from_eps``)."""
+        return self.schedule.score_from_eps(self.eps(x, t), t)
 
     def x0_hat(self, x: torch.Tensor, t) -> torch.Tensor:
-        """Tweedie denoiser x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 19)."""
-        a = self._abar(t, x)
-        return (x - (1 - a).sqrt() * self.eps(x, t)) / a.sqrt()
+        """Tweedie denoiser x0_hat from eps_theta (eq. 19, ``Schedule.x0_from_eps``)."""
+        return self.schedule.x0_from_eps(x, self.eps(x, t), t)
 
     @property
     def size(self) -> int:
@@ -92,7 +87,7 @@ class UNetModel(DiffusionModel):
 
     def __init__(self, unet, scheduler_config: dict | None = None, name: str = "unet", device=None):
         self.device = torch.device(device) if device is not None else default_device()
-        # channels_last: ~1.4x faster convolutions on this CPU (64 px faces64 forward 96 -> 67 ms, measured)
+        # channels_last: faster convolutions on CPUs (bench/RESULTS_engine.md)
         self.unet = unet.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
         self.scheduler_config = dict(scheduler_config or {})
         self.schedule = Schedule.from_config(self.scheduler_config)
@@ -148,7 +143,7 @@ class UNetModel(DiffusionModel):
             return out
         a = self._abar(t, x)
         if self.prediction_type == "sample":  # network predicts x0: invert eq. 19
-            return (x - a.sqrt() * out) / (1 - a).sqrt()
+            return self.schedule.eps_from_x0(x, out, t)
         if self.prediction_type == "v_prediction":  # v = sqrt(abar) eps - sqrt(1-abar) x0
             return a.sqrt() * out + (1 - a).sqrt() * x
         raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
@@ -219,7 +214,7 @@ class GaussianPrior(DiffusionModel):
         return (-self.cov_t_inverse(centred, t)).to(x.dtype).reshape(x.shape)
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        return -self.score(x, t) * (1 - self._abar(t, x)).sqrt()
+        return self.schedule.eps_from_score(self.score(x, t), t)
 
     def score_jacobian(self, t: int) -> torch.Tensor:
         """J_s = -C_t^{-1}, dense (D, D)."""
@@ -300,18 +295,14 @@ def cached_model(name: str, device=None) -> DiffusionModel | None:
         return _cache.get(key)
 
 
-def hub_reachable(host: str = "huggingface.co") -> bool:
-    """Whether a hub download can even start: not in offline mode, and the host name resolves (no connection made).
+def is_local(name: str) -> bool:
+    """An embedded model or a local folder: opening it reads a few MB from disk, no download."""
+    return resolve_model_dir(name) is not None
 
-    Without this check an offline machine spends about a minute in huggingface_hub's retries before failing.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
+
+def is_open(name: str) -> bool:
+    """Whether the model is loaded already (on the default device), so using it costs no load."""
+    return cached_model(name) is not None
 
 
 def available_models() -> list[str]:

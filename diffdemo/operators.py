@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +21,11 @@ class Operator:
     """A linear operator; ``A_adjoint`` defaults to the exact vector-Jacobian product of the linear map ``A``."""
 
     name = "operator"
+
+    @property
+    def task(self) -> str:
+        """The task whose tuned defaults apply (``defaults.TASK_DEFAULTS`` is keyed by it): the operator's name."""
+        return self.name
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -184,9 +190,11 @@ class RandomInpaint(MaskOperator):
 
 
 class DrawnMask(MaskOperator):
-    """A user-drawn hole: ``hole`` is a boolean (H, W) array, True where pixels are missing."""
+    """A user-drawn hole: ``hole`` is a boolean (H, W) array, True where pixels are missing. It takes the
+    defaults tuned for box inpainting (its ``task``): a painted region is a box hole of another shape."""
 
-    name = "box_inpaint"
+    name = "drawn_mask"
+    task = "box_inpaint"
 
     def __init__(self, hole):
         hole = torch.as_tensor(hole, dtype=torch.bool)
@@ -195,7 +203,30 @@ class DrawnMask(MaskOperator):
         super().__init__((~hole).float()[None, None])
 
     def describe(self):
-        return {"operator": "drawn_mask", "hole_fraction": float(1 - self.mask.mean())}
+        return {"operator": self.name, "hole_fraction": float(1 - self.mask.mean())}
+
+
+def hole_from_layers(layers: list[np.ndarray], size: int, coverage: float = 0.25) -> np.ndarray:
+    """Painted pixels of an image editor's layers (RGBA, any size) -> a boolean (size, size) hole.
+
+    A model pixel is missing when at least ``coverage`` of its area was painted (strokes are drawn on an
+    enlarged canvas, so a thin stroke still removes the pixels it crosses)."""
+    from PIL import Image
+
+    painted = None
+    for layer in layers or []:
+        arr = np.asarray(layer)
+        if arr.ndim != 3:
+            continue
+        alpha = arr[..., 3] > 0 if arr.shape[-1] == 4 else arr.max(axis=-1) > 0
+        painted = alpha if painted is None else painted | alpha
+    if painted is None or not painted.any():
+        return np.zeros((size, size), bool)
+    h, w = painted.shape
+    side = min(h, w)  # the same centred square the image went through
+    top, left = (h - side) // 2, (w - side) // 2
+    square = Image.fromarray((painted[top : top + side, left : left + side] * 255).astype(np.uint8))
+    return np.asarray(square.resize((size, size), Image.BOX), dtype=np.float32) / 255.0 >= coverage
 
 
 def make_operator(name: str, size: int, **params) -> Operator:

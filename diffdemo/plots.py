@@ -1,7 +1,8 @@
-"""Figure builders (no gradio): plotly figures for the UI / HTML, and numpy-rendered uint8 pictures for PNGs.
+"""Figure builders (no gradio): plotly figures for the UI / HTML, uint8 pictures (maps, vectors) for PNGs, and
+the one PNG chart renderer (matplotlib, ``line_chart_png``) with its interactive twin (``line_chart_figure``).
 
-Static plotly export (kaleido) is not available here, so every PNG is rendered with numpy and saved through
-``diffdemo.imaging.save_png``.
+Static plotly export (kaleido) is not available here, so PNG charts are drawn with matplotlib and pictures are
+saved through ``diffdemo.imaging.save_png``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
 # --- numpy colour maps ------------------------------------------------------------------------------
@@ -33,6 +33,7 @@ LINE_COLOURS = [
     (188, 189, 34),
     (23, 190, 207),
 ]
+PALETTE = tuple("#{:02x}{:02x}{:02x}".format(*c) for c in LINE_COLOURS)  # the same colours for matplotlib and plotly
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -55,9 +56,8 @@ OFF_CENTRE_QUANTILE = 0.99
 def off_centre_scale(values: np.ndarray, pixel: Sequence[int] | None, quantile: float = OFF_CENTRE_QUANTILE) -> float:
     """A symmetric colour limit set by the pixels away from the probed one: the ``quantile`` of |value| with the
     probed pixel left out. The probed pixel's own response (the identity term of J_f and J_D) and its nearest
-    neighbours are 10-100x larger than the structure further out (on faces64 at t = 50 the largest off-centre value
-    is ~40x the 99th percentile), so a limit at the maximum leaves the map white; the few pixels above the limit
-    saturate instead."""
+    neighbours are far larger than the structure further out (bench/RESULTS_analysis.md), so a limit at the maximum
+    leaves the map white; the few pixels above the limit saturate instead."""
     a = np.abs(np.asarray(values, dtype=np.float64))
     if pixel is not None:
         mask = np.ones(a.shape, bool)
@@ -122,70 +122,68 @@ def vector_image(vector, min_side: int = 128) -> np.ndarray:
     return _upscale(rgb, min_side)[0]
 
 
-def tile(images: Sequence[np.ndarray], ncol: int | None = None, pad: int = 4) -> np.ndarray:
-    """Equal-size uint8 pictures side by side (rows of ``ncol``), white gaps."""
-    n = len(images)
-    ncol = n if ncol is None else max(1, ncol)
-    rows = (n + ncol - 1) // ncol
-    h, w = images[0].shape[:2]
-    out = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, ncol)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
-    return out
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), imported on first use (the app never needs it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
-def line_chart(
-    series: Sequence[tuple[str, np.ndarray, np.ndarray]],
-    title: str = "",
-    xlabel: str = "",
-    ylabel: str = "",
-    size: tuple[int, int] = (640, 420),
-    ylim: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """A plain line chart (name, x, y) per series rendered with PIL, for PNG output without a plotting backend."""
-    W, H = size
-    left, right, top, bottom = 60, 130, 30, 45
-    img = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(img)
-    xs = np.concatenate([np.asarray(s[1], float) for s in series])
-    ys = np.concatenate([np.asarray(s[2], float) for s in series])
-    xmin, xmax = float(np.nanmin(xs)), float(np.nanmax(xs))
-    ymin, ymax = ylim if ylim is not None else (float(np.nanmin(ys)), float(np.nanmax(ys)))
-    xmax = xmax if xmax > xmin else xmin + 1
-    ymax = ymax if ymax > ymin else ymin + 1
-    pw, ph = W - left - right, H - top - bottom
+def _png_panel(ax, panel: dict, xlabel: str, first: bool, log_x: bool, log_y: bool) -> None:
+    for k, s in enumerate(panel["series"]):
+        c = PALETTE[k % len(PALETTE)]
+        marker = panel.get("marker", "o")  # None for long histories (a training loss)
+        ax.errorbar(s["x"], s["y"], yerr=s.get("err"), marker=marker, ms=4, capsize=3, color=c, label=s["name"])
+    for k, h in enumerate(panel.get("hlines", [])):
+        ax.axhline(h["y"], ls="--", lw=1, color=PALETTE[k % len(PALETTE)], label=h["name"])
+    ax.set_xlabel(panel.get("xlabel", xlabel))
+    ax.set_ylabel(panel["ylabel"])
+    if panel.get("ylim"):
+        ax.set_ylim(*panel["ylim"])
+    if len(panel["series"]) + len(panel.get("hlines", [])) > 1 or first:
+        ax.legend(fontsize=7)
+    if log_y:
+        ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    if panel.get("note"):
+        ax.text(0.02, 0.02, panel["note"], transform=ax.transAxes, fontsize=7, color="0.35")
 
-    def px(x, y):
-        return left + (x - xmin) / (xmax - xmin) * pw, top + (1 - (y - ymin) / (ymax - ymin)) * ph
 
-    d.rectangle([left, top, left + pw, top + ph], outline="black")
-    for i in range(6):
-        fx, fy = xmin + (xmax - xmin) * i / 5, ymin + (ymax - ymin) * i / 5
-        X, _ = px(fx, ymin)
-        _, Y = px(xmin, fy)
-        d.line([X, top + ph, X, top + ph + 4], fill="black")
-        d.text((X - 10, top + ph + 6), f"{fx:.3g}", fill="black")
-        d.line([left - 4, Y, left, Y], fill="black")
-        d.text((5, Y - 6), f"{fy:.3g}", fill="black")
-    for k, (name, x, y) in enumerate(series):
-        colour = LINE_COLOURS[k % len(LINE_COLOURS)]
-        pts = [px(a, b) for a, b in zip(np.asarray(x, float), np.asarray(y, float)) if np.isfinite(b)]
-        if len(pts) > 1:
-            d.line(pts, fill=colour, width=2)
-        d.line([W - right + 8, top + 12 + 16 * k, W - right + 28, top + 12 + 16 * k], fill=colour, width=3)
-        d.text((W - right + 32, top + 6 + 16 * k), str(name)[:16], fill="black")
-    d.text((left, 8), title, fill="black")
-    d.text((left + pw // 2 - 20, H - 18), xlabel, fill="black")
-    d.text((5, 8), ylabel, fill="black")
-    return np.asarray(img, dtype=np.uint8).copy()
+def line_chart_png(panels: list[dict], title: str, xlabel: str, log_x: bool = False, log_y: tuple[int, ...] = ()):
+    """The one PNG chart renderer (matplotlib): panels side by side, each
+    {'ylabel', 'series': [{'name', 'x', 'y', 'err'?}], 'hlines'?: [{'name', 'y'}], 'ylim'?, 'note'?, 'xlabel'?,
+    'marker'?};
+    ``log_y`` names the panels with a log y axis. Returns the matplotlib figure (``png_pixels`` or savefig)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for j, (ax, panel) in enumerate(zip(axes[0], panels)):
+        _png_panel(ax, panel, xlabel, j == 0, log_x, j in log_y)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def png_pixels(fig, dpi: int = 110) -> np.ndarray:
+    """A matplotlib figure rendered to a uint8 (H, W, 3) picture (then closed)."""
+    plt = pyplot()
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return pixels
 
 
 def energy_chart(curves) -> np.ndarray:
     """Energy-vs-radius curves (poster Figure 7) as a uint8 picture."""
     label = curves[0].label if curves else ""
-    series = [(f"t={c.t}", c.radii, c.fraction) for c in curves]
-    return line_chart(series, f"energy within radius r, on {label}", "radius r (px)", "fraction", ylim=(0.0, 1.0))
+    series = [{"name": f"t={c.t}", "x": np.asarray(c.radii), "y": np.asarray(c.fraction)} for c in curves]
+    panel = {"ylabel": "fraction", "series": series, "ylim": (0.0, 1.0)}
+    return png_pixels(line_chart_png([panel], f"energy within radius r, on {label}", "radius r (px)"))
 
 
 # --- plotly figures ----------------------------------------------------------------------------------
@@ -244,35 +242,58 @@ def _timestep_axis(fig: go.Figure, ts: Sequence[int], **where) -> None:
     fig.update_xaxes(tickvals=ts, ticktext=[str(t) for t in ts], range=[ts[0] - pad, ts[-1] + pad], **where)
 
 
-def column_figure(column, pixel: Sequence[int] | None = None, title: str = "", vmax: float | None = None) -> go.Figure:
-    """Heatmap of one Jacobian column (summed over output channels), zero-centred, the probed pixel marked."""
-    m = column_map(column)
-    scale = off_centre_scale(m, pixel) if vmax is None else vmax
-    fig = go.Figure(
-        go.Heatmap(
-            z=m,
-            colorscale=_RDBU,
-            zmid=0,
-            zmin=-scale,
-            zmax=scale,
-            hovertemplate="x=%{x} y=%{y}<br>%{z:.4g}<extra></extra>",
-        )
-    )
-    if pixel is not None:
+def _plotly_panel(fig: go.Figure, panel: dict, xlabel: str, col: int, log_x: bool, log_y: bool) -> None:
+    for k, s in enumerate(panel["series"]):
+        err = s.get("err")
         fig.add_trace(
             go.Scatter(
-                x=[pixel[0]],
-                y=[pixel[1]],
-                mode="markers",
-                marker=dict(symbol="square-open", size=14, color="rgb(0,200,0)", line=dict(width=2)),
-                name="probed pixel",
-                showlegend=False,
-            )
+                x=list(s["x"]),
+                y=list(s["y"]),
+                error_y=dict(type="data", array=list(err)) if err is not None else None,
+                mode="lines+markers",
+                name=s["name"],
+                legendgroup=s["name"],
+                showlegend=col == 1,
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            ),
+            row=1,
+            col=col,
         )
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_layout(title=title, margin=dict(l=30, r=30, t=50, b=30))
-    fig.data[0].update(colorbar=dict(thickness=14, tickfont=dict(size=FONT_PX)))
-    return _readable(fig)
+    for k, h in enumerate(panel.get("hlines", [])):
+        c = PALETTE[k % len(PALETTE)]
+        fig.add_hline(y=h["y"], line_dash="dash", line_color=c, row=1, col=col)
+        xs = panel["series"][0]["x"]
+        fig.add_trace(
+            go.Scatter(
+                x=[min(xs), max(xs)],
+                y=[h["y"], h["y"]],
+                mode="lines",
+                line=dict(dash="dash", color=c),
+                name=h["name"],
+                showlegend=col == 1,
+                hoverinfo="name+y",
+            ),
+            row=1,
+            col=col,
+        )
+    if panel.get("ylim"):
+        fig.update_yaxes(range=list(panel["ylim"]), row=1, col=col)
+    if log_y:
+        fig.update_yaxes(type="log", row=1, col=col)
+    if log_x:
+        fig.update_xaxes(type="log", row=1, col=col)
+    fig.update_xaxes(title_text=panel.get("xlabel", xlabel), row=1, col=col)
+
+
+def line_chart_figure(
+    panels: list[dict], title: str, xlabel: str, log_x: bool = False, log_y: tuple[int, ...] = ()
+) -> go.Figure:
+    """The interactive twin of ``line_chart_png``: the same panels as one plotly figure."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["ylabel"] for p in panels])
+    for j, panel in enumerate(panels):
+        _plotly_panel(fig, panel, xlabel, j + 1, log_x, j in log_y)
+    fig.update_layout(title=title, height=420, width=max(520, 460 * len(panels)))
+    return fig
 
 
 MAP_NAMES = {"score": "score J_s", "reverse": "one reverse step J_f", "denoiser": "denoiser J_D"}

@@ -74,7 +74,7 @@ def diffusion_frames(
     if method not in DIFFUSION_METHODS:
         raise ValueError(f"unknown diffusion method {method!r}; choose from {', '.join(DIFFUSION_METHODS)}")
     model = model_for(model, method, precision)
-    p = params_for(method, problem.operator.name, **overrides)
+    p = params_for(method, problem.operator.task, **overrides)
     steps = validation.check("steps", p["steps"])
     k = validation.check("samples", p.get("samples", 1))
     if k > 1 and method == "denoise":
@@ -116,10 +116,10 @@ def resolved_params(method: str, problem: Problem, overrides: dict) -> dict:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if method in DIFFUSION_METHODS:
         return params_for(
-            method, problem.operator.name, **{**overrides, "schedule": overrides.get("schedule") or "uniform"}
+            method, problem.operator.task, **{**overrides, "schedule": overrides.get("schedule") or "uniform"}
         )
     own = {k: v for k, v in overrides.items() if k in DEFAULTS.get(method, {})}
-    return params_for(method, problem.operator.name, **own)
+    return params_for(method, problem.operator.task, **own)
 
 
 def run_baseline(method: str, problem: Problem, params: dict) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Every sampler walks a descending list of timesteps with the DDPM posterior step (eq. 12, equal to eq. 17 / 23;
 strided jumps use alpha -> abar_t / abar_t') and yields a ``Frame`` every ``every`` steps and at the end.
 Closing the generator stops the work. All randomness comes from one ``torch.Generator`` seeded by ``seed``
-(drawn on the CPU, so a seed gives the same frames on any device).
+(drawn on the CPU, so a seed gives the same frames on any device). Parameters after the inputs are keyword-only
+and the tuned ones (steps, t0, zeta, scale, sigma_y) have no default here: ``diffdemo.defaults`` holds them.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.schedule import strided_timesteps, timestep_pairs  # noqa: F401  (strided_timesteps: re-exported)
 from diffdemo.stability import model_timesteps
+from diffdemo.validation import check_timestep
 
 
 @dataclass(frozen=True)
 class Frame:
-    """The state after one reverse step: x_t is at timestep ``t_next`` (-1 = clean), x0_hat was predicted at ``t``."""
+    """The state after one reverse step t -> t_prev (as in ``Schedule``): x_t is at timestep ``t_prev`` (-1 = clean),
+    x0_hat was predicted at ``t``."""
 
     step: int
     total: int
     t: int
-    t_next: int
+    t_prev: int
     x_t: torch.Tensor
     x0_hat: torch.Tensor
     residual: float | None = None  # mean over the batch of ||y - A x0_hat||_2
@@ -76,16 +79,17 @@ ALD_STABLE_FRACTION = 0.75  # zeta_t stays below this fraction of gradient desce
 
 
 def ald_step_size(
-    model: DiffusionModel, t: int, t_next: int, zeta: float, sigma_y: float, norm_sq: float = 1.0
+    model: DiffusionModel, t: int, t_prev: int, zeta: float, sigma_y: float, norm_sq: float = 1.0
 ) -> float:
     """Annealed zeta_t of eq. 27: zeta (1 - alpha_t) / (sigma_y^2 + 1 - abar_t), the Langevin step scaled
     by the likelihood's noise level at t (Jalal et al. 2021), so the pull is gentle at high noise.
 
     Capped at 0.75 / ||A||^2 (``norm_sq``): the step x += zeta_t 2 A^T (y - A x) is gradient descent on
     ||y - A x||^2, which diverges once zeta_t >= 1 / ||A||^2. Few strided steps make the last steps' zeta_t
-    large (zeta 4 at 100 steps reached 1.86 and the run blew up); at 250 steps the cap moves the result 0.04 dB."""
+    large enough to blow a run up; at the default step count the cap barely moves the result
+    (bench/RESULTS_faces.md)."""
     s = model.schedule
-    annealed = zeta * (1 - s.step_alpha(t, t_next)) / (sigma_y**2 + 1 - s.abar(t))
+    annealed = zeta * (1 - s.step_alpha(t, t_prev)) / (sigma_y**2 + 1 - s.abar(t))
     return min(annealed, ALD_STABLE_FRACTION / norm_sq)
 
 
@@ -127,7 +131,7 @@ def reverse_process(
     pairs = timestep_pairs(timesteps)
     every = len(pairs) if every is None else max(1, int(every))
     norm_sq = operator.norm_sq(y) if guidance == "score_ald" else 1.0
-    for i, (t, t_next) in enumerate(pairs):
+    for i, (t, t_prev) in enumerate(pairs):
         if guidance == "dps":
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
@@ -141,8 +145,8 @@ def reverse_process(
             if clip_x0:
                 x0 = x0.clamp(-1, 1)
         with torch.no_grad():
-            x_next = sched.reverse_mean_posterior(x, x0, t, t_next)
-            sigma = sched.posterior_std(t, t_next) if stochastic else 0.0
+            x_next = sched.reverse_mean_posterior(x, x0, t, t_prev)
+            sigma = sched.posterior_std(t, t_prev) if stochastic else 0.0
             if sigma > 0:
                 x_next = x_next + sigma * _randn(x.shape, gen, device)
             if guidance == "dps":
@@ -150,11 +154,11 @@ def reverse_process(
                     grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
                 x_next = x_next - scale * grad
             elif guidance == "score_ald":
-                zeta_t = ald_step_size(model, t, t_next, scale, sigma_y, norm_sq)
+                zeta_t = ald_step_size(model, t, t_prev, scale, sigma_y, norm_sq)
                 x_next = x_next + zeta_t * 2 * operator.A_adjoint(y - operator.A(x))
         x = x_next
         if (i + 1) % every == 0 or i + 1 == len(pairs):
-            yield Frame(i + 1, len(pairs), t, t_next, x, x0, _residual(operator, y, x0), i + 1)
+            yield Frame(i + 1, len(pairs), t, t_prev, x, x0, _residual(operator, y, x0), i + 1)
 
 
 # --- the five tasks -------------------------------------------------------------------------------
@@ -162,12 +166,6 @@ def noise_image(model: DiffusionModel, x0: torch.Tensor, t: int, seed: int = 0) 
     """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z with a seeded z (eq. 3)."""
     g = torch.Generator().manual_seed(int(seed))
     return model.schedule.add_noise(x0.float(), int(t), torch.randn(x0.shape, generator=g)).to(model.device)
-
-
-def _check_t(model: DiffusionModel, t: int, what: str) -> int:
-    if not 0 <= int(t) < model.schedule.T:
-        raise ValueError(f"{what} must be in [0, {model.schedule.T - 1}], got {t}")
-    return int(t)
 
 
 # The tasks take keyword-only parameters with no tuned values of their own: the tuned ones live in
@@ -184,7 +182,7 @@ def denoise(
     schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24); steps=None: every t."""
-    t_start = _check_t(model, t_start, "t")
+    t_start = check_timestep(t_start, model.schedule.T, "t")
     ts = model_timesteps(model, min(steps or t_start + 1, t_start + 1), t_start, schedule)
     return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
 
@@ -212,7 +210,7 @@ def sdedit(
 ) -> Iterator[Frame]:
     """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26); steps=None:
     every t from t0."""
-    t0 = _check_t(model, t0, "t0")
+    t0 = check_timestep(t0, model.schedule.T, "t0")
     gen = torch.Generator().manual_seed(int(seed))
     start = operator.init_estimate(y.float())
     x = model.schedule.add_noise(start, t0, torch.randn(start.shape, generator=gen))

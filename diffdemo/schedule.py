@@ -10,6 +10,8 @@ from functools import cached_property
 
 import torch
 
+from diffdemo.validation import check_timestep
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -82,29 +84,37 @@ class Schedule:
         b = float(self.betas[t])
         return (1 - b) ** 0.5 * x_prev + b**0.5 * noise
 
-    # --- parameterisations -----------------------------------------------------------------
-    def score_from_eps(self, eps: torch.Tensor, t: int) -> torch.Tensor:
+    # --- parameterisations: the one place eq. 19 and eq. 22 are written (models call these) -----------------
+    def abar_like(self, t, x: torch.Tensor) -> torch.Tensor:
+        """alpha_bar_t (float32 table cast to x's device and dtype) broadcast against x; ``t`` an int or a 1-D
+        tensor with one timestep per batch element."""
+        abar = self.alpha_bar_on(x.device, x.dtype)
+        if isinstance(t, torch.Tensor) and t.ndim > 0:
+            return abar[t.to(x.device).long()].view(-1, *([1] * (x.ndim - 1)))
+        return abar[int(t)]
+
+    def score_from_eps(self, eps: torch.Tensor, t) -> torch.Tensor:
         """s = -eps / sqrt(1 - abar_t) (eq. 22)."""
-        return -eps / (1 - self.abar(t)) ** 0.5
+        return -eps / (1 - self.abar_like(t, eps)).sqrt()
 
-    def eps_from_score(self, score: torch.Tensor, t: int) -> torch.Tensor:
-        """Inverse of eq. 22."""
-        return -score * (1 - self.abar(t)) ** 0.5
+    def eps_from_score(self, score: torch.Tensor, t) -> torch.Tensor:
+        """Inverse of eq. 22: eps = -sqrt(1 - abar_t) s."""
+        return -score * (1 - self.abar_like(t, score)).sqrt()
 
-    def x0_from_eps(self, x_t: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
+    def x0_from_eps(self, x_t: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 19)."""
-        a = self.abar(t)
-        return (x_t - (1 - a) ** 0.5 * eps) / a**0.5
+        a = self.abar_like(t, x_t)
+        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
-    def x0_from_score(self, x_t: torch.Tensor, score: torch.Tensor, t: int) -> torch.Tensor:
+    def x0_from_score(self, x_t: torch.Tensor, score: torch.Tensor, t) -> torch.Tensor:
         """Tweedie: x0_hat = (x_t + (1 - abar_t) s) / sqrt(abar_t) (eq. 11)."""
-        a = self.abar(t)
-        return (x_t + (1 - a) * score) / a**0.5
+        a = self.abar_like(t, x_t)
+        return (x_t + (1 - a) * score) / a.sqrt()
 
-    def eps_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t: int) -> torch.Tensor:
+    def eps_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t) -> torch.Tensor:
         """Inverse of eq. 19: eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
-        a = self.abar(t)
-        return (x_t - a**0.5 * x0) / (1 - a) ** 0.5
+        a = self.abar_like(t, x_t)
+        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
     # --- reverse step ----------------------------------------------------------------------
     def step_alpha(self, t: int, t_prev: int) -> float:
@@ -177,9 +187,7 @@ def distinct_descending(targets, start: int) -> list[int]:
 
 
 def _check_start(T: int, steps: int, start: int | None) -> tuple[int, int]:
-    start = T - 1 if start is None else int(start)
-    if not 0 <= start < T:
-        raise ValueError(f"start timestep must be in [0, {T - 1}], got {start}")
+    start = T - 1 if start is None else check_timestep(start, T, "start timestep")
     steps = int(steps)
     if not 1 <= steps <= start + 1:
         raise ValueError(f"steps must be in [1, {start + 1}] when starting at t={start}, got {steps}")

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffdemo.errors import DiffdemoError, OverBudget
-
-HUB_ALLOWED = ("google/ddpm-celebahq-256", "google/ddpm-ema-celebahq-256", "google/ddpm-cifar10-32")
+from diffdemo.hub import HUB_MODELS
 
 
 class TimeCapReached(DiffdemoError):
@@ -84,7 +83,7 @@ def allowed_models(default: str | None = None) -> list[str]:
     ($DIFFDEMO_MODEL, chosen by whoever started it) and $DIFFDEMO_ALLOWED_MODELS (comma-separated)."""
     from diffdemo.models import available_models, canonical_name
 
-    names = [*available_models(), *HUB_ALLOWED]
+    names = [*available_models(), *HUB_MODELS]
     extra = [n.strip() for n in os.environ.get("DIFFDEMO_ALLOWED_MODELS", "").split(",") if n.strip()]
     for name in [default, *extra]:
         if name:

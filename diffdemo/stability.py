@@ -54,7 +54,7 @@ def compute_profile(
     from diffdemo import analysis
 
     T = model.schedule.T
-    ts = sorted({min(max(int(t), 0), T - 1) for t in timesteps})
+    ts = sorted({min(max(int(t), 1), T - 1) for t in timesteps})  # clamped into the one rule, 1 <= t <= T - 1
     rows = [(i, t) for i in range(len(images)) for t in ts]
     rho_s = np.zeros((len(images), len(ts)))
     rho_f = np.zeros((len(images), len(ts)))

@@ -8,8 +8,8 @@ import os
 def auto_threads() -> int:
     """Intra-op threads for torch: the cores not already busy (at least 1).
 
-    On a CPU shared with another job (say, training), torch's OpenMP workers spin against it: a 64 px UNet
-    forward measured 10-15x slower with 2 threads than with 1 on a 2-core machine running a training job.
+    On a CPU shared with another job (say, training), torch's OpenMP workers spin against it and a forward with
+    more threads than free cores runs many times slower (bench/RESULTS_engine.md).
     """
     cores = os.cpu_count() or 1
     try:

@@ -36,10 +36,9 @@ def build_unet(sample_size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 
 
     ``norm_groups``: GroupNorm groups. With as many groups as the first block has channels (32 on 32, which
     faces64 up to step 4,115 used) every group is one channel: instance normalisation, which erases each
-    channel's spatial mean. The network then cannot see the image's average colour: measured on faces64 at
-    step 4,115, eps_theta explained ~1% of the variance of the noise's per-channel mean at t = 300..900
-    (against 99.9% of the noise overall), and samples came out with strong global colour casts. 8 groups keep
-    4+ channels per group, as the DDPM reference models do (32 groups on 128 channels).
+    channel's spatial mean. The network then cannot see the image's average colour, and samples came out with
+    strong global colour casts (measured: bench/RESULTS_faces.md). 8 groups keep 4+ channels per group, as the
+    DDPM reference models do (32 groups on 128 channels).
     """
     from diffusers import UNet2DModel
 
@@ -60,8 +59,8 @@ def build_unet(sample_size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 
 def dc_loss(pred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Mean squared error of the per-channel spatial means of eps_theta against those of eps.
 
-    The plain MSE already contains this term once, but at 64x64 it is ~2% of the loss, so the network learns
-    the average colour last; yet at high t every unit of error in it is amplified by 1/sqrt(abar_t) in x0_hat
+    The plain MSE already contains this term once, but at 64x64 it is a small part of the loss
+    (bench/RESULTS_faces.md), so the network learns the average colour last; yet at high t every unit of error in it is amplified by 1/sqrt(abar_t) in x0_hat
     and shows as a colour cast in the samples. Adding (w - 1) times this term counts it w times. The minimiser
     is unchanged: the mean of E[eps | x_t] is E[mean(eps) | x_t], which minimises both terms.
     """
@@ -139,7 +138,7 @@ def train(args) -> dict:
     data = load_faces(Path(args.data))
     schedule = Schedule.linear()
     abar = schedule.alpha_bar.float()
-    # channels_last: about 1.2x faster convolutions on this CPU (measured); bf16 only pays off with AMX
+    # channels_last: faster convolutions on CPUs; bf16 only pays off with AMX (bench/RESULTS_engine.md)
     model = build_unet(norm_groups=args.norm_groups).to(memory_format=torch.channels_last)
     ema = build_unet(norm_groups=args.norm_groups)
     ema.load_state_dict(model.state_dict())
@@ -255,9 +254,7 @@ def parse_args(argv=None):
         "trained with another value warm-starts from them: GroupNorm's parameters do not depend on it",
     )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--bf16", action="store_true", help="bf16 autocast: ~1.6x faster on CPUs with AMX, 2x slower without"
-    )
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast: faster on CPUs with AMX, slower without")
     p.add_argument("--resume", action="store_true", help="continue from the local checkpoint or the committed model")
     p.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this many minutes; 0 = no limit")
     p.add_argument("--save-every", type=int, default=100)

@@ -284,7 +284,7 @@ def test_samples_slider_follows_method_and_operator():
 
 
 def test_time_estimate_counts_the_averaged_chains():
-    from diffdemo.ui_helpers import evaluations, image_evaluations, run_seconds
+    from diffdemo.estimates import evaluations, image_evaluations, run_seconds
 
     cost = {"forward_s": 0.02, "grad_s": 0.06}
     one, four = evaluations("dps", steps=100), evaluations("dps", steps=100, samples=4)
@@ -311,7 +311,7 @@ class _TimedModel:
 
 
 def test_measured_cost_recovers_a_known_batch_slope():
-    from diffdemo.ui_helpers import measure_cost
+    from diffdemo.estimates import measure_cost
 
     cost = measure_cost(_TimedModel())
     assert cost["forward_s"] == pytest.approx(0.03, abs=0.006)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffdemo import estimates, experiments, plots, ui_helpers
+from diffdemo import estimates, experiments, plots
 
 MODEL = "test-model"
 COST = {"forward_s": 0.5, "grad_s": 1.5, "batch_slope": 0.5, "estimated": False}
@@ -80,16 +80,16 @@ def test_a_stale_startup_timing_is_taken_again(monkeypatch):
             return x * 1.0
 
     model = Model()
-    first = ui_helpers.measure_cost(model)
+    first = estimates.measure_cost(model)
     calls = Model.calls
-    assert ui_helpers.measure_cost(model)["measured_at"] == first["measured_at"] and Model.calls == calls
-    again = ui_helpers.measure_cost(model, max_age_s=0.0)
+    assert estimates.measure_cost(model)["measured_at"] == first["measured_at"] and Model.calls == calls
+    again = estimates.measure_cost(model, max_age_s=0.0)
     assert again["measured_at"] > first["measured_at"] and Model.calls > calls
 
 
 def test_psnr_curve_work_counts_each_timestep():
     ts = experiments.log_timesteps(1000, 4)
-    assert ui_helpers.evaluations("psnr_curve", steps=50, points=4) == {"forwards": sum(min(50, t + 1) for t in ts)}
+    assert estimates.evaluations("psnr_curve", steps=50, points=4) == {"forwards": sum(min(50, t + 1) for t in ts)}
 
 
 # --- readable plots ----------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def test_frames_stream_and_closing_stops_the_work(tiny_model):
     assert counting.calls == 5
     frames = list(sample(tiny_model, n=1, steps=7, seed=0, every=3))
     assert [f.step for f in frames] == [3, 6, 7]
-    assert frames[-1].t_next == -1 and frames[-1].t == 0
+    assert frames[-1].t_prev == -1 and frames[-1].t == 0
 
 
 def test_frames_carry_measurement_residual(tiny_model):

@@ -39,12 +39,11 @@ def _allowed(name: str) -> str:
 def _model(name: str):
     """Open a model or show why it cannot be opened (not offered here, no network for a hub id...). Only
     events in the HEAVY concurrency group call this: loading a model is counted against that limit."""
-    from diffdemo.models import ModelUnavailable
-    from diffdemo.ui_helpers import open_model
+    from diffdemo.models import ModelUnavailable, load_model
 
     canonical = _allowed(name)
     try:
-        return open_model(canonical)
+        return load_model(canonical)
     except ModelUnavailable as exc:
         raise gr.Error(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
 
@@ -85,8 +84,8 @@ def guarded(fn):
 
 def _budget(*works: tuple[str, dict]) -> None:
     """Refuse a request above this server's budget of network evaluations, before any work."""
+    from diffdemo.estimates import evaluations, image_evaluations
     from diffdemo.serving import check_budget
-    from diffdemo.ui_helpers import evaluations, image_evaluations
 
     check_budget(sum(image_evaluations(evaluations(task, **params)) for task, params in works))
 

@@ -69,7 +69,7 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
             continue
         frame = item.frame
         progress(frame.step / frame.total, desc=f"denoising: step {frame.step}/{frame.total}")
-        status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_next, 0)})"
+        status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_prev, 0)})"
         run.track(frame.step, frame.total, {"clean": x0, "noised": rows["noisy"].reconstruction, "x_t": frame.x_t})
         yield noisy, _file(frame.x_t, "x_t"), _file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
         noisy = gr.skip()  # sent once

@@ -15,7 +15,7 @@ from diffdemo.ui.texts import INTRO
 def populate_pickers():
     """Fill the model list and the gallery once the page is open (keeps the engine import out of start-up)."""
     from diffdemo.imaging import bundled_images
-    from diffdemo.models import HUB_MODELS
+    from diffdemo.hub import HUB_MODELS
     from diffdemo.serving import allowed_models
 
     models = list(dict.fromkeys([default_model(), *allowed_models(default_model())]))
@@ -44,7 +44,7 @@ _hub_checked: list = [0.0, False]
 
 def _hub_online(max_age_s: float = 300) -> bool:
     """Whether the Hugging Face hub answers (asked at most every five minutes: offline it costs up to 2 s)."""
-    from diffdemo.ui_helpers import hub_reachable
+    from diffdemo.hub import hub_reachable
 
     if time.monotonic() - _hub_checked[0] > max_age_s:
         _hub_checked[:] = [time.monotonic(), hub_reachable()]
@@ -53,7 +53,8 @@ def _hub_online(max_age_s: float = 300) -> bool:
 
 def _unreachable(name: str) -> bool:
     """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
-    from diffdemo.ui_helpers import _in_hf_cache, is_local, is_open
+    from diffdemo.hub import in_hf_cache as _in_hf_cache
+    from diffdemo.models import is_local, is_open
 
     name = (name or "").strip()
     if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
@@ -63,9 +64,9 @@ def _unreachable(name: str) -> bool:
 
 def model_info(name: str) -> str:
     """The model's size and its measured cost; or, for a hub model not downloaded, an estimate; or why not."""
-    from diffdemo.models import ModelUnavailable
+    from diffdemo.estimates import cost_for, format_seconds
+    from diffdemo.models import ModelUnavailable, is_local
     from diffdemo.serving import check_model
-    from diffdemo.ui_helpers import cost_for, format_seconds, is_local
 
     name = (name or "").strip()
     if _unreachable(name):

@@ -41,8 +41,7 @@ BOX_CHOICES = [("centre", "center"), ("eyes", "eyes"), ("mouth", "mouth"), ("dra
 
 
 def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed):
-    from diffdemo.operators import OPERATORS, DrawnMask, make_operator
-    from diffdemo.ui_helpers import hole_from_layers
+    from diffdemo.operators import OPERATORS, DrawnMask, hole_from_layers, make_operator
 
     _valid("check_choice", "operator", operator, OPERATORS)
     size = model.size
@@ -89,7 +88,7 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
         else:
             items.append((_file(frame.x0_hat, name), f"{title}: x0_hat at step {frame.step}/{frame.total}"))
             if single:
-                items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_next, 0)}"))
+                items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_prev, 0)}"))
         if single and frame.x_std is not None:
             from diffdemo.plots import spread_picture
 

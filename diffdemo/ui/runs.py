@@ -74,7 +74,7 @@ class Run:
 
     def save(self, images: dict, **found) -> tuple[dict, list[str]]:
         """The finished record and its files (PNGs and results.json in a fresh results folder)."""
-        from diffdemo.ui_helpers import write_results
+        from diffdemo.jsonio import write_results
 
         record = self.state(**found)
         return record, write_results(_run_dir(self.task), images, record)
@@ -120,7 +120,7 @@ def _on_failure(task: str):
 
 def stop_note(task: str, request: gr.Request = None):
     """After Stop: the shown state, marked partial; the JSON says where the run stopped; downloads to match."""
-    from diffdemo.ui_helpers import write_results
+    from diffdemo.jsonio import write_results
 
     _stopped[(_session(request), task)] = time.monotonic()
     state = _live.pop((_session(request), task), None)
@@ -148,9 +148,9 @@ def _failed(task: str, request: gr.Request = None):
 def estimate(model_name: str, task: str, **params) -> str:
     """'Expected run time: ~N s' before a run: learnt from earlier runs of the same kind, else from a timing.
     Never loads a model (a light event): before the model has loaded it says so."""
+    from diffdemo.estimates import format_seconds
     from diffdemo.models import ModelUnavailable, cached_model, resolve_model_dir
     from diffdemo.serving import check_model
-    from diffdemo.ui_helpers import format_seconds
 
     methods = params.pop("methods", None) if task == "compare" else None
     if _unreachable(model_name):

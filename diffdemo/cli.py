@@ -238,7 +238,7 @@ def add_reproduce(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local diffusers folder or hub id")
     p.add_argument("--quick", action="store_true", help="few steps, few images: a smoke run of every figure")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's budget
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: the cores not already busy)")
     add_precision(p)

@@ -52,8 +52,9 @@ class Step:
 class Row:
     """One finished method: scores of its result, its cost and what it ran with.
 
-    ``residual`` is ||y - A x_hat|| (None without a measurement); ``seconds`` the wall time between its frames
-    (the steps and their scoring, not the other methods' turns); ``nfe`` network evaluations per chain;
+    ``residual`` is ||y - A x_hat|| (None without a measurement); ``seconds`` the wall time its sampler ran (not
+    the other methods' turns, the Steps' scoring or the caller's formatting: the same with or without
+    streaming); ``nfe`` network evaluations per chain;
     ``precision`` the network's number format (None: no network); ``schedule`` the timestep list (None: none)."""
 
     method: str

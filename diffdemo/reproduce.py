@@ -844,7 +844,7 @@ def reproduce(
     model: DiffusionModel,
     out: str | Path,
     budget: str | Budget = "full",
-    seed: int = 0,
+    seed: int = defaults.SEED,
     progress: bool = True,
     threads: int | None = None,
     precision: str = "auto",

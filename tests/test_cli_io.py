@@ -253,6 +253,7 @@ def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
     assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples"))  # -> params_for
     sample = parser.parse_args(["sample", "--out", "o"])
     assert {"n": sample.n, "steps": sample.steps} == defaults.SAMPLE and sample.seed == defaults.SEED
+    assert parser.parse_args(["reproduce", "--out", "o"]).seed == defaults.SEED
     tuned = {"steps", "t0", "scale", "zeta", "sigma_y", "n"}
     for fn in (samplers.denoise, samplers.sample, samplers.sdedit, samplers.score_ald, samplers.dps):
         params = inspect.signature(fn).parameters

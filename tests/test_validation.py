@@ -3,7 +3,6 @@ error contract: the user's errors exit 2 before any work, bugs exit 1 with their
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,15 +13,7 @@ from diffdemo import jsonio, validation
 from diffdemo.cli import main
 from diffdemo.defaults import RANGES
 from diffdemo.errors import DiffdemoError, InvalidParameter
-
-
-def strict_loads(text: str):
-    """json.loads that rejects NaN, Infinity and -Infinity (as a strict parser does)."""
-
-    def refuse(constant):
-        raise ValueError(f"non-standard JSON constant {constant}")
-
-    return json.loads(text, parse_constant=refuse)
+from tests.conftest import strict_loads
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,9 @@ def _creatable(out: Path, path) -> Path:
     parent = out
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        raise InvalidParameter(f"--out {path} cannot be created: a folder on its way is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidParameter(f"--out {path} cannot be written here (no permission to create or write it)")
     return out
 

@@ -332,26 +332,32 @@ def test_time_estimate_counts_the_averaged_chains():
 
 
 class _TimedModel:
-    """A stand-in network whose evaluation takes a known 20 ms + 10 ms per image (so batch 4 = 2x batch 1)."""
+    """A stand-in network whose evaluation takes a known 20 ms + 10 ms per image (so batch 4 = 2x batch 1) on a
+    fake clock that only its evaluations advance: the timing is exact, whatever else the machine is doing."""
 
     sample_shape, device, size, name, n_params = (3, 4, 4), "cpu", 4, "timed", None
     schedule = type("Schedule", (), {"T": 1000})()
 
+    def __init__(self):
+        self.now = 0.0
+
     def eps(self, x, t):
-        time.sleep(0.02 + 0.01 * len(x))
+        self.now += 0.02 + 0.01 * len(x)
         return x
 
     def x0_hat(self, x, t):
         return self.eps(x, t) * 1.0
 
 
-def test_measured_cost_recovers_a_known_batch_slope():
+def test_measured_cost_recovers_a_known_batch_slope(monkeypatch):
     from diffdemo.ui_helpers import measure_cost
 
-    cost = measure_cost(_TimedModel())
-    assert cost["forward_s"] == pytest.approx(0.03, abs=0.006)
-    assert cost["grad_s"] == pytest.approx(0.03, abs=0.006)
-    assert cost["batch_slope"] == pytest.approx(1 / 3, abs=0.08)  # (0.06 / 0.03 - 1) / 3
+    model = _TimedModel()
+    monkeypatch.setattr(time, "perf_counter", lambda: model.now)
+    cost = measure_cost(model)
+    assert cost["forward_s"] == pytest.approx(0.03, abs=1e-12)
+    assert cost["grad_s"] == pytest.approx(0.03, abs=1e-12)
+    assert cost["batch_slope"] == pytest.approx(1 / 3, abs=1e-12)  # (0.06 / 0.03 - 1) / 3
 
 
 # --- hardening for a public deployment (diffdemo/serving.py, diffdemo/validation.py) ------------------------

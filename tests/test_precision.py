@@ -59,7 +59,8 @@ def test_restore_names_its_precision_and_bf16_dps_tracks_fp32(tiny_model, face64
     r16 = restore(tiny_model, "dps", problem, precision="bf16", steps=6)
     assert (r32["precision"], r16["precision"]) == ("fp32", "bf16")
     assert abs(r16["psnr"] - r32["psnr"]) < 0.5
-    assert not torch.equal(r16["reconstruction"], r32["reconstruction"])
+    rel = float((r16["reconstruction"] - r32["reconstruction"]).norm() / r32["reconstruction"].norm())
+    assert 1e-4 < rel < 0.1  # really bf16, not fp32, and only its rounding away
     assert restore(None, "wiener", problem)["precision"] is None  # no network, no precision
 
 

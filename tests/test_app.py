@@ -220,7 +220,7 @@ def test_spectrum(served):
         assert len(r["singular_values_Js"]) == 2 and r["singular_values_Js"][0] > 0
         assert r["rho_Jf"] > 0
     assert "rho(J_f)" in text
-    assert json.loads(vectors["plot"])["data"]
+    assert [trace["type"] for trace in json.loads(vectors["plot"])["data"]] == ["image"] * 4  # 2 vectors x 2 t
     assert written_record(files) == record
 
 

@@ -1,7 +1,6 @@
 """The CLI contract, image input edge cases, metrics and classical baselines."""
 
 import io
-import json
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from diffdemo.imaging import ImageError, bundled_images, grid, load_image, to_te
 from diffdemo.models import load_model
 from diffdemo.operators import BoxInpaint, GaussianBlur, make_operator
 from diffdemo.samplers import dps, posterior_mean
+from tests.conftest import strict_loads
 
 RESTORE_KEYS = {"method", "operator", "psnr", "ssim", "lpips", "psnr_measurement", "seconds", "nfe"}
 
@@ -59,13 +59,13 @@ def test_restore_contract(capsys, tmp_path, tiny_model_dir, method, operator):
         ],
     )
     assert code == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = strict_loads(out.strip().splitlines()[-1])
     assert RESTORE_KEYS <= set(result)
     assert result["method"] == method and result["operator"] == operator
     assert result["nfe"] == (3 if method in ("dps", "score_ald", "sdedit", "denoise") else 0)
     for name in ("truth.png", "measurement.png", "reconstruction.png"):
         assert np.asarray(Image.open(out_dir / name)).shape == (16, 16, 3)
-    assert json.loads((out_dir / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
+    assert strict_loads((out_dir / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
     # the tiny model's 16 px images are below AlexNet's smallest input: no number, and the reason says so
     assert result["lpips"] is None and "at least 32x32" in metrics.lpips_status(size=16)
 
@@ -74,7 +74,7 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     args = ["restore", "--model", str(tiny_model_dir), "--method", "dps", "--steps", "4", "--seed", "9"]
     _, out1, _ = _run(capsys, [*args, "--out", str(tmp_path / "a")])
     _, out2, _ = _run(capsys, [*args, "--out", str(tmp_path / "b")])
-    a, b = json.loads(out1.splitlines()[-1]), json.loads(out2.splitlines()[-1])
+    a, b = strict_loads(out1.splitlines()[-1]), strict_loads(out2.splitlines()[-1])
     assert a["psnr"] == b["psnr"]
     assert (tmp_path / "a/reconstruction.png").read_bytes() == (tmp_path / "b/reconstruction.png").read_bytes()
     # the CLI's default problem is deblurring, where DPS averages 4 chains with the normalised step (defaults.py)
@@ -89,7 +89,7 @@ def test_restore_dps_is_the_samplers_own_run(capsys, tmp_path, tiny_model_dir, r
     argv += ["--scale", "1", "--samples", str(samples), "--precision", "fp32", "--out", str(tmp_path)]
     code, out, err = _run(capsys, argv + (["--raw-dps-step"] if raw else []))
     assert code == 0, err
-    line = json.loads(out.strip().splitlines()[-1])
+    line = strict_loads(out.strip().splitlines()[-1])
     assert line["params"]["samples"] == samples and line["params"].get("normalize", True) is not raw
 
     model = load_model(str(tiny_model_dir)).with_precision("fp32")
@@ -108,7 +108,7 @@ def test_sample_contract(capsys, tmp_path, tiny_model_dir):
         ["sample", "--model", str(tiny_model_dir), "--n", "3", "--steps", "4", "--seed", "1", "--out", str(tmp_path)],
     )
     assert code == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = strict_loads(out.strip().splitlines()[-1])
     assert {"n", "seconds", "nfe"} <= set(result) and result["n"] == 3 and result["nfe"] == 4
     assert len(list(tmp_path.glob("sample_*.png"))) == 3
 
@@ -159,7 +159,7 @@ def test_real_process_exit_code_and_last_line_json(tmp_path, tiny_model_dir):
         timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout.strip().splitlines()[-1])["method"] == "wiener"
+    assert strict_loads(ok.stdout.strip().splitlines()[-1])["method"] == "wiener"
     bad = subprocess.run(
         [sys.executable, "-m", "diffdemo", "restore", "--method", "nope", "--out", str(tmp_path)],
         capture_output=True,

@@ -3,8 +3,6 @@ result names its precision."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -12,6 +10,7 @@ from diffdemo import precision as P
 from diffdemo.cli import main
 from diffdemo.operators import make_operator
 from diffdemo.restore import make_problem, restore
+from tests.conftest import strict_loads
 
 
 def test_auto_follows_the_device_and_the_per_method_list(monkeypatch):
@@ -69,14 +68,14 @@ def test_cli_precision_in_the_json_and_refused_for_jacobians(capsys, tmp_path, t
     code = main(["restore", *base, "--method", "sdedit", "--steps", "3", "--precision", "bf16", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert json.loads(out.splitlines()[-1])["precision"] == "bf16"
-    assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "bf16"
+    assert strict_loads(out.splitlines()[-1])["precision"] == "bf16"
+    assert strict_loads((tmp_path / "metrics.json").read_text())["precision"] == "bf16"
     code = main(["sample", "--model", str(tiny_model_dir), "--n", "1", "--steps", "2", "--precision", "fp32",
                  "--out", str(tmp_path / "s")])  # fmt: skip
     out, _ = capsys.readouterr()
-    assert code == 0 and json.loads(out.splitlines()[-1])["precision"] == "fp32"
+    assert code == 0 and strict_loads(out.splitlines()[-1])["precision"] == "fp32"
     probe = ["probe", *base, "--pixel", "3", "4", "--t", "100", "--out", str(tmp_path / "p")]
     assert main([*probe, "--precision", "bf16"]) == 2
     assert "fp32" in capsys.readouterr().err
     assert main([*probe, "--precision", "auto"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["precision"] == "fp32"
+    assert strict_loads(capsys.readouterr().out.splitlines()[-1])["precision"] == "fp32"

@@ -249,6 +249,12 @@ def test_cli_bug_is_exit_1_with_traceback(capsys, monkeypatch, tmp_path, tiny_mo
     assert "in eps" in err  # the traceback reaches the failing line
 
 
+def test_cli_interrupt_is_exit_130_with_one_line(capsys, monkeypatch, tmp_path, tiny_model_dir):
+    fail_inside_the_network(monkeypatch, KeyboardInterrupt())
+    code = main([*SAMPLE, "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    assert (code, capsys.readouterr().err) == (130, "error: interrupted\n")
+
+
 def test_cli_stdout_and_files_are_strict_json(capsys, tmp_path, tiny_model_dir):
     out_dir = tmp_path / "run"
     code = main(["restore", "--model", str(tiny_model_dir), "--method", "wiener", "--out", str(out_dir)])

@@ -21,6 +21,7 @@ from diffdemo.models import DEFAULT_MODEL
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
+OUT_IS_FILE = ("profile",)  # --out names a file for these commands, a folder for every other
 
 
 class UsageError(DiffdemoError):
@@ -533,8 +534,9 @@ def main(argv=None) -> int:
     """Run one command: 0 and a strict JSON line; 2 and one line for the user's errors; 1 and a traceback for bugs."""
     try:
         args = build_parser().parse_args([str(a) for a in argv] if argv is not None else None)
-        if getattr(args, "out", None) is not None:
-            validation.check_out_dir(args.out)  # an existing file or an unwritable place: refused before any work
+        if getattr(args, "out", None) is not None:  # wrong kind of path, or unwritable: refused before any work
+            check_out = validation.check_out_file if args.command in OUT_IS_FILE else validation.check_out_dir
+            check_out(args.out)
         result = args.run(args)
         line = dumps(result)
     except DiffdemoError as exc:

@@ -1,7 +1,8 @@
 """The project's own error types: bad input from a user, said in one line (exit 2 on the CLI).
 
-Anything else raised inside diffdemo is a bug and keeps its traceback. Messages name no server path and
-carry no library's exception text (a public Space must not let a caller probe the machine).
+Anything else raised inside diffdemo is a bug and keeps its traceback. Subclasses that live beside their code:
+``imaging.ImageError``, ``models.ModelUnavailable``, ``serving.TimeCapReached``, ``cli.UsageError``. Messages
+name no server path and carry no library's exception text (a public Space must not let a caller probe the machine).
 """
 
 from __future__ import annotations

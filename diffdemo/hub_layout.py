@@ -8,10 +8,11 @@ T = 1000). ``widths`` shrinks the channels for tests; the block types and layout
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
+
+from diffdemo.jsonio import write_json
 
 CELEBAHQ_256_ID = "google/ddpm-celebahq-256"
 CELEBAHQ_256_UNET = {
@@ -88,5 +89,5 @@ def save_pipeline_folder(unet, out: Path, weights: str = "safetensors") -> Path:
         "scheduler": ["diffusers", "DDPMScheduler"],
         "unet": ["diffusers", "UNet2DModel"],
     }
-    (out / "model_index.json").write_text(json.dumps(index, indent=2))
+    write_json(out / "model_index.json", index, indent=2)
     return out

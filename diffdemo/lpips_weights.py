@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import pickle
 import sys
 import tarfile
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from diffdemo.jsonio import dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = ROOT / "assets" / "lpips"
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
         report[net] = {"file": str(path), "sha256": sha256(path), "d_p0": round(d0, 4), "d_p1": round(d1, 4)}
         report[net]["reference"] = list(want)
         report[net]["matches_reference"] = match
-    print(json.dumps(report, allow_nan=False))
+    print(dumps(report))
     return 0 if ok else 1
 
 

@@ -96,14 +96,32 @@ def check_choice(label: str, value, choices) -> str:
     return value
 
 
+def _creatable(out: Path, path) -> Path:
+    """``out`` if its nearest existing ancestor (itself, if it exists) is a folder that lets us create the rest."""
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidParameter(f"--out {path} cannot be created: a folder on its way is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidParameter(f"--out {path} cannot be written here (no permission to create or write it)")
+    return out
+
+
 def check_out_dir(path) -> Path:
     """An output folder that can be written: not an existing file, and creatable here (refused before any work)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InvalidParameter(f"--out {path} exists and is not a folder")
-    parent = out
-    while not parent.exists():  # the nearest existing ancestor must let us create the rest
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    return _creatable(out, path)
+
+
+def check_out_file(path) -> Path:
+    """An output file that can be written: not an existing folder, and its folder creatable here."""
+    out = Path(path)
+    if out.is_dir():
+        raise InvalidParameter(f"--out {path} is a folder: give a file name")
+    if out.exists() and not os.access(out, os.W_OK):
         raise InvalidParameter(f"--out {path} cannot be written here (no permission to create or write it)")
+    _creatable(out.parent, path)
     return out

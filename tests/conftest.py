@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from diffdemo.imaging import bundled_images, load_image, to_tensor
 from diffdemo.models import GaussianPrior, UNetModel
 from diffdemo.train import export, load_faces, scheduler_config
+
+
+def strict_loads(text: str):
+    """json.loads that rejects NaN, Infinity and -Infinity, as a strict parser (a browser's JSON.parse) does."""
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def make_tiny_unet(size: int = 16, seed: int = 0):

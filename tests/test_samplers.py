@@ -18,6 +18,7 @@ from diffdemo.samplers import (
     strided_timesteps,
     timestep_pairs,
 )
+from diffdemo.stability import model_timesteps
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +99,21 @@ def test_seeded_runs_reproduce_bit_for_bit(tiny_model, face64):
     x0 = torch.nn.functional.avg_pool2d(face64, 4)
     op = GaussianBlur(5, 1.0)
     y = op.measure(x0, 0.05, torch.Generator().manual_seed(0))
-    runs = [last_frame(dps(tiny_model, op, y, scale=1.0, steps=6, seed=s)).x_t for s in (3, 3, 4)]
+    kw = dict(scale=1.0, steps=6, normalize=True, every=1, schedule="uniform")
+    runs = [last_frame(dps(tiny_model, op, y, seed=s, **kw)).x_t for s in (3, 3, 4)]
     assert torch.equal(runs[0], runs[1])
-    assert not torch.equal(runs[0], runs[2])
-    a = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11)]
-    b = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11)]
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
-    s1 = last_frame(sdedit(tiny_model, op, y, t0=200, steps=4, seed=1)).x_t
-    s2 = last_frame(sdedit(tiny_model, op, y, t0=200, steps=4, seed=1)).x_t
+    # the seed's whole meaning (module docstring): x_T and every later draw come from one generator seeded with it
+    gen = torch.Generator().manual_seed(4)
+    x_T = torch.randn(y.shape, generator=gen)
+    ts = model_timesteps(tiny_model, 6, None, "uniform")
+    by_hand = reverse_process(tiny_model, x_T, ts, generator=gen, guidance="dps", operator=op, y=y, scale=1.0)
+    assert torch.equal(runs[2], last_frame(by_hand).x_t)
+    a = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11, every=1, schedule="uniform")]
+    b = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11, every=1, schedule="uniform")]
+    assert len(a) == len(b) == 5 and all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    kw = dict(t0=200, steps=4, seed=1, every=1, schedule="uniform")
+    s1 = last_frame(sdedit(tiny_model, op, y, **kw)).x_t
+    s2 = last_frame(sdedit(tiny_model, op, y, **kw)).x_t
     assert torch.equal(s1, s2)
 
 

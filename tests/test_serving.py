@@ -208,8 +208,11 @@ def test_prune_bounds_results_by_size_and_age(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run4"]
 
 
-def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model):
-    """A frame that takes long (many evaluations) is cut at the next evaluation past the deadline."""
+def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model, monkeypatch):
+    """A frame that takes long (many evaluations) is cut at the next evaluation past the deadline (a fake clock:
+    the first evaluation takes 20 ms of a 10 ms cap)."""
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # what check_deadline reads before each evaluation
     calls = []
 
     def frames():
@@ -219,10 +222,10 @@ def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model
                 calls.append(1)
                 tiny_model.eps(x, 10)
                 if len(calls) == 1:
-                    time.sleep(0.02)
+                    now[0] += 0.02
             yield len(calls)
 
-    with pytest.raises(serving.TimeCapReached):
-        list(serving.capped(frames(), 0.01))
+    with pytest.raises(serving.TimeCapReached, match="time cap of 0.01 s"):
+        list(serving.capped(frames(), 0.01, clock=lambda: now[0]))
     assert len(calls) == 2  # stopped at the second evaluation of the first frame
     tiny_model.eps(torch.zeros(1, 3, 16, 16), 10)  # outside a capped run nothing is checked

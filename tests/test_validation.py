@@ -3,7 +3,6 @@ error contract: the user's errors exit 2 before any work, bugs exit 1 with their
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,15 +13,7 @@ from diffdemo import jsonio, validation
 from diffdemo.cli import main
 from diffdemo.defaults import RANGES
 from diffdemo.errors import DiffdemoError, InvalidParameter
-
-
-def strict_loads(text: str):
-    """json.loads that rejects NaN, Infinity and -Infinity (as a strict parser does)."""
-
-    def refuse(constant):
-        raise ValueError(f"non-standard JSON constant {constant}")
-
-    return json.loads(text, parse_constant=refuse)
+from tests.conftest import strict_loads
 
 
 @pytest.mark.parametrize(
@@ -125,8 +116,28 @@ ODD = [
 ]
 
 
+NEEDS_MODEL = ("--t0",)  # the timestep rule needs the model's T: loading it is allowed, evaluating it is not
+
+
+def forbid_work(monkeypatch, allow_loading: bool = False) -> None:
+    """Make any work fail loudly (exit 1, a traceback): loading a model, unless allowed, and evaluating a network."""
+    import diffdemo.cli as cli
+    import diffdemo.models as models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the input was checked")
+
+    if not allow_loading:
+        monkeypatch.setattr(models, "load_model", refuse)
+        monkeypatch.setattr(cli, "load_model", refuse, raising=False)
+    monkeypatch.setattr(models.UNetModel, "eps", refuse)
+
+
 @pytest.mark.parametrize("argv,needle", ODD, ids=[" ".join(a[:1] + a[-2:]) for a, _ in ODD])
-def test_cli_refuses_odd_parameters_with_exit_2_before_any_work(capsys, tmp_path, tiny_model_dir, argv, needle):
+def test_cli_refuses_odd_parameters_with_exit_2_before_any_work(
+    capsys, monkeypatch, tmp_path, tiny_model_dir, argv, needle
+):
+    forbid_work(monkeypatch, allow_loading=any(a in NEEDS_MODEL for a in argv))
     out_dir = tmp_path / "out"
     code = main([*argv, "--model", str(tiny_model_dir), "--out", str(out_dir)])
     out, err = capsys.readouterr()
@@ -135,34 +146,113 @@ def test_cli_refuses_odd_parameters_with_exit_2_before_any_work(capsys, tmp_path
     assert not out_dir.exists()  # refused before anything was written
 
 
-def test_cli_refuses_an_existing_file_as_out(capsys, tmp_path, tiny_model_dir):
+COMMANDS = {
+    "restore": ["restore", "--method", "dps", "--steps", "3"],
+    "sample": ["sample", "--n", "1", "--steps", "1"],
+    "probe": ["probe", "--pixel", "3", "3", "--t", "10"],
+    "spectrum": ["spectrum", "--t", "100", "--k", "1", "--iters", "1"],
+    "reproduce": ["reproduce", "--tiny", "--no-progress"],
+}
+
+
+def bad_out(tmp_path, monkeypatch, kind: str) -> str:
+    """An --out that cannot be used: an existing file, a path below a file, or a folder without write permission
+    (os.access answers no: the tests may run as root, who may write anywhere)."""
     afile = tmp_path / "taken.png"
     afile.write_bytes(b"x")
-    code = main(["sample", "--model", str(tiny_model_dir), "--n", "1", "--steps", "1", "--out", str(afile)])
-    assert code == 2 and "exists and is not a folder" in capsys.readouterr().err
+    if kind == "file":
+        return str(afile)
+    if kind == "below_a_file":
+        return str(afile / "run")
+    monkeypatch.setattr(validation.os, "access", lambda path, mode: False)
+    return str(tmp_path / "locked" / "run")
 
 
-def test_cli_bug_is_exit_1_with_traceback(capsys, monkeypatch, tmp_path, tiny_model_dir):
-    import diffdemo.cli as cli
+@pytest.mark.parametrize(
+    "kind,needle",
+    [
+        ("file", "exists and is not a folder"),
+        ("below_a_file", "cannot be created: a folder on its way is a file"),
+        ("no_permission", "cannot be written here (no permission to create or write it)"),
+    ],
+)
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_cli_refuses_a_bad_out_before_any_work(capsys, monkeypatch, tmp_path, tiny_model_dir, command, kind, needle):
+    out = bad_out(tmp_path, monkeypatch, kind)
+    forbid_work(monkeypatch)
+    code = main([*COMMANDS[command], "--model", str(tiny_model_dir), "--out", out])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == f"error: --out {out} {needle}\n"
 
-    def broken(args):
-        raise KeyError("a bug, not the user's input")
 
-    monkeypatch.setattr(cli, "run_sample", broken)
-    code = main(["sample", "--model", str(tiny_model_dir), "--n", "1", "--steps", "1", "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 1 and "Traceback" in err and "KeyError" in err
+@pytest.mark.parametrize(
+    "kind,needle",
+    [("folder", "is a folder: give a file name"), ("below_a_file", "cannot be created: a folder on its way is a file")],
+)
+def test_cli_profile_out_is_a_file(capsys, monkeypatch, tmp_path, tiny_model_dir, kind, needle):
+    out = str(tmp_path) if kind == "folder" else bad_out(tmp_path, monkeypatch, kind)
+    forbid_work(monkeypatch)
+    code = main(["profile", "--model", str(tiny_model_dir), "--iters", "1", "--images", "1", "--out", out])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "") and captured.err.startswith(f"error: --out {out} {needle}")
+    assert captured.err.count("\n") == 1
+    taken = tmp_path / "profile.json"
+    taken.write_text("{}")
+    assert validation.check_out_file(taken) == taken  # an existing profile is overwritten, not refused
 
 
-def test_cli_project_errors_are_exit_2(capsys, monkeypatch, tmp_path, tiny_model_dir):
-    import diffdemo.cli as cli
+def project_errors():
+    """The project's own error types: the user's input or environment, said in one line."""
+    from diffdemo.cli import UsageError
+    from diffdemo.errors import OverBudget
+    from diffdemo.imaging import ImageError
+    from diffdemo.models import ModelUnavailable
+    from diffdemo.serving import TimeCapReached
 
-    def refused(args):
-        raise DiffdemoError("first line\nsecond line")
+    return [DiffdemoError, InvalidParameter, OverBudget, ImageError, ModelUnavailable, TimeCapReached, UsageError]
 
-    monkeypatch.setattr(cli, "run_sample", refused)
-    code = main(["sample", "--model", str(tiny_model_dir), "--n", "1", "--steps", "1", "--out", str(tmp_path / "o")])
-    assert code == 2 and capsys.readouterr().err == "error: first line\n"
+
+def fail_inside_the_network(monkeypatch, exc: Exception) -> list:
+    """Every network evaluation raises ``exc`` (an internal failure deep in a run); returns the calls made."""
+    import diffdemo.models as models
+
+    calls = []
+
+    def eps(self, x, t):
+        calls.append(t)
+        raise exc
+
+    monkeypatch.setattr(models.UNetModel, "eps", eps)
+    return calls
+
+
+SAMPLE = ["sample", "--n", "1", "--steps", "2"]
+
+
+@pytest.mark.parametrize("error", project_errors(), ids=lambda e: e.__name__)
+def test_cli_project_errors_are_exit_2_with_one_line(capsys, monkeypatch, tmp_path, tiny_model_dir, error):
+    calls = fail_inside_the_network(monkeypatch, error("first line\nsecond line"))
+    code = main([*SAMPLE, "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    assert (code, capsys.readouterr().err, len(calls)) == (2, "error: first line\n", 1)
+
+
+@pytest.mark.parametrize("error", [ValueError, RuntimeError, KeyError, TypeError, ZeroDivisionError, AssertionError])
+def test_cli_bug_is_exit_1_with_traceback(capsys, monkeypatch, tmp_path, tiny_model_dir, error):
+    """Anything else is a bug, ValueError included (it used to be reported as a usage error)."""
+    calls = fail_inside_the_network(monkeypatch, error("a bug, not the user's input"))
+    code = main([*SAMPLE, "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert (code, out, len(calls)) == (1, "", 1)
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.rstrip().splitlines()[-1] == f"{error.__name__}: " + str(error("a bug, not the user's input"))
+    assert "in eps" in err  # the traceback reaches the failing line
+
+
+def test_cli_interrupt_is_exit_130_with_one_line(capsys, monkeypatch, tmp_path, tiny_model_dir):
+    fail_inside_the_network(monkeypatch, KeyboardInterrupt())
+    code = main([*SAMPLE, "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")])
+    assert (code, capsys.readouterr().err) == (130, "error: interrupted\n")
 
 
 def test_cli_stdout_and_files_are_strict_json(capsys, tmp_path, tiny_model_dir):
@@ -171,5 +261,5 @@ def test_cli_stdout_and_files_are_strict_json(capsys, tmp_path, tiny_model_dir):
     out, err = capsys.readouterr()
     assert code == 0, err
     line = strict_loads(out.strip().splitlines()[-1])
-    assert line["method"] == "wiener" and line["lpips"] is None or isinstance(line["lpips"], float)
+    assert line["method"] == "wiener" and line["lpips"] is None  # 16 px: below LPIPS's smallest input
     assert strict_loads((out_dir / "metrics.json").read_text())["psnr"] == line["psnr"]

@@ -14,8 +14,8 @@ from diffdemo.ui.texts import INTRO
 
 def populate_pickers():
     """Fill the model list and the gallery once the page is open (keeps the engine import out of start-up)."""
-    from diffdemo.imaging import bundled_images
     from diffdemo.hub import HUB_MODELS
+    from diffdemo.imaging import bundled_images
     from diffdemo.serving import allowed_models
 
     models = list(dict.fromkeys([default_model(), *allowed_models(default_model())]))

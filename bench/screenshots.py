@@ -96,6 +96,7 @@ def run_tab(page, tab: str, steps: int) -> None:
         wait_text(page, "#sm-status", "Done", 600)
     elif tab == "restore":
         choose(page, "Method", "Compare all")
+        page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
         field = page.locator("#ip-steps input[type=number]")
         field.fill(str(steps))
         field.press("Enter")

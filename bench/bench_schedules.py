@@ -100,7 +100,8 @@ def write_results(results: dict, meta: dict, path: Path) -> None:
         "assets/models/faces64/stability_profile.json). '—': not run (time).",
         "",
     ]
-    for task, rows in results.items():
+    for task in [t for t in TASKS if t in results]:  # the problems in TASKS' order, whatever the caches' order
+        rows = results[task]
         lines += [f"## {TITLES[task]}", "", "| schedule | " + " | ".join(f"NFE {n}" for n in nfes) + " |"]
         lines.append("|---|" + "---:|" * len(nfes))
         for sched in SCHEDULES:
@@ -122,8 +123,13 @@ def write_figure(results: dict, profile: dict, model, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = list(results)
-    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.6))
+    tasks = [t for t in TASKS if t in results]
+    ncol = min(3, len(tasks) + 1)
+    nrow = -(-(len(tasks) + 1) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[len(tasks) + 1 :]:
+        ax.axis("off")
     for ax, task in zip(axes, tasks):
         for sched in SCHEDULES:
             pts = sorted((int(k.split("@")[1]), v) for k, v in results[task].items() if k.startswith(sched + "@"))
@@ -137,11 +143,14 @@ def write_figure(results: dict, profile: dict, model, path: Path) -> None:
                     label=sched,
                 )
         ax.set_xscale("log")
+        nfes = sorted({int(k.split("@")[1]) for k in results[task]})
+        ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.minorticks_off()
         ax.set_title(TITLES[task], fontsize=9)
         ax.set_xlabel("network evaluations")
         ax.set_ylabel("PSNR (dB), mean ± s.e.")
         ax.legend(fontsize=7)
-    ax = axes[-1]
+    ax = axes[len(tasks)]
     if profile is None:
         ax.set_title("no stability profile yet", fontsize=9)
         fig.tight_layout()

@@ -82,6 +82,27 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
+def set_steps(page, steps: int) -> None:
+    """Type the inverse-problems tab's reverse steps and let the page take them."""
+    field = page.locator("#ip-steps input[type=number]")
+    field.fill(str(steps))
+    field.press("Enter")
+    page.wait_for_timeout(800)
+
+
+def click_face(page, fx: float, fy: float, seconds: float) -> None:
+    """On the Sensitivity tab, click the noised image at (fx, fy), fractions of its width and height, once the
+    image is shown and its layout has settled (so the click lands where it was measured)."""
+    image = page.locator("#sens-image img")
+    image.wait_for(state="visible", timeout=seconds * 1000)
+    wait_text(page, "#sens-md", "Click a pixel", seconds)
+    page.wait_for_timeout(1000)
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    assert box and box["width"] > 10, f"the image to click has no size: {box}"
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
 def run_tab(page, tab: str, steps: int) -> None:
     """Run the tab's first demo and wait until it has finished."""
     page.get_by_role("tab", name=TABS[tab]).click()
@@ -97,20 +118,11 @@ def run_tab(page, tab: str, steps: int) -> None:
     elif tab == "restore":
         choose(page, "Method", "Compare all")
         page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
-        field = page.locator("#ip-steps input[type=number]")
-        field.fill(str(steps))
-        field.press("Enter")
-        page.wait_for_timeout(800)
+        set_steps(page, steps)
         page.locator("#ip-run").click()
         wait_text(page, "#ip-status", "Done in", 1500)
     elif tab == "sensitivity":
-        image = page.locator("#sens-image img")
-        image.wait_for(state="visible", timeout=120_000)
-        wait_text(page, "#sens-md", "Click a pixel", 120)
-        page.wait_for_timeout(1000)  # the layout has settled: the click lands where measured
-        image.scroll_into_view_if_needed()
-        box = image.bounding_box()
-        page.mouse.click(box["x"] + 0.36 * box["width"], box["y"] + 0.45 * box["height"])  # under the left eye
+        click_face(page, 0.36, 0.45, 120)  # under the left eye
         wait_text(page, "#sens-md", "Across t", 600)
     elif tab == "spectrum":
         page.locator("#sp-run").click()

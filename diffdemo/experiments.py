@@ -26,7 +26,6 @@ from diffdemo import baselines, metrics
 from diffdemo.models import DiffusionModel
 from diffdemo.restore import (
     DIFFUSION_METHODS,
-    METHODS,
     Problem,
     diffusion_frames,
     model_for,
@@ -139,7 +138,8 @@ def run_restoration(
 
 
 def _applicable(problem: Problem) -> tuple[str, ...]:
-    return tuple(b for b in baselines.applicable(problem.operator) if b in METHODS)
+    """The classical baselines for the problem's operator (``restoration``'s flag shadows the module's name)."""
+    return baselines.applicable(problem.operator)
 
 
 def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, precision: str, every):

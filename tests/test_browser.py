@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.screenshots import ARGS, CHROMIUM, free_port, wait_text  # one owner of the browser plumbing
+from bench.screenshots import (  # one owner of the browser plumbing
+    ARGS,
+    CHROMIUM,
+    click_face,
+    free_port,
+    set_steps,
+    wait_text,
+)
 
 SMALL = {"width": 1280, "height": 800}
 LARGE = {"width": 1920, "height": 1080}
@@ -157,10 +164,7 @@ def test_restore_results_whole_with_captions_and_partial_after_stop(browser_page
     page = browser_page
     _open(page, app_url, SMALL)
     page.get_by_role("tab", name="Inverse problems").click()
-    steps = page.locator("#ip-steps input[type=number]")
-    steps.fill("12")
-    steps.press("Enter")
-    page.wait_for_timeout(500)
+    set_steps(page, 12)
     page.locator("#ip-run").click()
     status = wait_text(page, "#ip-status", "Done in", 120)
     assert "estimated" in status
@@ -180,9 +184,7 @@ def test_restore_results_whole_with_captions_and_partial_after_stop(browser_page
 
     # Stop part-way: the status and the JSON say where it stopped
     page.set_viewport_size(SMALL)
-    steps.fill("1000")
-    steps.press("Enter")
-    page.wait_for_timeout(500)
+    set_steps(page, 1000)
     page.locator("#ip-run").click()
     wait_text(page, "#ip-status", "DPS: step", 60)
     page.locator("#ip-stop").click()
@@ -194,10 +196,7 @@ def test_failed_run_leaves_one_message_and_the_results(browser_page, app_url):
     page = browser_page
     _open(page, app_url, SMALL)
     page.get_by_role("tab", name="Inverse problems").click()
-    steps = page.locator("#ip-steps input[type=number]")
-    steps.fill("3")
-    steps.press("Enter")
-    page.wait_for_timeout(300)
+    set_steps(page, 3)
     page.locator("#ip-run").click()
     wait_text(page, "#ip-status", "Done in", 120)
     before = page.locator("#ip-strip figure").count()
@@ -222,14 +221,7 @@ def test_sensitivity_maps_have_colour_bars_and_energy(browser_page, app_url, sho
     page = browser_page
     _open(page, app_url, SMALL)
     page.get_by_role("tab", name="Sensitivity").click()
-    image = page.locator("#sens-image img")
-    image.wait_for(state="visible", timeout=60_000)
-    wait_text(page, "#sens-md", "Click a pixel", 60)
-    page.wait_for_timeout(1000)  # the layout has settled: the click lands where measured
-    image.scroll_into_view_if_needed()
-    box = image.bounding_box()
-    assert box and box["width"] > 10
-    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.6 * box["height"])
+    click_face(page, 0.3, 0.6, 60)
     wait_text(page, "#sens-md", "Across t", 120)
     page.locator("#sens-maps .heatmaplayer").first.wait_for(state="attached", timeout=60_000)
     assert page.locator("#sens-maps .colorbar").count() == 3  # one colour bar per map

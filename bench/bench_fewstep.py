@@ -45,8 +45,8 @@ CACHE = ROOT / "bench" / "results" / "fewstep.json"
 RESULTS = ROOT / "bench" / "RESULTS_fewstep.md"
 # task: (method, operator, operator params, the tuned parameter, {NFE: values tried})
 TASKS = {
-    "dps_deblur": ("dps", "gaussian_blur", {}, "scale", {50: [1.5, 2, 2.5, 3, 4], 20: [3, 6], 100: [1.5, 2.5]}),
-    "dps_inpaint": ("dps", "box_inpaint", {"preset": "center"}, "scale", {50: [1.5, 2.5, 4], 20: [3, 6], 100: [1.5, 2.5]}),
+    "dps_deblur": ("dps", "gaussian_blur", {}, "scale", {50: [1.5, 2, 2.25, 2.5, 2.75, 3, 3.5, 4], 20: [3, 6], 70: [1.5, 2, 2.5], 100: [1.5, 2.5]}),
+    "dps_inpaint": ("dps", "box_inpaint", {"preset": "center"}, "scale", {50: [1, 1.5, 2.5, 4], 20: [3, 6], 100: [1, 1.5, 2.5]}),
     "ald_deblur": ("score_ald", "gaussian_blur", {}, "zeta", {50: [2, 4, 8, 16], 20: [2, 4, 8, 16], 100: [4, 8]}),
     "ald_inpaint": ("score_ald", "box_inpaint", {"preset": "center"}, "zeta", {50: [0.5, 1, 2, 4], 20: [0.5, 1, 2, 4], 100: [1, 2]}),
     "sdedit_deblur": ("sdedit", "gaussian_blur", {}, None, {50: [None]}),

@@ -188,8 +188,9 @@ UI: dict[str, tuple[float, float, float, float]] = {
     "restore.scale": (0.0, 20.0, _start("dps", "scale"), 0.1),
     "restore.samples": (*RANGES["samples"][:2], _start(MEASUREMENT["method"], "samples"), 1),
     "probe.t": (1, 999, 200, 1),
-    # Spectrum starts quick on purpose (the CLI's spectrum is the full run): k = 3, 20 steps and two timesteps
+    # Spectrum starts quick on purpose (the CLI's spectrum is the full run, 30 steps): k = 3, 12 Lanczos / Arnoldi
+    # steps and two timesteps, a first view in seconds (bench/RESULTS_estimates.md); more steps converge further
     "spectrum.k": (1, 8, 3, 1),
-    "spectrum.iters": (2, 60, 20, 1),
+    "spectrum.iters": (2, 60, 12, 1),
 }
 SPECTRUM_START = (50, 500)  # the timesteps ticked at first

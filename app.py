@@ -141,13 +141,43 @@ def build_app() -> gr.Blocks:
     return demo
 
 
-def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
-    """Turn on the queue (64 requests in all) and its per-client limit on heavy requests (diffdemo/serving.py):
-    one client cannot fill the queue and lock every other user out."""
-    from diffdemo.serving import limit_queue
+def queued_evaluations(fn, body) -> int:
+    """A queued heavy job's network evaluations, read from its own parameters (by the names its handler gives them)
+    with the rule its handler's budget check uses; anything else raises, and the queue counts it at the cap."""
+    import inspect
 
-    demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, **queue_kw})
-    limit_queue(demo._queue, HEAVY)
+    from diffdemo.estimates import evaluations, image_evaluations
+
+    p = dict(zip(inspect.signature(inspect.unwrap(fn.fn)).parameters, body.data))
+
+    def num(key, default=None) -> int:
+        return int(float(p.get(key, default)))
+
+    if fn.api_name == "denoise":
+        works = [("denoise", {"t": num("t"), "steps": num("steps")})]
+    elif fn.api_name == "sample":
+        works = [("sample", {"n": num("n"), "steps": num("steps")})]
+    elif fn.api_name == "restore":
+        work = {"steps": num("steps"), "t0": num("t0"), "samples": num("samples", 1)}
+        method, operator = p.get("method"), p.get("operator")
+        methods = ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
+        works = [
+            ("denoise_restore" if m == "denoise" else m, work) for m in (methods if method == "compare" else [method])
+        ]
+    else:
+        raise KeyError(fn.api_name)
+    return sum(image_evaluations(evaluations(task, **work)) for task, work in works)
+
+
+def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
+    """Turn on the queue (64 requests in all) and make it fair (diffdemo/serving.py): per-address limits on heavy and
+    light events, a bound on queued network evaluations, round-robin between addresses, jobs whose client is not
+    listening dropped. A public deployment closes gradio's REST routes (api_open=False): every call goes through the
+    queue, gradio_client included."""
+    from diffdemo.serving import is_public, limit_queue
+
+    demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, "api_open": not is_public(), **queue_kw})
+    limit_queue(demo._queue, HEAVY, cost=queued_evaluations)
     return demo
 
 
@@ -166,9 +196,10 @@ def parse_flags(argv=None) -> argparse.Namespace:
 
 
 def main() -> None:
-    from diffdemo.serving import describe
+    from diffdemo.serving import describe, trust_only_our_hops
 
     parse_flags()
+    trust_only_our_hops()
     started = time.perf_counter()
     demo = serve_queue(build_app())
     demo.launch(

@@ -117,7 +117,7 @@ def test_space_id_means_public(monkeypatch):
     monkeypatch.delenv("DIFFDEMO_PUBLIC", raising=False)
     monkeypatch.setenv("SPACE_ID", "someone/diffdemo")
     lim = serving.limits()
-    assert lim.public and lim.max_evaluations == 6_000 and lim.time_cap_s == 300
+    assert lim.public and lim.max_evaluations == serving.PUBLIC_MAX_EVALUATIONS and lim.time_cap_s == 120
 
 
 def test_budget_refuses_above_the_cap(monkeypatch):
@@ -146,53 +146,155 @@ def test_time_cap_stops_between_frames_and_closes_the_run():
     assert seen == [0, 1, 2, 3] and closed == [True]
 
 
-def test_client_queue_limit_counts_live_requests_per_client():
-    limiter = serving.ClientQueueLimit(2)
-    live = {"a1", "a2"}
-    key = limiter.client_key(None, {"x-forwarded-for": "203.0.113.9, 10.0.0.1"}, "10.0.0.1")
-    assert key == "address:203.0.113.9"
-    assert limiter.client_key("abc", {}, "127.0.0.1") == "session:abc"
-    for i in ("a1", "a2"):
-        assert limiter.admit(key, live.__contains__)
-        limiter.add(key, i)
-    assert not limiter.admit(key, live.__contains__)
-    assert limiter.admit("session:other", live.__contains__)  # another client is not affected
-    live.discard("a1")  # one finished: room again
-    assert limiter.admit(key, live.__contains__)
+def test_client_address_is_the_trusted_hop_never_what_the_client_writes():
+    """One trusted proxy (a Space): the last X-Forwarded-For entry, the one the proxy appended; a client's own
+    entries further left are ignored. No trusted proxy: the socket's peer, whatever the header says."""
+    forged = {"x-forwarded-for": "1.2.3.4, 5.6.7.8, 203.0.113.9"}
+    assert serving.client_address(forged, "10.0.0.1", hops=1) == "203.0.113.9"
+    assert serving.client_address(forged, "10.0.0.1", hops=2) == "5.6.7.8"  # behind two proxies
+    assert serving.client_address(forged, "10.0.0.1", hops=0) == "10.0.0.1"
+    assert serving.client_address({}, "10.0.0.1", hops=1) == "10.0.0.1"  # no header: the peer itself
+
+    class Headers:  # starlette's Headers: two X-Forwarded-For lines are one chain, in order
+        def getlist(self, name):
+            return ["9.9.9.9", "198.51.100.7"] if name == "x-forwarded-for" else []
+
+    assert serving.client_address(Headers(), "10.0.0.1", hops=1) == "198.51.100.7"
 
 
-def test_limit_queue_refuses_the_extra_request_and_keeps_the_others():
-    """limit_queue on a stand-in for gradio's Queue (the same attributes it uses)."""
+def test_trusted_hops_default_to_one_on_a_space_and_zero_elsewhere(monkeypatch):
+    monkeypatch.delenv("DIFFDEMO_TRUSTED_PROXY_HOPS", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert serving.limits().trusted_hops == 0
+    monkeypatch.setenv("SPACE_ID", "someone/diffdemo")
+    assert serving.limits().trusted_hops == 1
+    monkeypatch.setenv("DIFFDEMO_TRUSTED_PROXY_HOPS", "2")
+    assert serving.limits().trusted_hops == 2
 
-    class FakeQueue:
-        def __init__(self):
-            self.event_ids_to_events = {}
-            self.pending_event_ids_session = {}
-            self.removed = []
-            self.n = 0
 
-        async def push(self, body, request, username):
-            self.n += 1
-            eid = f"e{self.n}"
-            self.event_ids_to_events[eid] = SimpleNamespace(concurrency_id=body.cid)
-            return True, eid, "success"
+def test_fair_queue_limits_per_address_and_in_evaluations():
+    fair = serving.FairQueue(heavy_limit=2, light_limit=3, max_evaluations=5000)
+    live = set()
 
-        async def remove_from_queue(self, eid):
-            self.removed.append(eid)
-            self.event_ids_to_events.pop(eid, None)
+    def add(i, address, heavy=True, evaluations=1000):
+        assert fair.refusal(address, heavy, evaluations, live.__contains__) is None
+        fair.add(i, address, heavy, evaluations)
+        live.add(i)
 
+    add("a1", "A"), add("a2", "A")
+    assert "at most 2" in fair.refusal("A", True, 1000, live.__contains__)
+    assert fair.refusal("A", False, 0, live.__contains__) is None  # light events have their own count
+    add("b1", "B", evaluations=2000)
+    # 4,000 queued: one more job of 1,500 would pass the bound of 5,000, from any address
+    assert "network evaluations waiting" in fair.refusal("C", True, 1500, live.__contains__)
+    assert fair.refusal("C", True, 1000, live.__contains__) is None
+    live.discard("a1")  # finished: room again
+    assert fair.refusal("A", True, 1000, live.__contains__) is None
+
+
+def test_round_robin_serves_a_second_address_next_whatever_the_first_has_queued():
+    fair = serving.FairQueue(heavy_limit=100, light_limit=100, max_evaluations=10**9)
+    queue = [f"a{i}" for i in range(5)] + ["b0", "b1", "c0"]  # arrival order: A's five jobs first
+    for i in queue:
+        fair.add(i, i[0].upper(), True, 1)
+    order = []
+    while queue:
+        chosen = fair.choose(queue)
+        fair.served(chosen)
+        queue.remove(chosen)
+        order.append(chosen)
+    assert order == ["a0", "b0", "c0", "a1", "b1", "a2", "a3", "a4"]
+
+
+class FakeEventQueue:
+    def __init__(self, limit):
+        self.queue, self.concurrency_limit, self.current_concurrency = [], limit, 0
+
+
+class FakeQueue:
+    """gradio 6's Queue as far as limit_queue uses it."""
+
+    def __init__(self):
+        self.event_ids_to_events = {}
+        self.pending_event_ids_session = {}
+        self.pending_messages_per_session = {}
+        self.event_queue_per_concurrency_id = {"network": FakeEventQueue(1), "light": FakeEventQueue(4)}
+        self.n = 0
+
+    async def push(self, body, request, username):
+        self.n += 1
+        eid = f"e{self.n}"
+        session = body.session_hash or eid
+        event = SimpleNamespace(
+            _id=eid, session_hash=session, fn=SimpleNamespace(batch=False), enqueue_time=time.monotonic()
+        )
+        self.event_ids_to_events[eid] = event
+        self.pending_event_ids_session.setdefault(session, set()).add(eid)
+        self.pending_messages_per_session.setdefault(session, asyncio.Queue())
+        self.event_queue_per_concurrency_id[body.concurrency_id].queue.append(event)
+        return True, eid, "success"
+
+    def get_events(self):
+        return None
+
+
+def _request(peer, forwarded=None):
+    return SimpleNamespace(
+        client=SimpleNamespace(host=peer), headers={"x-forwarded-for": forwarded} if forwarded else {}
+    )
+
+
+def _read(queue, session):
+    """A client reading its session's stream once (as gradio's /queue/data loop does)."""
+
+    async def once():
+        messages = queue.pending_messages_per_session[session]
+        messages.put_nowait("estimation")
+        await messages.get()
+
+    asyncio.run(once())
+
+
+def test_limit_queue_keys_forged_sessions_and_headers_on_the_real_hop(monkeypatch):
+    """A fresh session hash and a made-up first X-Forwarded-For hop per job: still one address, two jobs."""
+    monkeypatch.setenv("DIFFDEMO_TRUSTED_PROXY_HOPS", "1")
+    monkeypatch.setenv("DIFFDEMO_QUEUE_PER_CLIENT", "2")
     q = FakeQueue()
-    serving.limit_queue(q, "network", limit=2)
-    request = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"), headers={})
+    serving.limit_queue(q, "network")
 
-    def push(session, cid="network"):
-        return asyncio.run(q.push(SimpleNamespace(session_hash=session, cid=cid), request, None))
+    def push(i, real, cid="network"):
+        body = SimpleNamespace(session_hash=f"fresh{i}", concurrency_id=cid, fn_index=None)
+        return asyncio.run(q.push(body, _request("10.0.0.1", f"198.51.100.{i}, {real}"), None))
 
-    assert push(None)[0] and push(None)[0]
-    ok, message, state = push(None)
-    assert not ok and state == "queue_full" and "Too many requests" in message and q.removed == ["e3"]
-    assert push("browser-tab")[0]  # a second client still gets in
-    assert push(None, cid="light")[0]  # light events are not counted
+    results = [push(i, "203.0.113.5") for i in range(10)]
+    assert [ok for ok, _, _ in results] == [True, True] + [False] * 8
+    assert results[2][2] == "queue_full" and "at most 2" in results[2][1]
+    assert push(99, "203.0.113.6")[0]  # another real address still gets in
+    assert push(100, "203.0.113.5", cid="light")[0]  # light events are counted apart
+
+
+def test_limit_queue_runs_addresses_in_turn_and_drops_jobs_nobody_listens_to(monkeypatch):
+    monkeypatch.setenv("DIFFDEMO_QUEUE_PER_CLIENT", "10")
+    q = FakeQueue()
+    serving.limit_queue(q, "network", grace_s=0.2)
+
+    def push(session, peer):
+        body = SimpleNamespace(session_hash=session, concurrency_id="network", fn_index=None)
+        return asyncio.run(q.push(body, _request(peer), None))[1]
+
+    a = [push("sa", "10.0.0.1") for _ in range(3)]
+    b = push("sb", "10.0.0.2")
+    silent = push("silent", "10.0.0.3")  # joined, never opens its stream
+    assert q.get_events() is None  # nobody is reading yet: nothing runs
+    _read(q, "sa"), _read(q, "sb")
+    order = []
+    for _ in range(4):
+        events, batch, cid = q.get_events()
+        order.append(events[0]._id)
+    assert order == [a[0], b, a[1], a[2]]
+    time.sleep(0.25)
+    assert q.get_events() is None  # the silent job is dropped, not run
+    assert silent not in q.event_ids_to_events and not q.event_queue_per_concurrency_id["network"].queue
 
 
 def test_prune_bounds_results_by_size_and_age(tmp_path):
@@ -229,3 +331,62 @@ def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model
         list(serving.capped(frames(), 0.01, clock=lambda: now[0]))
     assert len(calls) == 2  # stopped at the second evaluation of the first frame
     tiny_model.eps(torch.zeros(1, 3, 16, 16), 10)  # outside a capped run nothing is checked
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def public_app(tiny_model_dir):
+    """The app in public mode behind one (simulated) trusted proxy, with the tiny model: (demo, url)."""
+    mp = pytest.MonkeyPatch()
+    for key, value in {"DIFFDEMO_MODEL": str(tiny_model_dir), "DIFFDEMO_PUBLIC": "1", "DIFFDEMO_STREAM_GRACE_S": "1",
+                       "DIFFDEMO_TRUSTED_PROXY_HOPS": "1", "FORWARDED_ALLOW_IPS": ""}.items():  # fmt: skip
+        mp.setenv(key, value)
+    import app
+
+    demo = app.serve_queue(app.build_app())
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo, url
+    finally:
+        demo.close()
+        mp.undo()
+
+
+def _call(url, api, args, forwarded):
+    import httpx
+
+    body = {"data": args}
+    return httpx.post(f"{url}gradio_api/call/{api}", json=body, headers={"x-forwarded-for": forwarded}, timeout=30)
+
+
+def test_public_app_closes_rest_routes_and_serves_gradio_client_through_the_queue(public_app, tiny_model_dir):
+    import httpx
+    from gradio_client import Client
+
+    demo, url = public_app
+    args = [str(tiny_model_dir), "london_006_neutral", None, 0, 5, 2]
+    direct = httpx.post(f"{url}gradio_api/run/denoise", json={"data": args}, timeout=30)
+    assert direct.status_code == 404  # api_open=False: no route around the queue
+    client = Client(url, verbose=False, headers={"x-forwarded-for": "198.51.100.20"})
+    out = client.predict(*args, api_name="/denoise")
+    assert out and out[0]
+
+
+def test_public_app_keys_forged_hops_on_the_proxy_hop_and_drops_unread_jobs(public_app, tiny_model_dir):
+    """Ten /call posts, each with a made-up first hop, from one real address: two queue, eight are refused; a
+    second real address still gets in; the queued jobs, never read, are dropped within the grace period."""
+    demo, url = public_app
+    args = [str(tiny_model_dir), "london_006_neutral", None, 0, 5, 2]
+    codes = [_call(url, "denoise", args, f"10.9.9.{i}, 203.0.113.5").status_code for i in range(10)]
+    assert codes == [200, 200] + [503] * 8
+    assert _call(url, "denoise", args, "10.9.9.1, 203.0.113.6").status_code == 200
+    time.sleep(2.5)  # the grace period (1 s) and the queue's next look
+    assert not any(demo._queue.event_queue_per_concurrency_id["network"].queue)
+    assert _call(url, "denoise", args, "203.0.113.5").status_code == 200  # the address has room again

@@ -390,3 +390,97 @@ def test_public_app_keys_forged_hops_on_the_proxy_hop_and_drops_unread_jobs(publ
     time.sleep(2.5)  # the grace period (1 s) and the queue's next look
     assert not any(demo._queue.event_queue_per_concurrency_id["network"].queue)
     assert _call(url, "denoise", args, "203.0.113.5").status_code == 200  # the address has room again
+
+
+def test_model_field_is_no_oracle_for_what_exists_on_disk(public, monkeypatch):
+    """A name is matched as a string first: an existing and a missing path through '..' give the same answer,
+    every name not offered the same message, and none of them is ever looked up on disk."""
+    from diffdemo.models import MODELS_DIR
+
+    real = str(MODELS_DIR / "faces64")
+    assert serving.check_model("/etc/passwd/../.." + real) == serving.check_model("/etc/nope/../.." + real)
+    looked_up = []
+    monkeypatch.setattr(models, "canonical_name", lambda name: looked_up.append(name) or name)
+    messages = set()
+    for name in ("/etc/passwd", "/etc/nope", "/root/..", "../../../etc", "x" * 100_000, "a/b/c", {}, None, 3):
+        with pytest.raises(ModelUnavailable) as info:
+            serving.check_model(name)
+        messages.add(str(info.value))
+    assert len(messages) == 1 and "etc" not in messages.pop()
+    assert not [n for n in looked_up if "etc" in str(n) or "root" in str(n)]
+
+
+def _peak_rss_of(code: str) -> tuple[int, str]:
+    """Peak resident memory (MB) of a fresh interpreter running ``code``, and what it printed."""
+    import subprocess
+    import sys
+
+    # VmHWM belongs to this interpreter's memory map (ru_maxrss would carry over the parent's peak across exec)
+    script = (
+        code + "\nprint([int(x.split()[1]) // 1024 for x in open('/proc/self/status') if x.startswith('VmHWM')][0])"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=".")
+    *printed, peak = done.stdout.split()
+    return int(peak), " ".join(printed)
+
+
+def test_a_7000px_16_bit_png_decodes_within_a_memory_bound(tmp_path):
+    """95 kB on disk, 98 MB once decoded as 16-bit: the old path's float64 copies took 1.3 GB; reduced at decode it
+    stays under 350 MB for the whole interpreter (the decoded 16-bit picture, numpy, Pillow)."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "big16.png"
+    Image.fromarray(np.full((7000, 7000), 40000, np.uint16)).save(path)
+    peak, printed = _peak_rss_of(
+        f"from diffdemo.imaging import load_image\na = load_image({str(path)!r}, 64)\nprint(a.shape, int(a.mean()))"
+    )
+    assert printed == "(64, 64, 3) 156"  # 40000 / 65535 x 255, the same scaling as a small 16-bit picture
+    assert peak < 350, peak
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from diffdemo import imaging
+
+    path = tmp_path / "big.jpg"
+    Image.fromarray(np.full((3000, 4000, 3), 90, np.uint8)).save(path, quality=90)
+    held = []
+    hold = imaging.DECODE_BUDGET.hold
+    monkeypatch.setattr(imaging.DECODE_BUDGET, "hold", lambda n, **kw: held.append(n) or hold(n, **kw))
+    arr = imaging.load_image(path, 64, label="big")
+    assert arr.shape == (64, 64, 3) and abs(int(arr.mean()) - 90) <= 2
+    assert held and held[0] <= 4 * 500 * 375  # decoded at 1/8 a side (draft), not 48 MB of RGB
+
+
+def test_decode_budget_bounds_concurrent_decodes_and_their_bytes():
+    import threading
+
+    from diffdemo.imaging import BUSY, DecodeBudget, ImageError
+
+    budget = DecodeBudget(slots=2, max_bytes=300)
+    release = threading.Event()
+    entered = []
+
+    def decode(n):
+        with budget.hold(n, timeout=5):
+            entered.append(n)
+            release.wait(5)
+
+    threads = [threading.Thread(target=decode, args=(100,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    while len(entered) < 2:
+        time.sleep(0.01)
+    with pytest.raises(ImageError, match=BUSY):  # a third decode finds both slots taken
+        with budget.hold(10, timeout=0.1):
+            pass
+    release.set()
+    for t in threads:
+        t.join()
+    with pytest.raises(ImageError, match=BUSY):  # 200 + 200 bytes: over the bound together
+        with budget.hold(200, timeout=0.01), budget.hold(200, timeout=0.1):
+            pass
+    assert budget.running == 0 and budget.held == 0

@@ -319,11 +319,11 @@ def _bounded_decode(convert):
 
     @functools.wraps(convert)
     def run(file, *args, **kwargs):
-        from diffdemo.imaging import ImageError, check_header
+        from diffdemo.imaging import MASK_MAX_PIXELS, ImageError, check_header
 
         if file is not None:
             try:
-                check_header(getattr(file, "path", None) or file, "a mask layer")
+                check_header(getattr(file, "path", None) or file, "a mask layer", MASK_MAX_PIXELS)
             except ImageError as exc:
                 raise gr.Error(f"Cannot use this mask: {exc}.", title="Bad image") from None
         return convert(file, *args, **kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -120,6 +121,15 @@ def open_image(source, label: str = "the image", size: int | None = None) -> Ima
     any picture over REDUCE_ABOVE pixels is cut to its centre square and reduced (``_shrink``) at once.
 
     Messages name ``label``, never a server path, and carry no library's exception text."""
+    if isinstance(source, (str, Path)):  # a FIFO or a device would block or never end: plain files only
+        try:
+            regular = stat.S_ISREG(os.stat(source).st_mode)
+        except FileNotFoundError:
+            raise ImageError(f"{label}: no such image file") from None
+        except OSError:
+            regular = False
+        if not regular:
+            raise ImageError(f"{label} is not a readable image file")
     try:  # reads the header only; Pillow refuses past twice its limit, check_size past MAX_PIXELS
         img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:

@@ -20,6 +20,15 @@ RESULTS_DIR = Path(tempfile.gettempdir()) / "diffdemo-results"
 VIEWS_DIR = RESULTS_DIR / "views"
 
 
+def _refuse(message: str, title: str | None = None) -> gr.Error:
+    """A refusal as gradio shows it: the message cut short (a long input is never echoed whole), and one line in
+    the server's log instead of a traceback."""
+    from diffdemo.serving import cut, log_refusal
+
+    log_refusal(title or "request", message)
+    return gr.Error(cut(message, 300), title=title, print_exception=False)
+
+
 def default_model() -> str:
     """The model the pickers start on: $DIFFDEMO_MODEL (tests point it at a tiny model) or the embedded faces64."""
     return os.environ.get("DIFFDEMO_MODEL", "faces64")
@@ -33,7 +42,7 @@ def _allowed(name: str) -> str:
     try:
         return check_model(name, default_model())
     except ModelUnavailable as exc:
-        raise gr.Error(f"Model unavailable: {exc}", title="Model unavailable") from None
+        raise _refuse(f"Model unavailable: {exc}", title="Model unavailable") from None
 
 
 def _model(name: str):
@@ -45,7 +54,7 @@ def _model(name: str):
     try:
         return load_model(canonical)
     except ModelUnavailable as exc:
-        raise gr.Error(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
+        raise _refuse(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
 
 
 def _no_prefix(text: str) -> str:
@@ -61,7 +70,7 @@ def _loaded(name: str):
 
     model = cached_model(_allowed(name))
     if model is None:
-        raise gr.Error("The model is loading; this view fills in once it has.", title="Loading")
+        raise _refuse("The model is loading; this view fills in once it has.", title="Loading")
     return model
 
 
@@ -77,7 +86,7 @@ def guarded(fn):
         try:
             yield from capped(fn(*args, **kwargs))
         except DiffdemoError as exc:
-            raise gr.Error(str(exc), title="Refused") from None
+            raise _refuse(str(exc), title="Refused") from None
 
     return run
 
@@ -96,19 +105,22 @@ def _picture(model, image: str | None, upload: str | None):
 
     if image == UPLOAD:
         if not upload:
-            raise gr.Error("Upload an image first (or pick one of the bundled images).", title="No image")
+            raise _refuse("Upload an image first (or pick one of the bundled images).", title="No image")
+        if not isinstance(upload, (str, Path)):
+            raise _refuse("upload must be a file (the path gradio gives an uploaded file)", title="No image")
         source, label = upload, Path(upload).name  # the upload's own file name, never the server's path
     elif not image:
-        raise gr.Error("Choose an image first: click one of the bundled images or upload your own.", title="No image")
+        raise _refuse("Choose an image first: click one of the bundled images or upload your own.", title="No image")
     else:
         bundled = bundled_images()
-        if image not in bundled:
-            raise gr.Error(f"Unknown image '{image}': use one of {', '.join(bundled)} or '{UPLOAD}'.")
+        if not isinstance(image, str) or image not in bundled:
+            shown = str(image)[:40]
+            raise _refuse(f"Unknown image '{shown}': use one of {', '.join(bundled)} or '{UPLOAD}'.", title="No image")
         source, label = bundled[image], image
     try:
         return load_image(source, model.size, label="the uploaded file" if image == UPLOAD else label), label
     except ImageError as exc:
-        raise gr.Error(f"Cannot use this image: {exc}", title="Bad image") from None
+        raise _refuse(f"Cannot use this image: {exc}", title="Bad image") from None
 
 
 def _x0(model, image, upload):
@@ -128,7 +140,7 @@ def _valid(rule: str, *args, capital: bool = True):
         return getattr(validation, rule)(*args)
     except InvalidParameter as exc:
         text = str(exc)
-        raise gr.Error(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
+        raise _refuse(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
 
 
 def _check(name: str, value):

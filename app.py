@@ -181,6 +181,17 @@ def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
     return demo
 
 
+def app_kwargs() -> dict:
+    """The server's own middleware: every upload recorded as its caller's and held to the disk bound at once
+    (diffdemo/serving.py UploadGate; gradio has no hook on its upload route)."""
+    from starlette.middleware import Middleware
+
+    from diffdemo.serving import UploadGate
+    from diffdemo.ui.common import after_upload
+
+    return {"middleware": [Middleware(UploadGate, on_upload=after_upload)]}
+
+
 def parse_flags(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="diffdemo's Gradio app")
     ap.add_argument("--public", action="store_true", help="a public deployment's limits (automatic on a Space)")
@@ -208,6 +219,7 @@ def main() -> None:
         css=CSS,
         max_file_size="40mb",
         prevent_thread_lock=True,
+        app_kwargs=app_kwargs(),
     )
     print(f"diffdemo: serving after {time.perf_counter() - started:.1f} s (plus interpreter start-up)", flush=True)
     print(f"diffdemo: {describe()}", flush=True)

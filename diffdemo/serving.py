@@ -478,23 +478,118 @@ def _entries(folder: Path) -> list[tuple[float, int, Path]]:
     return out
 
 
-def prune(folders: list[Path], max_bytes: int | None = None, max_age_s: float | None = None, now=None) -> int:
-    """Delete results older than ``max_age_s``, then the oldest until all ``folders`` together hold at most
-    ``max_bytes``; return the bytes they hold afterwards. Entries are the folders' direct children (a run's
-    folder, a picture)."""
+_owners: dict[str, str] = {}  # a result folder or upload (a direct child of a pruned folder) -> its holder's address
+_owners_lock = threading.Lock()
+
+
+def own(path, holder: str) -> None:
+    """Record who wrote ``path`` (a results folder, an upload's folder): pruning weighs holders, not files."""
+    with _owners_lock:
+        _owners[str(path)] = holder
+        while len(_owners) > 100_000:
+            _owners.pop(next(iter(_owners)))
+
+
+def holder_of(path) -> str:
+    return _owners.get(str(path), "shared")
+
+
+def prune(
+    folders: list[Path],
+    max_bytes: int | None = None,
+    max_age_s: float | None = None,
+    now=None,
+    writer: str | None = None,
+) -> int:
+    """Delete results older than ``max_age_s``; then, while all ``folders`` together hold more than ``max_bytes``,
+    the oldest entry of the largest holder (an address, or "shared" for what nobody is recorded as writing), so one
+    address filling the disk loses its own files first. With ``writer`` (an upload) only the writer's own files
+    are deleted: an upload never evicts another user's fresh results. Returns the bytes held afterwards (over the
+    bound when the writer's files alone could not make room). Entries are the folders' direct children."""
     lim = limits()
     max_bytes = lim.results_max_bytes if max_bytes is None else max_bytes
     max_age_s = lim.results_max_age_s if max_age_s is None else max_age_s
     now = time.time() if now is None else now
+    folders = [Path(f) for f in folders]
     with _prune_lock:
-        entries = sorted(e for folder in folders for e in _entries(Path(folder)) if e[2] not in folders)
+        entries = sorted(e for folder in folders for e in _entries(folder) if e[2] not in folders)
         total = sum(size for _, size, _ in entries)
-        for mtime, size, path in entries:  # oldest first
-            if now - mtime <= max_age_s and total <= max_bytes:
+        kept = []
+        for entry in entries:  # the expired, whoever holds them
+            if now - entry[0] > max_age_s and _delete(entry[2]):
+                total -= entry[1]
+            else:
+                kept.append(entry)
+        while total > max_bytes and kept:
+            if writer is not None:
+                victim_holder = writer
+            else:
+                held: dict[str, int] = {}
+                for _, size, path in kept:
+                    held[holder_of(path)] = held.get(holder_of(path), 0) + size
+                victim_holder = max(held, key=held.get)
+            pool = [e for e in kept if holder_of(e[2]) == victim_holder]
+            if not pool:
                 break
-            try:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                total -= size
-            except OSError:
-                pass
+            kept.remove(pool[0])  # that holder's oldest
+            if _delete(pool[0][2]):
+                total -= pool[0][1]
         return total
+
+
+def _delete(path: Path) -> bool:
+    try:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    except OSError:
+        return False
+    with _owners_lock:
+        _owners.pop(str(path), None)
+    return True
+
+
+class UploadGate:
+    """ASGI middleware around gradio's upload route (gradio has no hook there): each upload's files are recorded
+    as its caller's (``client_address``), then ``on_upload(paths, address)`` runs (the disk bound, pruning the
+    caller's own files first), and at most two uploads per address are in flight at once."""
+
+    def __init__(self, app, on_upload: Callable[[list[str], str], None], per_address: int = 2):
+        self.app, self.on_upload, self.per_address = app, on_upload, per_address
+        self._in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope.get("type") != "http"
+            or scope.get("method") != "POST"
+            or not scope.get("path", "").endswith("/upload")
+        ):
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers
+        from starlette.responses import PlainTextResponse
+
+        address = client_address(Headers(scope=scope), (scope.get("client") or ("unknown",))[0])
+        if self._in_flight.get(address, 0) >= self.per_address:
+            log_refusal(address, "too many uploads at once")
+            return await PlainTextResponse("Too many uploads at once from your address.", 429)(scope, receive, send)
+        self._in_flight[address] = self._in_flight.get(address, 0) + 1
+        held: list = []  # the response, sent once the files are in place and the disk bound holds again
+
+        async def capture(message):
+            held.append(message)
+
+        try:
+            await self.app(scope, receive, capture)  # returns once gradio has moved the files into place
+            try:
+                import json
+
+                body = b"".join(m.get("body", b"") for m in held if m.get("type") == "http.response.body")
+                paths = [p for p in json.loads(body) if isinstance(p, str)]
+            except (ValueError, TypeError):
+                paths = []
+            if paths:
+                await asyncio.to_thread(self.on_upload, paths, address)
+        finally:
+            self._in_flight[address] -= 1
+            if not self._in_flight[address]:
+                del self._in_flight[address]
+        for message in held:
+            await send(message)

@@ -310,6 +310,34 @@ def test_prune_bounds_results_by_size_and_age(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run4"]
 
 
+def test_prune_takes_the_largest_holders_oldest_files_and_an_upload_only_its_own(tmp_path):
+    """Over the bound, the largest holder loses its oldest entries first; an upload (writer=) may only delete the
+    uploader's own files, never another user's fresh results, and reports what is still over."""
+    now = time.time()
+
+    def entry(name, holder, kb, age_s):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "f").write_bytes(b"x" * kb * 1000)
+        os.utime(d / "f", (now - age_s, now - age_s))
+        serving.own(d, holder)
+
+    entry("honest-old", "B", 10, 300)  # the oldest entry on disk, an honest user's result
+    entry("flood1", "A", 40, 200)
+    entry("flood2", "A", 40, 100)
+    entry("honest-new", "B", 10, 50)
+    # saving: over 60 kB, the largest holder (A, 80 kB) goes first, oldest first, and B keeps everything
+    assert serving.prune([tmp_path], max_bytes=60_000, max_age_s=3600, now=now) == 60_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flood2", "honest-new", "honest-old"]
+    # an upload by A over the bound: only A's files may go; when they are not enough, B's stay and it is over
+    entry("flood3", "A", 40, 10)
+    assert serving.prune([tmp_path], max_bytes=30_000, max_age_s=3600, now=now, writer="A") == 20_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["honest-new", "honest-old"]
+    entry("flood4", "A", 40, 5)
+    assert serving.prune([tmp_path], max_bytes=30_000, max_age_s=3600, now=now, writer="A") == 20_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["honest-new", "honest-old"]
+
+
 def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model, monkeypatch):
     """A frame that takes long (many evaluations) is cut at the next evaluation past the deadline (a fake clock:
     the first evaluation takes 20 ms of a 10 ms cap)."""
@@ -342,16 +370,29 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def public_app(tiny_model_dir):
-    """The app in public mode behind one (simulated) trusted proxy, with the tiny model: (demo, url)."""
+def public_app(tiny_model_dir, tmp_path_factory):
+    """The app in public mode behind one (simulated) trusted proxy, with the tiny model, its uploads and results in
+    a folder of its own: (demo, url)."""
+    from diffdemo.ui import common
+
     mp = pytest.MonkeyPatch()
+    disk = tmp_path_factory.mktemp("public_app")
     for key, value in {"DIFFDEMO_MODEL": str(tiny_model_dir), "DIFFDEMO_PUBLIC": "1", "DIFFDEMO_STREAM_GRACE_S": "1",
-                       "DIFFDEMO_TRUSTED_PROXY_HOPS": "1", "FORWARDED_ALLOW_IPS": ""}.items():  # fmt: skip
+                       "DIFFDEMO_TRUSTED_PROXY_HOPS": "1", "FORWARDED_ALLOW_IPS": "",
+                       "GRADIO_TEMP_DIR": str(disk / "gradio")}.items():  # fmt: skip
         mp.setenv(key, value)
+    mp.setattr(common, "RESULTS_DIR", disk / "results")
+    mp.setattr(common, "VIEWS_DIR", disk / "results" / "views")
     import app
 
     demo = app.serve_queue(app.build_app())
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        app_kwargs=app.app_kwargs(),
+    )
     try:
         yield demo, url
     finally:
@@ -484,3 +525,34 @@ def test_decode_budget_bounds_concurrent_decodes_and_their_bytes():
         with budget.hold(200, timeout=0.01), budget.hold(200, timeout=0.1):
             pass
     assert budget.running == 0 and budget.held == 0
+
+
+def _folder_bytes(folder) -> int:
+    from pathlib import Path
+
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+def test_public_app_holds_the_disk_bound_at_every_upload_and_keeps_others_results(public_app, monkeypatch):
+    """A second user's result (1 MB) is on disk; one address uploads 1 MB files against a 3 MB bound: after every
+    upload the disk is within the bound, and the other user's result is still there."""
+    import os
+
+    import httpx
+
+    from diffdemo.ui import common
+
+    demo, url = public_app
+    monkeypatch.setenv("DIFFDEMO_RESULTS_MAX_MB", "3")
+    result = common.RESULTS_DIR / "restore-honest"
+    result.mkdir(parents=True, exist_ok=True)
+    (result / "result.png").write_bytes(os.urandom(1_000_000))
+    serving.own(result, "203.0.113.77")
+    roots = [common.RESULTS_DIR, os.environ["GRADIO_TEMP_DIR"]]
+    for i in range(8):
+        files = {"files": (f"flood{i}.png", os.urandom(1_000_000), "image/png")}
+        headers = {"x-forwarded-for": f"10.1.1.{i}, 203.0.113.66"}
+        answer = httpx.post(f"{url}gradio_api/upload", files=files, headers=headers, timeout=30)
+        assert answer.status_code == 200
+        assert sum(_folder_bytes(r) for r in roots) <= 3_000_000
+    assert (result / "result.png").exists()

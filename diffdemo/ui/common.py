@@ -160,9 +160,15 @@ def _every(steps: int, frames: int = 20) -> int:
     return max(1, steps // frames)
 
 
-def _run_dir(task: str) -> Path:
+def _run_dir(task: str, request=None) -> Path:
+    """A fresh results folder, recorded as the caller's (the disk bound weighs holders), the bound enforced first."""
+    from diffdemo.serving import own, request_address
+
     _prune()
-    return RESULTS_DIR / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    path = RESULTS_DIR / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    if request is not None:
+        own(path, request_address(request))
+    return path
 
 
 def _u8(x):
@@ -193,21 +199,39 @@ def _file(x, stem: str = "image") -> str:
     return str(path)
 
 
-_last_prune = [0.0]
+def _disk_folders() -> list[Path]:
+    from gradio.utils import get_upload_folder
+
+    return [RESULTS_DIR, VIEWS_DIR, Path(get_upload_folder())]
 
 
 def _prune() -> None:
-    """Keep result folders, pictures and gradio's copies of them (and of uploads) within the age and size limits
-    of diffdemo/serving.py, oldest first (checked at most once a minute, before each run writes its results)."""
-    from gradio.utils import get_upload_folder
-
+    """Keep result folders, pictures and gradio's copies of them (and uploads) within the age and size limits of
+    diffdemo/serving.py before every save: the largest holder's oldest files go first."""
     from diffdemo.serving import prune
 
-    now = time.time()
-    if now - _last_prune[0] < 60:
-        return
-    _last_prune[0] = now
-    prune([RESULTS_DIR, VIEWS_DIR, Path(get_upload_folder())])
+    prune(_disk_folders())
+
+
+def after_upload(paths: list[str], address: str) -> None:
+    """An upload has landed (serving.UploadGate): record it as ``address``'s and enforce the disk bound on the
+    uploader's own files only; if they cannot make room, this upload is deleted too (using it then says so)."""
+    from diffdemo.serving import _delete, limits, own, prune
+
+    folders = _disk_folders()
+    upload_root = folders[-1].resolve()
+    entries = set()
+    for path in paths:
+        try:
+            relative = Path(path).resolve().relative_to(upload_root)
+        except ValueError:
+            continue
+        entries.add(upload_root / relative.parts[0])
+    for entry in entries:
+        own(entry, address)
+    if prune(folders, writer=address) > limits().results_max_bytes:
+        for entry in entries:
+            _delete(entry)
 
 
 def _fmt(value, digits: int = 2) -> str:

@@ -428,7 +428,7 @@ def test_mask_layer_bomb_is_refused_with_one_message(served, tmp_path):
     bomb.write_bytes(bomb_png(9999))
     editor = {"background": None, "layers": [gradio_client.handle_file(str(bomb))], "composite": None}
     args = restore_args(model, operator="box_inpaint", box="drawn", steps=2) + [editor]
-    with pytest.raises(gradio_client.exceptions.AppError, match="a mask layer is 9999x9999: more than 50 megapixels"):
+    with pytest.raises(gradio_client.exceptions.AppError, match="a mask layer is 9999x9999: more than 4 megapixels"):
         client.predict(*args, api_name="/restore")
 
 

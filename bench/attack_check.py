@@ -91,6 +91,16 @@ class Server:
             time.sleep(1)
         raise RuntimeError("the app did not start in time")
 
+    def wait_quiet(self, timeout: float = 300) -> None:
+        """Until the server's memory has settled (the background warm-up done): RSS within 5 MB for 15 s."""
+        deadline = time.time() + timeout
+        last, since = self.rss(), time.time()
+        while time.time() < deadline and time.time() - since < 15:
+            time.sleep(3)
+            now = self.rss()
+            if abs(now - last) > 5:
+                last, since = now, time.time()
+
     def _status(self, key: str) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
@@ -119,7 +129,7 @@ def restore_args(model="faces64", **kw) -> list:
     args = dict(
         model_name=model, image=IMAGE, upload=None, seed=0, operator="gaussian_blur", blur_std=2.0,
         kernel_size=13, box="center", drop=0.5, sigma_y=0.05, method="dps", t0=100, zeta=1.0, scale=1.0,
-        steps=10, mask=None, normalize=True, samples=1,
+        steps=10, mask=None, normalize=True, samples=1, precision="auto", schedule="uniform",
     )  # fmt: skip
     args.update(kw)
     return list(args.values())
@@ -282,13 +292,17 @@ def attack_queue_flood(c: Checks) -> None:
 
     c.start()
     job = restore_args(steps=60)  # ~5 s of DPS each on a 2-core CPU
+    start = time.perf_counter()
     codes = [call_raw(c.server.url, "restore", job, read=False)[0] for _ in range(100)]
+    took = time.perf_counter() - start
     accepted, refused = codes.count(200), sum(code == 503 for code in codes)
     served, waited = honest_denoise(c.server)
+    # the unread jobs are dropped after the 10 s grace period, which frees their two places: at most two per period
     c.row(
         "100 anonymous POSTs to /gradio_api/call/restore from one address (stream never read), then an honest client",
-        f"{accepted} queued, {refused} refused; the honest client finished in {waited:.1f} s",
-        accepted <= 2 and refused == 100 - accepted and served,
+        f"{accepted} queued over {took:.0f} s (2 places, freed as unread jobs are dropped after 10 s), {refused} "
+        f"refused; the honest client finished in {waited:.1f} s",
+        accepted <= 2 * (1 + int(took / 10)) and refused == 100 - accepted and served,
         wait=waited,
     )
     time.sleep(1)
@@ -370,12 +384,15 @@ def attack_many_sessions(c: Checks, cap: float) -> None:
         try:
             j.result(timeout=600)
             ok += 1
-        except Exception:  # noqa: BLE001
-            refused += 1
+        except Exception as exc:  # noqa: BLE001 (a refusal, or a run stopped by the time cap)
+            if "Too many" in str(exc) or "queue" in str(exc).lower():
+                refused += 1
+            else:
+                ok += 1
     c.row(
         "20 gradio_client sessions x 3 /restore jobs from one address; an honest client meanwhile",
-        f"{ok} ran, {refused} refused; the honest client finished in {waited:.1f} s",
-        ok <= 4 and served and waited < cap + 30,
+        f"{ok} ran (finished or stopped by the cap), {refused} refused; the honest client finished in {waited:.1f} s",
+        ok <= 4 and refused >= 56 and served and waited < cap + 30,
         wait=waited,
     )
 
@@ -768,7 +785,7 @@ def run_mode(space: bool, args, work: Path) -> list[dict]:
     results_dir = server_tmp / "diffdemo-results"
     try:
         server.wait_ready()
-        time.sleep(5)  # the engine warms up in the background
+        server.wait_quiet()  # the engine warms up in the background (model, timings, traced JVP graphs)
         print(f"{checks.mode}: app up at {server.url} (pid {server.proc.pid}), RSS {server.rss():.0f} MB", flush=True)
         attack_model_names(checks)
         first_rss = server.rss()

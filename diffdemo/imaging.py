@@ -99,20 +99,32 @@ def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
 
 
 def _shrink(img: Image.Image, size: int) -> Image.Image:
-    """A large decoded picture cut to its centre square and reduced by a whole factor to 2-4x ``size`` a side, in
-    its own mode (16-bit stays 16-bit), so that nothing after it (mode conversion, float arrays) sees full size."""
+    """A large decoded picture's centre square, reduced by a whole factor to 2-4x ``size`` a side, in its own mode
+    (16-bit stays 16-bit) and read straight from the decoded picture (``box``: no full-size copy), so that nothing
+    after it (mode conversion, float arrays) sees full size."""
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side))
+    box = (left, top, left + side, top + side)
     factor = side // (2 * size)
     if factor < 2:
-        return img
+        return img.crop(box)
     try:
-        return img.reduce(factor)
+        return img.reduce(factor, box=box)
     except (ValueError, OSError):  # modes reduce does not take (16-bit gray, palette, 1-bit)
         resample = Image.NEAREST if img.mode in ("1", "P", "PA") else Image.BOX
-        return img.resize((side // factor, side // factor), resample)
+        return img.resize((side // factor, side // factor), resample, box=box)
+
+
+def _give_back_memory() -> None:
+    """Return freed pixel buffers to the system after a large decode (glibc keeps them otherwise: a server's
+    resident memory would stay at its largest decode)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def open_image(source, label: str = "the image", size: int | None = None) -> Image.Image:
@@ -150,7 +162,10 @@ def open_image(source, label: str = "the image", size: int | None = None) -> Ima
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                 raise ImageError(f"{label} is not a readable image (truncated or corrupt)") from None
             if size and img.size[0] * img.size[1] > REDUCE_ABOVE:
-                img = _shrink(img, size)
+                full, img = img, _shrink(img, size)
+                full.close()
+                del full
+                _give_back_memory()
     except ImageError:
         img.close()
         raise
@@ -223,6 +238,7 @@ def load_image(source, size: int, label: str | None = None) -> np.ndarray:
 
 _recent: OrderedDict = OrderedDict()  # (path, size, mtime, bytes, model side) -> the picture: light events re-read
 _recent_lock = threading.Lock()
+_decoding: dict = {}  # key -> the lock of the decode in progress
 
 
 def _load_file(source, size: int, label: str) -> np.ndarray:
@@ -239,14 +255,23 @@ def _load_file(source, size: int, label: str) -> np.ndarray:
         if key in _recent:
             _recent.move_to_end(key)
             return _recent[key].copy()
-    img = open_image(source, label, size=size)
-    check_size(img, label)
-    arr = np.asarray(center_crop_resize(to_rgb(img), size), dtype=np.uint8).copy()
-    if key is not None:
+        one_at_a_time = _decoding.setdefault(key, threading.Lock()) if key else threading.Lock()
+    with one_at_a_time:  # six previews of one new upload decode it once, the others wait for the result
         with _recent_lock:
-            _recent[key] = arr
-            while len(_recent) > 16:
-                _recent.popitem(last=False)
+            if key in _recent:
+                return _recent[key].copy()
+        try:
+            img = open_image(source, label, size=size)
+            check_size(img, label)
+            arr = np.asarray(center_crop_resize(to_rgb(img), size), dtype=np.uint8).copy()
+        finally:
+            with _recent_lock:
+                _decoding.pop(key, None)
+        if key is not None:
+            with _recent_lock:
+                _recent[key] = arr
+                while len(_recent) > 16:
+                    _recent.popitem(last=False)
     return arr.copy()
 
 

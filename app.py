@@ -6,7 +6,8 @@ server is up, so ``python app.py`` serves within seconds. Run ``python app.py``;
 DIFFDEMO_MODEL (default model: embedded name, local diffusers folder or hub id), GRADIO_SERVER_NAME,
 GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1). ``--public`` (automatic on a Hugging
 Face Space) applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model
-field take local folders. The limits and their variables: ``diffdemo/serving.py``.
+field take local folders. The limits and their variables (DIFFDEMO_TRUSTED_PROXY_HOPS: how many proxies in front
+of the app append the caller's address to X-Forwarded-For; 1 on a Space, else 0): ``diffdemo/serving.py``.
 """
 
 from __future__ import annotations
@@ -169,6 +170,39 @@ def queued_evaluations(fn, body) -> int:
     return sum(image_evaluations(evaluations(task, **work)) for task, work in works)
 
 
+WANTS = {"number": "a number", "slider": "a number", "checkbox": "true or false", "dropdown": "one of its choices",
+         "radio": "one of its choices", "file": "an uploaded file", "imageeditor": "a drawn mask"}  # fmt: skip
+
+
+def quiet_components(demo: gr.Blocks) -> gr.Blocks:
+    """A value a component cannot take (a dict for a number, 1 MB of text for a choice) is refused in one line that
+    names the parameter and what it wants, cut short, with one log line: gradio's own checks would echo the whole
+    value and print a traceback."""
+    from diffdemo.serving import cut
+    from diffdemo.ui.common import _refuse
+
+    for block in demo.blocks.values():
+        preprocess = getattr(block, "preprocess", None)
+        if preprocess is None or getattr(block, "_quiet", False):
+            continue
+        kind = type(block).__name__.lower()
+        label = getattr(block, "label", None) or kind
+
+        def checked(payload, _preprocess=preprocess, _label=label, _kind=kind):
+            try:
+                return _preprocess(payload)
+            except Exception as exc:  # noqa: BLE001 (any failure to take the value is the caller's input)
+                got = f"got {type(payload).__name__} {cut(payload, 40)!r}"
+                if isinstance(exc, gr.Error) and _kind not in ("dropdown", "radio"):  # a bound: its own words
+                    message = f"{_label}: {cut(exc.message, 120)} ({got})"
+                else:  # a choice's own message would echo the whole value
+                    message = f"{_label} must be {WANTS.get(_kind, 'a valid value')}, {got}"
+                raise _refuse(message, title="Out of range") from None
+
+        block.preprocess, block._quiet = checked, True
+    return demo
+
+
 def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
     """Turn on the queue (64 requests in all) and make it fair (diffdemo/serving.py): per-address limits on heavy and
     light events, a bound on queued network evaluations, round-robin between addresses, jobs whose client is not
@@ -178,7 +212,7 @@ def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
 
     demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, "api_open": not is_public(), **queue_kw})
     limit_queue(demo._queue, HEAVY, cost=queued_evaluations)
-    return demo
+    return quiet_components(demo)
 
 
 def app_kwargs() -> dict:

@@ -508,9 +508,9 @@ def attack_upload_flood(c: Checks, folder: Path, bound_mb: float) -> None:
         text = http.get(f"{base}/{posted.json()['event_id']}").text
     urls = sorted(set(re.findall(r'"url": "([^"]+results\.json)"', text)))
     blob = folder / "blob.png"
-    blob.write_bytes(os.urandom(38_000_000))
     most = 0.0
     for _ in range(15):
+        blob.write_bytes(os.urandom(38_000_000))  # fresh bytes each time: gradio stores equal files once
         try:
             upload(c.server, blob, c.server.hop("203.0.113.66"))
         except Exception:  # noqa: BLE001 (refused: fine)

@@ -377,7 +377,7 @@ def public_app(tiny_model_dir, tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     disk = tmp_path_factory.mktemp("public_app")
-    for key, value in {"DIFFDEMO_MODEL": str(tiny_model_dir), "DIFFDEMO_PUBLIC": "1", "DIFFDEMO_STREAM_GRACE_S": "1",
+    for key, value in {"DIFFDEMO_MODEL": str(tiny_model_dir), "DIFFDEMO_PUBLIC": "1", "DIFFDEMO_STREAM_GRACE_S": "5",
                        "DIFFDEMO_TRUSTED_PROXY_HOPS": "1", "FORWARDED_ALLOW_IPS": "",
                        "GRADIO_TEMP_DIR": str(disk / "gradio")}.items():  # fmt: skip
         mp.setenv(key, value)
@@ -428,7 +428,7 @@ def test_public_app_keys_forged_hops_on_the_proxy_hop_and_drops_unread_jobs(publ
     codes = [_call(url, "denoise", args, f"10.9.9.{i}, 203.0.113.5").status_code for i in range(10)]
     assert codes == [200, 200] + [503] * 8
     assert _call(url, "denoise", args, "10.9.9.1, 203.0.113.6").status_code == 200
-    time.sleep(2.5)  # the grace period (1 s) and the queue's next look
+    time.sleep(6.5)  # the grace period (5 s) and the queue's next look
     assert not any(demo._queue.event_queue_per_concurrency_id["network"].queue)
     assert _call(url, "denoise", args, "203.0.113.5").status_code == 200  # the address has room again
 
@@ -556,3 +556,23 @@ def test_public_app_holds_the_disk_bound_at_every_upload_and_keeps_others_result
         assert answer.status_code == 200
         assert sum(_folder_bytes(r) for r in roots) <= 3_000_000
     assert (result / "result.png").exists()
+
+
+def test_public_app_refuses_wrong_types_in_one_short_line_naming_the_parameter(public_app, tiny_model_dir):
+    import json
+
+    import httpx
+
+    demo, url = public_app
+    cases = {
+        "seed": ([str(tiny_model_dir), "london_006_neutral", None, {}, 5, 2], "Seed must be a number, got dict"),
+        "image": ([str(tiny_model_dir), "i" * 1_000_000, None, 0, 5, 2], "Unknown image"),
+    }
+    for i, (args, needle) in enumerate(cases.values()):
+        headers = {"x-forwarded-for": f"203.0.113.{100 + i}"}
+        with httpx.Client(timeout=60, headers=headers) as http:
+            posted = http.post(f"{url}gradio_api/call/denoise", json={"data": args})
+            stream = http.get(f"{url}gradio_api/call/denoise/{posted.json()['event_id']}").text
+        error = json.loads(stream.split("event: error\ndata:", 1)[1].split("\n", 1)[0])
+        message = error.get("error") if isinstance(error, dict) else error
+        assert needle in message and len(message) < 300, message

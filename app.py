@@ -188,7 +188,7 @@ def quiet_components(demo: gr.Blocks) -> gr.Blocks:
         kind = type(block).__name__.lower()
         label = getattr(block, "label", None) or kind
 
-        def checked(payload, _preprocess=preprocess, _label=label, _kind=kind):
+        def checked(payload, _preprocess=preprocess, _label=label, _kind=kind, block=block):
             try:
                 return _preprocess(payload)
             except Exception as exc:  # noqa: BLE001 (any failure to take the value is the caller's input)
@@ -196,7 +196,9 @@ def quiet_components(demo: gr.Blocks) -> gr.Blocks:
                 if isinstance(exc, gr.Error) and _kind not in ("dropdown", "radio"):  # a bound: its own words
                     message = f"{_label}: {cut(exc.message, 120)} ({got})"
                 else:  # a choice's own message would echo the whole value
-                    message = f"{_label} must be {WANTS.get(_kind, 'a valid value')}, {got}"
+                    choices = [c[1] if isinstance(c, tuple) else c for c in getattr(block, "choices", None) or []]
+                    wants = f"one of {cut(', '.join(map(str, choices)), 160)}" if choices else WANTS.get(_kind, "valid")
+                    message = f"{_label} must be {wants}, {got}"
                 raise _refuse(message, title="Out of range") from None
 
         block.preprocess, block._quiet = checked, True

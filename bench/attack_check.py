@@ -9,7 +9,7 @@ serving -> the honest client's wait -> server memory (resident set and peak, fro
 The honest client is another address: 127.0.0.2 (a socket bound there) without a proxy, 198.51.100.2 as the
 proxy's hop on the simulated Space.
 
-    python bench/attack_check.py                 # about 3-5 minutes on a 2-core CPU
+    python bench/attack_check.py                 # about 16 minutes on a loaded 2-core CPU (both modes)
     python bench/attack_check.py --json out.json --markdown table.md
 
 The time cap is set to --time-cap seconds (default 20) for this check, so that the largest request the

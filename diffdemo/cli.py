@@ -127,6 +127,18 @@ def add_restore(sub) -> None:
     p.set_defaults(run=run_restore)
 
 
+def _check_images(args) -> None:
+    """Image paths refused before they are opened: a FIFO, socket or device, a missing file, an over-long name."""
+    from diffdemo.imaging import bundled_images
+
+    image = getattr(args, "image", None)
+    if image is not None and image not in bundled_images():
+        validation.check_image_file(image, "--image")
+    for name in ("image_a", "image_b"):
+        if getattr(args, name, None) is not None:
+            validation.check_image_file(getattr(args, name), name.replace("_", " "))
+
+
 def resolve_image(name_or_path: str, size: int):
     """A bundled image name or a path -> uint8 (size, size, 3)."""
     from diffdemo.imaging import bundled_images, load_image
@@ -566,6 +578,7 @@ def main(argv=None) -> int:
         if getattr(args, "out", None) is not None:  # wrong kind of path, or unwritable: refused before any work
             check_out = validation.check_out_file if args.command in OUT_IS_FILE else validation.check_out_dir
             check_out(args.out)
+        _check_images(args)
         result = args.run(args)
         line = dumps(result)
     except DiffdemoError as exc:

@@ -54,9 +54,13 @@ def _hub_online(max_age_s: float = 300) -> bool:
 def _unreachable(name: str) -> bool:
     """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
     from diffdemo.hub import in_hf_cache as _in_hf_cache
-    from diffdemo.models import is_local, is_open
+    from diffdemo.models import ModelUnavailable, is_local, is_open
+    from diffdemo.serving import check_model
 
-    name = (name or "").strip()
+    try:  # the allow-list first, as a string: a name not offered never reaches the file system
+        name = check_model(name, default_model())
+    except ModelUnavailable:
+        return False
     if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
         return False
     return not _hub_online()
@@ -68,14 +72,16 @@ def model_info(name: str) -> str:
     from diffdemo.models import ModelUnavailable, is_local
     from diffdemo.serving import check_model
 
-    name = (name or "").strip()
+    try:  # the allow-list first (as a string), so the name below is an offered one, never the caller's text
+        name = check_model(name, default_model())
+    except ModelUnavailable as exc:
+        return f"**Model unavailable:** {_no_prefix(str(exc))}"
     if _unreachable(name):
         return (
             f"**{name} is not available here:** it lives on the Hugging Face hub and this machine has no network "
             f"to download it. Use the embedded model ({default_model()}), or run the app where the hub is reachable."
         )
     try:
-        name = check_model(name, default_model())
         cost = cost_for(name, default_model())
     except ModelUnavailable as exc:
         return f"**Model unavailable:** {_no_prefix(str(exc))}"

@@ -19,6 +19,7 @@ from diffdemo.ui.common import (
     _lpips_note,
     _model,
     _picture,
+    _refuse,
     _scores,
     _seed,
     _t,
@@ -49,18 +50,18 @@ def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, se
         if operator == "box_inpaint" and box == "drawn":
             hole = hole_from_layers((mask_layers or {}).get("layers") or [], size)
             if not hole.any():
-                raise gr.Error("The drawn mask is empty: paint over the region to hide in the mask editor.")
+                raise _refuse("The drawn mask is empty: paint over the region to hide in the mask editor.")
             return DrawnMask(hole)
         if operator == "gaussian_blur":
             std, k = _check("blur_std", blur_std), _check("kernel_size", kernel_size)
             if k // 2 >= size:
-                raise gr.Error(f"A {k}x{k} kernel is too large for a {size} px image.")
+                raise _refuse(f"A {k}x{k} kernel is too large for a {size} px image.")
             return make_operator(operator, size, std=std, kernel_size=k)
         if operator == "random_inpaint":
             return make_operator(operator, size, drop=_check("drop", drop), mask_seed=seed)
         return make_operator(operator, size, preset=box if box != "drawn" else None)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise _refuse(str(exc)) from None
 
 
 def _methods_for(method: str, operator: str) -> list[str]:
@@ -171,7 +172,7 @@ def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples
         "t0": _t(model, t0, "t0"),
         "zeta": _check("zeta", zeta),
         "scale": _check("scale", scale),
-        "normalize": bool(dps_normalize),
+        "normalize": _valid("check_flag", "DPS normalize", dps_normalize),
         "samples": _check("samples", samples),
         "schedule": _schedule(model_name, schedule),
     }
@@ -319,13 +320,13 @@ def _bounded_decode(convert):
 
     @functools.wraps(convert)
     def run(file, *args, **kwargs):
-        from diffdemo.imaging import ImageError, check_header
+        from diffdemo.imaging import MASK_MAX_PIXELS, ImageError, check_header
 
         if file is not None:
             try:
-                check_header(getattr(file, "path", None) or file, "a mask layer")
+                check_header(getattr(file, "path", None) or file, "a mask layer", MASK_MAX_PIXELS)
             except ImageError as exc:
-                raise gr.Error(f"Cannot use this mask: {exc}.", title="Bad image") from None
+                raise _refuse(f"Cannot use this mask: {exc}.", title="Bad image") from None
         return convert(file, *args, **kwargs)
 
     return run

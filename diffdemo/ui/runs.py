@@ -77,7 +77,7 @@ class Run:
         from diffdemo.jsonio import write_results
 
         record = self.state(**found)
-        return record, write_results(_run_dir(self.task), images, record)
+        return record, write_results(_run_dir(self.task, self.request), images, record)
 
     def took(self) -> str:
         """'3.2 s (estimated 2.9 s)'."""
@@ -128,7 +128,7 @@ def stop_note(task: str, request: gr.Request = None):
         return "**Stopped.**", gr.skip(), gr.skip()
     step, total = state["step"], state["total"]
     record = dict(state["record"], partial=True, stopped_at=f"step {step}/{total}", stopped_step=step, total=total)
-    files = write_results(Path(str(_run_dir(task)) + "-partial"), state["images"], record)
+    files = write_results(Path(str(_run_dir(task, request)) + "-partial"), state["images"], record)
     return (
         f"**Stopped at step {step}/{total}: partial result.** The pictures show that step; the downloads and JSON "
         "are marked partial.",

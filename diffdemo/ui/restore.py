@@ -503,8 +503,8 @@ def restore_tab(ui) -> None:
             record = gr.JSON(label="Parameters and metrics", open=False)
 
     eta_in = [ui["model"], method, op, steps, c["t0"], c["samples"]]
-    gr.on([ui["load"], ui["model_md"].change, method.change, op.change, steps.change, c["t0"].change,
-           c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, method.change, op.change, steps.change,
+           c["t0"].change, c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
     method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"]], **LIGHT)

@@ -48,7 +48,7 @@ STALE_S = 120.0  # a quick model's timing is taken again when older than this (t
 TIMING_CALLS = 7  # short single calls per figure ...
 QUANTILE = 0.25  # ... of which this quantile: a burst of load slows some calls, not the fastest quarter
 TIMING_BUDGET_S = 2.0  # no more calls for one figure once this is spent (a slow model is timed by one call)
-QUIET_S = 3.0  # no timing within this long of a run's last step (it would time the run, and slow it)
+QUIET_S = 30.0  # no timing while a run is going (it would time the run, and slow it), unless silent this long
 DISAGREE = 1.5  # a run this far off its estimate (either way) has the timing taken again
 
 
@@ -124,17 +124,27 @@ def _settle(fn, budget_s: float = 5.0, max_calls: int = 8) -> float:
     return fastest
 
 
-_activity = [-math.inf]  # time.monotonic() of the last step of a run (``busy``)
+_active: dict[int, float] = {}  # runs going now: id -> time.monotonic() of their latest step (``busy``)
 _retime: set[str] = set()  # models whose last run disagreed with its estimate: timed again at the next chance
 
 
-def busy() -> None:
-    """A run is working now (called at its start and every step): no timing is taken until it has been quiet."""
-    _activity[0] = time.monotonic()
+def busy(run: object) -> None:
+    """``run`` is working now (called at its start and every step): no timing is taken until it is ``idle``, or has
+    made no step for ``QUIET_S`` (a run stopped or failed never says it is idle)."""
+    _active[id(run)] = time.monotonic()
+
+
+def idle(run: object) -> None:
+    """``run`` has finished."""
+    _active.pop(id(run), None)
+
+
+_recording = threading.local()  # set while ``record`` asks for an estimate: a finishing run never waits for a timing
 
 
 def _quiet() -> bool:
-    return time.monotonic() - _activity[0] > QUIET_S
+    now = time.monotonic()
+    return not getattr(_recording, "on", False) and all(now - last > QUIET_S for last in list(_active.values()))
 
 
 def _canon(name: str) -> str:
@@ -391,12 +401,15 @@ def record(model: str, task: str, params: dict, seconds: float, reference: str |
     calls = network_calls(work)
     if calls <= 0 or not seconds > 0:
         return
+    _recording.on = True
     try:
         before = estimate(model, task, reference, **params).seconds
         timing = cost_for(model, reference)
         timing = None if timing.get("estimated") else timing["forward_s"]
     except Exception:  # no timing for this model: still learn seconds per call
         before, timing = None, None
+    finally:
+        _recording.on = False
     obs = Observation(model, task, int(work.get("batch", 1)), calls, float(seconds), timing, time.monotonic())
     disagrees = before is not None and not (1 / DISAGREE <= seconds / before <= DISAGREE)
     with _lock:

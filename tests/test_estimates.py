@@ -159,9 +159,10 @@ def test_timing_is_taken_again_when_stale_or_disagreed_but_never_during_a_run(mo
     first = estimates.measure_cost(model)
     calls = model.calls
     assert estimates.measure_cost(model)["measured_at"] == first["measured_at"] and model.calls == calls
-    estimates.busy()  # a run is going: the stale timing stands
+    run = object()
+    estimates.busy(run)  # a run is going: the stale timing stands
     assert estimates.measure_cost(model, max_age_s=0.0)["measured_at"] == first["measured_at"]
-    monkeypatch.setattr(estimates, "_activity", [-math.inf])
+    estimates.idle(run)
     again = estimates.measure_cost(model, max_age_s=0.0)
     assert again["measured_at"] > first["measured_at"] and model.calls > calls
     estimates._retime.add("fake-timed")  # a run disagreed: timed again although fresh

@@ -41,10 +41,10 @@ def _est_range(est) -> list[float] | None:
     return None if est is None or est.low is None else [round(est.low, 2), round(est.high, 2)]
 
 
-def _busy() -> None:
+def _busy(run, going: bool = True) -> None:
     from diffdemo import estimates
 
-    estimates.busy()
+    (estimates.busy if going else estimates.idle)(run)
 
 
 class Run:
@@ -59,7 +59,7 @@ class Run:
         self.kind = kind or task
         self.base = {"task": task, "model": model_name, **base}
         self.est = _estimate(model_name, self.kind, kinds, **work)
-        _busy()  # no re-timing of the model until this run has been over a moment (estimates.busy)
+        _busy(self)  # no re-timing of the model while this run is going (estimates.busy)
         self.started, self.seconds = time.perf_counter(), None
 
     def state(self, **found) -> dict:
@@ -70,14 +70,14 @@ class Run:
 
     def track(self, step: int, total: int, images: dict, **found) -> None:
         """What Stop shows and saves if pressed now: step of total, these pictures, the record so far."""
-        _busy()
+        _busy(self)
         _track(self.request, self.task, step, total, self.state(**found), images)
 
     def done(self, learn: bool = True) -> float:
         """The run has finished: Stop has nothing left to save; its time is taught to the estimates unless its
         parts are taught one by one (``learn=False``, then ``learn_part``)."""
         self.seconds = time.perf_counter() - self.started
-        _busy()
+        _busy(self, going=False)
         _untrack(self.request, self.task)
         if learn:
             _learn(self.model_name, self.kind, self.work, self.seconds)
@@ -182,8 +182,8 @@ def estimate(model_name: str, task: str, **params) -> str:
     est = _estimate(name, task, methods, **params)
     if est is None:
         return "Expected run time: unknown (the model is not available)."
-    spread = " (a range: the machine's load or its recent runs vary)" if est.low is not None else ""
+    spread = "; a range, as the machine's load or its recent runs vary" if est.low is not None else ""
     return (
-        f"Expected run time: **{est.text()}**{spread} ({est.image_evaluations} image evaluations of the "
-        f"network; {est.source})."
+        f"Expected run time: **{est.text()}** ({est.image_evaluations} image evaluations of the network; "
+        f"{est.source}{spread})."
     )

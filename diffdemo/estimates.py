@@ -8,11 +8,14 @@ older than ``STALE_S`` or when a finished run disagreed with its estimate by mor
 changed), never while a run is going (it would slow the run and time the run instead of the machine).
 
 Then the estimates learn: every finished run reports its wall time (``record``); each kind of run (model, task,
-batch) keeps an exponentially weighted figure of its seconds per network call relative to the timing in force
-when it ran (the latest run weighs ``LATEST_WEIGHT``), so a busy spell leaves the estimate as soon as a quiet run
-follows, and a change of load between runs shows through the timing. ``estimate`` takes, in this order:
+batch) keeps an exponentially weighted figure of its seconds per network call, the latest run weighing
+``LATEST_WEIGHT``, so a busy spell leaves the estimate as soon as a quiet run follows (a median of the last five
+kept it for minutes). A run's own time, averaged over its whole length, is a better guide to the next one than any
+short timing: on a machine whose load comes in bursts, a fresh timing rescaling the learnt figures moved the
+estimates by 2x either way (bench/RESULTS_estimates.md), so timings serve only kinds not run yet.
+``estimate`` takes, in this order:
 
-1. this kind ran before: its learnt figure x the timing now x this run's network calls;
+1. this kind ran before: its learnt figure x this run's network calls;
 2. the task ran at another batch size: the same, scaled by the measured batch cost;
 3. otherwise this run's own evaluations x the timing now (never another task's figure: a probe's overhead says
    nothing about a spectrum's).
@@ -31,7 +34,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
@@ -90,7 +93,9 @@ def quantile(values, q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-_clock = time.perf_counter  # the timings' clock (tests put a fake one here)
+def _clock() -> float:
+    """The timings' clock (tests put a fake one here, or in time.perf_counter)."""
+    return time.perf_counter()
 
 
 def _call_seconds(fn, calls: int, warmup: bool) -> list[float]:
@@ -214,7 +219,6 @@ def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
         if n_params:
             _reference = dict(_costs[key], name=model.name)
         _retime.discard(name)
-    _retimed(name, one)
     return dict(_costs[key])
 
 
@@ -347,7 +351,7 @@ class Observation:
     batch: int
     calls: int  # network calls of the run (a batch of k chains is one)
     seconds: float  # wall time of the run
-    timing: float | None  # the model's forward timing (s) in force when it ran; None: no timing
+    timing: float | None  # the model's forward timing (s) in force when it ran (for the record); None: none
     when: float  # time.monotonic()
 
     @property
@@ -357,18 +361,14 @@ class Observation:
 
 @dataclass
 class Learned:
-    """One kind's learnt figure: seconds per network call over the timing then (the kind's cost in forward
-    timings: overheads included), exponentially weighted; the latest run kept apart so that a timing taken just
-    after it (it disagreed) can stand in for the one before it."""
+    """One kind's learnt figure: seconds per network call, exponentially weighted (the latest run weighs
+    ``LATEST_WEIGHT``), and its recent runs (for the range)."""
 
     runs: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
     earlier: float | None = None  # the weighted figure of the runs before the latest
-    pending: bool = False  # the latest run disagreed: its figure waits for a fresh timing
 
     def figure(self) -> float:
-        """Seconds per call per second of forward timing (or plain seconds per call when there was no timing)."""
-        last = self.runs[-1]
-        latest = last.per_call / last.timing if last.timing else last.per_call
+        latest = self.runs[-1].per_call
         return latest if self.earlier is None else LATEST_WEIGHT * latest + (1 - LATEST_WEIGHT) * self.earlier
 
 
@@ -411,25 +411,13 @@ def record(model: str, task: str, params: dict, seconds: float, reference: str |
     finally:
         _recording.on = False
     obs = Observation(model, task, int(work.get("batch", 1)), calls, float(seconds), timing, time.monotonic())
-    disagrees = before is not None and not (1 / DISAGREE <= seconds / before <= DISAGREE)
     with _lock:
         kind = _learned.setdefault((model, task, obs.batch), Learned())
         if kind.runs:
             kind.earlier = kind.figure()
         kind.runs.append(obs)
-        kind.pending = disagrees and timing is not None
-        if kind.pending:
+        if before is not None and timing is not None and not (1 / DISAGREE <= seconds / before <= DISAGREE):
             _retime.add(model)
-
-
-def _retimed(model: str, forward_s: float) -> None:
-    """A fresh timing stands in for the one in force during each run that disagreed with its estimate (the
-    load had changed since that one: the run's own time already shows the change, and must not be scaled again)."""
-    with _lock:
-        for (name, *_), kind in _learned.items():
-            if name == model and kind.pending and kind.runs:
-                kind.runs[-1] = replace(kind.runs[-1], timing=forward_s)
-                kind.pending = False
 
 
 def _latest_of_task(model: str, task: str) -> tuple[tuple, Learned] | None:
@@ -448,16 +436,13 @@ def estimate(model: str, task: str, reference: str | None = None, **params) -> E
     calls = network_calls(work)
     batch = int(work.get("batch", 1))
     measured = not cost["estimated"]
-    timing = cost["forward_s"] if measured else None
     with _lock:
         same = _learned.get((model, task, batch))
         same = same if same is not None and same.runs else None
     other = None if same is not None else _latest_of_task(model, task)
     if same is not None or other is not None:
         kind = same if same is not None else other[1]
-        figure = kind.figure()
-        last = kind.runs[-1]
-        per_call = figure * timing if (timing and last.timing) else figure * (last.timing or 1.0)
+        per_call = kind.figure()
         seconds = per_call * calls
         if same is None:  # another batch size: its cost per call scaled by the measured batch cost
             seconds *= _batch_factor(cost, batch) / _batch_factor(cost, other[0][2])

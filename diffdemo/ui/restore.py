@@ -302,8 +302,10 @@ def run_restore(
                 yield shown.outputs(shown.status())
     finally:
         items.close()
-    run.done(learn=False)
-    for row in shown.rows:  # each method's own time, so that a comparison teaches the single-method estimates
+    # one method: the whole run's time (scoring and pictures included) is what its next run will take; a comparison
+    # teaches each method's own time, so that it also teaches the single-method estimates
+    run.done(learn=len(methods) == 1)
+    for row in shown.rows if len(methods) > 1 else []:
         if row["method"] in methods:
             run.learn_part(_kind(row["method"]), row["seconds"])
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}

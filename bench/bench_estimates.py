@@ -121,9 +121,12 @@ def main(argv=None) -> None:
     os.environ["DIFFDEMO_MODEL"] = args.model
     from diffdemo import threads
 
-    thread_line = threads.configure(server=True) if hasattr(threads, "configure") else "torch's default threads"
+    configure = getattr(threads, "configure", None)  # (older checkouts, for a before/after table, lack it)
+    thread_line = configure(server=True) if configure else None
     import gradio_client
     import torch
+
+    thread_line = thread_line or f"torch uses {torch.get_num_threads()} threads (not chosen by the app)"
 
     import app
 

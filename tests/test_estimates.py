@@ -182,6 +182,19 @@ def test_threads_rule_uses_cores_and_concurrency_only():
     assert threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "zero"})[0] == 1  # nonsense: the rule
 
 
+def test_configure_applies_the_choice_and_says_it(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("DIFFDEMO_THREADS", "1")
+    try:
+        line = threads.configure(concurrency=1, server=True)
+        assert torch.get_num_threads() == 1
+        assert line.startswith("torch uses 1 thread (") and "DIFFDEMO_THREADS" in line
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- readable plots ----------------------------------------------------------------------------------
 def test_log_ticks_label_every_tick_in_full():
     vals, text = plots.log_ticks([0.03, 2.0])  # under two decades: 1-2-5 steps, each labelled

@@ -4,10 +4,11 @@ UI and wiring only: every number and picture comes from the engine in ``diffdemo
 scikit-image, diffusers) is imported lazily inside the handlers and warmed up in the background after the
 server is up, so ``python app.py`` serves within seconds. Run ``python app.py``; environment variables:
 DIFFDEMO_MODEL (default model: embedded name, local diffusers folder or hub id), GRADIO_SERVER_NAME,
-GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1). ``--public`` (automatic on a Hugging
-Face Space) applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model
-field take local folders. The limits and their variables (DIFFDEMO_TRUSTED_PROXY_HOPS: how many proxies in front
-of the app append the caller's address to X-Forwarded-For; 1 on a Space, else 0): ``diffdemo/serving.py``.
+GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1), DIFFDEMO_THREADS (torch's threads,
+default: the rule of ``diffdemo/threads.py``, said at start-up). ``--public`` (automatic on a Hugging Face Space)
+applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model field take local
+folders. The limits and their variables (DIFFDEMO_TRUSTED_PROXY_HOPS: how many proxies in front of the app append
+the caller's address to X-Forwarded-For; 1 on a Space, else 0): ``diffdemo/serving.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,21 @@ from diffdemo import imaging  # noqa: F401  (sets Pillow's pixel limit before gr
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT, RESULTS_DIR, _no_prefix, default_model
 from diffdemo.ui.denoise import denoise_tab, run_denoise, run_psnr_curve
 from diffdemo.ui.generate import generate_tab, run_sample
-from diffdemo.ui.pickers import _header, _hub_online, model_info, pick_bundled, pick_upload, populate_pickers, preview
+from diffdemo.ui.pickers import (
+    _header,
+    _hub_online,
+    machine_line,
+    model_info,
+    pick_bundled,
+    pick_upload,
+    populate_pickers,
+    preview,
+)
 from diffdemo.ui.restore import restore_tab, run_restore, samples_default, task_defaults
 from diffdemo.ui.runs import _failed, _track, estimate, stop_note
 from diffdemo.ui.sensitivity import run_probe, sensitivity_tab
 from diffdemo.ui.spectrum import run_spectrum, spectrum_tab
-from diffdemo.ui.widgets import LIGHT, _heavy
+from diffdemo.ui.widgets import EST, LIGHT, _heavy
 from diffdemo.zerogpu import ZERO_GPU
 
 # The handlers live in diffdemo/ui/ (one module per tab); these names stay reachable as app.<name> for scripts and
@@ -137,6 +147,9 @@ def build_app() -> gr.Blocks:
         # already loaded, and refresh when model_md changes (the model has loaded)
         gr.on([demo.load, ui["model"].change], model_info, ui["model"], ui["model_md"], api_visibility="private",
               **_heavy())  # fmt: skip
+        # the timing the estimates stand on, kept current (taken again when stale, never during a run); when this
+        # line changes, every tab's estimate line refreshes
+        gr.on([ui["machine_timer"].tick, ui["model_md"].change], machine_line, ui["model"], ui["machine_md"], **EST)
         demo.load(None, None, ui["presenter"], js=PRESENTER_ON_LOAD)
         ui["presenter"].input(None, ui["presenter"], None, js=PRESENTER_JS)
     return demo
@@ -243,10 +256,13 @@ def parse_flags(argv=None) -> argparse.Namespace:
 
 
 def main() -> None:
+    from diffdemo import threads
     from diffdemo.serving import describe, trust_only_our_hops
 
     parse_flags()
     trust_only_our_hops()
+    # before torch loads and before any server thread runs torch: a thread keeps the count it first ran with
+    thread_line = threads.configure(concurrency=HEAVY_LIMIT, server=True)
     started = time.perf_counter()
     demo = serve_queue(build_app())
     demo.launch(
@@ -259,6 +275,7 @@ def main() -> None:
     )
     print(f"diffdemo: serving after {time.perf_counter() - started:.1f} s (plus interpreter start-up)", flush=True)
     print(f"diffdemo: {describe()}", flush=True)
+    print(f"diffdemo: {thread_line}", flush=True)
     if not ZERO_GPU:  # on ZeroGPU the GPU exists only inside a run: the first run is timed instead
         threading.Thread(target=warm_engine, daemon=True).start()
     demo.block_thread()

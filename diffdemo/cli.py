@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from diffdemo import defaults, validation
+from diffdemo import defaults, threads, validation
 from diffdemo.errors import DiffdemoError
 from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import DEFAULT_MODEL
@@ -579,6 +579,7 @@ def main(argv=None) -> int:
             check_out = validation.check_out_file if args.command in OUT_IS_FILE else validation.check_out_dir
             check_out(args.out)
         _check_images(args)
+        threads.configure(server=False)  # one command, nothing else of ours running: the cores not already busy
         result = args.run(args)
         line = dumps(result)
     except DiffdemoError as exc:

@@ -148,9 +148,9 @@ def denoise_tab(ui) -> None:
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
 
     est_in = [ui["model"], dn_t, dn_steps]
-    gr.on([ui["load"], ui["model_md"].change, dn_t.change, dn_steps.change],
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_t.change, dn_steps.change],
           lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)  # fmt: skip
-    gr.on([ui["load"], ui["model_md"].change, dn_points.change, dn_steps.change],
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_points.change, dn_steps.change],
           lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
           [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
     dn_evt = dn_run.click(

@@ -303,8 +303,10 @@ def run_restore(
                 yield shown.outputs(shown.status())
     finally:
         items.close()
-    run.done(learn=False)
-    for row in shown.rows:  # each method's own time, so that a comparison teaches the single-method estimates
+    # one method: the whole run's time (scoring and pictures included) is what its next run will take; a comparison
+    # teaches each method's own time, so that it also teaches the single-method estimates
+    run.done(learn=len(methods) == 1)
+    for row in shown.rows if len(methods) > 1 else []:
         if row["method"] in methods:
             run.learn_part(_kind(row["method"]), row["seconds"])
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
@@ -504,8 +506,8 @@ def restore_tab(ui) -> None:
             record = gr.JSON(label="Parameters and metrics", open=False)
 
     eta_in = [ui["model"], method, op, steps, c["t0"], c["samples"]]
-    gr.on([ui["load"], ui["model_md"].change, method.change, op.change, steps.change, c["t0"].change,
-           c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, method.change, op.change, steps.change,
+           c["t0"].change, c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
     method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"]], **LIGHT)

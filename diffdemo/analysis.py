@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from diffdemo.checkpoint import checkpoint
 from diffdemo.models import DiffusionModel
 from diffdemo.samplers import noise_image
 from diffdemo.validation import check_timestep
@@ -170,6 +171,7 @@ def score_jvp(
     v = v.to(model.device, torch.float32).expand_as(x)
     T = _timesteps(t, x.shape[0], model.device)
     n = x.shape[0]
+    checkpoint()
     if method == "jvp":
         with _exact_autodiff():
             out = _jvp(model, x, T, v.contiguous())
@@ -189,6 +191,7 @@ def score_vjp(model: DiffusionModel, x: torch.Tensor, t, u: torch.Tensor) -> tor
     model = model.for_autodiff()
     x = x.to(model.device, torch.float32)
     T = _timesteps(t, x.shape[0], model.device)
+    checkpoint()
     with _exact_autodiff():
         _, pullback = torch.func.vjp(lambda z: model.score(z, T), x)
         (out,) = pullback(u.to(model.device, torch.float32).expand_as(x).contiguous())
@@ -418,6 +421,7 @@ def energy_sweep(
     chunk = len(ts) if max_batch is None else max(1, int(max_batch) // (1 if method == "jvp" else 2))
     curves: list[EnergyCurve] = []
     for start in range(0, len(ts), chunk):
+        checkpoint()
         part = ts[start : start + chunk]
         if progress:
             progress(start / len(ts), f"timesteps {part[0]}..{part[-1]}")
@@ -452,6 +456,7 @@ class _RowOperators:
 
     def matvec(self, V: torch.Tensor) -> torch.Tensor:
         """Row-wise J v (float64 in and out; the network runs in float32)."""
+        checkpoint()  # the traced JVP graph never calls model.eps: every Krylov iteration checks here
         with _exact_autodiff():
             js = _jvp(self.model, self.X, self.T, V.to(torch.float32))
         self.n_jvp += 1
@@ -459,6 +464,7 @@ class _RowOperators:
 
     def rmatvec(self, U: torch.Tensor) -> torch.Tensor:
         """Row-wise J^T u."""
+        checkpoint()  # the reused pullback never calls model.eps either
         with _exact_autodiff():
             if self._pullback is None:
                 _, self._pullback = torch.func.vjp(self._f, self.X)
@@ -807,6 +813,7 @@ def spectrum_sweep(
     out: list[SpectrumResult] = []
     n_chunks = math.ceil(len(ts) / chunk)
     for ci, start in enumerate(range(0, len(ts), chunk)):
+        checkpoint()
         part = ts[start : start + chunk]
         states = [state_at(model, x0[:1], t, seed) for t in part]
 

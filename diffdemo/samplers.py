@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from diffdemo.checkpoint import checkpoint
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.schedule import strided_timesteps, timestep_pairs  # noqa: F401  (strided_timesteps: re-exported)
@@ -132,6 +133,7 @@ def reverse_process(
     every = len(pairs) if every is None else max(1, int(every))
     norm_sq = operator.norm_sq(y) if guidance == "score_ald" else 1.0
     for i, (t, t_prev) in enumerate(pairs):
+        checkpoint()  # a capped or cancelled run stops between reverse steps (and in each network evaluation)
         if guidance == "dps":
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)

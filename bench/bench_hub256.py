@@ -69,7 +69,7 @@ def main(argv=None) -> dict:
         last_frame(dps(model, op, y, scale=DEFAULTS["dps"]["scale"], steps=args.dps_steps, seed=0, every=None))
 
     dps_step = median_seconds(dps_run, 1, warmup=True) / args.dps_steps
-    ops = A._row_ops(model, [x_t], [t], ["score"], [None])
+    ops = A.row_operators(model, [x_t], [t], ["score"], [None])
     v = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64).to(device)
     ops.rmatvec(v)  # the VJP's forward graph is built once per state, then reused by every iteration
     cases = {

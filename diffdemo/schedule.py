@@ -79,6 +79,13 @@ class Schedule:
         a = self.abar(t)
         return a**0.5 * x0 + (1 - a) ** 0.5 * noise
 
+    def noise_image(self, x0: torch.Tensor, t: int, seed: int = 0, device=None) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z with z drawn on the CPU from ``seed`` (eq. 3; the same z on
+        any device), moved to ``device`` (None: where x0 is)."""
+        g = torch.Generator().manual_seed(int(seed))
+        x_t = self.add_noise(x0.float(), int(t), torch.randn(x0.shape, generator=g))
+        return x_t if device is None else x_t.to(device)
+
     def forward_step(self, x_prev: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
         """One forward step x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) z (eq. 1)."""
         b = float(self.betas[t])

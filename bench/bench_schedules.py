@@ -33,7 +33,8 @@ from diffdemo.models import load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
 from diffdemo.profiles import load_profile  # noqa: E402
 from diffdemo.restore import make_problem  # noqa: E402
-from diffdemo.schedule import SCHEDULES, noise_levels  # noqa: E402
+from diffdemo.schedule import noise_levels  # noqa: E402
+from diffdemo.spacing import SCHEDULES  # noqa: E402
 
 CACHE = ROOT / "bench" / "results" / "schedules.json"
 DENOISE_T = 300

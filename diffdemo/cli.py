@@ -493,7 +493,7 @@ def run_lpips(args) -> dict:
 
 # --- stability profile (step allocation, poster section 6) -----------------------------------------
 def add_schedule_option(p) -> None:
-    from diffdemo.schedule import SCHEDULES
+    from diffdemo.spacing import SCHEDULES
 
     p.add_argument(
         "--schedule",

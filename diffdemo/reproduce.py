@@ -248,7 +248,7 @@ class Reproduction:
             return None
 
     def fig10_plan(self) -> list[tuple[str, int]]:
-        from diffdemo.schedule import SCHEDULES
+        from diffdemo.spacing import SCHEDULES
 
         scheds = [s for s in SCHEDULES if s != "spectral" or self.profile() is not None]
         return [(s, int(n)) for s in scheds for n in self.budget.schedule_nfes]

@@ -22,7 +22,7 @@ from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
 from diffdemo.profiles import load_profile
 from diffdemo.samplers import Frame, dps, last_frame, posterior_mean, reverse_process, score_ald, sdedit
-from diffdemo.schedule import SCHEDULES, make_timesteps
+from diffdemo.spacing import SCHEDULES, make_timesteps
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES

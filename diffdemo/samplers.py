@@ -17,7 +17,7 @@ import torch
 from diffdemo.checkpoint import checkpoint
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
-from diffdemo.schedule import timestep_pairs
+from diffdemo.spacing import timestep_pairs
 from diffdemo.validation import check_timestep
 
 

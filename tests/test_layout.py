@@ -68,9 +68,10 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"models", "operators", "metrics", "lpips_weights", "precision", "hub"},
     ),
     (
-        "core: schedule and spacings, checkpoint, validation, defaults, errors, I/O",
+        "core: noise schedule, spacings, checkpoint, validation, defaults, errors, I/O",
         {
             "schedule",
+            "spacing",
             "checkpoint",
             "validation",
             "defaults",

@@ -17,7 +17,7 @@ from diffdemo.samplers import (
     sdedit,
     timestep_pairs,
 )
-from diffdemo.schedule import strided_timesteps
+from diffdemo.spacing import strided_timesteps
 
 
 def uni(model, steps: int, start: int | None = None) -> list[int]:

@@ -293,3 +293,30 @@ def test_bad_sample_counts_are_refused(gaussian_prior, deblur_problem, method, s
     x0, op, sigma_y, y, _ = deblur_problem
     with pytest.raises(ValueError, match="samples"):
         diffusion_frames(gaussian_prior, method, Problem(x0, op, sigma_y, y), steps=5, samples=samples)
+
+
+def test_samplers_take_the_list_that_timesteps_for_resolves(tiny_model, monkeypatch):
+    """A spacing name becomes a list once, above the samplers: a run from t0 takes at most t0 + 1 steps (None: all
+    of them); 'spectral' reads the stored profile there; a sampler refuses a list that is not strictly descending."""
+    from diffdemo import restore as restore_module
+    from diffdemo.spacing import make_timesteps
+
+    assert timesteps_for(tiny_model, None, 300, "uniform") == list(range(300, -1, -1))
+    assert timesteps_for(tiny_model, 500, 300, "quadratic") == make_timesteps(
+        tiny_model.schedule, 301, 300, "quadratic"
+    )
+    assert timesteps_for(tiny_model, 4, None, "karras") == [999, 775, 301, 0]
+    read = []
+    profile = {"t": [1, 999], "rho_Js": [100.0, 1.0]}
+    monkeypatch.setattr(restore_module, "load_profile", lambda name: read.append(name) or profile)
+    spectral = timesteps_for(tiny_model, 5, None, "spectral")
+    assert read == [tiny_model.name] and spectral == make_timesteps(tiny_model.schedule, 5, None, "spectral", profile)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        timesteps_for(tiny_model, 5, None, "linear")
+    op = GaussianBlur(5, 1.0)
+    y = torch.zeros(1, 3, 16, 16)
+    for bad in ([], [0, 10], [10, 10, 0], [1000, 0]):
+        with pytest.raises(ValueError, match="timestep"):
+            sample(tiny_model, n=1, timesteps=bad, seed=0)
+        with pytest.raises(ValueError, match="timestep"):
+            dps(tiny_model, op, y, scale=1.0, timesteps=bad, seed=0)

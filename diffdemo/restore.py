@@ -58,16 +58,18 @@ def matched_timestep(model: DiffusionModel, sigma: float) -> int:
     return int(torch.argmin((ratio - sigma**2).abs()))
 
 
-def timesteps_for(model: DiffusionModel, steps: int | None, start: int | None, spacing: str) -> list[int]:
+def timesteps_for(
+    model: DiffusionModel, steps: int | None, start: int | None, spacing: str, label: str = "t"
+) -> list[int]:
     """The descending timestep list of a run of ``steps`` steps from ``start`` under the spacing named ``spacing``.
 
     The one place a spacing name becomes a list (the samplers take the list): "spectral" reads the model's stored
     stability profile (``diffdemo.profiles``). ``start`` None: from T - 1; a run from ``start`` takes at most
-    start + 1 steps (steps None: all of them)."""
+    start + 1 steps (steps None: all of them); ``label`` names the start in the message when it is out of range."""
     if spacing not in SCHEDULES:
         raise ValueError(f"unknown schedule {spacing!r}; choose from {', '.join(SCHEDULES)}")
     if start is not None:
-        start = validation.check_timestep(start, model.schedule.T, "t")
+        start = validation.check_timestep(start, model.schedule.T, label)
         steps = min(steps or start + 1, start + 1)
     profile = load_profile(model.name) if spacing == "spectral" else None
     return make_timesteps(model.schedule, steps, start, spacing, profile)
@@ -114,7 +116,7 @@ def _chain_frames(
         ts = timesteps_for(model, steps, t0, kind)
         return reverse_process(model, start, ts, seed=seed, stochastic=False, operator=op, y=y, every=every)
     if method == "sdedit":
-        ts = timesteps_for(model, steps, int(p["t0"]), kind)
+        ts = timesteps_for(model, steps, int(p["t0"]), kind, "t0")
         return sdedit(model, op, y, timesteps=ts, seed=seed, every=every)
     ts = timesteps_for(model, steps, None, kind)
     if method == "score_ald":

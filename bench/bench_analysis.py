@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
             model.score(x20, t20)
 
     sweep_ts = list(range(50, 1000, 100))
-    ops = A._row_ops(model, [x_t], [t], ["score"], [None])
+    ops = A.row_operators(model, [x_t], [t], ["score"], [None])
     v = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(device)
     ops.rmatvec(v)  # the VJP's forward graph is built once per state, then reused by every iteration
 

@@ -36,6 +36,7 @@ from diffdemo import analysis, metrics  # noqa: E402
 from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
 from diffdemo.models import MODELS_DIR, UNetModel  # noqa: E402
 from diffdemo.operators import GaussianBlur  # noqa: E402
+from diffdemo.restore import timesteps_for  # noqa: E402
 from diffdemo.samplers import dps, last_frame, sample  # noqa: E402
 from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import export  # noqa: E402
@@ -48,7 +49,7 @@ def sampler_vs_pipeline(model: UNetModel, steps: int, repeats: int) -> dict:
     pipe = ddpm_pipeline(model)
 
     def ours():
-        last_frame(sample(model, n=1, steps=steps, seed=0, every=None))
+        last_frame(sample(model, n=1, timesteps=timesteps_for(model, steps, None, "uniform"), seed=0, every=None))
 
     def theirs():
         pipe(batch_size=1, generator=torch.Generator().manual_seed(0), num_inference_steps=steps, output_type="np")
@@ -103,7 +104,9 @@ def dps_comparison(model: UNetModel, nfe: int, scales, weights, tmp: Path) -> di
 
     for s in scales:
         start = time.perf_counter()
-        frame = last_frame(dps(model, op, y, scale=s, steps=nfe, seed=0, every=None))
+        frame = last_frame(
+            dps(model, op, y, scale=s, timesteps=timesteps_for(model, nfe, None, "uniform"), seed=0, every=None)
+        )
         sec = time.perf_counter() - start
         rows.append(
             {
@@ -138,7 +141,17 @@ def dps_comparison(model: UNetModel, nfe: int, scales, weights, tmp: Path) -> di
     sampler, physics, _ = deepinv_dps(model, folder, op, short, weights[0])
     med = interleaved(
         {
-            "ours": lambda: last_frame(dps(model, op, y, scale=scales[0], steps=short, seed=0, every=None)),
+            "ours": lambda: last_frame(
+                dps(
+                    model,
+                    op,
+                    y,
+                    scale=scales[0],
+                    timesteps=timesteps_for(model, short, None, "uniform"),
+                    seed=0,
+                    every=None,
+                )
+            ),
             "deepinv": lambda: sampler((y + 1) / 2, physics, seed=0),
         },
         repeats=3,

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from diffdemo.estimates import median_seconds  # noqa: E402
 from diffdemo.models import MODELS_DIR, DiffusionModel, UNetModel, load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
+from diffdemo.restore import timesteps_for  # noqa: E402
 from diffdemo.samplers import dps, last_frame, sample  # noqa: E402
 from diffdemo.threads import auto_threads  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
@@ -115,7 +116,7 @@ def loop_overhead(model: UNetModel, batch: int, steps: int, repeats: int) -> dic
     sched = DDPMScheduler(**scheduler_config())
 
     def ours():
-        last_frame(sample(zero, n=batch, steps=steps, seed=0, every=None))
+        last_frame(sample(zero, n=batch, timesteps=timesteps_for(zero, steps, None, "uniform"), seed=0, every=None))
 
     def theirs():
         sched.set_timesteps(steps)
@@ -161,13 +162,15 @@ def bench(model: UNetModel, batch: int, steps: int, repeats: int) -> dict:
     fwd = forward_fn(model, batch)
 
     def ours():
-        last_frame(sample(model, n=batch, steps=steps, seed=0, every=None))
+        last_frame(sample(model, n=batch, timesteps=timesteps_for(model, steps, None, "uniform"), seed=0, every=None))
 
     def theirs():
         pipe(batch_size=batch, generator=torch.Generator().manual_seed(0), num_inference_steps=steps, output_type="np")
 
     def ours_dps():
-        last_frame(dps(model, op, y, scale=3.0, steps=steps, seed=0, every=None))
+        last_frame(
+            dps(model, op, y, scale=3.0, timesteps=timesteps_for(model, steps, None, "uniform"), seed=0, every=None)
+        )
 
     forward = median_seconds(fwd, 3)  # warm-up
     forward_times, sample_times = [], {"ours": [], "diffusers": [], "dps": []}

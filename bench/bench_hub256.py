@@ -30,6 +30,7 @@ from diffdemo.estimates import format_seconds, median_seconds  # noqa: E402
 from diffdemo.hub_layout import CELEBAHQ_256_ID, CELEBAHQ_256_SCHEDULER, celebahq_unet  # noqa: E402
 from diffdemo.models import UNetModel, default_device, load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
+from diffdemo.restore import timesteps_for  # noqa: E402
 from diffdemo.samplers import dps, last_frame  # noqa: E402
 
 
@@ -66,10 +67,20 @@ def main(argv=None) -> dict:
     y = op.A(x0) + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1)).to(device)
 
     def dps_run():
-        last_frame(dps(model, op, y, scale=DEFAULTS["dps"]["scale"], steps=args.dps_steps, seed=0, every=None))
+        last_frame(
+            dps(
+                model,
+                op,
+                y,
+                scale=DEFAULTS["dps"]["scale"],
+                timesteps=timesteps_for(model, args.dps_steps, None, "uniform"),
+                seed=0,
+                every=None,
+            )
+        )
 
     dps_step = median_seconds(dps_run, 1, warmup=True) / args.dps_steps
-    ops = A._row_ops(model, [x_t], [t], ["score"], [None])
+    ops = A.row_operators(model, [x_t], [t], ["score"], [None])
     v = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64).to(device)
     ops.rmatvec(v)  # the VJP's forward graph is built once per state, then reused by every iteration
     cases = {

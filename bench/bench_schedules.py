@@ -27,13 +27,14 @@ sys.path.insert(0, str(ROOT))
 
 from diffdemo import metrics  # noqa: E402
 from diffdemo.defaults import SIGMA_Y  # noqa: E402
-from diffdemo.experiments import run_restoration  # noqa: E402
+from diffdemo.experiments import run_restoration, timesteps_for  # noqa: E402
 from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
 from diffdemo.models import load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
+from diffdemo.profiles import load_profile  # noqa: E402
 from diffdemo.restore import make_problem  # noqa: E402
-from diffdemo.schedule import SCHEDULES, noise_levels  # noqa: E402
-from diffdemo.stability import load_profile, model_timesteps  # noqa: E402
+from diffdemo.schedule import noise_levels  # noqa: E402
+from diffdemo.spacing import SCHEDULES  # noqa: E402
 
 CACHE = ROOT / "bench" / "results" / "schedules.json"
 DENOISE_T = 300
@@ -72,7 +73,7 @@ def run_one(model, x0: torch.Tensor, task: str, schedule: str, nfe: int) -> dict
             continue
         out[key] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)), "values": vals}
     start_t = DENOISE_T if method == "denoise" else None
-    out["timesteps"] = model_timesteps(model, min(nfe, (start_t or 999) + 1), start_t, schedule)
+    out["timesteps"] = timesteps_for(model, min(nfe, (start_t or 999) + 1), start_t, schedule)
     return out
 
 
@@ -163,7 +164,7 @@ def write_figure(results: dict, profile: dict, model, path: Path) -> None:
     ax.set_xlabel("timestep t")
     ax.set_ylabel("rho(J_s)")
     for i, sched in enumerate(SCHEDULES):
-        ts = model_timesteps(model, 50, None, sched)  # the spectral list reads the stored profile
+        ts = timesteps_for(model, 50, None, sched)  # the spectral list reads the stored profile
         y = 10 ** (np.log10(min(profile["rho_Js"])) - 0.25 * (i + 1))
         ax.plot(ts, [y] * len(ts), "|", ms=8, label=f"{sched} (50 steps)")
     ax.set_title("step positions over the stability profile", fontsize=9)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from diffdemo.checkpoint import checkpoint
 from diffdemo.models import DiffusionModel
-from diffdemo.samplers import noise_image
 from diffdemo.validation import check_timestep
 
 KINDS = ("score", "reverse", "denoiser")
@@ -114,7 +114,7 @@ def affine_coefficients(model: DiffusionModel, kind: str, t: int, t_prev: int | 
 
 def state_at(model: DiffusionModel, x0: torch.Tensor, t: int, seed: int = 0) -> torch.Tensor:
     """The probe's input x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z with a seeded z (eq. 3); same z for every t."""
-    return noise_image(model, x0, _check_t(model, t), seed)
+    return model.schedule.noise_image(x0, _check_t(model, t), seed, model.device)
 
 
 def _timesteps(t, n: int, device) -> torch.Tensor:
@@ -170,6 +170,7 @@ def score_jvp(
     v = v.to(model.device, torch.float32).expand_as(x)
     T = _timesteps(t, x.shape[0], model.device)
     n = x.shape[0]
+    checkpoint()
     if method == "jvp":
         with _exact_autodiff():
             out = _jvp(model, x, T, v.contiguous())
@@ -189,6 +190,7 @@ def score_vjp(model: DiffusionModel, x: torch.Tensor, t, u: torch.Tensor) -> tor
     model = model.for_autodiff()
     x = x.to(model.device, torch.float32)
     T = _timesteps(t, x.shape[0], model.device)
+    checkpoint()
     with _exact_autodiff():
         _, pullback = torch.func.vjp(lambda z: model.score(z, T), x)
         (out,) = pullback(u.to(model.device, torch.float32).expand_as(x).contiguous())
@@ -418,6 +420,7 @@ def energy_sweep(
     chunk = len(ts) if max_batch is None else max(1, int(max_batch) // (1 if method == "jvp" else 2))
     curves: list[EnergyCurve] = []
     for start in range(0, len(ts), chunk):
+        checkpoint()
         part = ts[start : start + chunk]
         if progress:
             progress(start / len(ts), f"timesteps {part[0]}..{part[-1]}")
@@ -433,7 +436,7 @@ def energy_sweep(
 
 
 # --- spectra --------------------------------------------------------------------------------------
-class _RowOperators:
+class RowOperators:
     """J = a_r I + b_r J_s(x_r, t_r) for every row r of a batch; one network JVP / VJP serves all rows at once.
 
     The VJP's forward graph is built once and reused (every power iteration then costs one backward pass).
@@ -452,6 +455,7 @@ class _RowOperators:
 
     def matvec(self, V: torch.Tensor) -> torch.Tensor:
         """Row-wise J v (float64 in and out; the network runs in float32)."""
+        checkpoint()  # the traced JVP graph never calls model.eps: every Krylov iteration checks here
         with _exact_autodiff():
             js = _jvp(self.model, self.X, self.T, V.to(torch.float32))
         self.n_jvp += 1
@@ -459,6 +463,7 @@ class _RowOperators:
 
     def rmatvec(self, U: torch.Tensor) -> torch.Tensor:
         """Row-wise J^T u."""
+        checkpoint()  # the reused pullback never calls model.eps either
         with _exact_autodiff():
             if self._pullback is None:
                 _, self._pullback = torch.func.vjp(self._f, self.X)
@@ -507,7 +512,7 @@ class EigResult:
 
 
 def _bidiagonalization(
-    ops: _RowOperators, k: int, iters: int, generator: torch.Generator, tol: float = 0.0, progress=None
+    ops: RowOperators, k: int, iters: int, generator: torch.Generator, tol: float = 0.0, progress=None
 ):
     """Golub-Kahan-Lanczos bidiagonalisation of each row's J: one batched JVP + one batched VJP per iteration.
 
@@ -561,7 +566,7 @@ def _bidiagonalization(
     return S.numpy(), right.cpu(), left.cpu(), res[:, :k].numpy(), np.stack(hist, 1), np.stack(rhist, 1)
 
 
-def _arnoldi(ops: _RowOperators, m: int, generator: torch.Generator, progress=None):
+def arnoldi(ops: RowOperators, m: int, generator: torch.Generator, progress=None):
     """m steps of Arnoldi on each row's J (row-batched, one JVP per step): Hessenberg H (B, m+1, m)."""
     B = ops.X.shape[0]
     shape = ops.X.shape[1:]
@@ -688,11 +693,13 @@ class SpectrumResult:
         )
 
 
-def _row_ops(
+def row_operators(
     model: DiffusionModel, states: list[torch.Tensor], ts: list[int], kinds: list[str], t_prevs
-) -> _RowOperators:
+) -> RowOperators:
+    """The batched operators a_r I + b_r J_s(x_r, t_r), one row per state: ``kinds`` picks each row's operator
+    ("score": J_s, "reverse": J_f of the step t -> t_prev, "denoiser"), ``t_prevs`` None for the single step."""
     coef = [affine_coefficients(model, k, t, tp) for k, t, tp in zip(kinds, ts, t_prevs)]
-    return _RowOperators(
+    return RowOperators(
         model,
         torch.cat(states),
         torch.tensor(ts),
@@ -716,7 +723,7 @@ def top_singular(
     """Top-k singular values / vectors of J_s or J_f (eq. 34) by Golub-Kahan-Lanczos, one JVP + one VJP per iteration."""
     t = _check_t(model, t)
     kind = operator_kind(operator)
-    ops = _row_ops(model, [x_t[:1]], [t], [kind], [t_prev])
+    ops = row_operators(model, [x_t[:1]], [t], [kind], [t_prev])
     gen = torch.Generator().manual_seed(int(seed))
     S, R, P, res, hist, rhist = _bidiagonalization(ops, int(k), int(iters), gen, tol, progress)
     return _singular_result(LABELS[kind], t, S[0], R[0], P[0], res[0], hist[0], rhist[0], x_t.shape[1:])
@@ -751,12 +758,13 @@ def spectral_radius(
     """
     t = _check_t(model, t)
     tp = t - 1 if t_prev is None else int(t_prev)
-    ops = _row_ops(model, [x_t[:1]], [t], ["score"], [tp])
-    H, steps = _arnoldi(ops, iters, torch.Generator().manual_seed(int(seed)), progress)
-    return _eig_result(model, H[0], t, tp, steps)
+    ops = row_operators(model, [x_t[:1]], [t], ["score"], [tp])
+    H, steps = arnoldi(ops, iters, torch.Generator().manual_seed(int(seed)), progress)
+    return eig_result(model, H[0], t, tp, steps)
 
 
-def _eig_result(model: DiffusionModel, H: torch.Tensor, t: int, tp: int, steps: int) -> EigResult:
+def eig_result(model: DiffusionModel, H: torch.Tensor, t: int, tp: int, steps: int) -> EigResult:
+    """The spectral radii of J_s and of J_f (step t -> tp) from one row's Arnoldi Hessenberg matrix ``H``."""
     a, b = affine_coefficients(model, "reverse", t, tp)
     th_s, res_s, th_f, res_f = _ritz(H, a, b)
     return EigResult(
@@ -807,6 +815,7 @@ def spectrum_sweep(
     out: list[SpectrumResult] = []
     n_chunks = math.ceil(len(ts) / chunk)
     for ci, start in enumerate(range(0, len(ts), chunk)):
+        checkpoint()
         part = ts[start : start + chunk]
         states = [state_at(model, x0[:1], t, seed) for t in part]
 
@@ -820,11 +829,11 @@ def spectrum_sweep(
         rows_t = [t for t in part for _ in range(2)]
         rows_k = [kind for _ in part for kind in ("score", "reverse")]
         gen = torch.Generator().manual_seed(int(seed))
-        ops = _row_ops(model, rows_x, rows_t, rows_k, [None] * len(rows_t))
+        ops = row_operators(model, rows_x, rows_t, rows_k, [None] * len(rows_t))
         bidiag = _bidiagonalization(ops, k, iters, gen, tol, sub(0.0, 0.7))
         del ops
-        eig_ops = _row_ops(model, states, part, ["score"] * len(part), [None] * len(part))
-        H, nsteps = _arnoldi(eig_ops, m, gen, sub(0.7, 0.3))
+        eig_ops = row_operators(model, states, part, ["score"] * len(part), [None] * len(part))
+        H, nsteps = arnoldi(eig_ops, m, gen, sub(0.7, 0.3))
         for i, t in enumerate(part):
             out.append(
                 _spectrum_result(model, t, states[i], [a[2 * i : 2 * i + 2] for a in bidiag], H[i], nsteps, stride)
@@ -841,7 +850,7 @@ def _spectrum_result(model, t: int, x_t, bidiag_rows, H, nsteps: int, stride: in
         _singular_result(label, t, *(a[r] for a in bidiag_rows), x_t.shape[1:])
         for r, label in enumerate(("J_s", "J_f"))
     )
-    eig = _eig_result(model, H, t, t - 1, nsteps)
+    eig = eig_result(model, H, t, t - 1, nsteps)
     h_max = euler_step_limit(eig.eigenvalues_Js)
     used = min(stride, t + 1)
     return SpectrumResult(

@@ -217,6 +217,7 @@ def add_sample(sub) -> None:
 
 
 def run_sample(args) -> dict:
+    from diffdemo.experiments import timesteps_for
     from diffdemo.imaging import save_png
     from diffdemo.models import load_model
     from diffdemo.restore import model_for
@@ -226,7 +227,8 @@ def run_sample(args) -> dict:
     check_args(args, "n", "steps", "seed")
     model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
-    frame = last_frame(sample(model, n=args.n, steps=args.steps, seed=args.seed, every=None, schedule=args.schedule))
+    timesteps = timesteps_for(model, args.steps, None, args.schedule)
+    frame = last_frame(sample(model, n=args.n, timesteps=timesteps, seed=args.seed, every=None))
     seconds = time.perf_counter() - start
     out = Path(args.out)
     files = [str(save_png(frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]
@@ -491,7 +493,7 @@ def run_lpips(args) -> dict:
 
 # --- stability profile (step allocation, poster section 6) -----------------------------------------
 def add_schedule_option(p) -> None:
-    from diffdemo.schedule import SCHEDULES
+    from diffdemo.spacing import SCHEDULES
 
     p.add_argument(
         "--schedule",
@@ -540,7 +542,8 @@ def add_profile(sub) -> None:
 def run_profile(args) -> dict:
     from diffdemo.imaging import to_tensor
     from diffdemo.models import MODELS_DIR, load_model
-    from diffdemo.stability import PROFILE_IMAGES, compute_profile, profile_path, save_profile
+    from diffdemo.profiles import profile_path, save_profile
+    from diffdemo.stability import PROFILE_IMAGES, compute_profile
 
     if args.iters > 200 or args.images > len(PROFILE_IMAGES):
         raise UsageError(f"--iters must be <= 200 and --images <= {len(PROFILE_IMAGES)}")

@@ -7,6 +7,8 @@ Callers only format what these yield:
   classical baselines' Rows. Closing the generator stops every run. ``run_restoration`` drains it.
 - ``denoising``: Figure 1's single run (noise the image to t, reverse diffusion back with no data term).
 - ``psnr_lpips_vs_t``: Figure 1's curve, the one definition of how the noisy input and its denoising score.
+- ``timesteps_for`` (from ``restore``): a spacing name (and, for "spectral", the stored profile) resolved into the
+  timestep list a sampler takes; the CLI, the app and ``reproduce`` call it before ``samplers.sample``.
 
 Figure 1's noisy input is scored as the observation x_t / sqrt(abar_t) = x0 + sigma_t z with
 sigma_t = sqrt((1 - abar_t) / abar_t) (eq. 3 divided by sqrt(abar_t)): the image plus noise, at the image's own
@@ -33,8 +35,9 @@ from diffdemo.restore import (
     resolved_params,
     run_baseline,
     score,
+    timesteps_for,
 )
-from diffdemo.samplers import Frame, denoise, noise_image
+from diffdemo.samplers import Frame, denoise
 
 
 @dataclass
@@ -221,17 +224,18 @@ def denoising(
     every: int | None = 1,
     schedule: str = SPACING,
 ) -> Iterator[Step | Row]:
-    """Figure 1's single run: x_t = noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
+    """Figure 1's single run: x_t = schedule.noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
 
     Yields first a Row ``noisy`` (reconstruction: x_t itself; scores: of x_t / sqrt(abar_t), the module's
     definition), then a Step per streamed frame, then the Row ``denoise`` of the result."""
-    x_t = noise_image(model, x0, int(t), seed)
+    x_t = model.schedule.noise_image(x0, int(t), seed, model.device)
     scores = noisy_scores(model, x_t, x0, t)
     yield Row("noisy", **scores, residual=None, seconds=0.0, nfe=0, precision=None,
               params={"t": int(t)}, schedule=None, reconstruction=x_t.cpu())  # fmt: skip
     tick = time.perf_counter()
     spent, frame = 0.0, None
-    for frame in denoise(model, x_t, int(t), steps=steps, seed=seed, every=every, schedule=schedule):
+    ts = timesteps_for(model, steps, int(t), schedule)
+    for frame in denoise(model, x_t, timesteps=ts, seed=seed, every=every):
         spent += time.perf_counter() - tick
         yield Step("denoise", frame, metrics.mean_psnr(frame.x0_hat, x0), None)
         tick = time.perf_counter()

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from diffdemo.defaults import FULL_QUALITY
+from diffdemo.experiments import timesteps_for
 from diffdemo.imaging import bundled_images, grid, load_image, save_png, to_tensor
 from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import load_model
@@ -98,7 +99,8 @@ def write_card(model_dir: Path, out_dir: Path, n: int = 64, steps: int = 250, se
     state = json.loads((model_dir / STATE_FILE).read_text()) if (model_dir / STATE_FILE).exists() else {}
     start = time.perf_counter()
     # the card's samples keep the uniform stride of its figures (the poster's setting), whatever the app's default
-    frames = sample(model, n=n, steps=steps, seed=seed, every=None, schedule=FULL_QUALITY["schedule"])
+    timesteps = timesteps_for(model, steps, None, FULL_QUALITY["schedule"])
+    frames = sample(model, n=n, timesteps=timesteps, seed=seed, every=None)
     samples = last_frame(frames).x_t.cpu()
     sample_seconds = time.perf_counter() - start
     train = load_faces()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from diffdemo.checkpoint import checkpoint
 from diffdemo.errors import DiffdemoError
 from diffdemo.hub import hub_reachable
 from diffdemo.schedule import Schedule
-from diffdemo.serving import check_deadline
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "assets" / "models"
@@ -127,7 +127,7 @@ class UNetModel(DiffusionModel):
         return self.derived("autodiff", lambda: autodiff_network(self.unet))
 
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        check_deadline()  # a served run past its time cap stops here, within one network evaluation
+        checkpoint()  # a capped or cancelled run stops here, within one network evaluation
         t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
         if t_in.ndim == 0:
             t_in = t_in.expand(x.shape[0])

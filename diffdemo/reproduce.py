@@ -23,7 +23,7 @@ import torch
 
 from diffdemo import baselines, defaults, metrics
 from diffdemo.defaults import params_for
-from diffdemo.experiments import Row, psnr_lpips_vs_t, run_restoration
+from diffdemo.experiments import Row, psnr_lpips_vs_t, run_restoration, timesteps_for
 from diffdemo.figures import Figures, write_report_pages
 from diffdemo.imaging import bundled_images, load_image, to_tensor, to_uint8
 from diffdemo.jsonio import write_json
@@ -240,7 +240,7 @@ class Reproduction:
         return [t for t in getattr(self.budget, field) if t < self.model.schedule.T]
 
     def profile(self) -> dict | None:
-        from diffdemo.stability import load_profile
+        from diffdemo.profiles import load_profile
 
         try:
             return load_profile(self.model.name)
@@ -248,7 +248,7 @@ class Reproduction:
             return None
 
     def fig10_plan(self) -> list[tuple[str, int]]:
-        from diffdemo.schedule import SCHEDULES
+        from diffdemo.spacing import SCHEDULES
 
         scheds = [s for s in SCHEDULES if s != "spectral" or self.profile() is not None]
         return [(s, int(n)) for s in scheds for n in self.budget.schedule_nfes]
@@ -372,7 +372,8 @@ def fig2_samples(run: Reproduction) -> None:
     run.bar.set_postfix_str("unconditional samples", refresh=False)
     start = time.perf_counter()
     model = model_for(run.model, "sample", run.precision)
-    frame = last_frame(sample(model, n=b.n_samples, steps=b.sample_steps, seed=run.seed, every=None))
+    timesteps = timesteps_for(model, b.sample_steps, None, "uniform")
+    frame = last_frame(sample(model, n=b.n_samples, timesteps=timesteps, seed=run.seed, every=None))
     seconds = time.perf_counter() - start
     run.bar.update(b.n_samples * b.sample_steps)
     x = frame.x_t.cpu()
@@ -718,8 +719,6 @@ def fig9_singular_vectors(run: Reproduction, results: list, ts: list[int]) -> No
 def fig10_schedules(run: Reproduction) -> None:
     """DPS deblurring quality vs network evaluations per timestep schedule, and where each schedule puts its
     steps over the measured stability profile rho(J_s)(t)."""
-    from diffdemo.stability import model_timesteps
-
     b, spec = run.budget, FIGURES["fig10_schedules"]
     if not b.schedule_nfes:
         return
@@ -732,7 +731,7 @@ def fig10_schedules(run: Reproduction) -> None:
         ssim = _mean_std([r.ssim for r in runs])[0]
         data.setdefault(sched, []).append({"nfe": nfe, "psnr": psnr, "psnr_sd": sd, "ssim": ssim})
     top = max(b.schedule_nfes)
-    positions = {s: model_timesteps(run.model, top, None, s) for s in data}
+    positions = {s: timesteps_for(run.model, top, None, s) for s in data}
     chart = run.figures.line_chart(
         spec.key, spec.chart, spec.xlabel, _fig10_panels(data, positions, profile, top),
         log_y=(1,) if profile is not None else (),

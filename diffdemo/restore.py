@@ -20,8 +20,9 @@ from diffdemo.errors import InvalidParameter
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
+from diffdemo.profiles import load_profile
 from diffdemo.samplers import Frame, dps, last_frame, posterior_mean, reverse_process, score_ald, sdedit
-from diffdemo.stability import model_timesteps
+from diffdemo.spacing import SCHEDULES, make_timesteps
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES
@@ -55,6 +56,23 @@ def matched_timestep(model: DiffusionModel, sigma: float) -> int:
     abar = model.schedule.alpha_bar
     ratio = (1 - abar) / abar
     return int(torch.argmin((ratio - sigma**2).abs()))
+
+
+def timesteps_for(
+    model: DiffusionModel, steps: int | None, start: int | None, spacing: str, label: str = "t"
+) -> list[int]:
+    """The descending timestep list of a run of ``steps`` steps from ``start`` under the spacing named ``spacing``.
+
+    The one place a spacing name becomes a list (the samplers take the list): "spectral" reads the model's stored
+    stability profile (``diffdemo.profiles``). ``start`` None: from T - 1; a run from ``start`` takes at most
+    start + 1 steps (steps None: all of them); ``label`` names the start in the message when it is out of range."""
+    if spacing not in SCHEDULES:
+        raise ValueError(f"unknown schedule {spacing!r}; choose from {', '.join(SCHEDULES)}")
+    if start is not None:
+        start = validation.check_timestep(start, model.schedule.T, label)
+        steps = min(steps or start + 1, start + 1)
+    profile = load_profile(model.name) if spacing == "spectral" else None
+    return make_timesteps(model.schedule, steps, start, spacing, profile)
 
 
 def model_for(model: DiffusionModel, method: str, precision: str = "auto") -> DiffusionModel:
@@ -95,16 +113,17 @@ def _chain_frames(
     if method == "denoise":
         t0 = int(p.get("t0") or max(matched_timestep(model, problem.sigma_y), 1))
         start = model.schedule.abar(t0) ** 0.5 * op.init_estimate(y)
-        ts = model_timesteps(model, min(steps, t0 + 1), t0, kind)
+        ts = timesteps_for(model, steps, t0, kind)
         return reverse_process(model, start, ts, seed=seed, stochastic=False, operator=op, y=y, every=every)
     if method == "sdedit":
-        t0 = int(p["t0"])
-        return sdedit(model, op, y, t0=t0, steps=min(steps, t0 + 1), seed=seed, every=every, schedule=kind)
+        ts = timesteps_for(model, steps, int(p["t0"]), kind, "t0")
+        return sdedit(model, op, y, timesteps=ts, seed=seed, every=every)
+    ts = timesteps_for(model, steps, None, kind)
     if method == "score_ald":
         zeta, sigma_y = float(p["zeta"]), problem.sigma_y
-        return score_ald(model, op, y, zeta=zeta, sigma_y=sigma_y, steps=steps, seed=seed, every=every, schedule=kind)
+        return score_ald(model, op, y, zeta=zeta, sigma_y=sigma_y, timesteps=ts, seed=seed, every=every)
     scale, normalize = float(p["scale"]), bool(p.get("normalize", True))  # dps
-    return dps(model, op, y, scale=scale, steps=steps, seed=seed, normalize=normalize, every=every, schedule=kind)
+    return dps(model, op, y, scale=scale, timesteps=ts, seed=seed, normalize=normalize, every=every)
 
 
 def resolved_params(method: str, problem: Problem, overrides: dict) -> dict:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from diffdemo.checkpoint import checkpoint
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
-from diffdemo.schedule import strided_timesteps, timestep_pairs  # noqa: F401  (strided_timesteps: re-exported)
-from diffdemo.stability import model_timesteps
+from diffdemo.spacing import timestep_pairs
 from diffdemo.validation import check_timestep
 
 
@@ -132,6 +132,7 @@ def reverse_process(
     every = len(pairs) if every is None else max(1, int(every))
     norm_sq = operator.norm_sq(y) if guidance == "score_ald" else 1.0
     for i, (t, t_prev) in enumerate(pairs):
+        checkpoint()  # a capped or cancelled run stops between reverse steps (and in each network evaluation)
         if guidance == "dps":
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
@@ -162,59 +163,47 @@ def reverse_process(
 
 
 # --- the five tasks -------------------------------------------------------------------------------
-def noise_image(model: DiffusionModel, x0: torch.Tensor, t: int, seed: int = 0) -> torch.Tensor:
-    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z with a seeded z (eq. 3)."""
-    g = torch.Generator().manual_seed(int(seed))
-    return model.schedule.add_noise(x0.float(), int(t), torch.randn(x0.shape, generator=g)).to(model.device)
-
-
 # The tasks take keyword-only parameters with no tuned values of their own: the tuned ones live in
-# diffdemo/defaults.py and every caller passes them. ``every``: frames streamed (None: only the last).
+# diffdemo/defaults.py and every caller passes them. ``timesteps``: the descending list the run visits (its first
+# entry the start), resolved from a spacing name above this layer (``diffdemo.restore.timesteps_for``), as
+# k-diffusion's samplers take ``sigmas``. ``every``: frames streamed (None: only the last).
+def check_timestep_list(model: DiffusionModel, timesteps) -> list[int]:
+    """A run's timesteps: non-empty, strictly descending integers in [0, T - 1], the first one a valid start."""
+    ts = [int(t) for t in timesteps]
+    if not ts:
+        raise ValueError("a run needs at least one timestep")
+    T = model.schedule.T
+    if not all(a > b for a, b in zip(ts, ts[1:])) or ts[-1] < 0 or ts[0] > T - 1:
+        raise ValueError(f"timesteps must be strictly descending in [0, {T - 1}], got {ts[:4]}...")
+    return ts
+
+
 def denoise(
-    model,
-    x_t: torch.Tensor,
-    t_start: int,
-    *,
-    steps: int | None,
-    seed: int,
-    stochastic: bool = False,
-    every: int | None = 1,
-    schedule: str = "uniform",
+    model, x_t: torch.Tensor, *, timesteps: list[int], seed: int, stochastic: bool = False, every: int | None = 1
 ) -> Iterator[Frame]:
-    """Task 2: reverse diffusion from a noised image at t_start, no data term (eq. 24); steps=None: every t."""
-    t_start = check_timestep(t_start, model.schedule.T, "t")
-    ts = model_timesteps(model, min(steps or t_start + 1, t_start + 1), t_start, schedule)
+    """Task 2: reverse diffusion from a noised image at timesteps[0], no data term (eq. 24)."""
+    ts = check_timestep_list(model, timesteps)
+    check_timestep(ts[0], model.schedule.T, "t")
     return reverse_process(model, x_t, ts, seed=seed, stochastic=stochastic, every=every)
 
 
-def sample(
-    model, *, n: int, steps: int, seed: int, every: int | None = 1, schedule: str = "uniform"
-) -> Iterator[Frame]:
+def sample(model, *, n: int, timesteps: list[int], seed: int, every: int | None = 1) -> Iterator[Frame]:
     """Task 3: ancestral DDPM sampling from x_T ~ N(0, I) (eq. 25)."""
+    ts = check_timestep_list(model, timesteps)
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn((int(n), *model.sample_shape), gen, model.device)
-    ts = model_timesteps(model, steps, None, schedule)
     return reverse_process(model, x, ts, generator=gen, every=every)
 
 
 def sdedit(
-    model,
-    operator: Operator,
-    y: torch.Tensor,
-    *,
-    t0: int,
-    steps: int | None,
-    seed: int,
-    every: int | None = 1,
-    schedule: str = "uniform",
+    model, operator: Operator, y: torch.Tensor, *, timesteps: list[int], seed: int, every: int | None = 1
 ) -> Iterator[Frame]:
-    """Task 4: noise a measurement-consistent start to t0, then reverse diffusion to 0 (eq. 26); steps=None:
-    every t from t0."""
-    t0 = check_timestep(t0, model.schedule.T, "t0")
+    """Task 4: noise a measurement-consistent start to t0 = timesteps[0], then reverse diffusion to 0 (eq. 26)."""
+    ts = check_timestep_list(model, timesteps)
+    t0 = check_timestep(ts[0], model.schedule.T, "t0")
     gen = torch.Generator().manual_seed(int(seed))
     start = operator.init_estimate(y.float())
     x = model.schedule.add_noise(start, t0, torch.randn(start.shape, generator=gen))
-    ts = model_timesteps(model, min(steps or t0 + 1, t0 + 1), t0, schedule)
     return reverse_process(model, x, ts, generator=gen, operator=operator, y=y, every=every)
 
 
@@ -225,23 +214,13 @@ def score_ald(
     *,
     zeta: float,
     sigma_y: float,
-    steps: int,
+    timesteps: list[int],
     seed: int,
     every: int | None = 1,
-    schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 5: reverse diffusion + annealed likelihood gradient at x_t, no backprop through the network (eq. 27)."""
     return _guided_from_noise(
-        model,
-        y,
-        steps,
-        seed,
-        every,
-        schedule,
-        guidance="score_ald",
-        operator=operator,
-        scale=zeta,
-        sigma_y=sigma_y,
+        model, y, timesteps, seed, every, guidance="score_ald", operator=operator, scale=zeta, sigma_y=sigma_y
     )
 
 
@@ -251,24 +230,23 @@ def dps(
     y: torch.Tensor,
     *,
     scale: float,
-    steps: int,
+    timesteps: list[int],
     seed: int,
     normalize: bool = True,
     every: int | None = 1,
-    schedule: str = "uniform",
 ) -> Iterator[Frame]:
     """Task 6: diffusion posterior sampling (Chung et al. 2023): the normalised gradient step of eq. 29, or
     (normalize=False) the reference code's raw step scale * grad ||y - A x0_hat||."""
     return _guided_from_noise(
-        model, y, steps, seed, every, schedule, guidance="dps", operator=operator, scale=scale, normalize=normalize
+        model, y, timesteps, seed, every, guidance="dps", operator=operator, scale=scale, normalize=normalize
     )
 
 
 def _guided_from_noise(
-    model, y: torch.Tensor, steps: int, seed: int, every: int | None, schedule: str, **guidance
+    model, y: torch.Tensor, timesteps: list[int], seed: int, every: int | None, **guidance
 ) -> Iterator[Frame]:
-    """Start from seeded N(0, I) noise shaped like y and run the guided reverse loop over ``steps`` steps."""
+    """Start from seeded N(0, I) noise shaped like y and run the guided reverse loop over ``timesteps``."""
+    ts = check_timestep_list(model, timesteps)
     gen = torch.Generator().manual_seed(int(seed))
     x = _randn(y.shape, gen, model.device)
-    ts = model_timesteps(model, steps, None, schedule)
     return reverse_process(model, x, ts, generator=gen, y=y, every=every, **guidance)

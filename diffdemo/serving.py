@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffdemo.checkpoint import stop_when
 from diffdemo.errors import DiffdemoError, OverBudget
 from diffdemo.hub import HUB_MODELS
 
@@ -167,38 +168,37 @@ def check_budget(evaluations: int) -> int:
     return evaluations
 
 
-_running = threading.local()  # the deadline of the capped run this thread is advancing, if any
-
-
-def check_deadline() -> None:
-    """Raise TimeCapReached if the capped run this thread is advancing is past its deadline. Called by the
-    model before each network evaluation, so a run stops within one evaluation of its cap, not one frame."""
-    deadline = getattr(_running, "deadline", None)
-    if deadline is not None and time.monotonic() > deadline[0]:
-        raise TimeCapReached(_cap_message(deadline[1]))
-
-
 def _cap_message(seconds: float) -> str:
     return f"stopped after the time cap of {seconds:g} s per run on this server: use fewer steps, chains or methods"
+
+
+def _deadline_check(deadline: float, seconds: float) -> Callable[[], None]:
+    """A check for ``checkpoint.stop_when``: TimeCapReached once the real clock is past ``deadline``."""
+
+    def check() -> None:
+        if time.monotonic() > deadline:
+            raise TimeCapReached(_cap_message(seconds))
+
+    return check
 
 
 def capped(frames: Iterator, seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> Iterator:
     """Pass ``frames`` through until ``seconds`` have passed, then close them and raise TimeCapReached.
 
-    The cap is checked between frames, and (through ``check_deadline``, with the real clock) before every
-    network evaluation made while a frame is computed, whichever thread asks for the frame."""
+    The cap is checked between frames, and (through ``diffdemo.checkpoint``, with the real clock) at every
+    checkpoint the engine passes while a frame is computed: each network evaluation, reverse step and Krylov
+    iteration. The check is set around each ``next`` in the thread that asks for the frame (gradio advances a
+    generator from worker threads), so it holds whichever thread that is."""
     seconds = limits().time_cap_s if seconds is None else seconds
     deadline = clock() + seconds
     iterator = iter(frames)
     try:
         while True:
-            _running.deadline = (time.monotonic() + (deadline - clock()), seconds)
-            try:
-                frame = next(iterator)
-            except StopIteration:
-                return
-            finally:
-                _running.deadline = None
+            with stop_when(_deadline_check(time.monotonic() + (deadline - clock()), seconds)):
+                try:
+                    frame = next(iterator)
+                except StopIteration:
+                    return
             yield frame
             if clock() > deadline:
                 raise TimeCapReached(_cap_message(seconds))

@@ -15,6 +15,7 @@ from diffdemo.defaults import SPACING, step_size
 from diffdemo.imaging import ImageError, bundled_images, grid, load_image, to_tensor, to_uint8
 from diffdemo.models import load_model
 from diffdemo.operators import BoxInpaint, GaussianBlur, make_operator
+from diffdemo.restore import timesteps_for
 from diffdemo.samplers import dps, posterior_mean
 from tests.conftest import strict_loads
 
@@ -99,7 +100,8 @@ def test_restore_dps_is_the_samplers_own_run(capsys, tmp_path, tiny_model_dir, r
     x0 = to_tensor(load_image(bundled_images()["london_006_neutral"], 16))
     op = make_operator("gaussian_blur", 16)
     y = op.measure(x0, 0.05, torch.Generator().manual_seed(9)).repeat_interleave(samples, 0)
-    chains = dps(model, op, y, scale=1.0, steps=4, seed=9, normalize=not raw, every=1, schedule=SPACING)
+    ts = timesteps_for(model, 4, None, SPACING)
+    chains = dps(model, op, y, scale=1.0, timesteps=ts, seed=9, normalize=not raw, every=1)
     *_, final = posterior_mean(chains, samples)
     assert line["psnr"] == pytest.approx(metrics.psnr(final.x_t.cpu(), x0), abs=1e-9)
     assert line["nfe"] == final.nfe == 4

@@ -3,8 +3,12 @@ CLI answers with gradio made unimportable, so `python -m diffdemo ...` and `repr
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 PROBE = """
 import importlib, pkgutil, sys
@@ -29,10 +33,199 @@ def test_engine_and_cli_never_import_gradio():
 
 
 def test_only_the_ui_package_imports_gradio():
-    from pathlib import Path
+    """Every form counts: ``import gradio``, ``import gradio.x as y``, ``from gradio import ...``, ``from
+    gradio.utils import ...``, at module level or inside a function."""
+    users = sorted({m for m, _, target, _ in _edges(external=True) if target.split(".")[0] == "gradio"})
+    assert users and all(u.startswith("diffdemo.ui") for u in users), users
 
-    root = Path(__file__).resolve().parent.parent / "diffdemo"
-    users = sorted(
-        str(p.relative_to(root)) for p in root.rglob("*.py") if "import gradio" in p.read_text(encoding="utf-8")
+
+# --- the layering contract (DESIGN.md section 2: data flows one way) --------------------------------------------------
+# Top to bottom. A module may import from its own layer or any layer below it, never above; together with
+# ``test_no_import_cycles`` (which also covers imports within a layer) the import drawing is a one-way stack.
+# Every module of diffdemo/ must be listed: a new module takes its place here.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("entry points: the app's tabs, the command line", {"ui", "cli", "__main__"}),
+    (
+        "products and deployment: figures, reports, model card, training, serving policy",
+        {
+            "reproduce",
+            "modelcard",
+            "claims",
+            "figures",
+            "plots",
+            "serving",
+            "estimates",
+            "zerogpu",
+            "train",
+            "hub_layout",
+        },
+    ),
+    ("experiments: every run the app, the CLI and reproduce make", {"experiments"}),
+    ("one method on one problem; a spacing name resolved; the stability profile", {"restore", "stability", "profiles"}),
+    ("samplers, analysis, classical baselines", {"samplers", "analysis", "baselines"}),
+    (
+        "model contract, operators, metrics, precision",
+        {"models", "operators", "metrics", "lpips_weights", "precision", "hub"},
+    ),
+    (
+        "core: noise schedule, spacings, checkpoint, validation, defaults, errors, I/O",
+        {
+            "schedule",
+            "spacing",
+            "checkpoint",
+            "validation",
+            "defaults",
+            "errors",
+            "jsonio",
+            "imaging",
+            "labels",
+            "autodiff",
+            "threads",
+        },
+    ),
+]
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "diffdemo"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _edges(external: bool = False) -> list[tuple[str, int, str, bool]]:
+    """(module, line, imported module, inside a function) for every import statement of every diffdemo module,
+    including the ones inside functions (deferred imports still make the arrow). Only diffdemo targets unless
+    ``external``; ``from diffdemo import analysis`` is the module diffdemo.analysis."""
+    mods = _modules()
+    out = []
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        nested: set[int] = set()
+        for f in ast.walk(tree):
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                nested |= {id(n) for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            for target in dict.fromkeys(targets):
+                if external or target.split(".")[0] == "diffdemo":
+                    out.append((name, node.lineno, target, id(node) in nested))
+    return out
+
+
+def _layer_of(module: str) -> int | None:
+    short = module.removeprefix("diffdemo.").split(".")[0] if module != "diffdemo" else ""
+    for i, (_, members) in enumerate(LAYERS):
+        if short in members:
+            return i
+    return None
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(m for m in _modules() if m != "diffdemo" and _layer_of(m) is None)
+    assert not missing, f"give these modules a layer in tests/test_layout.py LAYERS: {missing}"
+
+
+def test_imports_only_go_down_the_layers():
+    """No upward arrow, deferred imports included: a sampler never reaches the profile store or an analysis, the
+    model contract never reaches the serving policy, nothing in the engine reaches the app."""
+    upward = []
+    for module, line, target, deferred in _edges():
+        if target == "diffdemo":
+            continue
+        src, dst = _layer_of(module), _layer_of(target)
+        if src is not None and dst is not None and dst < src:
+            where = "inside a function" if deferred else "at module level"
+            upward.append(f"{module}:{line} imports {target} {where} ({LAYERS[dst][0]!r} is above {LAYERS[src][0]!r})")
+    upward += [f"{m}:{line} imports the app" for m, line, target, _ in _edges(external=True) if target == "app"]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles():
+    """The module import graph (deferred imports included) is acyclic, within a layer as across layers."""
+    graph: dict[str, set[str]] = {m: set() for m in _modules()}
+    for module, _, target, _ in _edges():
+        if target in graph and target != module and target != "diffdemo":
+            graph[module].add(target)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_engine_uses_no_private_name_of_another_module():
+    """``from diffdemo.x import _name`` and ``x._name`` stay inside x (outside the app's tab package, which shares
+    its helpers through its own modules)."""
+    crossing = []
+    for name, path in _modules().items():
+        if name.startswith("diffdemo.ui"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("diffdemo"):
+                crossing += [f"{name}:{node.lineno} {node.module}.{a.name}" for a in node.names if a.name[0] == "_"]
+                aliases |= {a.asname or a.name for a in node.names if not a.name[0] == "_"}
+            elif isinstance(node, ast.Import):
+                aliases |= {a.asname or a.name for a in node.names if a.name.startswith("diffdemo")}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.value, ast.Name) and node.value.id in aliases and _is_module(node.value.id):
+                    crossing.append(f"{name}:{node.lineno} {node.value.id}.{node.attr}")
+    assert not crossing, crossing
+
+
+def _is_module(alias: str) -> bool:
+    return f"diffdemo.{alias}" in _modules() or alias == "diffdemo"
+
+
+def test_the_contract_catches_an_upward_import(tmp_path, monkeypatch):
+    """The checks above are not vacuous: a sampler importing the profile store, models importing serving, and a
+    circle analysis -> samplers -> analysis are each reported."""
+    import shutil
+
+    fake = tmp_path / "diffdemo"
+    shutil.copytree(PACKAGE, fake, ignore=shutil.ignore_patterns("__pycache__"))
+    (fake / "samplers.py").write_text(
+        (fake / "samplers.py").read_text() + "\n\ndef f():\n    import diffdemo.profiles\n"
     )
-    assert users and all(u.startswith("ui/") for u in users), users
+    (fake / "models.py").write_text((fake / "models.py").read_text() + "\nfrom diffdemo.serving import capped\n")
+    (fake / "analysis.py").write_text((fake / "analysis.py").read_text() + "\nfrom diffdemo import samplers\n")
+    (fake / "samplers.py").write_text((fake / "samplers.py").read_text() + "\nfrom diffdemo.analysis import KINDS\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    with pytest.raises(AssertionError) as upward:
+        test_imports_only_go_down_the_layers()
+    assert "diffdemo.samplers" in str(upward.value) and "diffdemo.profiles inside a function" in str(upward.value)
+    assert "diffdemo.models" in str(upward.value) and "imports diffdemo.serving" in str(upward.value)
+    with pytest.raises(AssertionError, match="diffdemo.analysis -> diffdemo.samplers -> diffdemo.analysis"):
+        test_no_import_cycles()

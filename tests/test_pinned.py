@@ -20,6 +20,7 @@ import torch
 from diffdemo import analysis
 from diffdemo.imaging import bundled_images, load_image, to_tensor
 from diffdemo.operators import BoxInpaint, GaussianBlur
+from diffdemo.restore import timesteps_for
 from diffdemo.samplers import denoise as denoise_sampler
 from diffdemo.samplers import dps, posterior_mean, reverse_process, sample, score_ald, sdedit
 
@@ -49,6 +50,11 @@ def problem(op_name: str):
     return x0, op, op.measure(x0, SIGMA_Y, torch.Generator().manual_seed(0))
 
 
+def uniform(model, steps: int, start: int | None = None) -> list[int]:
+    """The uniform stride the samplers ran before they took a list (their pinned values are unchanged)."""
+    return timesteps_for(model, steps, start, "uniform")
+
+
 def run_case(model, name: str) -> tuple[list[float], int | None]:
     """(pinned slices, network evaluations) of one case."""
     x0, blur, y = problem("blur")
@@ -57,25 +63,24 @@ def run_case(model, name: str) -> tuple[list[float], int | None]:
         return ends(reverse_process(model, x, [600, 400, 200, 0], seed=1, every=1))
     elif name == "denoise":
         x_t = analysis.state_at(model, x0, 300, seed=2)
-        return ends(
-            denoise_sampler(model, x_t, t_start=300, steps=4, seed=0, stochastic=False, every=1, schedule="uniform")
-        )
+        return ends(denoise_sampler(model, x_t, timesteps=uniform(model, 4, 300), seed=0, stochastic=False, every=1))
     elif name == "sample":
-        return ends(sample(model, n=2, steps=5, seed=4, every=1, schedule="uniform"))
+        return ends(sample(model, n=2, timesteps=uniform(model, 5), seed=4, every=1))
     elif name == "sdedit":
         _, box, y_box = problem("box")
-        return ends(sdedit(model, box, y_box, t0=300, steps=4, seed=5, every=1, schedule="uniform"))
+        return ends(sdedit(model, box, y_box, timesteps=uniform(model, 4, 300), seed=5, every=1))
     elif name == "score_ald":
-        return ends(score_ald(model, blur, y, zeta=1.0, sigma_y=SIGMA_Y, steps=5, seed=6, every=1, schedule="uniform"))
+        return ends(score_ald(model, blur, y, zeta=1.0, sigma_y=SIGMA_Y, timesteps=uniform(model, 5), seed=6, every=1))
     elif name == "dps":
-        return ends(dps(model, blur, y, scale=1.0, steps=5, seed=7, normalize=True, every=1, schedule="uniform"))
+        return ends(dps(model, blur, y, scale=1.0, timesteps=uniform(model, 5), seed=7, normalize=True, every=1))
     elif name == "dps_raw":
-        return ends(dps(model, blur, y, scale=1.0, steps=5, seed=7, normalize=False, every=1, schedule="uniform"))
+        return ends(dps(model, blur, y, scale=1.0, timesteps=uniform(model, 5), seed=7, normalize=False, every=1))
     elif name == "dps_karras":
-        return ends(dps(model, blur, y, scale=1.0, steps=5, seed=7, normalize=True, every=1, schedule="karras"))
+        karras = timesteps_for(model, 5, None, "karras")
+        return ends(dps(model, blur, y, scale=1.0, timesteps=karras, seed=7, normalize=True, every=1))
     elif name == "posterior_mean":  # 3 chains of DPS in one batch, their mean (diffdemo/samplers.posterior_mean)
         ys = y.repeat_interleave(3, 0)
-        chains = dps(model, blur, ys, scale=1.0, steps=4, seed=8, normalize=True, every=1, schedule="uniform")
+        chains = dps(model, blur, ys, scale=1.0, timesteps=uniform(model, 4), seed=8, normalize=True, every=1)
         frames = list(posterior_mean(chains, 3))  # the chains' mean after the next-to-last step, their final spread
         return patch(frames[-2].x_t) + patch(frames[-1].x_std), frames[-1].nfe
     elif name == "probe":

@@ -5,21 +5,24 @@ import torch
 
 from diffdemo.defaults import SPACING
 from diffdemo.operators import BoxInpaint, GaussianBlur, as_matrix
-from diffdemo.restore import Problem, diffusion_frames, make_problem, matched_timestep, restore
+from diffdemo.restore import Problem, diffusion_frames, make_problem, matched_timestep, restore, timesteps_for
 from diffdemo.samplers import (
     ald_step_size,
     denoise,
     dps,
     last_frame,
-    noise_image,
     reverse_process,
     sample,
     score_ald,
     sdedit,
-    strided_timesteps,
     timestep_pairs,
 )
-from diffdemo.stability import model_timesteps
+from diffdemo.spacing import strided_timesteps
+
+
+def uni(model, steps: int, start: int | None = None) -> list[int]:
+    """The uniform stride of ``steps`` steps from ``start`` (None: T - 1), the list the samplers take."""
+    return timesteps_for(model, steps, start, "uniform")
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +49,13 @@ def _mean_of_samples(frames_fn, y, n=16):
 def test_posterior_methods_land_closer_to_exact_posterior_mean_than_measurement(gaussian_prior, deblur_problem, method):
     x0, op, sigma_y, y, post_mean = deblur_problem
     if method == "dps":
-        frames = lambda ys: dps(gaussian_prior, op, ys, scale=0.3, steps=100, seed=0, every=100)
+        frames = lambda ys: dps(
+            gaussian_prior, op, ys, scale=0.3, timesteps=uni(gaussian_prior, 100), seed=0, every=100
+        )
     else:
-        frames = lambda ys: score_ald(gaussian_prior, op, ys, zeta=1.0, sigma_y=sigma_y, steps=100, seed=0, every=100)
+        frames = lambda ys: score_ald(
+            gaussian_prior, op, ys, zeta=1.0, sigma_y=sigma_y, timesteps=uni(gaussian_prior, 100), seed=0, every=100
+        )
     estimate = _mean_of_samples(frames, y)
     err_method = (estimate - post_mean).norm().item()
     err_measurement = (y - post_mean).norm().item()
@@ -70,7 +77,11 @@ def test_score_ald_step_is_capped_below_the_stability_limit(gaussian_prior, debl
     assert max(uncapped) > 2 / norm_sq  # the problem is real at these settings
     steps = [ald_step_size(gaussian_prior, t, s, 20.0, sigma_y, norm_sq) for t, s in pairs]
     assert max(steps) == pytest.approx(0.75 / norm_sq)
-    x = last_frame(score_ald(gaussian_prior, op, y, zeta=20.0, sigma_y=sigma_y, steps=10, seed=0, every=10)).x_t
+    x = last_frame(
+        score_ald(
+            gaussian_prior, op, y, zeta=20.0, sigma_y=sigma_y, timesteps=uni(gaussian_prior, 10), seed=0, every=10
+        )
+    ).x_t
     assert torch.isfinite(x).all()
     assert (x - post_mean).norm() < (y - post_mean).norm()
 
@@ -90,8 +101,8 @@ def test_unconditional_samples_have_the_prior_moments(gaussian_prior):
 def test_denoise_from_small_t_is_close_to_the_tweedie_optimum(gaussian_prior, faces8):
     x0 = faces8[:1]
     t = 100
-    x_t = noise_image(gaussian_prior, x0, t, seed=0)
-    out = last_frame(denoise(gaussian_prior, x_t, t, steps=50, seed=0)).x_t
+    x_t = gaussian_prior.schedule.noise_image(x0, t, seed=0, device=gaussian_prior.device)
+    out = last_frame(denoise(gaussian_prior, x_t, timesteps=uni(gaussian_prior, 50, t), seed=0)).x_t
     noisy_err = (x_t / gaussian_prior.schedule.abar(t) ** 0.5 - x0).norm()
     assert (out - x0).norm() < noisy_err
 
@@ -100,19 +111,20 @@ def test_seeded_runs_reproduce_bit_for_bit(tiny_model, face64):
     x0 = torch.nn.functional.avg_pool2d(face64, 4)
     op = GaussianBlur(5, 1.0)
     y = op.measure(x0, 0.05, torch.Generator().manual_seed(0))
-    kw = dict(scale=1.0, steps=6, normalize=True, every=1, schedule="uniform")
+    kw = dict(scale=1.0, timesteps=timesteps_for(tiny_model, 6, None, "uniform"), normalize=True, every=1)
     runs = [last_frame(dps(tiny_model, op, y, seed=s, **kw)).x_t for s in (3, 3, 4)]
     assert torch.equal(runs[0], runs[1])
     # the seed's whole meaning (module docstring): x_T and every later draw come from one generator seeded with it
     gen = torch.Generator().manual_seed(4)
     x_T = torch.randn(y.shape, generator=gen)
-    ts = model_timesteps(tiny_model, 6, None, "uniform")
+    ts = timesteps_for(tiny_model, 6, None, "uniform")
     by_hand = reverse_process(tiny_model, x_T, ts, generator=gen, guidance="dps", operator=op, y=y, scale=1.0)
     assert torch.equal(runs[2], last_frame(by_hand).x_t)
-    a = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11, every=1, schedule="uniform")]
-    b = [f.x_t for f in sample(tiny_model, n=2, steps=5, seed=11, every=1, schedule="uniform")]
+    five = timesteps_for(tiny_model, 5, None, "uniform")
+    a = [f.x_t for f in sample(tiny_model, n=2, timesteps=five, seed=11, every=1)]
+    b = [f.x_t for f in sample(tiny_model, n=2, timesteps=five, seed=11, every=1)]
     assert len(a) == len(b) == 5 and all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
-    kw = dict(t0=200, steps=4, seed=1, every=1, schedule="uniform")
+    kw = dict(timesteps=timesteps_for(tiny_model, 4, 200, "uniform"), seed=1, every=1)
     s1 = last_frame(sdedit(tiny_model, op, y, **kw)).x_t
     s2 = last_frame(sdedit(tiny_model, op, y, **kw)).x_t
     assert torch.equal(s1, s2)
@@ -132,13 +144,13 @@ class _CountingModel:
 
 def test_frames_stream_and_closing_stops_the_work(tiny_model):
     counting = _CountingModel(tiny_model)
-    gen = sample(counting, n=1, steps=20, seed=0, every=5)
+    gen = sample(counting, n=1, timesteps=uni(counting, 20), seed=0, every=5)
     first = next(gen)
     assert (first.step, first.total, first.nfe) == (5, 20, 5)
     assert counting.calls == 5
     gen.close()
     assert counting.calls == 5
-    frames = list(sample(tiny_model, n=1, steps=7, seed=0, every=3))
+    frames = list(sample(tiny_model, n=1, timesteps=uni(tiny_model, 7), seed=0, every=3))
     assert [f.step for f in frames] == [3, 6, 7]
     assert frames[-1].t_prev == -1 and frames[-1].t == 0
 
@@ -147,7 +159,7 @@ def test_frames_carry_measurement_residual(tiny_model):
     x0 = torch.zeros(1, 3, 16, 16)
     op = BoxInpaint(16, (4, 4, 8, 8))
     y = op.measure(x0, 0.0)
-    for frame in dps(tiny_model, op, y, scale=0.5, steps=3, seed=0):
+    for frame in dps(tiny_model, op, y, scale=0.5, timesteps=uni(tiny_model, 3), seed=0):
         expected = (y - op.A(frame.x0_hat)).flatten(1).norm(dim=1).mean().item()
         assert frame.residual == pytest.approx(expected, rel=1e-5)
 
@@ -155,8 +167,8 @@ def test_frames_carry_measurement_residual(tiny_model):
 def test_dps_gradient_pulls_towards_the_measurement(gaussian_prior, deblur_problem):
     """With a large scale DPS ends much closer to consistency with y than with scale 0."""
     x0, op, sigma_y, y, _ = deblur_problem
-    free = last_frame(dps(gaussian_prior, op, y, scale=0.0, steps=50, seed=0))
-    guided = last_frame(dps(gaussian_prior, op, y, scale=0.3, steps=50, seed=0))
+    free = last_frame(dps(gaussian_prior, op, y, scale=0.0, timesteps=uni(gaussian_prior, 50), seed=0))
+    guided = last_frame(dps(gaussian_prior, op, y, scale=0.3, timesteps=uni(gaussian_prior, 50), seed=0))
     assert guided.residual < 0.5 * free.residual
 
 
@@ -166,7 +178,9 @@ def test_dps_step_is_normalised_by_default_and_raw_on_request(gaussian_prior, de
     y2 = torch.cat([y, 0.5 * y])  # two images: the normalisation is per image
 
     def one_step(scale, normalize):
-        return last_frame(dps(gaussian_prior, op, y2, scale=scale, steps=1, seed=0, normalize=normalize)).x_t
+        return last_frame(
+            dps(gaussian_prior, op, y2, scale=scale, timesteps=uni(gaussian_prior, 1), seed=0, normalize=normalize)
+        ).x_t
 
     free = one_step(0.0, True)
     unit = (one_step(0.2, True) - free).flatten(1)
@@ -251,7 +265,8 @@ def test_averaged_chains_are_the_mean_and_spread_of_the_batch(gaussian_prior, de
     x0, op, sigma_y, y, _ = deblur_problem
     problem = Problem(x0, op, sigma_y, y, seed=3)
     averaged = last_frame(diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4))
-    chains = dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, steps=20, seed=3, schedule=SPACING)
+    ts = timesteps_for(gaussian_prior, 20, None, SPACING)
+    chains = dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, timesteps=ts, seed=3)
     chains = last_frame(chains).x_t
     assert torch.allclose(averaged.x_t, chains.mean(0, keepdim=True))
     assert torch.allclose(averaged.x_std, chains.std(0, correction=0, keepdim=True))
@@ -278,3 +293,30 @@ def test_bad_sample_counts_are_refused(gaussian_prior, deblur_problem, method, s
     x0, op, sigma_y, y, _ = deblur_problem
     with pytest.raises(ValueError, match="samples"):
         diffusion_frames(gaussian_prior, method, Problem(x0, op, sigma_y, y), steps=5, samples=samples)
+
+
+def test_samplers_take_the_list_that_timesteps_for_resolves(tiny_model, monkeypatch):
+    """A spacing name becomes a list once, above the samplers: a run from t0 takes at most t0 + 1 steps (None: all
+    of them); 'spectral' reads the stored profile there; a sampler refuses a list that is not strictly descending."""
+    from diffdemo import restore as restore_module
+    from diffdemo.spacing import make_timesteps
+
+    assert timesteps_for(tiny_model, None, 300, "uniform") == list(range(300, -1, -1))
+    assert timesteps_for(tiny_model, 500, 300, "quadratic") == make_timesteps(
+        tiny_model.schedule, 301, 300, "quadratic"
+    )
+    assert timesteps_for(tiny_model, 4, None, "karras") == [999, 775, 301, 0]
+    read = []
+    profile = {"t": [1, 999], "rho_Js": [100.0, 1.0]}
+    monkeypatch.setattr(restore_module, "load_profile", lambda name: read.append(name) or profile)
+    spectral = timesteps_for(tiny_model, 5, None, "spectral")
+    assert read == [tiny_model.name] and spectral == make_timesteps(tiny_model.schedule, 5, None, "spectral", profile)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        timesteps_for(tiny_model, 5, None, "linear")
+    op = GaussianBlur(5, 1.0)
+    y = torch.zeros(1, 3, 16, 16)
+    for bad in ([], [0, 10], [10, 10, 0], [1000, 0]):
+        with pytest.raises(ValueError, match="timestep"):
+            sample(tiny_model, n=1, timesteps=bad, seed=0)
+        with pytest.raises(ValueError, match="timestep"):
+            dps(tiny_model, op, y, scale=1.0, timesteps=bad, seed=0)

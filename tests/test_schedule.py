@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from diffdemo.schedule import Schedule, strided_timesteps, timestep_pairs
+from diffdemo.schedule import Schedule
+from diffdemo.spacing import strided_timesteps, timestep_pairs
 
 
 @pytest.fixture(scope="module")

@@ -342,7 +342,7 @@ def test_time_cap_stops_inside_a_frame_at_the_next_network_evaluation(tiny_model
     """A frame that takes long (many evaluations) is cut at the next evaluation past the deadline (a fake clock:
     the first evaluation takes 20 ms of a 10 ms cap)."""
     now = [100.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # what check_deadline reads before each evaluation
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # what the checkpoint reads before each evaluation
     calls = []
 
     def frames():
@@ -576,3 +576,71 @@ def test_public_app_refuses_wrong_types_in_one_short_line_naming_the_parameter(p
         error = json.loads(stream.split("event: error\ndata:", 1)[1].split("\n", 1)[0])
         message = error.get("error") if isinstance(error, dict) else error
         assert needle in message and len(message) < 300, message
+
+
+def _counting_check(limit: int, calls: list):
+    def check():
+        calls.append(1)
+        if len(calls) > limit:
+            raise serving.TimeCapReached("stopped by the test's check")
+
+    return check
+
+
+def test_checkpoint_stops_krylov_iterations_on_the_traced_graph_and_reused_pullback(tiny_model):
+    """The traced JVP graph and the reused VJP pullback never call model.eps; the Krylov loops still stop at the
+    next iteration once the check says so (before: only between frames)."""
+    from diffdemo import analysis
+    from diffdemo.checkpoint import checkpoint, stop_when
+
+    net = tiny_model.for_autodiff()
+    x_t = analysis.state_at(net, torch.zeros(1, 3, 16, 16), 500, seed=0)
+    analysis.spectral_radius(net, x_t, 500, iters=2)  # traces the graph outside any check
+    for run in (
+        lambda: analysis.spectral_radius(net, x_t, 500, iters=6),
+        lambda: analysis.top_singular(net, x_t, 500, k=1, iters=6),
+    ):
+        calls: list = []
+        with stop_when(_counting_check(3, calls)), pytest.raises(serving.TimeCapReached, match="test's check"):
+            run()
+        assert len(calls) == 4  # stopped at the fourth checkpoint, not at the end of the run
+    checkpoint()  # outside stop_when nothing is checked
+
+
+def test_checkpoint_stops_reverse_steps_and_holds_in_the_thread_that_advances_the_run(gaussian_prior):
+    """gradio advances a generator from worker threads: capped sets the check around each next() in that thread,
+    so a run advanced from several threads is still stopped; another thread's runs are not affected."""
+    import threading
+
+    from diffdemo.checkpoint import stop_when
+    from diffdemo.samplers import reverse_process
+
+    x = torch.randn(1, *gaussian_prior.sample_shape, generator=torch.Generator().manual_seed(0))
+    calls: list = []
+    with stop_when(_counting_check(2, calls)), pytest.raises(serving.TimeCapReached):
+        list(reverse_process(gaussian_prior, x, [30, 20, 10, 0], seed=0, every=None))
+    assert len(calls) == 3  # one checkpoint per reverse step: the third step stopped it
+
+    now = [0.0]
+    frames = serving.capped(iter(range(10)), 2.5, clock=lambda: now[0])
+    seen, errors = [], []
+
+    def advance():
+        try:
+            seen.append(next(frames))
+            now[0] += 1.0
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    for _ in range(5):
+        worker = threading.Thread(target=advance)
+        worker.start()
+        worker.join()
+    assert seen == [0, 1, 2] and isinstance(errors[0], serving.TimeCapReached)
+
+    other: list = []  # a run in another thread does not see this thread's check
+    with stop_when(_counting_check(0, [])):
+        worker = threading.Thread(target=lambda: other.extend(reverse_process(gaussian_prior, x, [5, 0], every=None)))
+        worker.start()
+        worker.join()
+    assert len(other) == 1

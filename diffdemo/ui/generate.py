@@ -17,6 +17,7 @@ from diffdemo.zerogpu import gpu
 @gpu
 def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.Request = None):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
+    from diffdemo.experiments import timesteps_for
     from diffdemo.imaging import grid
     from diffdemo.samplers import sample
 
@@ -26,7 +27,8 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     run = Run(request, "sample", model_name, {"n": n, "steps": steps}, {"seed": seed, "n": n, "steps": steps})
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
     frame = None
-    for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps), schedule=SAMPLE["schedule"]):
+    timesteps = timesteps_for(model, steps, None, SAMPLE["schedule"])
+    for frame in sample(model, n=n, timesteps=timesteps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")

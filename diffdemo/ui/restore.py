@@ -150,8 +150,8 @@ def _table(rows: list[dict]):
 def _schedule(model_name, schedule) -> str:
     """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
     missing profile is the user's error: ``@guarded`` shows it as one line)."""
-    from diffdemo.schedule import SCHEDULES
-    from diffdemo.stability import load_profile
+    from diffdemo.profiles import load_profile
+    from diffdemo.spacing import SCHEDULES
     from diffdemo.validation import check_choice
 
     schedule = check_choice("schedule", schedule or "uniform", SCHEDULES)

@@ -170,16 +170,34 @@ def test_psnr_curve_work_counts_each_timestep():
 # --- threads -----------------------------------------------------------------------------------------
 def test_threads_rule_uses_cores_and_concurrency_only():
     env: dict = {}
-    assert threads.choose_threads(cores=2, env=env)[0] == 1  # the app leaves a core to its server
+    assert threads.choose_threads(cores=2, env=env)[0] == 1  # one core left to the server and the machine
     assert threads.choose_threads(cores=16, env=env)[0] == 15
     assert threads.choose_threads(cores=16, concurrency=4, env=env)[0] == 3
     assert threads.choose_threads(cores=1, env=env)[0] == 1
-    assert threads.choose_threads(cores=2, server=False, busy=0.2, env=env)[0] == 2  # a command: cores not busy
-    assert threads.choose_threads(cores=2, server=False, busy=1.0, env=env)[0] == 1
-    assert threads.choose_threads(cores=2, server=False, busy=9.0, env=env)[0] == 1
+    assert threads.choose_threads(cores=2, concurrency=3, env=env)[0] == 1
     n, why = threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "2"})
     assert n == 2 and "DIFFDEMO_THREADS" in why
     assert threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "zero"})[0] == 1  # nonsense: the rule
+
+
+def test_a_worker_thread_that_ran_torch_before_the_choice_is_brought_to_it(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    before = torch.get_num_threads()
+    pool = ThreadPoolExecutor(1)
+    try:
+        torch.set_num_threads(2)
+        assert pool.submit(torch.get_num_threads).result() == 2  # the worker's count is now its own
+        monkeypatch.setenv("DIFFDEMO_THREADS", "1")
+        threads.configure()
+        assert pool.submit(torch.get_num_threads).result() == 2  # the choice alone does not reach it ...
+        pool.submit(threads.ensure).result()
+        assert pool.submit(torch.get_num_threads).result() == 1  # ... ensure, called by every run's steps, does
+    finally:
+        pool.shutdown()
+        torch.set_num_threads(before)
 
 
 def test_configure_applies_the_choice_and_says_it(monkeypatch):
@@ -188,7 +206,7 @@ def test_configure_applies_the_choice_and_says_it(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.setenv("DIFFDEMO_THREADS", "1")
     try:
-        line = threads.configure(concurrency=1, server=True)
+        line = threads.configure(concurrency=1)
         assert torch.get_num_threads() == 1
         assert line.startswith("torch uses 1 thread (") and "DIFFDEMO_THREADS" in line
     finally:

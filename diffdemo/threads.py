@@ -86,6 +86,11 @@ def ensure(concurrency: int = 1) -> None:
         torch.set_num_threads(_chosen["threads"])
 
 
+def chosen() -> int | None:
+    """The thread count chosen for this process, or None before ``configure``."""
+    return _chosen.get("threads")
+
+
 def describe() -> str:
     """'torch uses 1 thread (2 cores, one left to the server and the rest of the machine, ...; DIFFDEMO_THREADS
     overrides)'."""

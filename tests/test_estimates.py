@@ -162,6 +162,23 @@ def test_timing_is_taken_again_when_stale_or_disagreed_but_never_during_a_run(mo
     assert "fake-timed" not in estimates._retime
 
 
+def test_header_line_shows_the_latest_timing_run_load_and_threads(cost, monkeypatch):
+    import diffdemo.models
+    import diffdemo.serving
+    from diffdemo.ui import pickers
+
+    monkeypatch.setattr(diffdemo.serving, "check_model", lambda name, default=None: name)
+    monkeypatch.setattr(diffdemo.models, "cached_model", lambda name, device=None: object())
+    timing = {"forward_s": 0.05, "grad_s": 0.12, "measured_clock": 0.0}
+    monkeypatch.setattr(estimates, "measure_cost", lambda model, max_age_s=0: dict(timing))
+    estimates.record(MODEL, "spectrum", {"k": 3, "iters": 20, "n_t": 2}, 6.0)  # 60 calls: 100 ms each
+    line = pickers.machine_line(MODEL)
+    assert "50 ms per network evaluation, 120 ms with its gradient" in line
+    assert "latest run: Spectrum, 100 ms per network call" in line and " cores" in line
+    timing["forward_s"] = 0.08  # a new timing: a new line (its change refreshes every estimate line)
+    assert "80 ms per network evaluation" in pickers.machine_line(MODEL)
+
+
 def test_psnr_curve_work_counts_each_timestep():
     ts = experiments.log_timesteps(1000, 4)
     assert estimates.evaluations("psnr_curve", steps=50, points=4) == {"forwards": sum(min(50, t + 1) for t in ts)}

@@ -262,7 +262,7 @@ def main() -> None:
     parse_flags()
     trust_only_our_hops()
     # before torch loads and before any server thread runs torch: a thread keeps the count it first ran with
-    thread_line = threads.configure(concurrency=HEAVY_LIMIT, server=True)
+    thread_line = threads.configure(concurrency=HEAVY_LIMIT)
     started = time.perf_counter()
     demo = serve_queue(build_app())
     demo.launch(

@@ -266,7 +266,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
-    p.add_argument("--threads", type=int, default=0, help="0: the cores not already busy")
+    p.add_argument("--threads", type=int, default=0, help="0: the rule of diffdemo/threads.py (cores - 1)")
     p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS_engine.md"))
     p.add_argument("--notes", default="")
     args = p.parse_args(argv)

@@ -122,7 +122,7 @@ def main(argv=None) -> None:
     from diffdemo import threads
 
     configure = getattr(threads, "configure", None)  # (older checkouts, for a before/after table, lack it)
-    thread_line = configure(server=True) if configure else None
+    thread_line = configure() if configure else None
     import gradio_client
     import torch
 

@@ -261,7 +261,9 @@ def add_reproduce(sub) -> None:
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's budget
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: the cores not already busy)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default 0: the rule of diffdemo/threads.py, cores - 1)"
+    )
     add_precision(p)
     p.set_defaults(run=run_reproduce)
 
@@ -582,7 +584,7 @@ def main(argv=None) -> int:
             check_out = validation.check_out_file if args.command in OUT_IS_FILE else validation.check_out_dir
             check_out(args.out)
         _check_images(args)
-        threads.configure(server=False)  # one command, nothing else of ours running: the cores not already busy
+        threads.configure()  # the app's rule (diffdemo/threads.py): the same request gives the same numbers
         result = args.run(args)
         line = dumps(result)
     except DiffdemoError as exc:

@@ -162,6 +162,23 @@ def test_timing_is_taken_again_when_stale_or_disagreed_but_never_during_a_run(mo
     assert "fake-timed" not in estimates._retime
 
 
+def test_header_line_shows_the_latest_timing_run_load_and_threads(cost, monkeypatch):
+    import diffdemo.models
+    import diffdemo.serving
+    from diffdemo.ui import pickers
+
+    monkeypatch.setattr(diffdemo.serving, "check_model", lambda name, default=None: name)
+    monkeypatch.setattr(diffdemo.models, "cached_model", lambda name, device=None: object())
+    timing = {"forward_s": 0.05, "grad_s": 0.12, "measured_clock": 0.0}
+    monkeypatch.setattr(estimates, "measure_cost", lambda model, max_age_s=0: dict(timing))
+    estimates.record(MODEL, "spectrum", {"k": 3, "iters": 20, "n_t": 2}, 6.0)  # 60 calls: 100 ms each
+    line = pickers.machine_line(MODEL)
+    assert "50 ms per network evaluation, 120 ms with its gradient" in line
+    assert "latest run: Spectrum, 100 ms per network call" in line and " cores" in line
+    timing["forward_s"] = 0.08  # a new timing: a new line (its change refreshes every estimate line)
+    assert "80 ms per network evaluation" in pickers.machine_line(MODEL)
+
+
 def test_psnr_curve_work_counts_each_timestep():
     ts = experiments.log_timesteps(1000, 4)
     assert estimates.evaluations("psnr_curve", steps=50, points=4) == {"forwards": sum(min(50, t + 1) for t in ts)}
@@ -170,16 +187,34 @@ def test_psnr_curve_work_counts_each_timestep():
 # --- threads -----------------------------------------------------------------------------------------
 def test_threads_rule_uses_cores_and_concurrency_only():
     env: dict = {}
-    assert threads.choose_threads(cores=2, env=env)[0] == 1  # the app leaves a core to its server
+    assert threads.choose_threads(cores=2, env=env)[0] == 1  # one core left to the server and the machine
     assert threads.choose_threads(cores=16, env=env)[0] == 15
     assert threads.choose_threads(cores=16, concurrency=4, env=env)[0] == 3
     assert threads.choose_threads(cores=1, env=env)[0] == 1
-    assert threads.choose_threads(cores=2, server=False, busy=0.2, env=env)[0] == 2  # a command: cores not busy
-    assert threads.choose_threads(cores=2, server=False, busy=1.0, env=env)[0] == 1
-    assert threads.choose_threads(cores=2, server=False, busy=9.0, env=env)[0] == 1
+    assert threads.choose_threads(cores=2, concurrency=3, env=env)[0] == 1
     n, why = threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "2"})
     assert n == 2 and "DIFFDEMO_THREADS" in why
     assert threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "zero"})[0] == 1  # nonsense: the rule
+
+
+def test_a_worker_thread_that_ran_torch_before_the_choice_is_brought_to_it(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    before = torch.get_num_threads()
+    pool = ThreadPoolExecutor(1)
+    try:
+        torch.set_num_threads(2)
+        assert pool.submit(torch.get_num_threads).result() == 2  # the worker's count is now its own
+        monkeypatch.setenv("DIFFDEMO_THREADS", "1")
+        threads.configure()
+        assert pool.submit(torch.get_num_threads).result() == 2  # the choice alone does not reach it ...
+        pool.submit(threads.ensure).result()
+        assert pool.submit(torch.get_num_threads).result() == 1  # ... ensure, called by every run's steps, does
+    finally:
+        pool.shutdown()
+        torch.set_num_threads(before)
 
 
 def test_configure_applies_the_choice_and_says_it(monkeypatch):
@@ -188,7 +223,7 @@ def test_configure_applies_the_choice_and_says_it(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.setenv("DIFFDEMO_THREADS", "1")
     try:
-        line = threads.configure(concurrency=1, server=True)
+        line = threads.configure(concurrency=1)
         assert torch.get_num_threads() == 1
         assert line.startswith("torch uses 1 thread (") and "DIFFDEMO_THREADS" in line
     finally:

@@ -113,8 +113,8 @@ _RUN_TITLES = {
 
 def machine_line(name: str) -> str:
     """The model's latest timing on this machine, the latest run's figure, the load and torch's threads: the
-    figures the estimates stand on, refreshed by a timer (the timing is taken again when stale, never during a
-    run: diffdemo/estimates.py). A light event: it never loads a model; its text changes only when a figure does
+    figures the estimates stand on, refreshed by a timer (the timing is the 25th percentile of short calls, taken
+    again when stale or after a run that missed its estimate, never during a run: diffdemo/estimates.py). A light event: it never loads a model; its text changes only when a figure does
     (the load is rounded to halves), and every estimate line refreshes when it changes."""
     from diffdemo import estimates, threads
     from diffdemo.labels import METHOD_TITLES
@@ -130,22 +130,21 @@ def machine_line(name: str) -> str:
         return ""
     cost = estimates.measure_cost(model)
     when = time.strftime("%H:%M:%S", time.localtime(cost.get("measured_clock", time.time())))
-    how = f"the fastest quarter of {cost['calls']} short calls" if cost.get("calls", 1) > 1 else "one call"
     text = (
-        f"**On this machine:** {estimates.format_seconds(cost['forward_s'])} per network evaluation, "
-        f"{estimates.format_seconds(cost['grad_s'])} with its gradient (timed {when}, {how}; timed again every "
-        f"{estimates.STALE_S / 60:g} min and after a run that missed its estimate)."
+        f"**This machine now:** {estimates.format_seconds(cost['forward_s'])} per network evaluation, "
+        f"{estimates.format_seconds(cost['grad_s'])} with its gradient (timed {when})"
     )
     last = estimates.latest_run(name)
     if last is not None:
         title = _RUN_TITLES.get(last.task) or METHOD_TITLES.get(last.task, last.task)
-        text += f" Latest run: {title}, {estimates.format_seconds(last.per_call)} per network call."
+        text += f"; latest run: {title}, {estimates.format_seconds(last.per_call)} per network call"
     cores = threads.usable_cores()
     try:
-        load = f"load {round(os.getloadavg()[0] * 2) / 2:g} on {cores} cores"
+        text += f"; load {round(os.getloadavg()[0] * 2) / 2:g} on {cores} cores"
     except OSError:
-        load = f"{cores} cores"
-    return f"{text} {load[0].upper()}{load[1:]}; {threads.describe()}."
+        text += f"; {cores} cores"
+    n = threads.chosen()
+    return text + (f"; torch uses {n} thread{'s' if n > 1 else ''}." if n else ".")
 
 
 def preview(model_name: str, image: str, upload):
@@ -184,10 +183,9 @@ def _header(start_model: str):
         ui["seed"] = gr.Number(SEED, minimum=RANGES["seed"][0], label="Seed", scale=1, min_width=90, elem_id="seed")
         ui["presenter"] = gr.Checkbox(False, label="Presenter view", scale=1, min_width=120, elem_id="presenter")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
-            ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta")
-            ui["machine_md"] = gr.Markdown(elem_classes="eta", elem_id="machine-md")
+        ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta")
         ui["image_md"] = gr.Markdown(elem_classes="eta")
+    ui["machine_md"] = gr.Markdown(elem_classes="eta", elem_id="machine-md")
     ui["machine_timer"] = gr.Timer(MACHINE_REFRESH_S)
     with gr.Accordion("Choose another image, or upload your own", open=False):
         with gr.Row(equal_height=False):

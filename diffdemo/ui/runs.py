@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffdemo.ui.common import _fmt, _run_dir, default_model
+from diffdemo.ui.common import HEAVY_LIMIT, _fmt, _run_dir, default_model
 from diffdemo.ui.pickers import _unreachable
 
 
@@ -42,9 +42,11 @@ def _est_range(est) -> list[float] | None:
 
 
 def _busy(run, going: bool = True) -> None:
-    from diffdemo import estimates
+    from diffdemo import estimates, threads
 
     (estimates.busy if going else estimates.idle)(run)
+    if going:  # this worker thread runs the network next: on the chosen thread count (diffdemo/threads.py)
+        threads.ensure(HEAVY_LIMIT)
 
 
 class Run:

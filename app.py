@@ -58,28 +58,47 @@ __all__ = [
     "warm_engine",
 ]
 
-# Results are shown whole: pictures enlarged by the browser with nearest neighbour (image-rendering: pixelated), no
-# fixed-height boxes that scroll, captions in the page's text below each picture. body.presenter (the "Presenter
-# view" toggle or ?presenter in the URL) makes pictures and text bigger and folds the advanced settings away.
+# Results are shown whole: pictures enlarged by the browser with nearest neighbour (image-rendering: pixelated) at
+# whole multiples of their 64 px, no fixed-height boxes that scroll, captions in the page's text below each picture.
+# Text a room can read: status lines 18 px, notes and slider help 15-16 px. The header is two short rows and each
+# tab's maths is folded below its results, so that at 1280x800 the Run button, its Stop and the result sit above
+# the fold. body.presenter (the "Presenter view" toggle or ?presenter in the URL) sets larger text and pictures and
+# folds the advanced settings away; it changes sizes, not the page's zoom, so the layout keeps its width at 1280.
 CSS = """
+.gradio-container { --block-info-text-size: 15px; --block-info-text-color: var(--body-text-color);
+  --block-label-text-size: 15px; --block-title-text-size: 15px;
+  --section-header-text-size: 15px; }
 .pixelated img { image-rendering: pixelated; object-fit: contain; width: 100% !important; height: 100% !important; }
 #sens-image img { image-rendering: pixelated; cursor: crosshair; }
-.strip { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-start; }
-.strip figure { margin: 0; width: var(--tile, 176px); }
-.strip img { width: var(--tile, 176px); height: var(--tile, 176px); image-rendering: pixelated; display: block;
+.strip { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: flex-start; --tile: 128px; }
+.strip figure { margin: 0; width: var(--tile); }
+.strip img { width: var(--tile); height: var(--tile); image-rendering: pixelated; display: block;
   border: 1px solid #8884; }
+.strip figure.best img { outline: 3px solid #16a34a; outline-offset: 1px; }
 .strip figcaption { font-size: 16px; line-height: 1.25; margin-top: 4px; overflow-wrap: anywhere; }
 .strip figcaption .name { font-weight: 600; }
-.strip figure.best figcaption .name::after { content: " (best PSNR)"; font-weight: 400; }
-.lead p { font-size: 17px; margin: 2px 0 6px 0; }
+.strip-note { font-size: 16px; }
+.lead p { font-size: 18px; margin: 0 0 2px 0; line-height: 1.35; }
 .pixelated label, .pixelated [data-testid="block-label"] { font-size: 15px !important; }
-.eta p { font-size: 15px; margin: 0; }
-.compact-head h1 { font-size: 21px !important; margin: 0 !important; line-height: 1.3 !important; }
+.eta p, .eta li { font-size: 17px; margin: 0; line-height: 1.35; }
+.note p { font-size: 15px; }
+.status p, .status li, .status td, .status th { font-size: 18px !important; line-height: 1.35; }
+.landing p { font-size: 17px; margin: 0; }
+.landing strong { color: #b45309; }
+.compact-head h1 { font-size: 22px !important; margin: 0 !important; line-height: 1.3 !important; }
+.head-row { gap: 8px !important; align-items: center; }
+.head-notes { gap: 2px !important; }
 .tight { gap: 6px !important; }
-body.presenter { zoom: 1.25; }
-body.presenter .strip { --tile: 224px; }
-body.presenter .advanced { display: none !important; }
-@media (min-width: 1800px) { .strip { --tile: 224px; } }
+body.presenter .gradio-container { --text-sm: 16px; --text-md: 18px; --text-lg: 20px; --block-info-text-size: 17px;
+  --block-label-text-size: 17px; --block-title-text-size: 17px; --section-header-text-size: 17px; }
+body.presenter .lead p { font-size: 20px; }
+body.presenter .eta p, body.presenter .eta li { font-size: 19px; }
+body.presenter .status p, body.presenter .status li, body.presenter .status td, body.presenter .status th {
+  font-size: 20px !important; }
+body.presenter .strip figcaption { font-size: 18px; }
+body.presenter .advanced, body.presenter .head-notes { display: none !important; }
+@media (min-width: 1800px) { .strip { --tile: 192px; } body.presenter .strip { --tile: 256px; } }
+@media (max-width: 1799px) { body.presenter .strip { --tile: 160px; } }
 """
 PRESENTER_JS = """(on) => { document.body.classList.toggle('presenter', !!on); return on; }"""
 PRESENTER_ON_LOAD = """() => { const on = new URLSearchParams(window.location.search).has('presenter');

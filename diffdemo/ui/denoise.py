@@ -124,25 +124,28 @@ def curve_stopped(request: gr.Request = None):
 
 
 def denoise_tab(ui) -> None:
+    """Both demos' controls on the left (Denoise, then the PSNR-vs-t curve); on the right one view at a time, the
+    denoised pictures or the curve, switched to the one whose button was pressed: each result stays above the fold."""
     with tab("Denoise", "denoise"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
                 dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
+                gr.Markdown("**PSNR vs t** (Figure 1): the identity is lost as t grows", elem_classes="eta")
+                dn_points = slider("denoise.points", "timesteps (log-spaced)")
+                dn_curve_btn, dn_curve_stop, dn_curve_eta = _run_row("Compute the curve", "curve")
             with gr.Column(scale=3):
-                with gr.Row():
-                    size = {"elem_classes": "pixelated", "format": "png", "height": 240, "show_label": True}
-                    dn_noisy, dn_xt, dn_x0 = (gr.Image(label=label, **size) for label in DN_LABELS)
-                dn_md = gr.Markdown(elem_id="dn-status")
-        with gr.Accordion("PSNR vs t: the identity is lost as t grows (Figure 1)", open=True):
-            with gr.Row():
-                dn_points = slider("denoise.points", "timesteps (log-spaced)", scale=2)
-                dn_curve_btn = gr.Button("Compute the curve", elem_id="curve-run", scale=1)
-                dn_curve_stop = gr.Button("Stop", variant="stop", elem_id="curve-stop", scale=1)
-            dn_curve_eta = gr.Markdown(elem_classes="eta", elem_id="curve-eta")
-            dn_strip = gr.HTML(elem_id="curve-strip")
-            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
+                with gr.Tabs(elem_id="dn-views") as dn_views:
+                    with gr.Tab("Result at t = 0", id="dn-result"):
+                        with gr.Row():
+                            size = {"elem_classes": "pixelated", "format": "png", "height": 256, "show_label": True}
+                            dn_noisy, dn_xt, dn_x0 = (gr.Image(label=label, **size) for label in DN_LABELS)
+                        dn_md = gr.Markdown(elem_id="dn-status", elem_classes="status")
+                    with gr.Tab("PSNR vs t (Figure 1)", id="curve-result"):
+                        with gr.Row(equal_height=False):
+                            dn_strip = gr.HTML(elem_id="curve-strip", min_height=0)
+                            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
         with gr.Row(elem_classes="advanced"):
             dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
@@ -153,6 +156,8 @@ def denoise_tab(ui) -> None:
     gr.on([ui["load"], ui["model_md"].change, dn_points.change, dn_steps.change],
           lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
           [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
+    dn_run.click(lambda: gr.Tabs(selected="dn-result"), None, dn_views, **STOPPED)
+    dn_curve_btn.click(lambda: gr.Tabs(selected="curve-result"), None, dn_views, **STOPPED)
     dn_evt = dn_run.click(
         run_denoise,
         [*ui["picked"], ui["seed"], dn_t, dn_steps],

@@ -50,7 +50,7 @@ def generate_tab(ui) -> None:
                 sm_n = slider("sample.n", "samples")
                 sm_steps = slider("sample.steps", "reverse steps (strided)")
                 sm_run, sm_stop, sm_eta = _run_row("Generate", "sm")
-                sm_md = gr.Markdown(elem_id="sm-status")
+                sm_md = gr.Markdown(elem_id="sm-status", elem_classes="status")
             with gr.Column(scale=3):
                 with gr.Row():
                     sm_xt = gr.Image(label="x_t: the samples", elem_classes="pixelated", format="png", height=400)

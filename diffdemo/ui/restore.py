@@ -97,6 +97,8 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
     for name, x in finals.items():
         if name not in latest:
             items.append((_file(x, name), caption(name, f"{METHOD_TITLES.get(name, name)} (classical)")))
+    if best is not None:  # the winner right after the measurement and the truth: on screen at 1280x800
+        items.sort(key=lambda item: not item[1].endswith("(best PSNR)"))
     return items
 
 
@@ -106,7 +108,8 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
 STRIP_JS = """(truth, meas, gallery) => {
   const url = (v) => v ? (v.url || (v.image && v.image.url) || null) : null;
   const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-  const fig = (src, name, detail) => src ? `<figure><img src="${src}" alt="${esc(name)}"><figcaption>` +
+  const fig = (src, name, detail) => src ? `<figure${detail.endsWith("(best PSNR)") ? ' class="best"' : ""}>` +
+    `<img src="${src}" alt="${esc(name)}"><figcaption>` +
     `<span class="name">${esc(name)}</span><br>${esc(detail)}</figcaption></figure>` : "";
   let html = fig(url(meas), "measurement y", "what the methods see") + fig(url(truth), "truth x0", "the original");
   for (const item of (gallery || [])) {
@@ -130,7 +133,7 @@ def _ranking_note(steps: int, operator: str) -> str:
 
 
 def _table(rows: list[dict]):
-    header = ["method", "PSNR (dB)", "SSIM", "LPIPS", "residual ||y - A x||", "seconds", "NFE"]
+    header = ["method", "PSNR (dB)", "SSIM", "LPIPS", "residual", "seconds", "NFE"]
     body = [
         [
             METHOD_TITLES.get(r["method"], r["method"]),
@@ -489,15 +492,15 @@ def restore_tab(ui) -> None:
                     c = _settings()
                 maskg, mask = _mask_editor()
             with gr.Column(scale=3):
-                status = gr.Markdown(elem_id="ip-status")
+                status = gr.Markdown(elem_id="ip-status", elem_classes="status")
                 strip = gr.HTML(elem_id="ip-strip")
                 # the same pictures as files, for gradio_client users of /restore; the page shows them in the strip
                 truth = gr.Image(label="truth x0", format="png", visible="hidden")
                 meas = gr.Image(label="measurement y", format="png", visible="hidden")
                 gallery = gr.Gallery(label="frames and results", format="png", visible="hidden", elem_id="ip-gallery")
-        with gr.Row(equal_height=False):
-            table = gr.Dataframe(label="metrics against the truth", interactive=False, scale=1)
-            plot = gr.Plot(label="PSNR of x0_hat and residual per step", scale=1)
+        table = gr.Dataframe(label="metrics against the truth (residual: ||y - A x||)", interactive=False,
+                             elem_id="ip-table")  # fmt: skip
+        plot = gr.Plot(label="PSNR of x0_hat and residual per step", elem_id="ip-plot")
         with gr.Row(elem_classes="advanced"):
             files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             record = gr.JSON(label="Parameters and metrics", open=False)

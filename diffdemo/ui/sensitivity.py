@@ -111,14 +111,16 @@ def sensitivity_tab(ui) -> None:
     with tab("Sensitivity", "sensitivity") as sens_tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=280):
-                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens")
+                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens", eta_below=False)
                 sens_image = gr.Image(
                     label="noised image x_t: click a pixel",
                     interactive=False,
                     elem_id="sens-image",
                     format="png",
                     height=240,
+                    buttons=[],
                 )
+                sens_eta.render()
                 sens_t = slider("probe.t", "t (re-probes the same pixel)", elem_id="sens-t")
                 with gr.Row():
                     sens_x = gr.Number(None, label="x (column)", minimum=0, elem_id="sens-x")
@@ -132,7 +134,7 @@ def sensitivity_tab(ui) -> None:
                     )
             with gr.Column(scale=3):
                 sens_maps = gr.Plot(label="Jacobian columns", elem_id="sens-maps", show_label=False)
-                sens_md = gr.Markdown(elem_id="sens-md")
+                sens_md = gr.Markdown(elem_id="sens-md", elem_classes="status")
                 sens_energy = gr.Plot(label="energy vs radius", elem_id="sens-energy", show_label=False)
         with gr.Row(elem_classes="advanced"):
             sens_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")

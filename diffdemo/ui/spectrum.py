@@ -93,7 +93,7 @@ def spectrum_tab(ui) -> None:
                     sp_k = slider("spectrum.k", "singular vectors k")
                     sp_iters = slider("spectrum.iters", "Lanczos / Arnoldi steps")
             with gr.Column(scale=3):
-                sp_md = gr.Markdown(elem_id="sp-md")
+                sp_md = gr.Markdown(elem_id="sp-md", elem_classes="status")
                 sp_sv = gr.Plot(label="singular values and spectral radius (Figure 8)", elem_id="sp-sv")
                 sp_vectors = gr.Plot(label="dominant right singular vectors of J_f (Figure 9)", elem_id="sp-vectors")
                 sp_rho = gr.Plot(label="explicit-Euler step limit vs the strided step", elem_id="sp-rho")

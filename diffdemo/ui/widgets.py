@@ -14,12 +14,13 @@ from diffdemo.ui.texts import LEAD, MATHS
 
 @contextmanager
 def tab(title: str, task: str):
-    """A tab, opening with its lead sentence and, folded, its maths (diffdemo/ui/texts.py)."""
+    """A tab, opening with its lead sentence and closing with its maths, folded (diffdemo/ui/texts.py): the maths
+    sits below the results so that the controls and the result stay above the fold at 1280x800."""
     with gr.Tab(title, id=task) as made:
         gr.Markdown(LEAD[task], elem_classes="lead")
+        yield made
         with gr.Accordion("The maths and the words", open=False, elem_classes="advanced"):
             gr.Markdown(MATHS[task])
-        yield made
 
 
 def slider(name: str, label: str, **kw) -> gr.Slider:
@@ -30,12 +31,13 @@ def slider(name: str, label: str, **kw) -> gr.Slider:
     return gr.Slider(low, high, value=value, step=step, label=label, **kw)
 
 
-def _run_row(run_label: str, prefix: str):
-    """The Run button, its Stop right next to it, and the time estimate under them."""
+def _run_row(run_label: str, prefix: str, eta_below: bool = True):
+    """The Run button, its Stop right next to it, and the time estimate under them (or, ``eta_below=False``,
+    made unrendered for the caller to ``.render()`` further down)."""
     with gr.Row():
         run = gr.Button(run_label, variant="primary", elem_id=f"{prefix}-run", min_width=120)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", min_width=80)
-    eta = gr.Markdown(elem_classes="eta", elem_id=f"{prefix}-eta")
+    eta = gr.Markdown(elem_classes="eta", elem_id=f"{prefix}-eta", render=eta_below)
     return run, stop, eta
 
 

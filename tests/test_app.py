@@ -120,7 +120,14 @@ def test_sample_grid(served):
     assert read(x_t).shape == (20, 38, 3)  # imaging.grid: 2 tiles of 16 px with 2 px white gaps
     assert read(x0_hat).shape == (20, 38, 3)
     assert record["n"] == 2 and "Done" in status
-    assert sum(str(f).endswith(".png") for f in files) == 2
+    pngs = sorted(str(f) for f in files if str(f).endswith(".png"))
+    originals = [f for f in pngs if not f.endswith("_512px.png")]
+    assert len(originals) == 2 and len(pngs) == 4  # each 16 px sample beside its enlarged copy for slides
+    for original in originals:
+        small = np.asarray(Image.open(original))
+        big = np.asarray(Image.open(original[: -len(".png")] + "_512px.png"))
+        assert big.shape == (512, 512, 3)  # 16 px x 32, nearest neighbour: every pixel a 32 x 32 block
+        assert np.array_equal(big, np.repeat(np.repeat(small, 32, axis=0), 32, axis=1))
     assert written_record(files) == record
 
 

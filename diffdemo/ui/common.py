@@ -254,12 +254,15 @@ def _enlarged(x, stem: str) -> str:
     """A picture (tensor in [-1, 1] or uint8 array) enlarged by ``_zoom`` with nearest neighbour, as a file."""
     import numpy as np
 
+    from diffdemo.imaging import enlarge
+
     arr = x if isinstance(x, np.ndarray) else _u8(x)
-    f = _zoom(arr.shape[0])
-    return _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), stem)
+    return _file(enlarge(arr, _zoom(arr.shape[0])), stem)
 
 
 def _zoom(size: int) -> int:
     """Nearest-neighbour enlargement of the clickable image: Gradio maps clicks to pixels only for images shown
     at or below their natural size, so the picture is served large and clicks are divided back."""
-    return max(1, -(-256 // size))
+    from diffdemo.imaging import zoom_factor
+
+    return zoom_factor(size, 256)

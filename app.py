@@ -19,6 +19,7 @@ import time
 import gradio as gr
 
 from diffdemo import imaging  # noqa: F401  (sets Pillow's pixel limit before gradio decodes any upload)
+from diffdemo.ui import landing
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT, RESULTS_DIR, _no_prefix, default_model
 from diffdemo.ui.denoise import denoise_tab, run_denoise, run_psnr_curve
 from diffdemo.ui.generate import generate_tab, run_sample
@@ -83,6 +84,8 @@ CSS = """
 .eta p, .eta li { font-size: 17px; margin: 0; line-height: 1.35; }
 .note p { font-size: 15px; }
 .status p, .status li, .status td, .status th { font-size: 18px !important; line-height: 1.35; }
+.status td, .status th { padding: 3px 10px !important; }
+#curve-strip .strip { --tile: 128px; }
 .landing p { font-size: 17px; margin: 0; }
 .landing strong { color: #b45309; }
 .compact-head h1 { font-size: 22px !important; margin: 0 !important; line-height: 1.3 !important; }
@@ -97,7 +100,8 @@ body.presenter .status p, body.presenter .status li, body.presenter .status td, 
   font-size: 20px !important; }
 body.presenter .strip figcaption { font-size: 18px; }
 body.presenter .advanced, body.presenter .head-notes { display: none !important; }
-@media (min-width: 1800px) { .strip { --tile: 192px; } body.presenter .strip { --tile: 256px; } }
+@media (min-width: 1800px) { .strip { --tile: 192px; } body.presenter .strip { --tile: 256px; }
+  body.presenter #curve-strip .strip { --tile: 160px; } }
 @media (max-width: 1799px) { body.presenter .strip { --tile: 160px; } }
 """
 PRESENTER_JS = """(on) => { document.body.classList.toggle('presenter', !!on); return on; }"""
@@ -105,15 +109,18 @@ PRESENTER_ON_LOAD = """() => { const on = new URLSearchParams(window.location.se
   document.body.classList.toggle('presenter', on); return on; }"""
 
 
-def warm_engine() -> None:
+def warm_engine(landing_views: bool = True) -> None:
     """Import the engine, open the default model and time it, in the background once the server is up: the
     first click then pays for none of it, and the run-time estimates use a timing taken while the machine was
-    quiet (timed during a page load, alongside its other handlers, it came out 2-4x too slow)."""
+    quiet (timed during a page load, alongside its other handlers, it came out 2-4x too slow). Then compute each
+    tab's landing view (diffdemo/ui/landing.py), unless ``landing_views`` is False."""
     import diffdemo.analysis  # noqa: F401
     import diffdemo.restore  # noqa: F401
     from diffdemo.estimates import measure_cost
     from diffdemo.models import ModelUnavailable, load_model
 
+    if landing_views:
+        landing.expect()
     try:
         model = load_model(default_model())
         measure_cost(model)
@@ -121,7 +128,10 @@ def warm_engine() -> None:
         # 4 Lanczos rows, 2 Arnoldi rows) skip their one-time cost, which the estimates would otherwise learn
         diffdemo.analysis.prepare_probe(model, batches=(1, 2, 4))
     except ModelUnavailable:
-        pass  # the page says why when it loads
+        landing.give_up()
+        return  # the page says why when it loads
+    if landing_views:
+        landing.prepare()  # each tab's first demo with its defaults, run once; they give way to users' runs
 
 
 def build_app() -> gr.Blocks:
@@ -132,6 +142,7 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="diffdemo: diffusion priors for inverse problems", delete_cache=(3600, 7200)) as demo:
         ui = _header(start_model)
         ui["load"] = demo.load
+        ui["landing_runs"] = {}
         with gr.Tabs():
             denoise_tab(ui)
             generate_tab(ui)
@@ -156,6 +167,7 @@ def build_app() -> gr.Blocks:
         gr.on([demo.load, ui["model"].change], model_info, ui["model"], ui["model_md"], api_visibility="private",
               **_heavy())  # fmt: skip
         demo.load(None, None, ui["presenter"], js=PRESENTER_ON_LOAD)
+        landing.wire(ui, gr.Timer(landing.POLL_S, active=False), ui["landing_runs"])
         ui["presenter"].input(None, ui["presenter"], None, js=PRESENTER_JS)
     return demo
 

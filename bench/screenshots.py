@@ -46,13 +46,13 @@ TABS = {
 # Each first demo: its tab, and what must lie wholly inside the window once it has finished (Run, its Stop, the
 # result, its caption).
 DEMOS = {
-    "denoise": ("denoise", ["#dn-run", "#dn-stop", "#dn-xt img", "#dn-status table"]),
+    "denoise": ("denoise", ["#dn-run", "#dn-stop", "#dn-xt", "#dn-status table"]),
     "curve": ("denoise", ["#curve-run", "#curve-stop", "#curve-strip figure:last-of-type", "#curve-plot .main-svg"]),
-    "generate": ("generate", ["#sm-run", "#sm-stop", "#sm-xt img", "#sm-status p"]),
+    "generate": ("generate", ["#sm-run", "#sm-stop", "#sm-xt", "#sm-status p"]),
     "restore": ("restore", ["#ip-run", "#ip-stop", "#ip-strip figure:nth-of-type(3)", "#ip-status p"]),
     "compare": ("restore", ["#ip-run", "#ip-stop", "#ip-strip figure.best", "#ip-status p"]),
     "sensitivity": ("sensitivity", ["#sens-run", "#sens-stop", "#sens-image img", "#sens-maps .main-svg"]),
-    "spectrum": ("spectrum", ["#sp-run", "#sp-stop", "#sp-md table", "#sp-sv .main-svg"]),
+    "spectrum": ("spectrum", ["#sp-run", "#sp-stop", "#sp-sv .main-svg"]),
 }
 VIEWS = {
     "1280": (SMALL, False),
@@ -87,13 +87,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_text(page, selector: str, needle: str, seconds: float) -> str:
-    """Poll an element's text until it contains ``needle``."""
+def wait_text(page, selector: str, needle: str, seconds: float, before: str | None = None) -> str:
+    """Poll an element's text until it contains ``needle`` (and, given ``before``, differs from it: a new run's)."""
     text, deadline = "", time.monotonic() + seconds
     while time.monotonic() < deadline:
         loc = page.locator(selector)
         text = loc.inner_text() if loc.count() else ""
-        if needle in text:
+        if needle in text and text != before:
             return text
         page.wait_for_timeout(400)
     raise TimeoutError(f"{selector} did not show {needle!r} in {seconds:.0f} s: {text!r}")
@@ -141,32 +141,38 @@ def click_face(page, fx: float, fy: float, seconds: float) -> None:
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
 
 
+def _text(page, selector: str) -> str:
+    loc = page.locator(selector)
+    return loc.inner_text() if loc.count() else ""
+
+
 def run_demo(page, demo: str, steps: int | None) -> None:
     """Run one first demo and wait until it has finished (``steps``: every steps slider at that value)."""
     page.get_by_role("tab", name=TABS[DEMOS[demo][0]]).click()
     page.wait_for_timeout(500)
+    before = {sel: _text(page, sel) for sel in ("#dn-status", "#curve-strip", "#sm-status", "#ip-status")}
     if demo == "denoise":
         if steps:
             set_steps(page, steps, "#denoise-steps")
         page.locator("#dn-run").click()
-        wait_text(page, "#dn-status", "Done in", 600)
+        wait_text(page, "#dn-status", "Done in", 600, before["#dn-status"])
     elif demo == "curve":
         if steps:
             set_steps(page, steps, "#denoise-steps")
         page.locator("#curve-run").click()
-        wait_text(page, "#curve-strip", "done in", 900)
+        wait_text(page, "#curve-strip", "done in", 900, before["#curve-strip"])
     elif demo == "generate":
         if steps:
             set_steps(page, steps, "#sample-steps")
         page.locator("#sm-run").click()
-        wait_text(page, "#sm-status", "Done", 900)
+        wait_text(page, "#sm-status", "Done", 900, before["#sm-status"])
     elif demo in ("restore", "compare"):
         choose(page, "Method", "Compare all" if demo == "compare" else "DPS")
         page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
         if steps:
             set_steps(page, steps)
         page.locator("#ip-run").click()
-        wait_text(page, "#ip-status", "Done in", 1800)
+        wait_text(page, "#ip-status", "Done in", 1800, before["#ip-status"])
     elif demo == "sensitivity":
         click_face(page, 0.36, 0.45, 120)  # under the left eye
         wait_text(page, "#sens-md", "Across t", 600)
@@ -207,7 +213,7 @@ def take(model: str, out: Path, steps: int | None, demos: list[str], jacobian_ou
     os.environ["DIFFDEMO_MODEL"] = model
     import app
 
-    app.warm_engine()  # as `python app.py` does: the default model is open and timed before a page loads
+    app.warm_engine(landing_views=False)  # the model open and timed first, as `python app.py` does; the demos run live
     demo = app.build_app()
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(

@@ -120,12 +120,12 @@ def test_sample_grid(served):
     assert read(x_t).shape == (20, 38, 3)  # imaging.grid: 2 tiles of 16 px with 2 px white gaps
     assert read(x0_hat).shape == (20, 38, 3)
     assert record["n"] == 2 and "Done" in status
-    pngs = sorted(str(f) for f in files if str(f).endswith(".png"))
-    originals = [f for f in pngs if not f.endswith("_512px.png")]
+    pngs = {Path(str(f)).name: str(f) for f in files if str(f).endswith(".png")}
+    originals = [name for name in pngs if not name.endswith("_512px.png")]
     assert len(originals) == 2 and len(pngs) == 4  # each 16 px sample beside its enlarged copy for slides
-    for original in originals:
-        small = np.asarray(Image.open(original))
-        big = np.asarray(Image.open(original[: -len(".png")] + "_512px.png"))
+    for name in originals:
+        small = np.asarray(Image.open(pngs[name]))
+        big = np.asarray(Image.open(pngs[name[: -len(".png")] + "_512px.png"]))
         assert big.shape == (512, 512, 3)  # 16 px x 32, nearest neighbour: every pixel a 32 x 32 block
         assert np.array_equal(big, np.repeat(np.repeat(small, 32, axis=0), 32, axis=1))
     assert written_record(files) == record
@@ -482,3 +482,61 @@ def trace_values(y) -> np.ndarray:
     if isinstance(y, dict):
         return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
     return np.asarray(y, dtype=float)
+
+
+LANDING = ("denoise", "curve", "generate", "restore", "sensitivity", "spectrum")
+
+
+def test_landing_views_are_each_tabs_first_demo_run_by_its_own_handler(tiny_model_dir, monkeypatch):
+    """At start-up each tab's first demo runs once through its own handler with the values its controls start at,
+    labelled as precomputed, its pictures kept outside the pruned results folder; it waits while a user runs."""
+    import threading
+
+    monkeypatch.setenv("DIFFDEMO_MODEL", str(tiny_model_dir))
+    import app
+    from diffdemo.ui import common, landing
+
+    landing.reset()
+    try:
+        app.build_app()
+        monkeypatch.setattr(common, "_running", [1])  # a user's run is going on: the landing views wait
+        worker = threading.Thread(target=landing.prepare, daemon=True)
+        worker.start()
+        time.sleep(1.0)
+        assert not any(landing.ready(name) for name in LANDING)
+        common._running[0] = 0
+        worker.join(timeout=600)
+        assert not worker.is_alive()
+        for name in LANDING:
+            assert landing.ready(name), name
+            spec = landing._specs[name]
+            shown = landing._results[(str(tiny_model_dir), name)]
+            assert "Precomputed example with the defaults" in shown[spec.status], name
+            assert f"press {spec.run_label} to run it live" in shown[spec.status], name
+        denoised = landing._results[(str(tiny_model_dir), "denoise")][1]
+        assert denoised.startswith(str(landing.LANDING_DIR)) and Path(denoised).is_file()
+        # the same request as pressing Restore at once: the same numbers
+        spec = landing._specs["restore"]
+        *_, live_record, _ = list(app.run_restore(*spec.args))[-1]
+        kept = landing._results[(str(tiny_model_dir), "restore")][6]
+        assert [r["psnr"] for r in kept["results"]] == [r["psnr"] for r in live_record["results"]]
+        assert kept["params"] == live_record["params"]
+    finally:
+        landing.reset()
+
+
+def test_compare_all_runs_each_method_at_its_own_chains(served):
+    """Compare all: each diffusion method at its own tuned number of chains (DPS's 4 for deblurring is DPS's
+    alone), said in the record; the line under Run names what it runs."""
+    from diffdemo.defaults import params_for
+    from diffdemo.ui.restore import compare_plan
+
+    client, model = served
+    args = [model, "london_006_neutral", None, 0, "gaussian_blur", 1.0, 5, "center", 0.5, 0.05, "compare"]
+    out = client.predict(*args, 20, 1.0, 1.0, 4, None, True, 1, api_name="/restore")
+    record = out[6]
+    own = {m: params_for(m, "gaussian_blur").get("samples", 1) for m in ("sdedit", "score_ald", "dps")}
+    assert record["chains"] == own and own["dps"] > own["sdedit"] == 1
+    plan = compare_plan("gaussian_blur", 4, 20)
+    assert f"DPS (4 steps, {own['dps']} chains)" in plan and "SDEdit (from t0 = 20, 4 steps, 1 chain)" in plan
+    assert "image evaluations" in plan and "Wiener" in plan

@@ -7,8 +7,10 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -65,19 +67,48 @@ def _loaded(name: str):
     return model
 
 
+_running = [0]  # heavy runs of real users going on now (the start-up landing runs give way to them)
+_running_lock = threading.Lock()
+_background = threading.local()  # set on the thread that computes the landing views: its runs are not counted
+
+
+def users_running() -> int:
+    """How many real users' heavy runs are going on now."""
+    return _running[0]
+
+
+@contextmanager
+def background_runs():
+    """Runs started on this thread inside the block are the server's own (the landing views): not counted as
+    users' runs."""
+    _background.on = True
+    try:
+        yield
+    finally:
+        _background.on = False
+
+
 def guarded(fn):
     """A heavy event: refused or stopped by this server's limits (diffdemo/serving.py), the engine's own errors
-    (bad parameters, over budget, time cap) shown as one-line messages."""
+    (bad parameters, over budget, time cap) shown as one-line messages; counted while it runs (users_running)."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
         from diffdemo.errors import DiffdemoError
         from diffdemo.serving import capped
 
+        counted = not getattr(_background, "on", False)
+        if counted:
+            with _running_lock:
+                _running[0] += 1
         try:
             yield from capped(fn(*args, **kwargs))
         except DiffdemoError as exc:
             raise gr.Error(str(exc), title="Refused") from None
+        finally:
+            if counted:
+                with _running_lock:
+                    _running[0] -= 1
 
     return run
 

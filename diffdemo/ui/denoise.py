@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
     _check,
@@ -128,24 +129,28 @@ def denoise_tab(ui) -> None:
     denoised pictures or the curve, switched to the one whose button was pressed: each result stays above the fold."""
     with tab("Denoise", "denoise"):
         with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
+            with gr.Column(scale=1, min_width=300):  # both Run rows first: above the fold in every view
+                dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
+                dn_curve_btn, dn_curve_stop, dn_curve_eta = _run_row("Compute the curve", "curve")
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
-                dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
-                gr.Markdown("**PSNR vs t** (Figure 1): the identity is lost as t grows", elem_classes="eta")
-                dn_points = slider("denoise.points", "timesteps (log-spaced)")
-                dn_curve_btn, dn_curve_stop, dn_curve_eta = _run_row("Compute the curve", "curve")
+                dn_points = slider("denoise.points", "PSNR vs t: timesteps (log-spaced)")
             with gr.Column(scale=3):
                 with gr.Tabs(elem_id="dn-views") as dn_views:
                     with gr.Tab("Result at t = 0", id="dn-result"):
                         with gr.Row():
-                            size = {"elem_classes": "pixelated", "format": "png", "height": 256, "show_label": True}
-                            dn_noisy, dn_xt, dn_x0 = (gr.Image(label=label, **size) for label in DN_LABELS)
+                            size = {"elem_classes": "pixelated", "format": "png", "height": 232, "show_label": True}
+                            dn_noisy, dn_xt, dn_x0 = (
+                                gr.Image(label=label, elem_id=f"dn-{key}", **size)
+                                for key, label in zip(("noisy", "xt", "x0"), DN_LABELS)
+                            )
                         dn_md = gr.Markdown(elem_id="dn-status", elem_classes="status")
                     with gr.Tab("PSNR vs t (Figure 1)", id="curve-result"):
                         with gr.Row(equal_height=False):
-                            dn_strip = gr.HTML(elem_id="curve-strip", min_height=0)
-                            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
+                            with gr.Column(scale=3, min_width=560):  # four 128 px pictures a row at 1280 px
+                                dn_strip = gr.HTML(elem_id="curve-strip", min_height=0)
+                            with gr.Column(scale=2, min_width=300):
+                                dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
         with gr.Row(elem_classes="advanced"):
             dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
@@ -167,6 +172,11 @@ def denoise_tab(ui) -> None:
         **_heavy(),
     )
     dn_evt.failure(_on_failure("denoise"), None, dn_md, **LIGHT)
+    dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps]
+    landing.register("denoise", run_denoise, dn_in, [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files], 3, "Denoise")
+    curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points]
+    landing.register("curve", run_psnr_curve, curve_in, [dn_curve, dn_strip], 1, "Compute the curve", html_status=True)
+    ui["landing_runs"].update(denoise=[dn_run], curve=[dn_curve_btn])
     dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
     curve_evt = dn_curve_btn.click(
         run_psnr_curve,

@@ -6,6 +6,7 @@ import math
 
 import gradio as gr
 
+from diffdemo.ui import landing
 from diffdemo.ui.common import _budget, _check, _every, _file, _model, _seed, guarded
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
@@ -71,5 +72,8 @@ def generate_tab(ui) -> None:
         **_heavy(),
     )
     sm_evt.failure(_on_failure("sample"), None, sm_md, **LIGHT)
+    sm_out = [sm_xt, sm_x0, sm_md, sm_json, sm_files]
+    landing.register("generate", run_sample, [ui["model"], ui["seed"], sm_n, sm_steps], sm_out, 2, "Generate")
+    ui["landing_runs"]["generate"] = [sm_run]
     sm_evt.success(lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)
     sm_stop.click(_on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)

@@ -9,6 +9,7 @@ import gradio as gr
 
 from diffdemo.defaults import DEFAULTS, MEASUREMENT, SIGMA_Y, params_for
 from diffdemo.labels import METHOD_TITLES
+from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
     _check,
@@ -162,6 +163,33 @@ def _schedule(model_name, schedule) -> str:
     return schedule
 
 
+def _own_chains(methods: list[str], operator: str) -> dict[str, dict]:
+    """Each diffusion method's own tuned number of chains for this operator (diffdemo/defaults.py), by its kind."""
+    return {_kind(m): {"samples": int(params_for(m, operator).get("samples", 1))} for m in methods}
+
+
+def compare_plan(operator: str, steps, t0) -> str:
+    """What Compare all runs, in one line: each diffusion method with its steps and chains, the network evaluations
+    in all (diffdemo/estimates.py's count), then the classical baselines."""
+    from diffdemo.estimates import evaluations, image_evaluations
+
+    methods = _methods_for("compare", operator)
+    parts, total = [], 0
+    for m, own in _own_chains(methods, operator).items():
+        work = {"steps": int(steps or 1), "t0": int(t0 or 1), **own}
+        total += image_evaluations(evaluations(m, **work))
+        ran = min(work["steps"], work["t0"] + 1) if m == "sdedit" else work["steps"]
+        chains = own["samples"]
+        where = f"from t0 = {work['t0']}, " if m == "sdedit" else ""
+        title = METHOD_TITLES["denoise" if m == "denoise_restore" else m]
+        parts.append(f"{title} ({where}{ran} steps, {chains} chain{'s' if chains > 1 else ''})")
+    classical = {"gaussian_blur": "Wiener, Richardson-Lucy, total variation", "noise": "total variation"}
+    return (
+        f"**Compare all runs** {', '.join(parts)}: {total} image evaluations of the network; then "
+        f"{classical.get(operator, 'total variation, biharmonic')} (no network)."
+    )
+
+
 def _kind(method: str) -> str:
     """The estimates' name of a method's work (the noise-only comparison's plain denoising is its own kind)."""
     return "denoise_restore" if method == "denoise" else method
@@ -276,16 +304,22 @@ def run_restore(
     seed, sigma_y = _seed(seed), _check("sigma_y", sigma_y)
     params = _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule)
     methods = _methods_for(method, operator)
+    if method == "compare":  # each diffusion method at its own tuned number of chains (params_for), not one for all
+        params["samples"] = None
     work = {k: params[k] for k in ("steps", "t0", "samples")}
-    _budget(*[(_kind(m), work) for m in methods])
+    own = _own_chains(methods, operator) if method == "compare" else {}
+    _budget(*[(_kind(m), {**work, **own.get(_kind(m), {})}) for m in methods])
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
     base = {"image": label, "seed": seed, "operator": op.describe(), "sigma_y": sigma_y,
             "sigma_y_units": f"[-1, 1] image units ({SIGMA_Y:g} = {SIGMA_Y / 2:g} on a [0, 1] scale)", "method": method,
             "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
+    if own:
+        base["chains"] = {m: own[_kind(m)]["samples"] for m in methods}  # Compare all: each method's own
     kinds = [_kind(m) for m in methods]
-    run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else kinds)
+    compared = {k: own.get(k, {}) for k in kinds}
+    run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else compared)
     shown = _Shown(methods, x0, problem.y)
     every = _every(params["steps"], 25 if len(methods) == 1 else 12)
     items = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
@@ -308,7 +342,7 @@ def run_restore(
     run.done(learn=False)
     for row in shown.rows:  # each method's own time, so that a comparison teaches the single-method estimates
         if row["method"] in methods:
-            run.learn_part(_kind(row["method"]), row["seconds"])
+            run.learn_part(_kind(row["method"]), row["seconds"], **own.get(_kind(row["method"]), {}))
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
     images = {"truth": x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
     record, files = run.save(images, precision=used, results=shown.rows, traces=shown.traces)
@@ -363,8 +397,8 @@ def task_defaults(operator):
 
 
 def _tuned(method: str, operator: str, name: str) -> int:
-    """A method's tuned ``name`` for this operator; "compare" runs every diffusion method with DPS's value, so
-    that they are compared at equal steps and chains."""
+    """A method's tuned ``name`` for this operator; for "compare", DPS's (the steps every diffusion method runs
+    at; the chains slider is hidden there: each method runs its own tuned chains)."""
     return int(params_for("dps" if method == "compare" else method, operator).get(name, 1))
 
 
@@ -396,6 +430,7 @@ def method_widgets(method):
         gr.Slider(visible=method in ("score_ald", "compare")),
         gr.Slider(visible=method in ("dps", "compare")),
         gr.Checkbox(visible=method in ("dps", "compare")),
+        gr.Slider(visible=method != "compare"),  # Compare all: each method at its own chains, said under Run
     )
 
 
@@ -432,8 +467,8 @@ def _settings() -> dict:
         ["auto", "fp32", "bf16"],
         value="auto",
         label="network precision",
-        info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); the sampler's own arithmetic stays "
-        "fp32",
+        info=PRECISION_INFO,
+        elem_id="ip-precision",
     )
     c["schedule"] = gr.Dropdown(
         ["uniform", "quadratic", "karras", "spectral"],
@@ -443,6 +478,31 @@ def _settings() -> dict:
         "step, from the model's stability profile)",
     )
     return c
+
+
+PRECISION_INFO = (
+    "auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); the sampler's own arithmetic stays fp32"
+)
+
+
+def precision_choice():
+    """The precision control as it applies to this machine, said next to it: where the device lacks fast bf16,
+    bf16 is emulated and much slower than fp32 (about 12x on a 2-core AVX2 CPU, issue 22), not a speed-up."""
+    from diffdemo.models import default_device
+    from diffdemo.precision import fast_bf16
+
+    device = default_device()
+    if fast_bf16(device):
+        where = "this GPU" if device.type == "cuda" else "this CPU (AVX512_BF16/AMX)"
+        return gr.Radio(
+            [("auto (bf16 here)", "auto"), "fp32", "bf16"],
+            info=f"{where} has fast bf16: auto uses it; the sampler's own arithmetic stays fp32",
+        )
+    lacks = "this GPU lacks native bf16" if device.type == "cuda" else "this CPU lacks AVX512_BF16/AMX"
+    return gr.Radio(
+        [("auto (fp32 here)", "auto"), "fp32", ("bf16 (slower here)", "bf16")],
+        info=f"bf16 is ~12x slower than fp32 on a CPU like this one: {lacks}, so bf16 is emulated. auto uses fp32.",
+    )
 
 
 def _mask_editor():
@@ -465,11 +525,12 @@ def _mask_editor():
 
 def restore_eta(model_name, method, operator, steps, t0, samples):
     methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
-    methods = [_kind(m) for m in methods]
     if len(methods) == 1:
-        text = estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
+        text = estimate(model_name, _kind(methods[0]), steps=steps, t0=t0, samples=samples)
     else:
-        text = estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
+        own = _own_chains(methods, operator)
+        text = estimate(model_name, "compare", methods=own, steps=steps, t0=t0)
+        text = compare_plan(operator, steps, t0) + "\n\n" + text
     return text + _ranking_note(int(steps or 0), operator)
 
 
@@ -510,11 +571,12 @@ def restore_tab(ui) -> None:
            c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
-    method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"]], **LIGHT)
+    method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"], c["samples"]], **LIGHT)
     op.change(task_defaults, op, [c["t0"], c["zeta"], c["scale"]], **LIGHT)
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
     gr.on([op.change, method.change], steps_default, [method, op], steps, **LIGHT)
     gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
+    ui["load"](precision_choice, None, c["precision"], **LIGHT)
     gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)
     # the API's inputs in this order: gradio_client users of /restore call it positionally
     inputs = [*ui["picked"], ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
@@ -528,6 +590,9 @@ def restore_tab(ui) -> None:
         **_heavy(),
     )
     evt.failure(_on_failure("restore"), None, status, **LIGHT)
+    landing.register("restore", run_restore, inputs, [truth, meas, gallery, table, plot, status, record, files], 5,
+                     "Restore")  # fmt: skip
+    ui["landing_runs"]["restore"] = [run]
     gr.on([gallery.change, truth.change], None, [truth, meas, gallery], strip, js=STRIP_JS)
     evt.success(restore_eta, eta_in, eta, **EST)
     stop.click(_on_stop("restore"), None, [status, record, files], cancels=[evt], **STOPPED)

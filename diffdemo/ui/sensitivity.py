@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
     _enlarged,
@@ -14,6 +15,7 @@ from diffdemo.ui.common import (
     _valid,
     _x0,
     _zoom,
+    default_model,
     guarded,
 )
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
@@ -21,6 +23,12 @@ from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _r
 from diffdemo.zerogpu import gpu
 
 SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
+LANDING_PIXEL = (0.36, 0.45)  # the landing view's probe, as fractions of the side: under the bundled face's left eye
+
+
+def _landing_pixel(axis: int, model_name: str | None = None) -> int:
+    """The landing probe's column (axis 0) or row (1) on the default model, open by the time the landing runs."""
+    return int(LANDING_PIXEL[axis] * _loaded(model_name or default_model()).size)
 
 
 def noised_view(model_name, image, upload, seed, t):
@@ -36,6 +44,13 @@ def noised_view(model_name, image, upload, seed, t):
     return _enlarged(
         state_at(model, x0, t, _seed(seed)), "x_t_view"
     ), "Click a pixel of the noised image x_t to probe it."
+
+
+def first_view(model_name, image, upload, seed, t, shown):
+    """The tab opened: x_t to click, unless a picture is shown already (a probe's or the landing view's)."""
+    if shown:
+        return gr.skip(), gr.skip()
+    return noised_view(model_name, image, upload, seed, t)
 
 
 def pick_pixel(model_name, evt: gr.SelectData):
@@ -143,12 +158,14 @@ def sensitivity_tab(ui) -> None:
     gr.on([ui["load"], ui["model_md"].change], eta_probe, ui["model"], sens_eta, **EST)
     probe_out = [sens_image, sens_maps, sens_energy, sens_md, sens_json, sens_files]
     gr.on(
-        [sens_tab.select, *_picker_changes(ui), ui["seed"].change],
+        [*_picker_changes(ui), ui["seed"].change],
         noised_view,
         [*ui["picked"], ui["seed"], sens_t],
         [sens_image, sens_md],
         **LIGHT,
     )
+    # opening the tab shows x_t to click, unless a picture (a probe's, or the landing view's) is there already
+    sens_tab.select(first_view, [*ui["picked"], ui["seed"], sens_t, sens_image], [sens_image, sens_md], **LIGHT)
     probe_in = [*ui["picked"], ui["seed"], sens_t, sens_x, sens_y, sens_on]
     heavy = dict(_heavy(), show_progress_on=[sens_maps])
     click_evt = sens_image.select(pick_pixel, ui["model"], [sens_x, sens_y, sens_probed], **LIGHT).then(
@@ -166,6 +183,9 @@ def sensitivity_tab(ui) -> None:
         trigger_mode="always_last",
         **heavy,
     )
+    landing.register("sensitivity", run_probe, probe_in, probe_out, 3, "Probe (or click a pixel)",
+                     overrides={5: lambda: _landing_pixel(0), 6: lambda: _landing_pixel(1)})  # fmt: skip
+    ui["landing_runs"]["sensitivity"] = [sens_probe]
     for evt in (click_evt, button_evt, reprobe_evt):
         evt.failure(_on_failure("probe"), None, sens_md, **LIGHT)
         evt.success(eta_probe, ui["model"], sens_eta, **EST)

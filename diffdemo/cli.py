@@ -98,7 +98,11 @@ def add_restore(sub) -> None:
     p.add_argument("--operator", default="gaussian_blur", choices=OPERATORS)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--sigma-y", type=float, default=defaults.SIGMA_Y, help="measurement noise std in [-1, 1] units")
-    p.add_argument("--steps", type=_positive(int), help="reverse steps (strided)")
+    p.add_argument(
+        "--steps",
+        type=_positive(int),
+        help=f"reverse steps (default: the method's few-step default, {defaults.FEW_STEPS} for the guided methods)",
+    )
     add_schedule_option(p)
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--t0", type=int, help="starting timestep (sdedit, denoise)")
@@ -152,6 +156,7 @@ def run_restore(args) -> dict:
     from diffdemo.models import load_model
     from diffdemo.restore import DIFFUSION_METHODS, make_problem
 
+    apply_full_quality(args)
     check_args(args, "sigma_y", "steps", "seed", "scale", "zeta", "samples", "drop", "blur_std", "kernel_size", "size")
     model = load_model(args.model)
     if args.t0 is not None:
@@ -205,6 +210,7 @@ def run_sample(args) -> dict:
     from diffdemo.restore import model_for
     from diffdemo.samplers import last_frame, sample
 
+    apply_full_quality(args)
     check_args(args, "n", "steps", "seed")
     model = model_for(load_model(args.model), "sample", args.precision)
     start = time.perf_counter()
@@ -477,11 +483,24 @@ def add_schedule_option(p) -> None:
 
     p.add_argument(
         "--schedule",
-        default="uniform",
+        default=defaults.SPACING,
         choices=SCHEDULES,
-        help="timestep list: uniform stride, quadratic (DDIM), karras (rho=7 on the model's noise levels) or "
-        "spectral (from the model's stability profile; see the profile command)",
+        help="timestep list: uniform stride, quadratic (DDIM; the default), karras (rho=7 on the model's noise "
+        "levels) or spectral (from the model's stability profile; see the profile command)",
     )
+    full = defaults.FULL_QUALITY
+    p.add_argument(
+        "--full-quality",
+        action="store_true",
+        help=f"the poster's setting, as its figures use: {full['steps']} steps on the {full['schedule']} stride "
+        "(overrides --steps and --schedule; the step size follows the steps)",
+    )
+
+
+def apply_full_quality(args) -> None:
+    """--full-quality: the steps and timestep list of the poster's figures (defaults.FULL_QUALITY)."""
+    if getattr(args, "full_quality", False):
+        args.steps, args.schedule = defaults.FULL_QUALITY["steps"], defaults.FULL_QUALITY["schedule"]
 
 
 def add_profile(sub) -> None:
@@ -495,13 +514,20 @@ def add_profile(sub) -> None:
     p.add_argument("--iters", type=_positive(int), default=20, help="Arnoldi steps per (image, t)")
     p.add_argument("--images", type=_positive(int), default=2, help="bundled test faces averaged (1 or 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output file (default: next to the model)")
+    p.add_argument(
+        "--out",
+        help="output file (default: next to a local model or in the user cache for a hub id; for a model shipped in "
+        "assets/, outputs/profiles/NAME.json unless --update-assets)",
+    )
+    p.add_argument(
+        "--update-assets", action="store_true", help="replace a shipped model's committed profile (the spectral list)"
+    )
     p.set_defaults(run=run_profile)
 
 
 def run_profile(args) -> dict:
     from diffdemo.imaging import to_tensor
-    from diffdemo.models import load_model
+    from diffdemo.models import MODELS_DIR, load_model
     from diffdemo.stability import PROFILE_IMAGES, compute_profile, profile_path, save_profile
 
     if args.iters > 200 or args.images > len(PROFILE_IMAGES):
@@ -510,7 +536,10 @@ def run_profile(args) -> dict:
     images = [to_tensor(resolve_image(n, model.size)) for n in PROFILE_IMAGES[: args.images]]
     profile = compute_profile(model, images, iters=args.iters, seed=args.seed)
     profile["model"] = args.model
-    path = save_profile(profile, Path(args.out) if args.out else profile_path(args.model))
+    path = Path(args.out) if args.out else profile_path(args.model)
+    if not args.out and not args.update_assets and path.resolve().is_relative_to(MODELS_DIR.resolve()):
+        path = Path("outputs") / "profiles" / f"{path.parent.name}.json"  # the shipped profile stays as committed
+    path = save_profile(profile, path)
     return {"profile": str(path), **{k: profile[k] for k in ("t", "rho_Js", "rho_Jf", "seconds")}}
 
 

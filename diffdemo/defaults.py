@@ -9,16 +9,58 @@ Free of torch so that the app can show them before the engine loads.
 
 from __future__ import annotations
 
+# Every diffusion run's default is a few-step one: FEW_STEPS network evaluations over the SPACING timestep list, with
+# the guidance step size that belongs to that many steps (STEP_SIZES). Tuned on one fold of the six bundled test
+# faces and reported on the other, against the 250-step uniform run (bench/RESULTS_fewstep.md): within the noise of
+# the six faces at a fifth of the network evaluations. FULL_QUALITY is the poster's setting (its figures, the
+# app's "Full quality" button, ``--steps 250 --schedule uniform`` on the CLI).
+FEW_STEPS = 50
+SPACING = "quadratic"  # DDIM's quadratic list: no profile to load, so it serves every model (hub ones too)
+FULL_QUALITY = {"steps": 250, "schedule": "uniform"}
+
 DEFAULTS: dict[str, dict] = {
-    "denoise": {"steps": 250},
-    "sdedit": {"t0": 100, "steps": 150, "samples": 1},
-    "score_ald": {"zeta": 1.0, "steps": 250, "samples": 1},
-    "dps": {"scale": 1.0, "steps": 250, "samples": 1},
+    "denoise": {"steps": FEW_STEPS, "schedule": SPACING},
+    "sdedit": {"t0": 100, "steps": FEW_STEPS, "samples": 1, "schedule": SPACING},
+    "score_ald": {"steps": FEW_STEPS, "samples": 1, "schedule": SPACING},
+    "dps": {"steps": FEW_STEPS, "samples": 1, "schedule": SPACING},
     "wiener": {"balance": 0.03},
     "richardson_lucy": {"num_iter": 30},
     "tv": {"weight": 0.01, "num_iter": 60},
     "biharmonic": {},
 }
+
+# The guidance step size (DPS's scale, Score-ALD's zeta) against the run's network evaluations, per method and
+# task: measured with SPACING below 250 steps and with the uniform stride at 250 (bench/RESULTS_fewstep.md), linear
+# in log(steps) in between and held beyond the ends. Fewer steps leave each step a larger share of the pull toward y.
+# "box_inpaint" is the method-level table (every task without its own: random and drawn inpainting, noise).
+STEP_SIZES: dict[str, dict[str, dict[int, float]]] = {
+    "dps": {
+        "gaussian_blur": {20: 4.0, 50: 2.5, 100: 1.5, 250: 1.0},
+        "box_inpaint": {20: 4.0, 50: 2.5, 100: 1.5, 250: 1.0},
+    },
+    "score_ald": {
+        "gaussian_blur": {20: 4.0, 50: 4.0, 100: 4.0, 250: 4.0},
+        "box_inpaint": {20: 1.0, 50: 1.0, 100: 1.0, 250: 1.0},
+    },
+}
+STEP_SIZE_PARAM = {"dps": "scale", "score_ald": "zeta"}
+
+
+def step_size(method: str, task: str | None, steps: int) -> float:
+    """The tuned guidance step size of ``method`` for ``task`` at ``steps`` network evaluations (STEP_SIZES)."""
+    import math
+
+    tables = STEP_SIZES[method]
+    table = sorted(tables.get(task or "", tables["box_inpaint"]).items())
+    n = max(1, int(steps))
+    if n <= table[0][0]:
+        return table[0][1]
+    for (n0, v0), (n1, v1) in zip(table, table[1:]):
+        if n <= n1:
+            w = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0))
+            return round(v0 + w * (v1 - v0), 3)
+    return table[-1][1]
+
 
 MAX_SAMPLES = 16  # posterior samples averaged per image (each is a full chain: k times the work)
 
@@ -28,14 +70,10 @@ SIGMA_Y = 0.05  # measurement noise std, [-1, 1] image units (0.025 on a [0, 1] 
 IMAGE = "london_006_neutral"  # the bundled test face every command starts from
 SEED = 0
 DROP = 0.5  # random_inpaint: fraction of pixels dropped
-SAMPLE = {"n": 4, "steps": 250}  # unconditional DDPM samples (eq. 25)
+SAMPLE = {"n": 4, "steps": FEW_STEPS, "schedule": SPACING}  # unconditional DDPM samples (eq. 25)
 
 # Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
-TASK_DEFAULTS: dict[str, dict[str, dict]] = {
-    # DPS deblurring: the mean of 4 chains (an estimate of E[x0|y], at about 4x one chain's time) beats one draw,
-    # whose texture PSNR penalises, by more than one draw beats Wiener (bench/RESULTS_faces.md).
-    "gaussian_blur": {"score_ald": {"zeta": 4.0}, "dps": {"samples": 4}},
-}
+TASK_DEFAULTS: dict[str, dict[str, dict]] = {}
 
 
 # The allowed range of every user parameter: (low, high, kind), kind "int" or "float"; the bounds are inclusive
@@ -86,23 +124,36 @@ LABELS = {  # how a parameter is called in messages (the CLI adds its own --opti
 
 def describe_defaults() -> str:
     """One line per method with its defaults and per-task values, for help texts."""
+
+    def text(params: dict) -> str:
+        return ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in params.items())
+
     lines = []
     for method, params in DEFAULTS.items():
-        text = ", ".join(f"{k}={v:g}" for k, v in params.items()) or "no parameters"
-        per_task = [
-            f"{task}: " + ", ".join(f"{k}={v:g}" for k, v in methods[method].items())
-            for task, methods in TASK_DEFAULTS.items()
-            if method in methods
-        ]
-        lines.append(f"  {method}: {text}" + (f" ({'; '.join(per_task)})" if per_task else ""))
+        line = f"  {method}: {text(params) or 'no parameters'}"
+        per_task = [f"{task}: {text(methods[method])}" for task, methods in TASK_DEFAULTS.items() if method in methods]
+        line += f" ({'; '.join(per_task)})" if per_task else ""
+        if method in STEP_SIZES:
+            name = STEP_SIZE_PARAM[method]
+            line += f"; {name} by steps: " + "; ".join(
+                f"{task} " + ", ".join(f"{n}: {v:g}" for n, v in sorted(table.items()))
+                for task, table in STEP_SIZES[method].items()
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
 def params_for(method: str, task: str | None = None, **overrides) -> dict:
-    """The method's defaults, then its defaults for ``task`` (an operator name), then the non-None overrides."""
+    """The method's defaults, then its defaults for ``task`` (an operator name), then the non-None overrides;
+    the guidance step size, unless given, is the one tuned for the resolved number of steps (``step_size``)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    per_task = TASK_DEFAULTS.get(task, {}).get(method, {})
     params = dict(DEFAULTS.get(method, {}))
-    params.update(TASK_DEFAULTS.get(task, {}).get(method, {}))
-    params.update({k: v for k, v in overrides.items() if v is not None})
+    name = STEP_SIZE_PARAM.get(method)
+    if name is not None:
+        params[name] = step_size(method, task, {**params, **per_task, **given}["steps"])
+    params.update(per_task)
+    params.update(given)
     return params
 
 

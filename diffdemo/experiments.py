@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from diffdemo import baselines, metrics
+from diffdemo.defaults import SPACING
 from diffdemo.models import DiffusionModel
 from diffdemo.restore import (
     DIFFUSION_METHODS,
@@ -211,7 +212,14 @@ def noisy_scores(model: DiffusionModel, x_t: torch.Tensor, x0: torch.Tensor, t: 
 
 
 def denoising(
-    model: DiffusionModel, x0: torch.Tensor, t: int, *, steps: int | None, seed: int, every: int | None = 1
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    t: int,
+    *,
+    steps: int | None,
+    seed: int,
+    every: int | None = 1,
+    schedule: str = SPACING,
 ) -> Iterator[Step | Row]:
     """Figure 1's single run: x_t = noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
 
@@ -223,18 +231,18 @@ def denoising(
               params={"t": int(t)}, schedule=None, reconstruction=x_t.cpu())  # fmt: skip
     tick = time.perf_counter()
     spent, frame = 0.0, None
-    for frame in denoise(model, x_t, int(t), steps=steps, seed=seed, every=every):
+    for frame in denoise(model, x_t, int(t), steps=steps, seed=seed, every=every, schedule=schedule):
         spent += time.perf_counter() - tick
         yield Step("denoise", frame, metrics.mean_psnr(frame.x0_hat, x0), None)
         tick = time.perf_counter()
     x_hat = frame.x_t.cpu()
     yield Row("denoise", **metrics.all_metrics(x_hat, x0), residual=None, seconds=spent, nfe=frame.nfe,
-              precision=model.precision, params={"t": int(t), "steps": frame.total}, schedule="uniform",
+              precision=model.precision, params={"t": int(t), "steps": frame.total}, schedule=schedule,
               reconstruction=x_hat)  # fmt: skip
 
 
 def psnr_lpips_vs_t(
-    model: DiffusionModel, x0: torch.Tensor, timesteps: Iterable[int], *, steps: int, seed: int
+    model: DiffusionModel, x0: torch.Tensor, timesteps: Iterable[int], *, steps: int, seed: int, schedule: str = SPACING
 ) -> Iterator[dict]:
     """Figure 1's curve: for each t, the scores of the noisy input (as x_t / sqrt(abar_t), the module's one
     definition) and of its reverse-diffusion denoising with ``steps`` strided steps (min(steps, t + 1)).
@@ -243,7 +251,8 @@ def psnr_lpips_vs_t(
     denoised (the picture: the identity is seen going before the PSNR says so), psnr/ssim/lpips_noisy and
     psnr/ssim/lpips_denoised (lpips None when unavailable), nfe and seconds of the denoising."""
     for t in timesteps:
-        rows = [r for r in denoising(model, x0, int(t), steps=steps, seed=seed, every=None) if isinstance(r, Row)]
+        run = denoising(model, x0, int(t), steps=steps, seed=seed, every=None, schedule=schedule)
+        rows = [r for r in run if isinstance(r, Row)]
         noisy, done = rows
         abar = model.schedule.abar(int(t))
         yield {

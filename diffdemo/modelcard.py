@@ -1,6 +1,7 @@
 """Write the embedded model's card: training facts, loss curve, a 16-sample grid and sample statistics.
 
-``python -m diffdemo.modelcard [--model-dir assets/models/faces64] [--n 64] [--steps 250]``
+``python -m diffdemo.modelcard [--model-dir assets/models/faces64] [--out outputs/modelcard] [--update-assets]``
+(the shipped card in the model's folder is replaced only with ``--update-assets``)
 
 Statistics (issue: colour casts and memorisation): the per-image mean colour of n samples against the training
 set's (mean and spread per channel), and each sample's RMS distance to its nearest training image, compared
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from diffdemo.defaults import FULL_QUALITY
 from diffdemo.imaging import bundled_images, grid, load_image, save_png, to_tensor
 from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import load_model
@@ -88,11 +90,15 @@ def loss_curve_png(history: list, path: Path) -> None:
     pyplot().close(fig)
 
 
-def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) -> dict:
+def write_card(model_dir: Path, out_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) -> dict:
+    """The card of the model in ``model_dir`` (README.md, samples.png, loss.png, card_stats.json) written to
+    ``out_dir`` (the model's own folder only when asked: ``--update-assets``)."""
     model = load_model(str(model_dir), device="cpu")
+    out_dir.mkdir(parents=True, exist_ok=True)
     state = json.loads((model_dir / STATE_FILE).read_text()) if (model_dir / STATE_FILE).exists() else {}
     start = time.perf_counter()
-    frames = sample(model, n=n, steps=steps, seed=seed, every=None)
+    # the card's samples keep the uniform stride of its figures (the poster's setting), whatever the app's default
+    frames = sample(model, n=n, steps=steps, seed=seed, every=None, schedule=FULL_QUALITY["schedule"])
     samples = last_frame(frames).x_t.cpu()
     sample_seconds = time.perf_counter() - start
     train = load_faces()
@@ -110,10 +116,10 @@ def write_card(model_dir: Path, n: int = 64, steps: int = 250, seed: int = 0) ->
         "sampling_seconds": round(sample_seconds, 1),
         "colour_dc": colour_dc_report(model, train[:48]),
     }
-    save_png(grid(samples[:16], nrow=4), model_dir / "samples.png")
-    loss_curve_png(state.get("loss_history", []), model_dir / "loss.png")
-    write_json(model_dir / "card_stats.json", stats)
-    (model_dir / "README.md").write_text(_card_text(model, state, stats))
+    save_png(grid(samples[:16], nrow=4), out_dir / "samples.png")
+    loss_curve_png(state.get("loss_history", []), out_dir / "loss.png")
+    write_json(out_dir / "card_stats.json", stats)
+    (out_dir / "README.md").write_text(_card_text(model, state, stats))
     return stats
 
 
@@ -206,11 +212,16 @@ consented to research and publication use. See `assets/data/SOURCE_README.md`.
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m diffdemo.modelcard", description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", default=str(MODEL_DIR))
+    p.add_argument("--out", default="outputs/modelcard", help="folder for the card and its figures")
+    p.add_argument(
+        "--update-assets", action="store_true", help="write into --model-dir instead (replaces the shipped card)"
+    )
     p.add_argument("--n", type=int, default=64)
-    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--steps", type=int, default=FULL_QUALITY["steps"])
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    stats = write_card(Path(args.model_dir), args.n, args.steps, args.seed)
+    out = Path(args.model_dir) if args.update_assets else Path(args.out)
+    stats = write_card(Path(args.model_dir), out, args.n, args.steps, args.seed)
     print(dumps(stats))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from diffdemo import baselines, metrics, validation
-from diffdemo.defaults import DEFAULTS, params_for
+from diffdemo.defaults import DEFAULTS, SPACING, params_for
 from diffdemo.errors import InvalidParameter
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
@@ -90,7 +90,7 @@ def _chain_frames(
 ) -> Iterator[Frame]:
     """The sampler of ``method`` on the measurement repeated k times (k chains per image)."""
     op, seed = problem.operator, problem.seed
-    kind = str(p.get("schedule") or "uniform")
+    kind = str(p.get("schedule") or SPACING)
     y = problem.y.repeat_interleave(k, 0) if k > 1 else problem.y
     if method == "denoise":
         t0 = int(p.get("t0") or max(matched_timestep(model, problem.sigma_y), 1))
@@ -110,13 +110,13 @@ def _chain_frames(
 def resolved_params(method: str, problem: Problem, overrides: dict) -> dict:
     """A method's parameters on ``problem``: defaults, per-task defaults, then the non-None overrides.
 
-    A diffusion method names its timestep schedule (``uniform`` when none is given; every result and JSON says
+    A diffusion method names its timestep schedule (``defaults.SPACING`` when none is given; every result and JSON says
     which); a baseline takes only its own parameters (diffdemo/defaults.py), never the diffusion ones."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if method in DIFFUSION_METHODS:
         return params_for(
-            method, problem.operator.task, **{**overrides, "schedule": overrides.get("schedule") or "uniform"}
+            method, problem.operator.task, **{**overrides, "schedule": overrides.get("schedule") or SPACING}
         )
     own = {k: v for k, v in overrides.items() if k in DEFAULTS.get(method, {})}
     return params_for(method, problem.operator.task, **own)

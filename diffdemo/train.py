@@ -1,9 +1,10 @@
 """Train the embedded ``faces64`` model: the DDPM epsilon objective ||eps - eps_theta(x_t, t)||^2 (Ho et al. 2020, eq. 14),
 with the error's per-channel spatial mean (the average colour) counted ``--dc-weight`` times (see ``dc_loss``).
 
-``python -m diffdemo.train --steps 8000 --resume`` continues from the fullest state it finds:
-a local checkpoint (``checkpoints/faces64/state.pt``, optimizer included) or else the committed model in
-``assets/models/faces64`` (EMA weights, step count and loss history from ``training_state.json``).
+``python -m diffdemo.train --steps 12000 --resume --out outputs/faces64`` continues from the fullest state it finds:
+a local checkpoint (``checkpoints/faces64/state.pt``, optimizer included), else the model in ``--out``, else the
+committed model in ``assets/models/faces64`` (EMA weights, step count and loss history from ``training_state.json``).
+``--out`` defaults to the committed model's folder: the embedded model is retrained in place only when asked.
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ def _load_start(args, model, ema, opt) -> dict:
         opt.load_state_dict(blob["opt"])
         state.update(json.loads(blob["state_json"]))
         print(f"resumed from local checkpoint {ckpt} at step {state['step']}")
-    elif (out_dir / "unet").exists():
+    elif (out_dir / "unet").exists() or (MODEL_DIR / "unet").exists():
         from diffusers import UNet2DModel
 
+        # a fresh --out folder starts from the shipped model (which stays as committed)
+        out_dir = out_dir if (out_dir / "unet").exists() else MODEL_DIR
         committed = UNet2DModel.from_pretrained(out_dir / "unet", use_safetensors=True)
         # Only EMA weights are shipped: restart the raw weights from them (optimizer moments start afresh).
         model.load_state_dict(committed.state_dict())

@@ -11,6 +11,7 @@ from PIL import Image
 
 from diffdemo import baselines, metrics
 from diffdemo.cli import main
+from diffdemo.defaults import SPACING, step_size
 from diffdemo.imaging import ImageError, bundled_images, grid, load_image, to_tensor, to_uint8
 from diffdemo.models import load_model
 from diffdemo.operators import BoxInpaint, GaussianBlur, make_operator
@@ -77,8 +78,10 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     a, b = strict_loads(out1.splitlines()[-1]), strict_loads(out2.splitlines()[-1])
     assert a["psnr"] == b["psnr"]
     assert (tmp_path / "a/reconstruction.png").read_bytes() == (tmp_path / "b/reconstruction.png").read_bytes()
-    # the CLI's default problem is deblurring, where DPS averages 4 chains with the normalised step (defaults.py)
-    assert a["params"]["samples"] == 4 and a["params"].get("normalize", True) is True
+    # the CLI's default problem is deblurring: one DPS chain with the normalised step, the few-step list and the step
+    # size tuned for the steps asked (defaults.py)
+    assert a["params"]["samples"] == 1 and a["params"].get("normalize", True) is True
+    assert a["params"]["schedule"] == "quadratic" and a["params"]["scale"] == step_size("dps", "gaussian_blur", 4)
 
 
 @pytest.mark.parametrize("raw,samples", [(False, 1), (True, 1), (False, 3)])
@@ -96,7 +99,7 @@ def test_restore_dps_is_the_samplers_own_run(capsys, tmp_path, tiny_model_dir, r
     x0 = to_tensor(load_image(bundled_images()["london_006_neutral"], 16))
     op = make_operator("gaussian_blur", 16)
     y = op.measure(x0, 0.05, torch.Generator().manual_seed(9)).repeat_interleave(samples, 0)
-    chains = dps(model, op, y, scale=1.0, steps=4, seed=9, normalize=not raw, every=1, schedule="uniform")
+    chains = dps(model, op, y, scale=1.0, steps=4, seed=9, normalize=not raw, every=1, schedule=SPACING)
     *_, final = posterior_mean(chains, samples)
     assert line["psnr"] == pytest.approx(metrics.psnr(final.x_t.cpu(), x0), abs=1e-9)
     assert line["nfe"] == final.nfe == 4
@@ -269,7 +272,8 @@ def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
     )
     assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples"))  # -> params_for
     sample = parser.parse_args(["sample", "--out", "o"])
-    assert {"n": sample.n, "steps": sample.steps} == defaults.SAMPLE and sample.seed == defaults.SEED
+    assert {"n": sample.n, "steps": sample.steps, "schedule": sample.schedule} == defaults.SAMPLE
+    assert sample.seed == defaults.SEED and restore.schedule == defaults.SPACING
     assert parser.parse_args(["reproduce", "--out", "o"]).seed == defaults.SEED
     tuned = {"steps", "t0", "scale", "zeta", "sigma_y", "n"}
     for fn in (samplers.denoise, samplers.sample, samplers.sdedit, samplers.score_ald, samplers.dps):

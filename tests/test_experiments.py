@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from diffdemo import experiments, metrics
+from diffdemo.defaults import SPACING
 from diffdemo.experiments import Row, Skipped, Step, psnr_lpips_vs_t, restoration, run_restoration
 from diffdemo.operators import GaussianBlur
 from diffdemo.restore import make_problem, restore
@@ -29,7 +30,7 @@ def test_streamed_rows_equal_one_shot_restore(tiny_model, problem):
             assert getattr(row, key) == one[key], (row.method, key)
         assert row.schedule == one.get("schedule")
         assert row.residual == pytest.approx(float((problem.y - problem.operator.A(row.reconstruction)).norm()))
-    assert rows[0].record()["schedule"] == "uniform" and "reconstruction" not in rows[0].record()
+    assert rows[0].record()["schedule"] == SPACING and "reconstruction" not in rows[0].record()
     assert "schedule" not in next(r for r in rows if r.method == "wiener").record()
 
 

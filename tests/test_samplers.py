@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from diffdemo.defaults import SPACING
 from diffdemo.operators import BoxInpaint, GaussianBlur, as_matrix
 from diffdemo.restore import Problem, diffusion_frames, make_problem, matched_timestep, restore
 from diffdemo.samplers import (
@@ -200,8 +201,11 @@ def test_task_defaults_sit_between_method_defaults_and_overrides(tiny_model, fac
     from diffdemo import defaults
 
     monkeypatch.setattr(defaults, "TASK_DEFAULTS", {"box_inpaint": {"dps": {"scale": 7.5}}})
-    assert defaults.params_for("dps")["scale"] == defaults.DEFAULTS["dps"]["scale"]
-    assert defaults.params_for("dps", "gaussian_blur")["scale"] == defaults.DEFAULTS["dps"]["scale"]
+    few = defaults.step_size("dps", "gaussian_blur", defaults.FEW_STEPS)
+    assert defaults.params_for("dps", "gaussian_blur")["scale"] == few
+    assert defaults.params_for("dps", "gaussian_blur", steps=2)["scale"] == defaults.step_size(
+        "dps", "gaussian_blur", 2
+    )
     assert defaults.params_for("dps", "box_inpaint")["scale"] == 7.5
     assert defaults.params_for("dps", "box_inpaint", scale=None)["scale"] == 7.5  # None means "not given"
     assert defaults.params_for("dps", "box_inpaint", scale=1.0)["scale"] == 1.0
@@ -210,7 +214,30 @@ def test_task_defaults_sit_between_method_defaults_and_overrides(tiny_model, fac
     inpaint = make_problem(x0, BoxInpaint(16, (4, 4, 8, 8)), 0.05, seed=0)
     blur = make_problem(x0, GaussianBlur(5, 1.0), 0.05, seed=0)
     assert restore(tiny_model, "dps", inpaint, steps=2)["params"]["scale"] == 7.5
-    assert restore(tiny_model, "dps", blur, steps=2)["params"]["scale"] == defaults.DEFAULTS["dps"]["scale"]
+    assert restore(tiny_model, "dps", blur, steps=2)["params"]["scale"] == defaults.step_size("dps", "gaussian_blur", 2)
+
+
+def test_step_size_follows_the_table_in_log_steps():
+    """The guidance step size is the table's value at a measured number of steps, linear in log(steps) between two
+    measured ones, held beyond the ends; inpainting's table serves tasks without one of their own."""
+    import math
+
+    from diffdemo import defaults
+
+    for method, tables in defaults.STEP_SIZES.items():
+        for task, table in tables.items():
+            points = sorted(table.items())
+            for n, v in points:
+                assert defaults.step_size(method, task, n) == v
+            assert defaults.step_size(method, task, 1) == points[0][1]
+            assert defaults.step_size(method, task, 1000) == points[-1][1]
+            (n0, v0), (n1, v1) = points[0], points[1]
+            mid = round(math.sqrt(n0 * n1))
+            w = (math.log(mid) - math.log(n0)) / (math.log(n1) - math.log(n0))
+            assert defaults.step_size(method, task, mid) == pytest.approx(v0 + w * (v1 - v0), abs=1e-3)
+        assert defaults.step_size(method, "random_inpaint", 50) == defaults.step_size(method, "box_inpaint", 50)
+    full = defaults.params_for("dps", "gaussian_blur", **defaults.FULL_QUALITY)
+    assert full["scale"] == defaults.STEP_SIZES["dps"]["gaussian_blur"][250] and full["schedule"] == "uniform"
 
 
 def test_matched_timestep(tiny_model):
@@ -224,7 +251,8 @@ def test_averaged_chains_are_the_mean_and_spread_of_the_batch(gaussian_prior, de
     x0, op, sigma_y, y, _ = deblur_problem
     problem = Problem(x0, op, sigma_y, y, seed=3)
     averaged = last_frame(diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4))
-    chains = last_frame(dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, steps=20, seed=3)).x_t
+    chains = dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, steps=20, seed=3, schedule=SPACING)
+    chains = last_frame(chains).x_t
     assert torch.allclose(averaged.x_t, chains.mean(0, keepdim=True))
     assert torch.allclose(averaged.x_std, chains.std(0, correction=0, keepdim=True))
     # Jensen: the mean's squared error is the chains' mean squared error minus their spread, never more.

@@ -6,6 +6,7 @@ import math
 
 import gradio as gr
 
+from diffdemo.defaults import SAMPLE
 from diffdemo.ui import landing
 from diffdemo.ui.common import _budget, _check, _every, _file, _model, _seed, guarded
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
@@ -26,7 +27,7 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
     run = Run(request, "sample", model_name, {"n": n, "steps": steps}, {"seed": seed, "n": n, "steps": steps})
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
     frame = None
-    for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps)):
+    for frame in sample(model, n=n, steps=steps, seed=seed, every=_every(steps), schedule=SAMPLE["schedule"]):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")

@@ -24,7 +24,7 @@ from diffdemo.ui.common import HEAVY, HEAVY_LIMIT, RESULTS_DIR, _no_prefix, defa
 from diffdemo.ui.denoise import denoise_tab, run_denoise, run_psnr_curve
 from diffdemo.ui.generate import generate_tab, run_sample
 from diffdemo.ui.pickers import _header, _hub_online, model_info, pick_bundled, pick_upload, populate_pickers, preview
-from diffdemo.ui.restore import restore_tab, run_restore, samples_default, task_defaults
+from diffdemo.ui.restore import restore_tab, run_restore, samples_default, steps_default, task_defaults
 from diffdemo.ui.runs import _failed, _track, estimate, stop_note
 from diffdemo.ui.sensitivity import run_probe, sensitivity_tab
 from diffdemo.ui.spectrum import run_spectrum, spectrum_tab
@@ -54,6 +54,7 @@ __all__ = [
     "run_spectrum",
     "samples_default",
     "serve_queue",
+    "steps_default",
     "stop_note",
     "task_defaults",
     "warm_engine",

@@ -274,3 +274,39 @@ def test_compare_all_winner_and_table_on_screen_at_1280(browser_page, app_url, s
         box = headers.nth(i).bounding_box()
         assert box and box["x"] + box["width"] <= width + 1, f"table column {name!r} runs off the right edge"
     shots(page, "compare_1280")
+
+
+def test_landing_view_is_labelled_and_the_live_run_one_click_away(browser_page, app_url):
+    """A page opened while the server prepares its landing views says so, then fills each tab in: a finished
+    result with the defaults, labelled as precomputed, Run and Stop beside it; one click runs it live."""
+    import threading
+
+    from diffdemo.ui import landing
+
+    page = browser_page
+    landing.reset()
+    try:
+        landing.expect()  # as app.warm_engine does at start-up, before the model is warm
+        _open(page, app_url, SMALL)
+        wait_text(page, "#dn-status", "being prepared", 30)
+        worker = threading.Thread(target=landing.prepare, daemon=True)
+        worker.start()
+        status = wait_text(page, "#dn-status", "Precomputed example with the defaults", 600)  # the timer fills it
+        assert "press Denoise to run it live" in status and "PSNR" in status
+        assert off_screen(page, ["#dn-run", "#dn-stop", "#dn-xt", "#dn-status table"]) == []
+        worker.join(timeout=600)
+        page.get_by_role("tab", name="Inverse problems").click()
+        wait_text(page, "#ip-status", "Precomputed example with the defaults", 60)
+        page.locator("#ip-strip figure").nth(2).wait_for(state="visible", timeout=30_000)
+        assert any(c.startswith("DPS") for c in page.locator("#ip-strip figcaption").all_inner_texts())
+        _open(page, app_url, SMALL)  # a page opened later has them at once
+        wait_text(page, "#dn-status", "Precomputed example with the defaults", 30)
+        page.get_by_role("tab", name="Generate").click()
+        wait_text(page, "#sm-status", "Precomputed example", 30)
+        page.get_by_role("tab", name="Denoise").click()
+        before = page.locator("#dn-status").inner_text()
+        page.locator("#dn-run").click()
+        live = wait_text(page, "#dn-status", "Done in", 300, before)
+        assert "Precomputed" not in live
+    finally:
+        landing.reset()

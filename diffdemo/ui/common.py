@@ -174,6 +174,20 @@ def _t(model, t, name: str = "t") -> int:
     return _valid("check_timestep", t, model.schedule.T, name, capital=False)
 
 
+def _schedule(model_name, schedule) -> str:
+    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
+    missing profile is the user's error: ``@guarded`` shows it as one line)."""
+    from diffdemo.defaults import SPACING
+    from diffdemo.schedule import SCHEDULES
+    from diffdemo.stability import load_profile
+    from diffdemo.validation import check_choice
+
+    schedule = check_choice("schedule", schedule or SPACING, SCHEDULES)
+    if schedule == "spectral":
+        load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
+    return schedule
+
+
 def _every(steps: int, frames: int = 20) -> int:
     """Stream about ``frames`` frames per run, whatever its length."""
     return max(1, steps // frames)

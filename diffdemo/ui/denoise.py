@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffdemo.defaults import SPACING, UI
 from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
@@ -13,6 +14,7 @@ from diffdemo.ui.common import (
     _fmt,
     _lpips_note,
     _model,
+    _schedule,
     _seed,
     _strip,
     _t,
@@ -28,7 +30,18 @@ from diffdemo.ui.runs import (
     estimate,
 )
 from diffdemo.ui.texts import CURVE_NOTE
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
+from diffdemo.ui.widgets import (
+    EST,
+    LIGHT,
+    STOPPED,
+    _heavy,
+    _run_row,
+    full_quality_box,
+    quality,
+    schedule_menu,
+    slider,
+    tab,
+)
 from diffdemo.zerogpu import gpu
 
 
@@ -51,7 +64,9 @@ def _scores(row) -> dict:
 
 @guarded
 @gpu
-def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(), request: gr.Request = None):
+def run_denoise(
+    model_name, image, upload, seed, t, steps, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
+):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat: the run
     and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
     from diffdemo.experiments import Row, denoising
@@ -59,11 +74,13 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
     steps = _check("steps", steps)
+    schedule = _schedule(model_name, schedule)
     _budget(("denoise", {"t": t, "steps": steps}))
     x0, _, label = _x0(model, image, upload)
-    run = Run(request, "denoise", model_name, {"t": t, "steps": steps}, {"image": label, "seed": seed, "t": t})
+    run = Run(request, "denoise", model_name, {"t": t, "steps": steps},
+              {"image": label, "seed": seed, "t": t, "schedule": schedule})  # fmt: skip
     rows, frame, noisy = {}, None, gr.skip()
-    for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps)):
+    for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps), schedule=schedule):
         if isinstance(item, Row):  # first the noisy input (its picture: x_t), last the result
             rows[item.method] = item
             noisy = _file(item.reconstruction, "noised") if item.method == "noisy" else noisy
@@ -92,7 +109,9 @@ DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweed
 
 @guarded
 @gpu
-def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
+def run_psnr_curve(
+    model_name, image, upload, seed, steps, points, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
+):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
     from diffdemo.experiments import log_timesteps, psnr_lpips_vs_t
@@ -100,12 +119,13 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
     model = _model(model_name)
     seed = _seed(seed)
     steps, points = _check("steps", steps), _check("points", points)
+    schedule = _schedule(model_name, schedule)
     ts = log_timesteps(model.schedule.T, points)
     _budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
     x0, _, _ = _x0(model, image, upload)
     run = Run(request, "psnr_curve", model_name, {"steps": steps, "points": points, "T": model.schedule.T}, {})
     rows = []
-    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed)):
+    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed, schedule=schedule)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
         tiles = [(x0, "clean", "the truth")] + [
@@ -135,6 +155,9 @@ def denoise_tab(ui) -> None:
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
                 dn_points = slider("denoise.points", "PSNR vs t: timesteps (log-spaced)")
+                dn_full = full_quality_box("dn-full", " for both runs on this tab")
+                with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
+                    dn_schedule = schedule_menu("dn-schedule")
             with gr.Column(scale=3):
                 with gr.Tabs(elem_id="dn-views") as dn_views:
                     with gr.Tab("Result at t = 0", id="dn-result"):
@@ -155,6 +178,7 @@ def denoise_tab(ui) -> None:
             dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
 
+    dn_full.input(lambda on: quality(on, UI["denoise.steps"][2]), dn_full, [dn_steps, dn_schedule], **LIGHT)
     est_in = [ui["model"], dn_t, dn_steps]
     gr.on([ui["load"], ui["model_md"].change, dn_t.change, dn_steps.change],
           lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)  # fmt: skip
@@ -165,22 +189,22 @@ def denoise_tab(ui) -> None:
     dn_curve_btn.click(lambda: gr.Tabs(selected="curve-result"), None, dn_views, **STOPPED)
     dn_evt = dn_run.click(
         run_denoise,
-        [*ui["picked"], ui["seed"], dn_t, dn_steps],
+        [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule],
         [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files],
         api_name="denoise",
         show_progress_on=[dn_md],
         **_heavy(),
     )
     dn_evt.failure(_on_failure("denoise"), None, dn_md, **LIGHT)
-    dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps]
+    dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule]
     landing.register("denoise", run_denoise, dn_in, [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files], 3, "Denoise")
-    curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points]
+    curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule]
     landing.register("curve", run_psnr_curve, curve_in, [dn_curve, dn_strip], 1, "Compute the curve", html_status=True)
     ui["landing_runs"].update(denoise=[dn_run], curve=[dn_curve_btn])
     dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
     curve_evt = dn_curve_btn.click(
         run_psnr_curve,
-        [*ui["picked"], ui["seed"], dn_steps, dn_points],
+        [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule],
         [dn_curve, dn_strip],
         api_name="psnr_vs_t",
         show_progress_on=[dn_curve],

@@ -7,7 +7,7 @@ import functools
 
 import gradio as gr
 
-from diffdemo.defaults import DEFAULTS, MEASUREMENT, SIGMA_Y, params_for
+from diffdemo.defaults import DEFAULTS, FULL_QUALITY, MEASUREMENT, SIGMA_Y, SPACING, params_for
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.ui import landing
 from diffdemo.ui.common import (
@@ -20,6 +20,7 @@ from diffdemo.ui.common import (
     _lpips_note,
     _model,
     _picture,
+    _schedule,
     _scores,
     _seed,
     _t,
@@ -28,7 +29,19 @@ from diffdemo.ui.common import (
     guarded,
 )
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
+from diffdemo.ui.widgets import (
+    EST,
+    LIGHT,
+    STOPPED,
+    _heavy,
+    _picker_changes,
+    _run_row,
+    full_quality_box,
+    quality,
+    schedule_menu,
+    slider,
+    tab,
+)
 from diffdemo.zerogpu import gpu
 
 OPERATOR_CHOICES = [
@@ -128,8 +141,8 @@ def _ranking_note(steps: int, operator: str) -> str:
     if steps >= tuned or operator == "noise":
         return ""
     return (
-        f" **{steps} steps is a quick setting:** at 50-100 steps the classical methods (total variation, Wiener) can "
-        f"beat the diffusion methods; the tuned defaults and the README's table use {tuned} steps."
+        f" **{steps} steps is fewer than the tuned default ({tuned}):** with so few steps the classical methods (total "
+        f"variation, Wiener) can beat the diffusion methods."
     )
 
 
@@ -148,19 +161,6 @@ def _table(rows: list[dict]):
         for r in rows
     ]
     return {"headers": header, "data": body}
-
-
-def _schedule(model_name, schedule) -> str:
-    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
-    missing profile is the user's error: ``@guarded`` shows it as one line)."""
-    from diffdemo.schedule import SCHEDULES
-    from diffdemo.stability import load_profile
-    from diffdemo.validation import check_choice
-
-    schedule = check_choice("schedule", schedule or "uniform", SCHEDULES)
-    if schedule == "spectral":
-        load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
-    return schedule
 
 
 def _own_chains(methods: list[str], operator: str) -> dict[str, dict]:
@@ -288,7 +288,7 @@ def run_restore(
     dps_normalize=True,
     samples=1,
     precision="auto",
-    schedule="uniform",
+    schedule=SPACING,
     progress=gr.Progress(),
     request: gr.Request = None,
 ):
@@ -387,13 +387,31 @@ def operator_widgets(operator, box):
     )
 
 
-def task_defaults(operator):
-    """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py)."""
+def task_defaults(operator, steps=None, schedule=None):
+    """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py), the step sizes for
+    ``steps`` (default: the method's own steps)."""
+    at = {"steps": int(steps) if steps else None, "schedule": schedule}
     return (
         params_for("sdedit", operator)["t0"],
-        params_for("score_ald", operator)["zeta"],
-        params_for("dps", operator)["scale"],
+        params_for("score_ald", operator, **at)["zeta"],
+        params_for("dps", operator, **at)["scale"],
     )
+
+
+def follow_steps(operator, steps, schedule, by_hand):
+    """The steps (or their list) changed: Score-ALD's zeta and DPS's scale move to the step size tuned for that many
+    steps, unless the user has set them by hand (``by_hand``: the names moved since the operator or method)."""
+    _, zeta, scale = task_defaults(operator, steps, schedule)
+    by_hand = set(by_hand or ())
+    return (gr.skip() if "zeta" in by_hand else zeta), (gr.skip() if "scale" in by_hand else scale)
+
+
+def full_quality(on, method, operator):
+    """The Full quality box: the poster's steps and list (or back to the method's quick default), with the step
+    sizes for them; the sliders set by hand follow again."""
+    steps, schedule = quality(on, steps_default(method, operator))
+    _, zeta, scale = task_defaults(operator, steps, schedule)
+    return steps, schedule, zeta, scale, []
 
 
 def _tuned(method: str, operator: str, name: str) -> int:
@@ -407,9 +425,10 @@ def samples_default(method, operator):
     return _tuned(method, operator, "samples")
 
 
-def steps_default(method, operator):
-    """Reverse steps by default for this method and operator (diffdemo/defaults.py)."""
-    return _tuned(method, operator, "steps")
+def steps_default(method, operator, full=False):
+    """Reverse steps by default for this method and operator (diffdemo/defaults.py); with Full quality on, the
+    poster's."""
+    return FULL_QUALITY["steps"] if full else _tuned(method, operator, "steps")
 
 
 def blur_defaults(model_name):
@@ -450,8 +469,9 @@ def _settings() -> dict:
         info=f"in [-1, 1] image units: {SIGMA_Y:g} here = {SIGMA_Y / 2:g} on a [0, 1] scale",
     )
     c["t0"] = slider("restore.t0", "SDEdit t0 (start timestep)", visible=False)
-    c["zeta"] = slider("restore.zeta", "Score-ALD zeta", visible=False)
-    c["scale"] = slider("restore.scale", "DPS scale (step size lambda)")
+    follows = "follows the operator and the steps (the step size tuned for that many steps) until you move it"
+    c["zeta"] = slider("restore.zeta", "Score-ALD zeta", visible=False, info=follows)
+    c["scale"] = slider("restore.scale", "DPS scale (step size lambda)", info=follows)
     c["normalize"] = gr.Checkbox(
         True,
         label="DPS: normalised step lambda g/||g|| (eq. 29)",
@@ -470,13 +490,7 @@ def _settings() -> dict:
         info=PRECISION_INFO,
         elem_id="ip-precision",
     )
-    c["schedule"] = gr.Dropdown(
-        ["uniform", "quadratic", "karras", "spectral"],
-        value="uniform",
-        label="timestep schedule",
-        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral (equal h rho(J_s) per "
-        "step, from the model's stability profile)",
-    )
+    c["schedule"] = schedule_menu("ip-schedule", DEFAULTS[MEASUREMENT["method"]]["schedule"])
     return c
 
 
@@ -545,10 +559,10 @@ def restore_tab(ui) -> None:
                 steps = slider(
                     "restore.steps",
                     "reverse steps (strided)",
-                    info="starts at the method's tuned default (the README table's); at 50-100 steps the classical "
-                    "methods can win",
+                    info="starts at the method's few-step default; the step sizes follow it",
                     elem_id="ip-steps",
                 )
+                full = full_quality_box("ip-full")
                 with gr.Accordion("Operator and method settings", open=False, elem_classes="advanced"):
                     c = _settings()
                 maskg, mask = _mask_editor()
@@ -572,9 +586,16 @@ def restore_tab(ui) -> None:
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
     method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"], c["samples"]], **LIGHT)
-    op.change(task_defaults, op, [c["t0"], c["zeta"], c["scale"]], **LIGHT)
+    by_hand = gr.State([])  # the step sizes the user has moved since the operator or method last changed
+    op.change(task_defaults, [op, steps, c["schedule"]], [c["t0"], c["zeta"], c["scale"]], **LIGHT)
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
-    gr.on([op.change, method.change], steps_default, [method, op], steps, **LIGHT)
+    gr.on([op.change, method.change], steps_default, [method, op, full], steps, **LIGHT)
+    gr.on([op.change, method.change], lambda: [], None, by_hand, **LIGHT)
+    c["zeta"].input(lambda h: sorted({*h, "zeta"}), by_hand, by_hand, **LIGHT)
+    c["scale"].input(lambda h: sorted({*h, "scale"}), by_hand, by_hand, **LIGHT)
+    gr.on([steps.change, c["schedule"].change], follow_steps, [op, steps, c["schedule"], by_hand],
+          [c["zeta"], c["scale"]], **LIGHT)  # fmt: skip
+    full.input(full_quality, [full, method, op], [steps, c["schedule"], c["zeta"], c["scale"], by_hand], **LIGHT)
     gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
     ui["load"](precision_choice, None, c["precision"], **LIGHT)
     gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import gradio as gr
 
-from diffdemo.defaults import UI
+from diffdemo.defaults import FEW_STEPS, FULL_QUALITY, SPACING, UI
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT
 from diffdemo.ui.texts import LEAD, MATHS
 
@@ -29,6 +29,39 @@ def slider(name: str, label: str, **kw) -> gr.Slider:
     low, high, value, step = UI[name]
     kw.setdefault("elem_id", name.replace(".", "-"))
     return gr.Slider(low, high, value=value, step=step, label=label, **kw)
+
+
+SCHEDULE_CHOICES = ["uniform", "quadratic", "karras", "spectral"]
+FULL_LABEL = f"Full quality ({FULL_QUALITY['steps']} steps, as the poster's figures)"
+
+
+def schedule_menu(elem_id: str, value: str = SPACING) -> gr.Dropdown:
+    """Where the reverse steps go (diffdemo/schedule.py's lists); starts at the few-step default's list."""
+    return gr.Dropdown(
+        SCHEDULE_CHOICES,
+        value=value,
+        label="timestep schedule",
+        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral (equal h rho(J_s) per "
+        "step, from the model's stability profile)",
+        elem_id=elem_id,
+    )
+
+
+def full_quality_box(elem_id: str, what: str = "") -> gr.Checkbox:
+    """One click to the poster's setting (defaults.FULL_QUALITY) and back to the quick defaults."""
+    return gr.Checkbox(
+        False,
+        label=FULL_LABEL,
+        info=f"{FULL_QUALITY['steps']} steps on the {FULL_QUALITY['schedule']} list, what the poster's figures use "
+        f"(about {FULL_QUALITY['steps'] // FEW_STEPS}x the time){what}; off: the quick default, {FEW_STEPS} steps on "
+        f"the {SPACING} list",
+        elem_id=elem_id,
+    )
+
+
+def quality(on: bool, quick_steps: int) -> tuple[int, str]:
+    """(steps, schedule): the poster's full-quality setting, or the quick default ``quick_steps`` on SPACING."""
+    return (FULL_QUALITY["steps"], FULL_QUALITY["schedule"]) if on else (quick_steps, SPACING)
 
 
 def _run_row(run_label: str, prefix: str, eta_below: bool = True):

@@ -133,10 +133,12 @@ def test_sample_grid(served):
 
 def test_restore_dps_single(served):
     client, model = served
-    truth, meas, gallery, table, plot, status, record, files = client.predict(*restore_args(model), api_name="/restore")
+    truth, meas, gallery, table, plot, status, record, files = client.predict(
+        *restore_args(model), None, True, 4, api_name="/restore"
+    )
     assert read(meas).shape == read(truth).shape == (16, 16, 3)
-    # deblurring's default averages 4 DPS chains (diffdemo/defaults.py): the result with its scores and the chains'
-    # spread; a finished run's x_t is its result, so it is not shown twice
+    # 4 DPS chains averaged: the result with its scores and the chains' spread; a finished run's x_t is its result,
+    # so it is not shown twice
     assert [g["caption"].split(":")[0] for g in gallery] == ["DPS", "DPS"]
     assert "dB, SSIM" in gallery[0]["caption"] and "LPIPS" in gallery[0]["caption"]
     assert record["params"]["samples"] == 4 and "spread across the chains" in gallery[1]["caption"]
@@ -474,7 +476,8 @@ def test_restore_rows_match_the_cli(served, tmp_path):
     record = client.predict(*restore_args(model), None, True, 1, "fp32", "uniform", api_name="/restore")[6]
     argv = ["restore", "--model", model, "--image", IMAGE, "--method", "dps", "--operator", "gaussian_blur",
             "--blur-std", "2.0", "--kernel-size", "13", "--sigma-y", "0.05", "--scale", "3.0", "--steps", "3",
-            "--samples", "1", "--seed", "0", "--precision", "fp32", "--out", str(tmp_path)]  # fmt: skip
+            "--samples", "1", "--seed", "0", "--precision", "fp32", "--schedule", "uniform",
+            "--out", str(tmp_path)]  # fmt: skip
     assert cli.main(argv) == 0
     cli_row = json.loads((tmp_path / "metrics.json").read_text())
     (app_row,) = record["results"]

@@ -104,6 +104,7 @@ def run_denoise(
     yield *pictures, _denoise_table(rows, run.took()), record, files
 
 
+VIEWS = [("Result at t = 0", "result"), ("PSNR vs t (Figure 1)", "curve")]
 DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweedie's guess)")
 
 
@@ -159,21 +160,22 @@ def denoise_tab(ui) -> None:
                 with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
                     dn_schedule = schedule_menu("dn-schedule")
             with gr.Column(scale=3):
-                with gr.Tabs(elem_id="dn-views") as dn_views:
-                    with gr.Tab("Result at t = 0", id="dn-result"):
-                        with gr.Row():
-                            size = {"elem_classes": "pixelated", "format": "png", "height": 232, "show_label": True}
-                            dn_noisy, dn_xt, dn_x0 = (
-                                gr.Image(label=label, elem_id=f"dn-{key}", **size)
-                                for key, label in zip(("noisy", "xt", "x0"), DN_LABELS)
-                            )
-                        dn_md = gr.Markdown(elem_id="dn-status", elem_classes="status")
-                    with gr.Tab("PSNR vs t (Figure 1)", id="curve-result"):
-                        with gr.Row(equal_height=False):
-                            with gr.Column(scale=3, min_width=560):  # four 128 px pictures a row at 1280 px
-                                dn_strip = gr.HTML(elem_id="curve-strip", min_height=0)
-                            with gr.Column(scale=2, min_width=300):
-                                dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
+                # one view at a time (a radio, not nested tabs: gradio 6 mislabels the outer tabs with nested ones)
+                dn_view = gr.Radio(VIEWS, value="result", show_label=False, container=False, elem_id="dn-view")
+                with gr.Column(visible=True) as dn_result_view:
+                    with gr.Row():
+                        size = {"elem_classes": "pixelated", "format": "png", "height": 232, "show_label": True}
+                        dn_noisy, dn_xt, dn_x0 = (
+                            gr.Image(label=label, elem_id=f"dn-{key}", **size)
+                            for key, label in zip(("noisy", "xt", "x0"), DN_LABELS)
+                        )
+                    dn_md = gr.Markdown(elem_id="dn-status", elem_classes="status")
+                with gr.Column(visible=False) as dn_curve_view:
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=3, min_width=560):  # four 128 px pictures a row at 1280 px
+                            dn_strip = gr.HTML(elem_id="curve-strip", min_height=0)
+                        with gr.Column(scale=2, min_width=300):
+                            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
         with gr.Row(elem_classes="advanced"):
             dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
@@ -185,8 +187,10 @@ def denoise_tab(ui) -> None:
     gr.on([ui["load"], ui["model_md"].change, dn_points.change, dn_steps.change],
           lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
           [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
-    dn_run.click(lambda: gr.Tabs(selected="dn-result"), None, dn_views, **STOPPED)
-    dn_curve_btn.click(lambda: gr.Tabs(selected="curve-result"), None, dn_views, **STOPPED)
+    dn_view.change(lambda v: (gr.Column(visible=v == "result"), gr.Column(visible=v == "curve")), dn_view,
+                   [dn_result_view, dn_curve_view], **STOPPED)  # fmt: skip
+    dn_run.click(lambda: "result", None, dn_view, **STOPPED)
+    dn_curve_btn.click(lambda: "curve", None, dn_view, **STOPPED)
     dn_evt = dn_run.click(
         run_denoise,
         [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule],

@@ -563,6 +563,9 @@ def restore_tab(ui) -> None:
                     elem_id="ip-steps",
                 )
                 full = full_quality_box("ip-full")
+                # the step sizes the user has moved since the operator or method last changed (a State made inside
+                # the tab: one made beside the tabs becomes a child of gr.Tabs and shifts the other tabs' labels)
+                by_hand = gr.State([])
                 with gr.Accordion("Operator and method settings", open=False, elem_classes="advanced"):
                     c = _settings()
                 maskg, mask = _mask_editor()
@@ -586,7 +589,6 @@ def restore_tab(ui) -> None:
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
     method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"], c["samples"]], **LIGHT)
-    by_hand = gr.State([])  # the step sizes the user has moved since the operator or method last changed
     op.change(task_defaults, [op, steps, c["schedule"]], [c["t0"], c["zeta"], c["scale"]], **LIGHT)
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
     gr.on([op.change, method.change], steps_default, [method, op, full], steps, **LIGHT)

@@ -48,7 +48,7 @@ def noised_view(model_name, image, upload, seed, t):
 
 def first_view(model_name, image, upload, seed, t, shown):
     """The tab opened: x_t to click, unless a picture is shown already (a probe's or the landing view's)."""
-    if shown:
+    if shown is not None:
         return gr.skip(), gr.skip()
     return noised_view(model_name, image, upload, seed, t)
 
@@ -165,7 +165,9 @@ def sensitivity_tab(ui) -> None:
         **LIGHT,
     )
     # opening the tab shows x_t to click, unless a picture (a probe's, or the landing view's) is there already
-    sens_tab.select(first_view, [*ui["picked"], ui["seed"], sens_t, sens_image], [sens_image, sens_md], **LIGHT)
+    gr.on(
+        [sens_tab.select], first_view, [*ui["picked"], ui["seed"], sens_t, sens_image], [sens_image, sens_md], **LIGHT
+    )
     probe_in = [*ui["picked"], ui["seed"], sens_t, sens_x, sens_y, sens_on]
     heavy = dict(_heavy(), show_progress_on=[sens_maps])
     click_evt = sens_image.select(pick_pixel, ui["model"], [sens_x, sens_y, sens_probed], **LIGHT).then(

@@ -62,48 +62,46 @@ __all__ = [
 
 # Results are shown whole: pictures enlarged by the browser with nearest neighbour (image-rendering: pixelated) at
 # whole multiples of their 64 px, no fixed-height boxes that scroll, captions in the page's text below each picture.
-# Text a room can read: status lines 18 px, notes and slider help 15-16 px. The header is two short rows and each
+# Text a room can read: status lines 18 px, notes and slider help 15-17 px. The header is two short rows and each
 # tab's maths is folded below its results, so that at 1280x800 the Run button, its Stop and the result sit above
 # the fold. body.presenter (the "Presenter view" toggle or ?presenter in the URL) sets larger text and pictures and
 # folds the advanced settings away; it changes sizes, not the page's zoom, so the layout keeps its width at 1280.
+# Sizes are custom properties set on body and read by the rules: gradio scopes a custom stylesheet by copying each
+# rule under its container (with more specificity than a body.presenter rule, and inside @media only that copy),
+# so the presenter view overrides the properties, never the rules, and widths use clamp() rather than @media.
 CSS = """
 .gradio-container { --block-info-text-size: 15px; --block-info-text-color: var(--body-text-color);
-  --block-label-text-size: 15px; --block-title-text-size: 15px;
-  --section-header-text-size: 15px; }
+  --block-label-text-size: 15px; --block-title-text-size: 15px; --section-header-text-size: 15px; }
+body { --dd-tile: clamp(128px, round(down, calc((100vw - 480px) / 4), 64px), 192px); --dd-curve-tile: 128px;
+  --dd-lead: 18px; --dd-eta: 17px; --dd-status: 18px; --dd-caption: 16px; }
+body.presenter { --dd-tile: clamp(128px, round(down, calc((100vw - 480px) / 4), 64px), 256px);
+  --dd-curve-tile: clamp(128px, round(down, calc((100vw - 1280px) / 2), 32px), 160px);
+  --dd-lead: 20px; --dd-eta: 19px; --dd-status: 20px; --dd-caption: 18px; }
+body.presenter .gradio-container { --text-sm: 16px; --text-md: 18px; --text-lg: 20px; --block-info-text-size: 17px;
+  --block-label-text-size: 17px; --block-title-text-size: 17px; --section-header-text-size: 17px; }
+body.presenter .advanced, body.presenter .head-notes { display: none !important; }
 .pixelated img { image-rendering: pixelated; object-fit: contain; width: 100% !important; height: 100% !important; }
 #sens-image img { image-rendering: pixelated; cursor: crosshair; }
-.strip { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: flex-start; --tile: 128px; }
+.strip { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: flex-start; --tile: var(--dd-tile); }
+#curve-strip .strip { --tile: var(--dd-curve-tile); }
 .strip figure { margin: 0; width: var(--tile); }
 .strip img { width: var(--tile); height: var(--tile); image-rendering: pixelated; display: block;
   border: 1px solid #8884; }
 .strip figure.best img { outline: 3px solid #16a34a; outline-offset: 1px; }
-.strip figcaption { font-size: 16px; line-height: 1.25; margin-top: 4px; overflow-wrap: anywhere; }
+.strip figcaption { font-size: var(--dd-caption); line-height: 1.25; margin-top: 4px; overflow-wrap: anywhere; }
 .strip figcaption .name { font-weight: 600; }
-.strip-note { font-size: 16px; }
-.lead p { font-size: 18px; margin: 0 0 2px 0; line-height: 1.35; }
+.strip-note { font-size: var(--dd-caption); }
+.lead p { font-size: var(--dd-lead); margin: 0 0 2px 0; line-height: 1.35; }
 .pixelated label, .pixelated [data-testid="block-label"] { font-size: 15px !important; }
-.eta p, .eta li { font-size: 17px; margin: 0; line-height: 1.35; }
+.eta p, .eta li { font-size: var(--dd-eta); margin: 0; line-height: 1.35; }
 .note p { font-size: 15px; }
-.status p, .status li, .status td, .status th { font-size: 18px !important; line-height: 1.35; }
+.status p, .status li, .status td, .status th { font-size: var(--dd-status) !important; line-height: 1.35; }
 .status td, .status th { padding: 3px 10px !important; }
-#curve-strip .strip { --tile: 128px; }
-.landing p { font-size: 17px; margin: 0; }
-.landing strong { color: #b45309; }
+.landing p { font-size: var(--dd-eta); margin: 0 0 6px 0; }
 .compact-head h1 { font-size: 22px !important; margin: 0 !important; line-height: 1.3 !important; }
 .head-row { gap: 8px !important; align-items: center; }
 .head-notes { gap: 2px !important; }
 .tight { gap: 6px !important; }
-body.presenter .gradio-container { --text-sm: 16px; --text-md: 18px; --text-lg: 20px; --block-info-text-size: 17px;
-  --block-label-text-size: 17px; --block-title-text-size: 17px; --section-header-text-size: 17px; }
-body.presenter .lead p { font-size: 20px; }
-body.presenter .eta p, body.presenter .eta li { font-size: 19px; }
-body.presenter .status p, body.presenter .status li, body.presenter .status td, body.presenter .status th {
-  font-size: 20px !important; }
-body.presenter .strip figcaption { font-size: 18px; }
-body.presenter .advanced, body.presenter .head-notes { display: none !important; }
-@media (min-width: 1800px) { .strip { --tile: 192px; } body.presenter .strip { --tile: 256px; }
-  body.presenter #curve-strip .strip { --tile: 160px; } }
-@media (max-width: 1799px) { body.presenter .strip { --tile: 160px; } }
 """
 PRESENTER_JS = """(on) => { document.body.classList.toggle('presenter', !!on); return on; }"""
 PRESENTER_ON_LOAD = """() => { const on = new URLSearchParams(window.location.search).has('presenter');

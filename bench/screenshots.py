@@ -87,13 +87,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _line(text: str, needle: str) -> str | None:
+    return next((line for line in text.splitlines() if needle in line), None)
+
+
 def wait_text(page, selector: str, needle: str, seconds: float, before: str | None = None) -> str:
-    """Poll an element's text until it contains ``needle`` (and, given ``before``, differs from it: a new run's)."""
+    """Poll an element's text until it contains ``needle`` (and, given ``before``, in a line other than the one it
+    had there: a new run's "Done in ...", not the last run's under a progress overlay)."""
     text, deadline = "", time.monotonic() + seconds
+    old = None if before is None else _line(before, needle)
     while time.monotonic() < deadline:
         loc = page.locator(selector)
         text = loc.inner_text() if loc.count() else ""
-        if needle in text and text != before:
+        line = _line(text, needle)
+        if line is not None and (old is None or line != old):
             return text
         page.wait_for_timeout(400)
     raise TimeoutError(f"{selector} did not show {needle!r} in {seconds:.0f} s: {text!r}")

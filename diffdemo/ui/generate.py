@@ -73,12 +73,12 @@ def generate_tab(ui) -> None:
                 sm_steps = slider("sample.steps", "reverse steps (strided)")
                 sm_full = full_quality_box("sm-full")
                 sm_run, sm_stop, sm_eta = _run_row("Generate", "sm")
-                sm_md = gr.Markdown(elem_id="sm-status", elem_classes="status")
             with gr.Column(scale=3):
                 with gr.Row():
-                    sm_xt = gr.Image(label="x_t: the samples", elem_classes="pixelated", format="png", height=400)
-                    sm_x0 = gr.Image(label="x0_hat: the network's guess", elem_classes="pixelated", format="png",
-                                     height=400)  # fmt: skip
+                    pictures = {"elem_classes": "pixelated", "format": "png", "height": 384}
+                    sm_xt = gr.Image(label="x_t: the samples", elem_id="sm-xt", **pictures)
+                    sm_x0 = gr.Image(label="x0_hat: the network's guess", elem_id="sm-x0", **pictures)
+                sm_md = gr.Markdown(elem_id="sm-status", elem_classes="status")
         with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
             sm_schedule = schedule_menu("sm-schedule", SAMPLE["schedule"])
         with gr.Row(elem_classes="advanced"):

@@ -52,9 +52,8 @@ def full_quality_box(elem_id: str, what: str = "") -> gr.Checkbox:
     return gr.Checkbox(
         False,
         label=FULL_LABEL,
-        info=f"{FULL_QUALITY['steps']} steps on the {FULL_QUALITY['schedule']} list, what the poster's figures use "
-        f"(about {FULL_QUALITY['steps'] // FEW_STEPS}x the time){what}; off: the quick default, {FEW_STEPS} steps on "
-        f"the {SPACING} list",
+        info=f"{FULL_QUALITY['schedule']} list, ~{FULL_QUALITY['steps'] // FEW_STEPS}x the time{what}; off: the quick "
+        f"{FEW_STEPS} steps, {SPACING} list",
         elem_id=elem_id,
     )
 

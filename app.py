@@ -83,7 +83,7 @@ body.presenter .advanced, body.presenter .head-notes { display: none !important;
 .pixelated img { image-rendering: pixelated; object-fit: contain; width: 100% !important; height: 100% !important; }
 #sens-image img { image-rendering: pixelated; cursor: crosshair; }
 .strip { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: flex-start; --tile: var(--dd-tile); }
-#curve-strip .strip { --tile: var(--dd-curve-tile); }
+#curve-strip .strip { --tile: var(--dd-curve-tile); gap: 8px 8px; }
 .strip figure { margin: 0; width: var(--tile); }
 .strip img { width: var(--tile); height: var(--tile); image-rendering: pixelated; display: block;
   border: 1px solid #8884; }

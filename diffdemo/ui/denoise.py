@@ -129,9 +129,9 @@ def run_psnr_curve(
     for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed, schedule=schedule)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
-        # one-line captions and a shorter plot: the pictures and the curve side by side above the fold at 1280x800
-        tiles = [(x0, "the truth", "")] + [
-            (r["denoised"], f"t = {r['t']}: {r['psnr_denoised']:.1f} dB", "") for r in rows
+        # the pictures four a row beside a shorter plot: both above the fold at 1280x800
+        tiles = [(x0, "clean", "the truth")] + [
+            (r["denoised"], f"from t = {r['t']}", f"{r['psnr_denoised']:.1f} dB") for r in rows
         ]
         run.track(i + 1, len(ts), {})
         yield _curve_figure(plots, rows), _strip(tiles)

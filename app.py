@@ -4,9 +4,11 @@ UI and wiring only: every number and picture comes from the engine in ``diffdemo
 scikit-image, diffusers) is imported lazily inside the handlers and warmed up in the background after the
 server is up, so ``python app.py`` serves within seconds. Run ``python app.py``; environment variables:
 DIFFDEMO_MODEL (default model: embedded name, local diffusers folder or hub id), GRADIO_SERVER_NAME,
-GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1). ``--public`` (automatic on a Hugging
-Face Space) applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model
-field take local folders. The limits and their variables: ``diffdemo/serving.py``.
+GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1), DIFFDEMO_THREADS (torch's threads,
+default: the rule of ``diffdemo/threads.py``, said at start-up). ``--public`` (automatic on a Hugging Face Space)
+applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model field take local
+folders. The limits and their variables (DIFFDEMO_TRUSTED_PROXY_HOPS: how many proxies in front of the app append
+the caller's address to X-Forwarded-For; 1 on a Space, else 0): ``diffdemo/serving.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,21 @@ from diffdemo.ui import landing
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT, RESULTS_DIR, _no_prefix, default_model
 from diffdemo.ui.denoise import denoise_tab, run_denoise, run_psnr_curve
 from diffdemo.ui.generate import generate_tab, run_sample
-from diffdemo.ui.pickers import _header, _hub_online, model_info, pick_bundled, pick_upload, populate_pickers, preview
+from diffdemo.ui.pickers import (
+    _header,
+    _hub_online,
+    machine_line,
+    model_info,
+    pick_bundled,
+    pick_upload,
+    populate_pickers,
+    preview,
+)
 from diffdemo.ui.restore import restore_tab, run_restore, samples_default, steps_default, task_defaults
 from diffdemo.ui.runs import _failed, _track, estimate, stop_note
 from diffdemo.ui.sensitivity import run_probe, sensitivity_tab
 from diffdemo.ui.spectrum import run_spectrum, spectrum_tab
-from diffdemo.ui.widgets import LIGHT, _heavy
+from diffdemo.ui.widgets import EST, LIGHT, _heavy
 from diffdemo.zerogpu import ZERO_GPU
 
 # The handlers live in diffdemo/ui/ (one module per tab); these names stay reachable as app.<name> for scripts and
@@ -165,20 +176,99 @@ def build_app() -> gr.Blocks:
         # already loaded, and refresh when model_md changes (the model has loaded)
         gr.on([demo.load, ui["model"].change], model_info, ui["model"], ui["model_md"], api_visibility="private",
               **_heavy())  # fmt: skip
+        # the timing the estimates stand on, kept current (taken again when stale, never during a run); when this
+        # line changes, every tab's estimate line refreshes
+        gr.on([ui["machine_timer"].tick, ui["model_md"].change], machine_line, ui["model"], ui["machine_md"], **EST)
         demo.load(None, None, ui["presenter"], js=PRESENTER_ON_LOAD)
         landing.wire(ui, gr.Timer(landing.POLL_S, active=False), ui["landing_runs"])
         ui["presenter"].input(None, ui["presenter"], None, js=PRESENTER_JS)
     return demo
 
 
-def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
-    """Turn on the queue (64 requests in all) and its per-client limit on heavy requests (diffdemo/serving.py):
-    one client cannot fill the queue and lock every other user out."""
-    from diffdemo.serving import limit_queue
+def queued_evaluations(fn, body) -> int:
+    """A queued heavy job's network evaluations, read from its own parameters (by the names its handler gives them)
+    with the rule its handler's budget check uses; anything else raises, and the queue counts it at the cap."""
+    import inspect
 
-    demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, **queue_kw})
-    limit_queue(demo._queue, HEAVY)
+    from diffdemo.estimates import evaluations, image_evaluations
+
+    p = dict(zip(inspect.signature(inspect.unwrap(fn.fn)).parameters, body.data))
+
+    def num(key, default=None) -> int:
+        return int(float(p.get(key, default)))
+
+    if fn.api_name == "denoise":
+        works = [("denoise", {"t": num("t"), "steps": num("steps")})]
+    elif fn.api_name == "sample":
+        works = [("sample", {"n": num("n"), "steps": num("steps")})]
+    elif fn.api_name == "restore":
+        work = {"steps": num("steps"), "t0": num("t0"), "samples": num("samples", 1)}
+        method, operator = p.get("method"), p.get("operator")
+        methods = ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
+        works = [
+            ("denoise_restore" if m == "denoise" else m, work) for m in (methods if method == "compare" else [method])
+        ]
+    else:
+        raise KeyError(fn.api_name)
+    return sum(image_evaluations(evaluations(task, **work)) for task, work in works)
+
+
+WANTS = {"number": "a number", "slider": "a number", "checkbox": "true or false", "dropdown": "one of its choices",
+         "radio": "one of its choices", "file": "an uploaded file", "imageeditor": "a drawn mask"}  # fmt: skip
+
+
+def quiet_components(demo: gr.Blocks) -> gr.Blocks:
+    """A value a component cannot take (a dict for a number, 1 MB of text for a choice) is refused in one line that
+    names the parameter and what it wants, cut short, with one log line: gradio's own checks would echo the whole
+    value and print a traceback."""
+    from diffdemo.serving import cut
+    from diffdemo.ui.common import _refuse
+
+    for block in demo.blocks.values():
+        preprocess = getattr(block, "preprocess", None)
+        if preprocess is None or getattr(block, "_quiet", False):
+            continue
+        kind = type(block).__name__.lower()
+        label = getattr(block, "label", None) or kind
+
+        def checked(payload, _preprocess=preprocess, _label=label, _kind=kind, block=block):
+            try:
+                return _preprocess(payload)
+            except Exception as exc:  # noqa: BLE001 (any failure to take the value is the caller's input)
+                got = f"got {type(payload).__name__} {cut(payload, 40)!r}"
+                if isinstance(exc, gr.Error) and _kind not in ("dropdown", "radio"):  # a bound: its own words
+                    message = f"{_label}: {cut(exc.message, 120)} ({got})"
+                else:  # a choice's own message would echo the whole value
+                    choices = [c[1] if isinstance(c, tuple) else c for c in getattr(block, "choices", None) or []]
+                    wants = f"one of {cut(', '.join(map(str, choices)), 160)}" if choices else WANTS.get(_kind, "valid")
+                    message = f"{_label} must be {wants}, {got}"
+                raise _refuse(message, title="Out of range") from None
+
+        block.preprocess, block._quiet = checked, True
     return demo
+
+
+def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
+    """Turn on the queue (64 requests in all) and make it fair (diffdemo/serving.py): per-address limits on heavy and
+    light events, a bound on queued network evaluations, round-robin between addresses, jobs whose client is not
+    listening dropped. A public deployment closes gradio's REST routes (api_open=False): every call goes through the
+    queue, gradio_client included."""
+    from diffdemo.serving import is_public, limit_queue
+
+    demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, "api_open": not is_public(), **queue_kw})
+    limit_queue(demo._queue, HEAVY, cost=queued_evaluations)
+    return quiet_components(demo)
+
+
+def app_kwargs() -> dict:
+    """The server's own middleware: every upload recorded as its caller's and held to the disk bound at once
+    (diffdemo/serving.py UploadGate; gradio has no hook on its upload route)."""
+    from starlette.middleware import Middleware
+
+    from diffdemo.serving import UploadGate
+    from diffdemo.ui.common import after_upload
+
+    return {"middleware": [Middleware(UploadGate, on_upload=after_upload)]}
 
 
 def parse_flags(argv=None) -> argparse.Namespace:
@@ -196,9 +286,13 @@ def parse_flags(argv=None) -> argparse.Namespace:
 
 
 def main() -> None:
-    from diffdemo.serving import describe
+    from diffdemo import threads
+    from diffdemo.serving import describe, trust_only_our_hops
 
     parse_flags()
+    trust_only_our_hops()
+    # before torch loads and before any server thread runs torch: a thread keeps the count it first ran with
+    thread_line = threads.configure(concurrency=HEAVY_LIMIT, server=True)
     started = time.perf_counter()
     demo = serve_queue(build_app())
     demo.launch(
@@ -207,9 +301,11 @@ def main() -> None:
         css=CSS,
         max_file_size="40mb",
         prevent_thread_lock=True,
+        app_kwargs=app_kwargs(),
     )
     print(f"diffdemo: serving after {time.perf_counter() - started:.1f} s (plus interpreter start-up)", flush=True)
     print(f"diffdemo: {describe()}", flush=True)
+    print(f"diffdemo: {thread_line}", flush=True)
     if not ZERO_GPU:  # on ZeroGPU the GPU exists only inside a run: the first run is timed instead
         threading.Thread(target=warm_engine, daemon=True).start()
     demo.block_thread()

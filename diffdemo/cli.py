@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from diffdemo import defaults, validation
+from diffdemo import defaults, threads, validation
 from diffdemo.errors import DiffdemoError
 from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import DEFAULT_MODEL
@@ -125,6 +125,18 @@ def add_restore(sub) -> None:
     p.add_argument("--kernel-size", type=int, help="gaussian_blur kernel size (odd)")
     add_precision(p)
     p.set_defaults(run=run_restore)
+
+
+def _check_images(args) -> None:
+    """Image paths refused before they are opened: a FIFO, socket or device, a missing file, an over-long name."""
+    from diffdemo.imaging import bundled_images
+
+    image = getattr(args, "image", None)
+    if image is not None and image not in bundled_images():
+        validation.check_image_file(image, "--image")
+    for name in ("image_a", "image_b"):
+        if getattr(args, name, None) is not None:
+            validation.check_image_file(getattr(args, name), name.replace("_", " "))
 
 
 def resolve_image(name_or_path: str, size: int):
@@ -566,6 +578,8 @@ def main(argv=None) -> int:
         if getattr(args, "out", None) is not None:  # wrong kind of path, or unwritable: refused before any work
             check_out = validation.check_out_file if args.command in OUT_IS_FILE else validation.check_out_dir
             check_out(args.out)
+        _check_images(args)
+        threads.configure(server=False)  # one command, nothing else of ours running: the cores not already busy
         result = args.run(args)
         line = dumps(result)
     except DiffdemoError as exc:

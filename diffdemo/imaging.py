@@ -9,6 +9,11 @@ uploads without loading the engine.
 from __future__ import annotations
 
 import io
+import os
+import stat
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +34,7 @@ MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
 # refuses anything past MAX_PIXELS itself.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 TOO_LARGE = f"more than {MAX_PIXELS // 1_000_000} megapixels"
+MASK_MAX_PIXELS = 4_000_000  # a drawn mask layer: the editor's canvas is about 256 px a side
 
 
 class ImageError(DiffdemoError, ValueError):
@@ -50,10 +56,92 @@ def check_size(img: Image.Image, label: str = "the image") -> Image.Image:
     return img
 
 
-def open_image(source, label: str = "the image") -> Image.Image:
-    """Open a path or bytes, check its size from the header, then decode it (bombs are refused undecoded).
+# Decoding is bounded across the whole process: at most DIFFDEMO_DECODES pictures decode at once and together they
+# may hold DIFFDEMO_DECODE_MB of pixels (Pillow's own buffers); a decode that would pass either waits, then is
+# refused. One 50 MP picture holds at most 200 MB (4 bytes a pixel), so two fit in the default 512 MB.
+DECODES = max(1, int(os.environ.get("DIFFDEMO_DECODES", "2")))
+DECODE_BYTES = int(float(os.environ.get("DIFFDEMO_DECODE_MB", "512")) * 2**20)
+REDUCE_ABOVE = 1_000_000  # pixels: larger pictures are cut to their centre square and reduced before converting
+BUSY = "the server is busy decoding other images: try again in a moment"
+
+
+class DecodeBudget:
+    """At most ``slots`` decodes at once, holding at most ``max_bytes`` together (a process-wide semaphore)."""
+
+    def __init__(self, slots: int, max_bytes: int):
+        self.slots, self.max_bytes = slots, max_bytes
+        self.running, self.held = 0, 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, nbytes: int, timeout: float = 30.0):
+        nbytes = min(int(nbytes), self.max_bytes)  # one picture larger than the budget runs alone
+        with self._cond:
+            fits = lambda: self.running < self.slots and self.held + nbytes <= self.max_bytes  # noqa: E731
+            if not self._cond.wait_for(fits, timeout):
+                raise ImageError(BUSY)
+            self.running, self.held = self.running + 1, self.held + nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.running, self.held = self.running - 1, self.held - nbytes
+                self._cond.notify_all()
+
+
+DECODE_BUDGET = DecodeBudget(DECODES, DECODE_BYTES)
+
+
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """Bytes Pillow holds for a decoded picture: 1 a pixel for 1 / L / P, 2 for 16-bit gray, 4 for the rest."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return per_pixel * size[0] * size[1]
+
+
+def _shrink(img: Image.Image, size: int) -> Image.Image:
+    """A large decoded picture's centre square, reduced by a whole factor to 2-4x ``size`` a side, in its own mode
+    (16-bit stays 16-bit) and read straight from the decoded picture (``box``: no full-size copy), so that nothing
+    after it (mode conversion, float arrays) sees full size."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    box = (left, top, left + side, top + side)
+    factor = side // (2 * size)
+    if factor < 2:
+        return img.crop(box)
+    try:
+        return img.reduce(factor, box=box)
+    except (ValueError, OSError):  # modes reduce does not take (16-bit gray, palette, 1-bit)
+        resample = Image.NEAREST if img.mode in ("1", "P", "PA") else Image.BOX
+        return img.resize((side // factor, side // factor), resample, box=box)
+
+
+def _give_back_memory() -> None:
+    """Return freed pixel buffers to the system after a large decode (glibc keeps them otherwise: a server's
+    resident memory would stay at its largest decode)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def open_image(source, label: str = "the image", size: int | None = None) -> Image.Image:
+    """Open a path or bytes, check its size from the header, then decode it within the process-wide decode budget
+    (bombs are refused undecoded). With ``size`` (the model's side), a JPEG is decoded at reduced scale (draft) and
+    any picture over REDUCE_ABOVE pixels is cut to its centre square and reduced (``_shrink``) at once.
 
     Messages name ``label``, never a server path, and carry no library's exception text."""
+    if isinstance(source, (str, Path)):  # a FIFO or a device would block or never end: plain files only
+        try:
+            regular = stat.S_ISREG(os.stat(source).st_mode)
+        except FileNotFoundError:
+            raise ImageError(f"{label}: no such image file") from None
+        except OSError:
+            regular = False
+        if not regular:
+            raise ImageError(f"{label} is not a readable image file")
     try:  # reads the header only; Pillow refuses past twice its limit, check_size past MAX_PIXELS
         img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
@@ -64,18 +152,28 @@ def open_image(source, label: str = "the image") -> Image.Image:
         raise ImageError(f"{label} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from None
     try:
         check_size(img, label)
+        w, h = img.size
+        if size and w * h > REDUCE_ABOVE and img.format == "JPEG":
+            scale = 2 * size / min(w, h)  # JPEG's DCT scaling: decode at 1/2, 1/4 or 1/8 a side
+            img.draft(img.mode, (max(1, int(w * scale)), max(1, int(h * scale))))
+        with DECODE_BUDGET.hold(decoded_bytes(img.mode, img.size)):
+            try:
+                img.load()
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                raise ImageError(f"{label} is not a readable image (truncated or corrupt)") from None
+            if size and img.size[0] * img.size[1] > REDUCE_ABOVE:
+                full, img = img, _shrink(img, size)
+                full.close()
+                del full
+                _give_back_memory()
     except ImageError:
         img.close()
         raise
-    try:
-        img.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise ImageError(f"{label} is not a readable image (truncated or corrupt)") from None
     return img
 
 
-def check_header(source, label: str = "the image") -> tuple[int, int]:
-    """Width and height from the header of a path or bytes, refused past MAX_PIXELS; nothing is decoded."""
+def check_header(source, label: str = "the image", max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Width and height from the header of a path or bytes, refused past ``max_pixels``; nothing is decoded."""
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             w, h = img.size
@@ -83,8 +181,8 @@ def check_header(source, label: str = "the image") -> tuple[int, int]:
         raise ImageError(f"{label} is {TOO_LARGE}: refused before decoding") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ImageError(f"{label} is not a readable image (PNG, JPEG, WebP, BMP, GIF, TIFF...)") from None
-    if w * h > MAX_PIXELS:
-        raise ImageError(f"{label} is {w}x{h}: {TOO_LARGE}")
+    if w * h > max_pixels:
+        raise ImageError(f"{label} is {w}x{h}: more than {max_pixels / 1e6:g} megapixels")
     return w, h
 
 
@@ -133,9 +231,48 @@ def load_image(source, size: int, label: str | None = None) -> np.ndarray:
     elif isinstance(source, Image.Image):
         img = source
     else:
-        img = open_image(source, label)
+        return _load_file(source, int(size), label)
     check_size(img, label)
     return np.asarray(center_crop_resize(to_rgb(img), int(size)), dtype=np.uint8).copy()
+
+
+_recent: OrderedDict = OrderedDict()  # (path, size, mtime, bytes, model side) -> the picture: light events re-read
+_recent_lock = threading.Lock()
+_decoding: dict = {}  # key -> the lock of the decode in progress
+
+
+def _load_file(source, size: int, label: str) -> np.ndarray:
+    """load_image of a path or bytes: decoded within the budget, at reduced size; a file read in the last few
+    calls (the previews of one upload) is not decoded again."""
+    key = None
+    if isinstance(source, (str, Path)):
+        try:
+            st = os.stat(source)
+            key = (str(source), size, st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass
+    with _recent_lock:
+        if key in _recent:
+            _recent.move_to_end(key)
+            return _recent[key].copy()
+        one_at_a_time = _decoding.setdefault(key, threading.Lock()) if key else threading.Lock()
+    with one_at_a_time:  # six previews of one new upload decode it once, the others wait for the result
+        with _recent_lock:
+            if key in _recent:
+                return _recent[key].copy()
+        try:
+            img = open_image(source, label, size=size)
+            check_size(img, label)
+            arr = np.asarray(center_crop_resize(to_rgb(img), size), dtype=np.uint8).copy()
+        finally:
+            with _recent_lock:
+                _decoding.pop(key, None)
+        if key is not None:
+            with _recent_lock:
+                _recent[key] = arr
+                while len(_recent) > 16:
+                    _recent.popitem(last=False)
+    return arr.copy()
 
 
 def image_side(path) -> int:

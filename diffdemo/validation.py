@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 from diffdemo.defaults import LABELS, OPEN_LOW, RANGES
@@ -96,32 +98,78 @@ def check_choice(label: str, value, choices) -> str:
     return value
 
 
+def _shown(path) -> str:
+    """A path as messages show it: cut short (a 4,000-character name is not echoed whole)."""
+    text = str(path)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sane_name(path, option: str) -> None:
+    """Refuse names the file system cannot take (a component over 255 bytes, the whole over 4,095) before any call
+    that would fail on them with a library's error."""
+    raw = os.fsencode(str(path))
+    if b"\x00" in raw or len(raw) > 4095 or any(len(part) > 255 for part in raw.split(b"/")):
+        raise InvalidParameter(f"{option} {_shown(path)}: the name is too long (or holds a NUL byte)")
+
+
 def _creatable(out: Path, path) -> Path:
-    """``out`` if its nearest existing ancestor (itself, if it exists) is a folder that lets us create the rest."""
+    """``out`` if its nearest existing ancestor (itself, if it exists) is a folder we can really create in: tried
+    with a folder made and removed there (os.access cannot judge /proc or read-only mounts)."""
     parent = out
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise InvalidParameter(f"--out {path} cannot be created: a folder on its way is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidParameter(f"--out {path} cannot be written here (no permission to create or write it)")
+        raise InvalidParameter(f"--out {_shown(path)} cannot be created: a folder on its way is a file")
+    try:
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError
+        os.rmdir(tempfile.mkdtemp(prefix=".diffdemo-probe-", dir=parent))
+    except OSError:
+        raise InvalidParameter(
+            f"--out {_shown(path)} cannot be written here (no permission to create or write it)"
+        ) from None
     return out
 
 
 def check_out_dir(path) -> Path:
     """An output folder that can be written: not an existing file, and creatable here (refused before any work)."""
+    _sane_name(path, "--out")
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise InvalidParameter(f"--out {path} exists and is not a folder")
+        raise InvalidParameter(f"--out {_shown(path)} exists and is not a folder")
     return _creatable(out, path)
 
 
 def check_out_file(path) -> Path:
     """An output file that can be written: not an existing folder, and its folder creatable here."""
+    _sane_name(path, "--out")
     out = Path(path)
     if out.is_dir():
-        raise InvalidParameter(f"--out {path} is a folder: give a file name")
+        raise InvalidParameter(f"--out {_shown(path)} is a folder: give a file name")
     if out.exists() and not os.access(out, os.W_OK):
-        raise InvalidParameter(f"--out {path} cannot be written here (no permission to create or write it)")
+        raise InvalidParameter(f"--out {_shown(path)} cannot be written here (no permission to create or write it)")
     _creatable(out.parent, path)
     return out
+
+
+def check_image_file(path, option: str = "--image") -> Path:
+    """An image path that is a plain file: a FIFO, socket or device is refused before it is opened (reading a FIFO
+    would wait forever, a device never ends); a missing file or an over-long name too, in one line."""
+    _sane_name(path, option)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InvalidParameter(f"{option} {_shown(path)}: no such image file") from None
+    except OSError:
+        raise InvalidParameter(f"{option} {_shown(path)}: cannot be read here") from None
+    if not stat.S_ISREG(mode):
+        raise InvalidParameter(f"{option} {_shown(path)} is not a regular file (a folder, FIFO, socket or device)")
+    return Path(path)
+
+
+def check_flag(label: str, value) -> bool:
+    """A yes/no parameter: True or False only (the text "no", 0 or {} are not read as anything)."""
+    if isinstance(value, bool):
+        return value
+    shown = str(value)[:40]
+    raise InvalidParameter(f"{label} must be true or false, got {type(value).__name__} {shown!r}")

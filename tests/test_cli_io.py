@@ -281,3 +281,49 @@ def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
         for name in tuned & set(params):
             assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (fn.__name__, name)
             assert params[name].default is inspect.Parameter.empty, (fn.__name__, name)
+
+
+def _special_files(tmp_path):
+    """A FIFO, a listening Unix socket and a device: what --image must refuse before opening it."""
+    import os
+    import socket
+
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "sock.png"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    return {"FIFO": fifo, "socket": sock_path, "device": "/dev/zero"}, sock
+
+
+def test_cli_refuses_fifo_socket_and_device_as_image_before_opening(capsys, tmp_path, tiny_model_dir):
+    """Reading a FIFO would wait forever and /dev/zero never ends: each is refused at once, exit 2, one line."""
+    import time
+
+    files, sock = _special_files(tmp_path)
+    try:
+        for kind, path in files.items():
+            started = time.monotonic()
+            argv = ["restore", "--model", str(tiny_model_dir), "--image", str(path), "--method", "wiener"]
+            code, out, err = _run(capsys, [*argv, "--out", str(tmp_path / "out")])
+            assert code == 2 and len(err.strip().splitlines()) == 1 and "not a regular file" in err, (kind, err)
+            assert time.monotonic() - started < 10 and not (tmp_path / "out").exists()
+        with pytest.raises(ImageError, match="not a readable image file"):  # the library refuses them too
+            load_image(str(files["FIFO"]), 16)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    "out, needle",
+    [
+        ("x" * 300, "name is too long"),
+        ("/proc/nope/x", "cannot be written here"),
+        ("/proc/nope/" + "y" * 5000, "name is too long"),
+    ],
+)
+def test_cli_refuses_unwritable_or_overlong_out_before_work(capsys, tiny_model_dir, out, needle):
+    argv = ["restore", "--model", str(tiny_model_dir), "--method", "dps", "--steps", "2", "--out", out]
+    code, _, err = _run(capsys, argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert len(err) < 200  # the 5,000-character name is not echoed whole

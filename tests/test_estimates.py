@@ -1,4 +1,5 @@
-"""Run-time estimates that learn from real runs, the readable-plot helpers, and what Stop leaves behind."""
+"""Run-time estimates that learn from real runs, the threads rule, the readable-plot helpers, and what Stop leaves
+behind."""
 
 from __future__ import annotations
 
@@ -8,88 +9,190 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffdemo import estimates, experiments, plots
+from diffdemo import estimates, experiments, plots, threads
 from tests.conftest import strict_loads
 
 MODEL = "test-model"
-COST = {"forward_s": 0.5, "grad_s": 1.5, "batch_slope": 0.5, "estimated": False}
 
 
 @pytest.fixture
-def fixed_cost(monkeypatch):
-    """A start-up timing of 0.5 s a forward, 1.5 s a gradient (deliberately 10x too slow), nothing learnt yet."""
-    monkeypatch.setattr(estimates, "cost_for", lambda name, reference=None: dict(COST))
+def cost(monkeypatch):
+    """A timing of 0.5 s a forward, 1.5 s a gradient (deliberately 10x too slow), nothing learnt yet, a machine
+    whose load is below its cores (no range from the load). The test may change the timing in place."""
+    timing = {"forward_s": 0.5, "grad_s": 1.5, "batch_slope": 0.5, "estimated": False}
+    monkeypatch.setattr(estimates, "cost_for", lambda name, reference=None: dict(timing))
+    monkeypatch.setattr(estimates, "_load", lambda: 0.0)
     estimates.forget()
-    yield
+    yield timing
     estimates.forget()
 
 
-def test_without_runs_the_estimate_is_the_startup_timing(fixed_cost):
+def test_without_runs_the_estimate_is_the_timing_times_its_evaluations(cost):
     est = estimates.estimate(MODEL, "denoise", t=100, steps=50)
     assert est.seconds == pytest.approx(50 * 0.5) and est.learned_runs == 0
-    assert est.image_evaluations == 50 and "timed" in est.source
+    assert est.image_evaluations == 50 and "timing" in est.source and est.low is None
+    assert est.text() == "~25 s"
 
 
-def test_one_run_teaches_the_next_estimate_of_its_kind(fixed_cost):
+def test_one_run_teaches_the_next_estimate_of_its_kind(cost):
     estimates.record(MODEL, "denoise", {"t": 100, "steps": 50}, 2.5)  # 0.05 s per step, not 0.5
     same = estimates.estimate(MODEL, "denoise", t=100, steps=50)
-    assert same.seconds == pytest.approx(2.5) and same.learned_runs == 1
+    assert same.seconds == pytest.approx(2.5) and same.learned_runs == 1  # exactly its seconds per evaluation
     assert estimates.estimate(MODEL, "denoise", t=999, steps=200).seconds == pytest.approx(10.0)  # per evaluation
     assert estimates.estimate(MODEL, "denoise", t=20, steps=50).seconds == pytest.approx(21 * 0.05)  # t + 1 steps
 
 
-def test_running_median_shrugs_off_one_slow_run(fixed_cost):
-    for seconds in (2.0, 2.2, 30.0, 2.1, 1.9):
-        estimates.record(MODEL, "sample", {"n": 1, "steps": 100}, seconds)
-    assert estimates.estimate(MODEL, "sample", n=1, steps=100).seconds == pytest.approx(2.1)
-    for seconds in (4.0,) * estimates.WINDOW:  # the load changed: the window follows it
-        estimates.record(MODEL, "sample", {"n": 1, "steps": 100}, seconds)
-    assert estimates.estimate(MODEL, "sample", n=1, steps=100).seconds == pytest.approx(4.0)
+def test_the_latest_run_weighs_most_so_a_busy_spell_leaves_at_once(cost):
+    work = {"n": 1, "steps": 100}
+    for seconds in (2.0, 2.0, 2.0, 20.0):  # a busy spell slowed the fourth run 10x
+        estimates.record(MODEL, "sample", work, seconds)
+    busy = estimates.estimate(MODEL, "sample", **work).seconds
+    assert busy == pytest.approx(0.7 * 20 + 0.3 * 2)  # the latest run weighs most (a median of 5 said 2)
+    estimates.record(MODEL, "sample", work, 2.0)  # quiet again: one run brings the estimate back near 2 s
+    quiet = estimates.estimate(MODEL, "sample", **work).seconds
+    assert quiet == pytest.approx(0.7 * 2 + 0.3 * busy) and quiet < 1.5 * 2 * 2.2
+    for _ in range(3):
+        estimates.record(MODEL, "sample", work, 2.0)
+    assert estimates.estimate(MODEL, "sample", **work).seconds < 1.1 * 2.0  # where a median of 5 would keep 2.0
 
 
-def test_other_batch_sizes_and_kinds_use_the_learnt_ratio(fixed_cost):
-    # DPS at 1 chain took a tenth of what the timing predicted (100 gradients x 1.5 s = 150 s)
-    estimates.record(MODEL, "dps", {"steps": 100, "samples": 1}, 15.0)
+def test_a_run_that_disagrees_has_the_model_timed_again(cost):
+    work = {"n": 1, "steps": 100}
+    estimates.record(MODEL, "sample", work, 4.0)  # 12x under the timing's 50 s: timed again at the next chance
+    assert MODEL in estimates._retime
+    estimates._retime.clear()  # (measure_cost does this)
+    estimates.record(MODEL, "sample", work, 4.4)  # within 1.5x of its estimate: no new timing needed
+    assert MODEL not in estimates._retime
+    estimates.record(MODEL, "sample", work, 12.0)  # ~3x its estimate: the load changed
+    assert MODEL in estimates._retime
+    cost["forward_s"] = 0.1  # a fresh timing does not rescale what runs taught (short timings swing under bursts)
+    earlier = 0.7 * 4.4 + 0.3 * 4.0
+    assert estimates.estimate(MODEL, "sample", **work).seconds == pytest.approx(0.7 * 12 + 0.3 * earlier)
+
+
+def test_other_batch_sizes_use_their_task_and_never_another_task(cost):
+    estimates.record(MODEL, "dps", {"steps": 100, "samples": 1}, 15.0)  # 0.15 s a gradient step, not 1.5
     four = estimates.estimate(MODEL, "dps", steps=100, samples=4)
-    assert four.seconds == pytest.approx(150 * (1 + 3 * 0.5) / 10)  # batch factor from the slope, ratio 0.1
-    assert "another batch size" in four.source
-    probe = estimates.estimate(MODEL, "probe", sweep=7)  # also gradient-sized: the same ratio
-    assert probe.seconds == pytest.approx((8 * 1.5 + 2 * 0.5) / 10)
-    plain = estimates.estimate(MODEL, "sample", n=1, steps=100)  # no forward-only run yet: any run's ratio
-    assert plain.seconds == pytest.approx(100 * 0.5 / 10)
+    assert four.seconds == pytest.approx(15.0 * (1 + 3 * 0.5)) and "another batch size" in four.source
+    probe = estimates.estimate(MODEL, "probe", sweep=7)  # never seen: its own evaluations x the timing
+    assert probe.seconds == pytest.approx(8 * 1.5 + 2 * 0.5) and probe.learned_runs == 0
 
 
-def test_compare_all_sums_its_methods(fixed_cost):
+def test_spectrum_counts_the_batched_calls_analysis_makes(cost):
+    work = estimates.evaluations("spectrum", k=3, iters=20, n_t=2)
+    # 20 Lanczos steps (JVP + VJP) on 4 rows, then 20 Arnoldi JVPs on 2 rows
+    assert estimates.network_calls(work) == 2 * 20 + 20
+    assert estimates.image_evaluations(work) == 2 * (4 * 20 + 20)  # per image, as the budget counts them
+    est = estimates.estimate(MODEL, "spectrum", k=3, iters=20, n_t=2)
+    assert est.seconds == pytest.approx(40 * 1.5 * (1 + 3 * 0.5) + 20 * 1.5 * (1 + 0.5))
+    estimates.record(MODEL, "probe", {"sweep": 7}, 100.0)  # a slow probe says nothing about a spectrum
+    assert estimates.estimate(MODEL, "spectrum", k=3, iters=20, n_t=2).seconds == pytest.approx(est.seconds)
+    estimates.record(MODEL, "spectrum", {"k": 3, "iters": 20, "n_t": 2}, 6.0)
+    assert estimates.estimate(MODEL, "spectrum", k=3, iters=20, n_t=2).seconds == pytest.approx(6.0)
+
+
+def test_compare_all_sums_its_methods(cost):
     for method, seconds in (("sdedit", 3.0), ("score_ald", 5.0), ("dps", 12.0)):
         estimates.record(MODEL, method, {"steps": 100, "t0": 100, "samples": 4}, seconds)
     est = estimates.compare_estimate(MODEL, ["sdedit", "score_ald", "dps"], steps=100, t0=100, samples=4)
     assert est.seconds == pytest.approx(20.0) and est.learned_runs == 1
 
 
-def test_a_stale_startup_timing_is_taken_again(monkeypatch):
-    class Model:
-        sample_shape, device, size, name, n_params = (3, 4, 4), "cpu", 4, "stale", None
-        schedule = type("Schedule", (), {"T": 1000})()
-        calls = 0
+def test_a_range_where_recent_runs_spread_or_the_load_exceeds_the_cores(cost, monkeypatch):
+    work = {"n": 1, "steps": 100}
+    estimates.record(MODEL, "sample", work, 2.0)
+    estimates.record(MODEL, "sample", work, 2.2)
+    steady = estimates.estimate(MODEL, "sample", **work)
+    assert steady.low is None and steady.text() == "~2.1 s"  # close runs: one number is honest
+    estimates.record(MODEL, "sample", work, 6.0)
+    spread = estimates.estimate(MODEL, "sample", **work)
+    assert spread.low == pytest.approx(2.0) and spread.high == pytest.approx(6.0)
+    assert spread.text() == "~2.0-6.0 s"
+    low, high = estimates._range(10.0, [], load=8.0, cores=2)  # load 4x the cores: 10 s / 2 to 10 s x 2
+    assert (low, high) == (pytest.approx(5.0), pytest.approx(20.0))
+    assert estimates._range(10.0, [], load=1.9, cores=2) == (None, None)
+    assert estimates.format_range(50, 150) == "50 s-2 min" and estimates.format_range(4.2, 7.3) == "4.2-7.3 s"
 
-        def eps(self, x, t):
-            Model.calls += 1
-            return x
 
-        def x0_hat(self, x, t):
-            return x * 1.0
+class _TimedModel:
+    """A model whose calls advance a fake clock: 10 ms a call, 1 s for the calls inside a burst of load."""
 
-    model = Model()
+    sample_shape, device, size, name, n_params = (3, 4, 4), "cpu", 4, "fake-timed", None
+    schedule = type("Schedule", (), {"T": 1000})()
+
+    def __init__(self):
+        self.now, self.calls, self.burst = 0.0, 0, set()
+
+    def _tick(self):
+        self.calls += 1
+        self.now += 1.0 if self.calls in self.burst else 0.01
+
+    def eps(self, x, t):
+        self._tick()
+        return x
+
+    def x0_hat(self, x, t):
+        self._tick()
+        return x * 1.0
+
+
+def test_a_burst_of_slow_calls_does_not_inflate_the_timing(monkeypatch):
+    model = _TimedModel()
+    model.burst = set(range(3, 7))  # the first 4 calls of the timing (of 7) hit a burst 100x slower
+    monkeypatch.setattr(estimates, "_clock", lambda: model.now)
+    cost = estimates.measure_cost(model)
+    assert cost["forward_s"] == pytest.approx(0.01) and cost["calls"] == estimates.TIMING_CALLS
+    assert estimates.quantile([1, 2, 3, 4, 5], 0.25) == 2 and estimates.quantile([4, 1], 0.0) == 1
+
+
+def test_timing_is_taken_again_when_stale_or_disagreed_but_never_during_a_run(monkeypatch):
+    model = _TimedModel()
+    monkeypatch.setattr(estimates, "_clock", lambda: model.now)
     first = estimates.measure_cost(model)
-    calls = Model.calls
-    assert estimates.measure_cost(model)["measured_at"] == first["measured_at"] and Model.calls == calls
+    calls = model.calls
+    assert estimates.measure_cost(model)["measured_at"] == first["measured_at"] and model.calls == calls
+    run = object()
+    estimates.busy(run)  # a run is going: the stale timing stands
+    assert estimates.measure_cost(model, max_age_s=0.0)["measured_at"] == first["measured_at"]
+    estimates.idle(run)
     again = estimates.measure_cost(model, max_age_s=0.0)
-    assert again["measured_at"] > first["measured_at"] and Model.calls > calls
+    assert again["measured_at"] > first["measured_at"] and model.calls > calls
+    estimates._retime.add("fake-timed")  # a run disagreed: timed again although fresh
+    assert estimates.measure_cost(model)["measured_at"] > again["measured_at"]
+    assert "fake-timed" not in estimates._retime
 
 
 def test_psnr_curve_work_counts_each_timestep():
     ts = experiments.log_timesteps(1000, 4)
     assert estimates.evaluations("psnr_curve", steps=50, points=4) == {"forwards": sum(min(50, t + 1) for t in ts)}
+
+
+# --- threads -----------------------------------------------------------------------------------------
+def test_threads_rule_uses_cores_and_concurrency_only():
+    env: dict = {}
+    assert threads.choose_threads(cores=2, env=env)[0] == 1  # the app leaves a core to its server
+    assert threads.choose_threads(cores=16, env=env)[0] == 15
+    assert threads.choose_threads(cores=16, concurrency=4, env=env)[0] == 3
+    assert threads.choose_threads(cores=1, env=env)[0] == 1
+    assert threads.choose_threads(cores=2, server=False, busy=0.2, env=env)[0] == 2  # a command: cores not busy
+    assert threads.choose_threads(cores=2, server=False, busy=1.0, env=env)[0] == 1
+    assert threads.choose_threads(cores=2, server=False, busy=9.0, env=env)[0] == 1
+    n, why = threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "2"})
+    assert n == 2 and "DIFFDEMO_THREADS" in why
+    assert threads.choose_threads(cores=2, env={"DIFFDEMO_THREADS": "zero"})[0] == 1  # nonsense: the rule
+
+
+def test_configure_applies_the_choice_and_says_it(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("DIFFDEMO_THREADS", "1")
+    try:
+        line = threads.configure(concurrency=1, server=True)
+        assert torch.get_num_threads() == 1
+        assert line.startswith("torch uses 1 thread (") and "DIFFDEMO_THREADS" in line
+    finally:
+        torch.set_num_threads(before)
 
 
 # --- readable plots ----------------------------------------------------------------------------------

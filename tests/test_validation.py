@@ -263,3 +263,29 @@ def test_cli_stdout_and_files_are_strict_json(capsys, tmp_path, tiny_model_dir):
     line = strict_loads(out.strip().splitlines()[-1])
     assert line["method"] == "wiener" and line["lpips"] is None  # 16 px: below LPIPS's smallest input
     assert strict_loads((out_dir / "metrics.json").read_text())["psnr"] == line["psnr"]
+
+
+def test_flags_take_booleans_only():
+    """dps_normalize="no" used to count as true (bool("no")): a yes/no parameter takes True or False, and a wrong
+    type is named with what it wants, cut short."""
+    from diffdemo.errors import InvalidParameter
+    from diffdemo.validation import check_flag
+
+    assert check_flag("DPS normalize", True) is True and check_flag("DPS normalize", False) is False
+    for value in ("no", "false", {}, 0, 1, None, [True], "x" * 1_000_000):
+        with pytest.raises(InvalidParameter, match="DPS normalize must be true or false") as info:
+            check_flag("DPS normalize", value)
+        assert len(str(info.value)) < 120
+
+
+def test_wrong_types_name_the_parameter_and_what_it_wants():
+    from diffdemo.errors import InvalidParameter
+    from diffdemo.validation import check, check_choice
+
+    for value in ({}, [1], "x" * 1_000_000, object()):
+        with pytest.raises(InvalidParameter) as info:
+            check("steps", value)
+        assert "steps" in str(info.value) and "number" in str(info.value) and len(str(info.value)) < 120
+    with pytest.raises(InvalidParameter, match="unknown method") as info:
+        check_choice("method", "y" * 1_000_000, ("dps", "sdedit"))
+    assert len(str(info.value)) < 120

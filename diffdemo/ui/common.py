@@ -22,6 +22,15 @@ RESULTS_DIR = Path(tempfile.gettempdir()) / "diffdemo-results"
 VIEWS_DIR = RESULTS_DIR / "views"
 
 
+def _refuse(message: str, title: str | None = None) -> gr.Error:
+    """A refusal as gradio shows it: the message cut short (a long input is never echoed whole), and one line in
+    the server's log instead of a traceback."""
+    from diffdemo.serving import cut, log_refusal
+
+    log_refusal(title or "request", message)
+    return gr.Error(cut(message, 300), title=title, print_exception=False)
+
+
 def default_model() -> str:
     """The model the pickers start on: $DIFFDEMO_MODEL (tests point it at a tiny model) or the embedded faces64."""
     return os.environ.get("DIFFDEMO_MODEL", "faces64")
@@ -35,7 +44,7 @@ def _allowed(name: str) -> str:
     try:
         return check_model(name, default_model())
     except ModelUnavailable as exc:
-        raise gr.Error(f"Model unavailable: {exc}", title="Model unavailable") from None
+        raise _refuse(f"Model unavailable: {exc}", title="Model unavailable") from None
 
 
 def _model(name: str):
@@ -47,7 +56,7 @@ def _model(name: str):
     try:
         return load_model(canonical)
     except ModelUnavailable as exc:
-        raise gr.Error(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
+        raise _refuse(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
 
 
 def _no_prefix(text: str) -> str:
@@ -63,7 +72,7 @@ def _loaded(name: str):
 
     model = cached_model(_allowed(name))
     if model is None:
-        raise gr.Error("The model is loading; this view fills in once it has.", title="Loading")
+        raise _refuse("The model is loading; this view fills in once it has.", title="Loading")
     return model
 
 
@@ -104,7 +113,7 @@ def guarded(fn):
         try:
             yield from capped(fn(*args, **kwargs))
         except DiffdemoError as exc:
-            raise gr.Error(str(exc), title="Refused") from None
+            raise _refuse(str(exc), title="Refused") from None
         finally:
             if counted:
                 with _running_lock:
@@ -127,19 +136,22 @@ def _picture(model, image: str | None, upload: str | None):
 
     if image == UPLOAD:
         if not upload:
-            raise gr.Error("Upload an image first (or pick one of the bundled images).", title="No image")
+            raise _refuse("Upload an image first (or pick one of the bundled images).", title="No image")
+        if not isinstance(upload, (str, Path)):
+            raise _refuse("upload must be a file (the path gradio gives an uploaded file)", title="No image")
         source, label = upload, Path(upload).name  # the upload's own file name, never the server's path
     elif not image:
-        raise gr.Error("Choose an image first: click one of the bundled images or upload your own.", title="No image")
+        raise _refuse("Choose an image first: click one of the bundled images or upload your own.", title="No image")
     else:
         bundled = bundled_images()
-        if image not in bundled:
-            raise gr.Error(f"Unknown image '{image}': use one of {', '.join(bundled)} or '{UPLOAD}'.")
+        if not isinstance(image, str) or image not in bundled:
+            shown = str(image)[:40]
+            raise _refuse(f"Unknown image '{shown}': use one of {', '.join(bundled)} or '{UPLOAD}'.", title="No image")
         source, label = bundled[image], image
     try:
         return load_image(source, model.size, label="the uploaded file" if image == UPLOAD else label), label
     except ImageError as exc:
-        raise gr.Error(f"Cannot use this image: {exc}", title="Bad image") from None
+        raise _refuse(f"Cannot use this image: {exc}", title="Bad image") from None
 
 
 def _x0(model, image, upload):
@@ -159,7 +171,7 @@ def _valid(rule: str, *args, capital: bool = True):
         return getattr(validation, rule)(*args)
     except InvalidParameter as exc:
         text = str(exc)
-        raise gr.Error(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
+        raise _refuse(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
 
 
 def _check(name: str, value):
@@ -193,9 +205,15 @@ def _every(steps: int, frames: int = 20) -> int:
     return max(1, steps // frames)
 
 
-def _run_dir(task: str) -> Path:
+def _run_dir(task: str, request=None) -> Path:
+    """A fresh results folder, recorded as the caller's (the disk bound weighs holders), the bound enforced first."""
+    from diffdemo.serving import own, request_address
+
     _prune()
-    return RESULTS_DIR / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    path = RESULTS_DIR / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    if request is not None:
+        own(path, request_address(request))
+    return path
 
 
 def _u8(x):
@@ -226,21 +244,39 @@ def _file(x, stem: str = "image") -> str:
     return str(path)
 
 
-_last_prune = [0.0]
+def _disk_folders() -> list[Path]:
+    from gradio.utils import get_upload_folder
+
+    return [RESULTS_DIR, VIEWS_DIR, Path(get_upload_folder())]
 
 
 def _prune() -> None:
-    """Keep result folders, pictures and gradio's copies of them (and of uploads) within the age and size limits
-    of diffdemo/serving.py, oldest first (checked at most once a minute, before each run writes its results)."""
-    from gradio.utils import get_upload_folder
-
+    """Keep result folders, pictures and gradio's copies of them (and uploads) within the age and size limits of
+    diffdemo/serving.py before every save: the largest holder's oldest files go first."""
     from diffdemo.serving import prune
 
-    now = time.time()
-    if now - _last_prune[0] < 60:
-        return
-    _last_prune[0] = now
-    prune([RESULTS_DIR, VIEWS_DIR, Path(get_upload_folder())])
+    prune(_disk_folders())
+
+
+def after_upload(paths: list[str], address: str) -> None:
+    """An upload has landed (serving.UploadGate): record it as ``address``'s and enforce the disk bound on the
+    uploader's own files only; if they cannot make room, this upload is deleted too (using it then says so)."""
+    from diffdemo.serving import _delete, limits, own, prune
+
+    folders = _disk_folders()
+    upload_root = folders[-1].resolve()
+    entries = set()
+    for path in paths:
+        try:
+            relative = Path(path).resolve().relative_to(upload_root)
+        except ValueError:
+            continue
+        entries.add(upload_root / relative.parts[0])
+    for entry in entries:
+        own(entry, address)
+    if prune(folders, writer=address) > limits().results_max_bytes:
+        for entry in entries:
+            _delete(entry)
 
 
 def _fmt(value, digits: int = 2) -> str:

@@ -187,9 +187,9 @@ def denoise_tab(ui) -> None:
 
     dn_full.input(lambda on: quality(on, UI["denoise.steps"][2]), dn_full, [dn_steps, dn_schedule], **LIGHT)
     est_in = [ui["model"], dn_t, dn_steps]
-    gr.on([ui["load"], ui["model_md"].change, dn_t.change, dn_steps.change],
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_t.change, dn_steps.change],
           lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)  # fmt: skip
-    gr.on([ui["load"], ui["model_md"].change, dn_points.change, dn_steps.change],
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_points.change, dn_steps.change],
           lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
           [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
     dn_view.change(lambda v: (gr.Column(visible=v == "result"), gr.Column(visible=v == "curve")), dn_view,

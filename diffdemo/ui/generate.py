@@ -85,7 +85,7 @@ def generate_tab(ui) -> None:
             sm_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             sm_json = gr.JSON(label="Parameters", open=False)
 
-    gr.on([ui["load"], ui["model_md"].change, sm_n.change, sm_steps.change],
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, sm_n.change, sm_steps.change],
           lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)  # fmt: skip
     sm_evt = sm_run.click(
         run_sample,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import gradio as gr
 from diffdemo.defaults import IMAGE, RANGES, SEED
 from diffdemo.ui.common import UPLOAD, _file, _loaded, _no_prefix, _picture, default_model
 from diffdemo.ui.texts import INTRO
+
+MACHINE_REFRESH_S = 20  # how often the header's timing line (and, when it changes, every estimate) is refreshed
 
 
 def populate_pickers():
@@ -54,9 +57,13 @@ def _hub_online(max_age_s: float = 300) -> bool:
 def _unreachable(name: str) -> bool:
     """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
     from diffdemo.hub import in_hf_cache as _in_hf_cache
-    from diffdemo.models import is_local, is_open
+    from diffdemo.models import ModelUnavailable, is_local, is_open
+    from diffdemo.serving import check_model
 
-    name = (name or "").strip()
+    try:  # the allow-list first, as a string: a name not offered never reaches the file system
+        name = check_model(name, default_model())
+    except ModelUnavailable:
+        return False
     if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
         return False
     return not _hub_online()
@@ -68,14 +75,16 @@ def model_info(name: str) -> str:
     from diffdemo.models import ModelUnavailable, is_local
     from diffdemo.serving import check_model
 
-    name = (name or "").strip()
+    try:  # the allow-list first (as a string), so the name below is an offered one, never the caller's text
+        name = check_model(name, default_model())
+    except ModelUnavailable as exc:
+        return f"**Model unavailable:** {_no_prefix(str(exc))}"
     if _unreachable(name):
         return (
             f"**{name} is not available here:** it lives on the Hugging Face hub and this machine has no network "
             f"to download it. Use the embedded model ({default_model()}), or run the app where the hub is reachable."
         )
     try:
-        name = check_model(name, default_model())
         cost = cost_for(name, default_model())
     except ModelUnavailable as exc:
         return f"**Model unavailable:** {_no_prefix(str(exc))}"
@@ -88,11 +97,55 @@ def model_info(name: str) -> str:
             f"~{format_seconds(cost['grad_s'])} per DPS step. Pressing Run downloads it (needs network)."
         )
     where = "embedded" if is_local(name) and "/" not in name else ("local folder" if is_local(name) else "hub")
-    return (
-        f"**{Path(name).name or name}** ({where}, {cost['size']} px, {params}). Timed at start-up: "
-        f"{format_seconds(cost['forward_s'])} per network evaluation, {format_seconds(cost['grad_s'])} with its "
-        "gradient; the estimates then learn from real runs."
+    return f"**{Path(name).name or name}** ({where}, {cost['size']} px, {params})."
+
+
+# what each task is called in the header's "latest run" (the estimates' task names)
+_RUN_TITLES = {
+    "denoise": "Denoise",
+    "psnr_curve": "PSNR-vs-t curve",
+    "sample": "Generate",
+    "denoise_restore": "Inverse problems (denoise)",
+    "probe": "Sensitivity",
+    "spectrum": "Spectrum",
+}
+
+
+def machine_line(name: str) -> str:
+    """The model's latest timing on this machine, the latest run's figure, the load and torch's threads: the
+    figures the estimates stand on, refreshed by a timer (the timing is taken again when stale, never during a
+    run: diffdemo/estimates.py). A light event: it never loads a model; its text changes only when a figure does
+    (the load is rounded to halves), and every estimate line refreshes when it changes."""
+    from diffdemo import estimates, threads
+    from diffdemo.labels import METHOD_TITLES
+    from diffdemo.models import ModelUnavailable, cached_model
+    from diffdemo.serving import check_model
+
+    try:
+        name = check_model(name, default_model())
+    except ModelUnavailable:
+        return ""
+    model = cached_model(name)
+    if model is None:
+        return ""
+    cost = estimates.measure_cost(model)
+    when = time.strftime("%H:%M:%S", time.localtime(cost.get("measured_clock", time.time())))
+    how = f"the fastest quarter of {cost['calls']} short calls" if cost.get("calls", 1) > 1 else "one call"
+    text = (
+        f"**On this machine:** {estimates.format_seconds(cost['forward_s'])} per network evaluation, "
+        f"{estimates.format_seconds(cost['grad_s'])} with its gradient (timed {when}, {how}; timed again every "
+        f"{estimates.STALE_S / 60:g} min and after a run that missed its estimate)."
     )
+    last = estimates.latest_run(name)
+    if last is not None:
+        title = _RUN_TITLES.get(last.task) or METHOD_TITLES.get(last.task, last.task)
+        text += f" Latest run: {title}, {estimates.format_seconds(last.per_call)} per network call."
+    cores = threads.usable_cores()
+    try:
+        load = f"load {round(os.getloadavg()[0] * 2) / 2:g} on {cores} cores"
+    except OSError:
+        load = f"{cores} cores"
+    return f"{text} {load[0].upper()}{load[1:]}; {threads.describe()}."
 
 
 def preview(model_name: str, image: str, upload):
@@ -133,7 +186,9 @@ def _header(start_model: str):
         ui["presenter"] = gr.Checkbox(False, label="Presenter view", scale=1, min_width=120, elem_id="presenter")
         with gr.Column(scale=5, min_width=320, elem_classes="head-notes"):
             ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta note")
+            ui["machine_md"] = gr.Markdown(elem_classes="eta note", elem_id="machine-md")
             ui["image_md"] = gr.Markdown(elem_classes="eta note")
+    ui["machine_timer"] = gr.Timer(MACHINE_REFRESH_S)
     with gr.Accordion("Choose another image, or upload your own", open=False, elem_id="image-chooser"):
         with gr.Row(equal_height=False):
             ui["gallery"] = gr.Gallery(

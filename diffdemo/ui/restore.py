@@ -20,6 +20,7 @@ from diffdemo.ui.common import (
     _lpips_note,
     _model,
     _picture,
+    _refuse,
     _schedule,
     _scores,
     _seed,
@@ -63,18 +64,18 @@ def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, se
         if operator == "box_inpaint" and box == "drawn":
             hole = hole_from_layers((mask_layers or {}).get("layers") or [], size)
             if not hole.any():
-                raise gr.Error("The drawn mask is empty: paint over the region to hide in the mask editor.")
+                raise _refuse("The drawn mask is empty: paint over the region to hide in the mask editor.")
             return DrawnMask(hole)
         if operator == "gaussian_blur":
             std, k = _check("blur_std", blur_std), _check("kernel_size", kernel_size)
             if k // 2 >= size:
-                raise gr.Error(f"A {k}x{k} kernel is too large for a {size} px image.")
+                raise _refuse(f"A {k}x{k} kernel is too large for a {size} px image.")
             return make_operator(operator, size, std=std, kernel_size=k)
         if operator == "random_inpaint":
             return make_operator(operator, size, drop=_check("drop", drop), mask_seed=seed)
         return make_operator(operator, size, preset=box if box != "drawn" else None)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise _refuse(str(exc)) from None
 
 
 def _methods_for(method: str, operator: str) -> list[str]:
@@ -202,7 +203,7 @@ def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples
         "t0": _t(model, t0, "t0"),
         "zeta": _check("zeta", zeta),
         "scale": _check("scale", scale),
-        "normalize": bool(dps_normalize),
+        "normalize": _valid("check_flag", "DPS normalize", dps_normalize),
         "samples": _check("samples", samples),
         "schedule": _schedule(model_name, schedule),
     }
@@ -339,8 +340,10 @@ def run_restore(
                 yield shown.outputs(shown.status())
     finally:
         items.close()
-    run.done(learn=False)
-    for row in shown.rows:  # each method's own time, so that a comparison teaches the single-method estimates
+    # one method: the whole run's time (scoring and pictures included) is what its next run will take; a comparison
+    # teaches each method's own time, so that it also teaches the single-method estimates
+    run.done(learn=len(methods) == 1)
+    for row in shown.rows if len(methods) > 1 else []:
         if row["method"] in methods:
             run.learn_part(_kind(row["method"]), row["seconds"], **own.get(_kind(row["method"]), {}))
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
@@ -356,13 +359,13 @@ def _bounded_decode(convert):
 
     @functools.wraps(convert)
     def run(file, *args, **kwargs):
-        from diffdemo.imaging import ImageError, check_header
+        from diffdemo.imaging import MASK_MAX_PIXELS, ImageError, check_header
 
         if file is not None:
             try:
-                check_header(getattr(file, "path", None) or file, "a mask layer")
+                check_header(getattr(file, "path", None) or file, "a mask layer", MASK_MAX_PIXELS)
             except ImageError as exc:
-                raise gr.Error(f"Cannot use this mask: {exc}.", title="Bad image") from None
+                raise _refuse(f"Cannot use this mask: {exc}.", title="Bad image") from None
         return convert(file, *args, **kwargs)
 
     return run
@@ -584,8 +587,8 @@ def restore_tab(ui) -> None:
             record = gr.JSON(label="Parameters and metrics", open=False)
 
     eta_in = [ui["model"], method, op, steps, c["t0"], c["samples"]]
-    gr.on([ui["load"], ui["model_md"].change, method.change, op.change, steps.change, c["t0"].change,
-           c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, method.change, op.change, steps.change,
+           c["t0"].change, c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
     method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"], c["samples"]], **LIGHT)

@@ -39,6 +39,16 @@ def _est_seconds(est) -> float | None:
     return None if est is None else round(est.seconds, 2)
 
 
+def _est_range(est) -> list[float] | None:
+    return None if est is None or est.low is None else [round(est.low, 2), round(est.high, 2)]
+
+
+def _busy(run, going: bool = True) -> None:
+    from diffdemo import estimates
+
+    (estimates.busy if going else estimates.idle)(run)
+
+
 class Run:
     """One heavy run's bookkeeping around the engine: its estimate, made before it starts; its latest state while it
     runs (for Stop); once done, what it cost (taught to the estimates), its record and its files.
@@ -52,21 +62,25 @@ class Run:
         self.kind = kind or task
         self.base = {"task": task, "model": model_name, **base}
         self.est = _estimate(model_name, self.kind, kinds, **work)
+        _busy(self)  # no re-timing of the model while this run is going (estimates.busy)
         self.started, self.seconds = time.perf_counter(), None
 
     def state(self, **found) -> dict:
         """The record so far: the run's parameters, what it has found, its time against the estimate."""
         seconds = time.perf_counter() - self.started if self.seconds is None else self.seconds
-        return {**self.base, **found, "seconds": seconds, "estimated_seconds": _est_seconds(self.est)}
+        state = {**self.base, **found, "seconds": seconds, "estimated_seconds": _est_seconds(self.est)}
+        return {**state, "estimated_range": _est_range(self.est)} if _est_range(self.est) else state
 
     def track(self, step: int, total: int, images: dict, **found) -> None:
         """What Stop shows and saves if pressed now: step of total, these pictures, the record so far."""
+        _busy(self)
         _track(self.request, self.task, step, total, self.state(**found), images)
 
     def done(self, learn: bool = True) -> float:
         """The run has finished: Stop has nothing left to save; its time is taught to the estimates unless its
         parts are taught one by one (``learn=False``, then ``learn_part``)."""
         self.seconds = time.perf_counter() - self.started
+        _busy(self, going=False)
         _untrack(self.request, self.task)
         if learn:
             _learn(self.model_name, self.kind, self.work, self.seconds)
@@ -81,11 +95,16 @@ class Run:
         from diffdemo.jsonio import write_results
 
         record = self.state(**found)
-        return record, write_results(_run_dir(self.task), images, record)
+        return record, write_results(_run_dir(self.task, self.request), images, record)
 
     def took(self) -> str:
-        """'3.2 s (estimated 2.9 s)'."""
-        return f"{self.seconds:.1f} s (estimated {_fmt(_est_seconds(self.est), 1)} s)"
+        """'3.2 s (estimated 2.9 s)', or with a range '3.2 s (estimated 2.9 s, range 2-4 s)'."""
+        text = f"{self.seconds:.1f} s (estimated {_fmt(_est_seconds(self.est), 1)} s"
+        if _est_range(self.est):
+            from diffdemo.estimates import format_range
+
+            text += f", range {format_range(self.est.low, self.est.high)}"
+        return text + ")"
 
 
 # The latest state of each running job, per browser session and task: when Stop cancels a run, its handler cannot
@@ -132,7 +151,7 @@ def stop_note(task: str, request: gr.Request = None):
         return "**Stopped.**", gr.skip(), gr.skip()
     step, total = state["step"], state["total"]
     record = dict(state["record"], partial=True, stopped_at=f"step {step}/{total}", stopped_step=step, total=total)
-    files = write_results(Path(str(_run_dir(task)) + "-partial"), state["images"], record)
+    files = write_results(Path(str(_run_dir(task, request)) + "-partial"), state["images"], record)
     return (
         f"**Stopped at step {step}/{total}: partial result.** The pictures show that step; the downloads and JSON "
         "are marked partial.",
@@ -152,7 +171,6 @@ def _failed(task: str, request: gr.Request = None):
 def estimate(model_name: str, task: str, **params) -> str:
     """'Expected run time: ~N s' before a run: learnt from earlier runs of the same kind, else from a timing.
     Never loads a model (a light event): before the model has loaded it says so."""
-    from diffdemo.estimates import format_seconds
     from diffdemo.models import ModelUnavailable, cached_model, resolve_model_dir
     from diffdemo.serving import check_model
 
@@ -168,7 +186,8 @@ def estimate(model_name: str, task: str, **params) -> str:
     est = _estimate(name, task, methods, **params)
     if est is None:
         return "Expected run time: unknown (the model is not available)."
+    spread = "; a range, as the machine's load or its recent runs vary" if est.low is not None else ""
     return (
-        f"Expected run time: **~{format_seconds(est.seconds)}** ({est.image_evaluations} image evaluations of the "
-        f"network; {est.source})."
+        f"Expected run time: **{est.text()}** ({est.image_evaluations} image evaluations of the network; "
+        f"{est.source}{spread})."
     )

@@ -155,7 +155,7 @@ def sensitivity_tab(ui) -> None:
             sens_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             sens_json = gr.JSON(label="Probe", open=False)
 
-    gr.on([ui["load"], ui["model_md"].change], eta_probe, ui["model"], sens_eta, **EST)
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change], eta_probe, ui["model"], sens_eta, **EST)
     probe_out = [sens_image, sens_maps, sens_energy, sens_md, sens_json, sens_files]
     gr.on(
         [*_picker_changes(ui), ui["seed"].change],

@@ -110,8 +110,8 @@ def spectrum_tab(ui) -> None:
     def spectrum_eta(model_name, ts, k, iters):
         return estimate(model_name, "spectrum", k=k, iters=iters, n_t=len(ts or []))
 
-    gr.on([ui["load"], ui["model_md"].change, sp_ts.change, sp_k.change, sp_iters.change], spectrum_eta,
-          [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)  # fmt: skip
+    gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, sp_ts.change, sp_k.change, sp_iters.change],
+          spectrum_eta, [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)  # fmt: skip
     sp_evt = sp_run.click(
         run_spectrum,
         [*ui["picked"], ui["seed"], sp_ts, sp_k, sp_iters],

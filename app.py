@@ -21,6 +21,7 @@ import time
 import gradio as gr
 
 from diffdemo import imaging  # noqa: F401  (sets Pillow's pixel limit before gradio decodes any upload)
+from diffdemo.ui import landing
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT, RESULTS_DIR, _no_prefix, default_model
 from diffdemo.ui.denoise import denoise_tab, run_denoise, run_psnr_curve
 from diffdemo.ui.generate import generate_tab, run_sample
@@ -34,7 +35,7 @@ from diffdemo.ui.pickers import (
     populate_pickers,
     preview,
 )
-from diffdemo.ui.restore import restore_tab, run_restore, samples_default, task_defaults
+from diffdemo.ui.restore import restore_tab, run_restore, samples_default, steps_default, task_defaults
 from diffdemo.ui.runs import _failed, _track, estimate, stop_note
 from diffdemo.ui.sensitivity import run_probe, sensitivity_tab
 from diffdemo.ui.spectrum import run_spectrum, spectrum_tab
@@ -64,48 +65,72 @@ __all__ = [
     "run_spectrum",
     "samples_default",
     "serve_queue",
+    "steps_default",
     "stop_note",
     "task_defaults",
     "warm_engine",
 ]
 
-# Results are shown whole: pictures enlarged by the browser with nearest neighbour (image-rendering: pixelated), no
-# fixed-height boxes that scroll, captions in the page's text below each picture. body.presenter (the "Presenter
-# view" toggle or ?presenter in the URL) makes pictures and text bigger and folds the advanced settings away.
+# Results are shown whole: pictures enlarged by the browser with nearest neighbour (image-rendering: pixelated) at
+# whole multiples of their 64 px, no fixed-height boxes that scroll, captions in the page's text below each picture.
+# Text a room can read: status lines 18 px, notes and slider help 15-17 px. The header is two short rows and each
+# tab's maths is folded below its results, so that at 1280x800 the Run button, its Stop and the result sit above
+# the fold. body.presenter (the "Presenter view" toggle or ?presenter in the URL) sets larger text and pictures and
+# folds the advanced settings away; it changes sizes, not the page's zoom, so the layout keeps its width at 1280.
+# Sizes are custom properties set on body and read by the rules: gradio scopes a custom stylesheet by copying each
+# rule under its container (with more specificity than a body.presenter rule, and inside @media only that copy),
+# so the presenter view overrides the properties, never the rules, and widths use clamp() rather than @media.
 CSS = """
+.gradio-container { --block-info-text-size: 15px; --block-info-text-color: var(--body-text-color);
+  --block-label-text-size: 15px; --block-title-text-size: 15px; --section-header-text-size: 15px; }
+body { --dd-tile: clamp(128px, round(down, calc((100vw - 480px) / 4), 64px), 192px); --dd-curve-tile: 128px;
+  --dd-lead: 18px; --dd-eta: 17px; --dd-status: 18px; --dd-caption: 16px; }
+body.presenter { --dd-tile: clamp(128px, round(down, calc((100vw - 480px) / 4), 64px), 256px);
+  --dd-curve-tile: clamp(128px, round(down, calc((100vw - 1280px) / 2), 32px), 160px);
+  --dd-lead: 20px; --dd-eta: 19px; --dd-status: 20px; --dd-caption: 18px; }
+body.presenter .gradio-container { --text-sm: 16px; --text-md: 18px; --text-lg: 20px; --block-info-text-size: 17px;
+  --block-label-text-size: 17px; --block-title-text-size: 17px; --section-header-text-size: 17px; }
+body.presenter .advanced, body.presenter .head-notes { display: none !important; }
 .pixelated img { image-rendering: pixelated; object-fit: contain; width: 100% !important; height: 100% !important; }
 #sens-image img { image-rendering: pixelated; cursor: crosshair; }
-.strip { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-start; }
-.strip figure { margin: 0; width: var(--tile, 176px); }
-.strip img { width: var(--tile, 176px); height: var(--tile, 176px); image-rendering: pixelated; display: block;
+.strip { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: flex-start; --tile: var(--dd-tile); }
+#curve-strip .strip { --tile: var(--dd-curve-tile); gap: 8px 8px; }
+.strip figure { margin: 0; width: var(--tile); }
+.strip img { width: var(--tile); height: var(--tile); image-rendering: pixelated; display: block;
   border: 1px solid #8884; }
-.strip figcaption { font-size: 16px; line-height: 1.25; margin-top: 4px; overflow-wrap: anywhere; }
+.strip figure.best img { outline: 3px solid #16a34a; outline-offset: 1px; }
+.strip figcaption { font-size: var(--dd-caption); line-height: 1.25; margin-top: 4px; overflow-wrap: anywhere; }
 .strip figcaption .name { font-weight: 600; }
-.strip figure.best figcaption .name::after { content: " (best PSNR)"; font-weight: 400; }
-.lead p { font-size: 17px; margin: 2px 0 6px 0; }
+.strip-note { font-size: var(--dd-caption); }
+.lead p { font-size: var(--dd-lead); margin: 0 0 2px 0; line-height: 1.35; }
 .pixelated label, .pixelated [data-testid="block-label"] { font-size: 15px !important; }
-.eta p { font-size: 15px; margin: 0; }
-.compact-head h1 { font-size: 21px !important; margin: 0 !important; line-height: 1.3 !important; }
+.eta p, .eta li { font-size: var(--dd-eta); margin: 0; line-height: 1.35; }
+.note p { font-size: 15px; }
+.status p, .status li, .status td, .status th { font-size: var(--dd-status) !important; line-height: 1.35; }
+.status td, .status th { padding: 3px 10px !important; }
+.landing p { font-size: var(--dd-eta); margin: 0 0 6px 0; }
+.compact-head h1 { font-size: 22px !important; margin: 0 !important; line-height: 1.3 !important; }
+.head-row { gap: 8px !important; align-items: center; }
+.head-notes { gap: 2px !important; }
 .tight { gap: 6px !important; }
-body.presenter { zoom: 1.25; }
-body.presenter .strip { --tile: 224px; }
-body.presenter .advanced { display: none !important; }
-@media (min-width: 1800px) { .strip { --tile: 224px; } }
 """
 PRESENTER_JS = """(on) => { document.body.classList.toggle('presenter', !!on); return on; }"""
 PRESENTER_ON_LOAD = """() => { const on = new URLSearchParams(window.location.search).has('presenter');
   document.body.classList.toggle('presenter', on); return on; }"""
 
 
-def warm_engine() -> None:
+def warm_engine(landing_views: bool = True) -> None:
     """Import the engine, open the default model and time it, in the background once the server is up: the
     first click then pays for none of it, and the run-time estimates use a timing taken while the machine was
-    quiet (timed during a page load, alongside its other handlers, it came out 2-4x too slow)."""
+    quiet (timed during a page load, alongside its other handlers, it came out 2-4x too slow). Then compute each
+    tab's landing view (diffdemo/ui/landing.py), unless ``landing_views`` is False."""
     import diffdemo.analysis  # noqa: F401
     import diffdemo.restore  # noqa: F401
     from diffdemo.estimates import measure_cost
     from diffdemo.models import ModelUnavailable, load_model
 
+    if landing_views:
+        landing.expect()
     try:
         model = load_model(default_model())
         measure_cost(model)
@@ -113,7 +138,10 @@ def warm_engine() -> None:
         # 4 Lanczos rows, 2 Arnoldi rows) skip their one-time cost, which the estimates would otherwise learn
         diffdemo.analysis.prepare_probe(model, batches=(1, 2, 4))
     except ModelUnavailable:
-        pass  # the page says why when it loads
+        landing.give_up()
+        return  # the page says why when it loads
+    if landing_views:
+        landing.prepare()  # each tab's first demo with its defaults, run once; they give way to users' runs
 
 
 def build_app() -> gr.Blocks:
@@ -124,6 +152,7 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="diffdemo: diffusion priors for inverse problems", delete_cache=(3600, 7200)) as demo:
         ui = _header(start_model)
         ui["load"] = demo.load
+        ui["landing_runs"] = {}
         with gr.Tabs():
             denoise_tab(ui)
             generate_tab(ui)
@@ -151,6 +180,7 @@ def build_app() -> gr.Blocks:
         # line changes, every tab's estimate line refreshes
         gr.on([ui["machine_timer"].tick, ui["model_md"].change], machine_line, ui["model"], ui["machine_md"], **EST)
         demo.load(None, None, ui["presenter"], js=PRESENTER_ON_LOAD)
+        landing.wire(ui, gr.Timer(landing.POLL_S, active=False), ui["landing_runs"])
         ui["presenter"].input(None, ui["presenter"], None, js=PRESENTER_JS)
     return demo
 

@@ -1,15 +1,17 @@
 """The README's screenshots, taken by a real browser (Debian's chromium via Playwright) on the embedded model.
 
-    python bench/screenshots.py [--model faces64] [--out assets/screenshots] [--steps 100]
-                                [--jacobian-out /tmp/wt15_shots] [--tabs denoise,generate,restore,sensitivity,spectrum]
+    python bench/screenshots.py [--model faces64] [--out assets/screenshots] [--steps N]
+                                [--jacobian-out /tmp/wt15_shots] [--demos denoise,curve,generate,...]
 
-Runs every tab's first demo as a presenter would (Denoise and its PSNR-vs-t curve, Generate, Compare all on the
-default deblurring problem, a click under the left eye in Sensitivity, Spectrum at its default timesteps) and
-saves each tab as the audience sees it: the 1280x800 window (`<tab>_1280.png`, no scrolling) and the whole tab at
-1920x1080 (`<tab>_1920.png`), and the presenter view of the comparison (`restore_presenter_1920.png`). With
---jacobian-out it also saves the three Jacobian maps at t = 50 and t = 500.
-Needs chromium at /usr/bin/chromium and the playwright package (requirements-dev.txt); several minutes on two CPU
-cores (Compare all dominates).
+Runs every tab's first demo as a presenter would (Denoise, its PSNR-vs-t curve, Generate, DPS on the default
+deblurring problem, Compare all, a click under the left eye in Sensitivity, Spectrum at its default timesteps) and
+after each saves what the audience sees without scrolling, in four views: 1280x800 and 1920x1080, normal and
+presenter (`<demo>_1280.png`, `<demo>_1920.png`, `<demo>_presenter_1280.png`, `<demo>_presenter_1920.png`). For
+each view it checks that the Run button, its Stop, the result and its caption lie wholly inside the window, and
+prints one line per view (`ok` or what is off screen). --steps N runs every demo at N steps instead of its
+defaults (quicker on a busy machine; the layout is the same). With --jacobian-out it also saves the three
+Jacobian maps at t = 50 and t = 500.
+Needs chromium at /usr/bin/chromium and the playwright package (requirements-dev.txt).
 """
 
 from __future__ import annotations
@@ -41,6 +43,42 @@ TABS = {
     "sensitivity": "Sensitivity",
     "spectrum": "Spectrum",
 }
+# Each first demo: its tab, and what must lie wholly inside the window once it has finished (Run, its Stop, the
+# result, its caption).
+DEMOS = {
+    "denoise": ("denoise", ["#dn-run", "#dn-stop", "#dn-xt", "#dn-status table"]),
+    "curve": ("denoise", ["#curve-run", "#curve-stop", "#curve-strip figure:last-of-type", "#curve-plot .main-svg"]),
+    "generate": ("generate", ["#sm-run", "#sm-stop", "#sm-xt", "#sm-status p"]),
+    "restore": ("restore", ["#ip-run", "#ip-stop", "#ip-strip figure:nth-of-type(3)", "#ip-status p"]),
+    "compare": ("restore", ["#ip-run", "#ip-stop", "#ip-strip figure.best", "#ip-status p"]),
+    "sensitivity": ("sensitivity", ["#sens-run", "#sens-stop", "#sens-image img", "#sens-maps .main-svg"]),
+    "spectrum": ("spectrum", ["#sp-run", "#sp-stop", "#sp-sv .main-svg"]),
+}
+VIEWS = {
+    "1280": (SMALL, False),
+    "1920": (LARGE, False),
+    "presenter_1280": (SMALL, True),
+    "presenter_1920": (LARGE, True),
+}
+OFF_SCREEN = """(sels) => sels.filter((sel) => {
+    const el = document.querySelector(sel);
+    if (!el) return true;
+    const r = el.getBoundingClientRect();
+    return !(r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight + 1
+             && r.right <= window.innerWidth + 1);
+})"""
+
+
+def off_screen(page, selectors: list[str]) -> list[str]:
+    """The selectors whose element is missing or not wholly inside the window (the page scrolled to the top)."""
+    return page.evaluate(OFF_SCREEN, selectors)
+
+
+def set_presenter(page, on: bool) -> None:
+    box = page.locator("#presenter input")
+    if box.is_checked() != on:
+        box.click()
+        page.wait_for_timeout(600)
 
 
 def free_port() -> int:
@@ -49,13 +87,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_text(page, selector: str, needle: str, seconds: float) -> str:
-    """Poll an element's text until it contains ``needle``."""
+def _line(text: str, needle: str) -> str | None:
+    return next((line for line in text.splitlines() if needle in line), None)
+
+
+def wait_text(page, selector: str, needle: str, seconds: float, before: str | None = None) -> str:
+    """Poll an element's text until it contains ``needle`` (and, given ``before``, in a line other than the one it
+    had there: a new run's "Done in ...", not the last run's under a progress overlay)."""
     text, deadline = "", time.monotonic() + seconds
+    old = None if before is None else _line(before, needle)
     while time.monotonic() < deadline:
         loc = page.locator(selector)
         text = loc.inner_text() if loc.count() else ""
-        if needle in text:
+        line = _line(text, needle)
+        if line is not None and (old is None or line != old):
             return text
         page.wait_for_timeout(400)
     raise TimeoutError(f"{selector} did not show {needle!r} in {seconds:.0f} s: {text!r}")
@@ -82,9 +127,9 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
-def set_steps(page, steps: int) -> None:
-    """Type the inverse-problems tab's reverse steps and let the page take them."""
-    field = page.locator("#ip-steps input[type=number]")
+def set_steps(page, steps: int, slider: str = "#ip-steps") -> None:
+    """Type a steps slider's value (default: the inverse-problems tab's reverse steps) and let the page take it."""
+    field = page.locator(f"{slider} input[type=number]")
     field.fill(str(steps))
     field.press("Enter")
     page.wait_for_timeout(800)
@@ -103,28 +148,42 @@ def click_face(page, fx: float, fy: float, seconds: float) -> None:
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
 
 
-def run_tab(page, tab: str, steps: int) -> None:
-    """Run the tab's first demo and wait until it has finished."""
-    page.get_by_role("tab", name=TABS[tab]).click()
+def _text(page, selector: str) -> str:
+    loc = page.locator(selector)
+    return loc.inner_text() if loc.count() else ""
+
+
+def run_demo(page, demo: str, steps: int | None) -> None:
+    """Run one first demo and wait until it has finished (``steps``: every steps slider at that value)."""
+    page.get_by_role("tab", name=TABS[DEMOS[demo][0]]).click()
     page.wait_for_timeout(500)
-    if tab == "denoise":
+    before = {sel: _text(page, sel) for sel in ("#dn-status", "#curve-strip", "#sm-status", "#ip-status")}
+    if demo == "denoise":
+        if steps:
+            set_steps(page, steps, "#denoise-steps")
         page.locator("#dn-run").click()
-        wait_text(page, "#dn-status", "Done in", 300)
+        wait_text(page, "#dn-status", "Done in", 600, before["#dn-status"])
+    elif demo == "curve":
+        if steps:
+            set_steps(page, steps, "#denoise-steps")
         page.locator("#curve-run").click()
-        wait_text(page, "#curve-strip", "done in", 600)
-    elif tab == "generate":
+        wait_text(page, "#curve-strip", "done in", 900, before["#curve-strip"])
+    elif demo == "generate":
+        if steps:
+            set_steps(page, steps, "#sample-steps")
         page.locator("#sm-run").click()
-        wait_text(page, "#sm-status", "Done", 600)
-    elif tab == "restore":
-        choose(page, "Method", "Compare all")
+        wait_text(page, "#sm-status", "Done", 900, before["#sm-status"])
+    elif demo in ("restore", "compare"):
+        choose(page, "Method", "Compare all" if demo == "compare" else "DPS")
         page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
-        set_steps(page, steps)
+        if steps:
+            set_steps(page, steps)
         page.locator("#ip-run").click()
-        wait_text(page, "#ip-status", "Done in", 1500)
-    elif tab == "sensitivity":
+        wait_text(page, "#ip-status", "Done in", 1800, before["#ip-status"])
+    elif demo == "sensitivity":
         click_face(page, 0.36, 0.45, 120)  # under the left eye
         wait_text(page, "#sens-md", "Across t", 600)
-    elif tab == "spectrum":
+    elif demo == "spectrum":
         page.locator("#sp-run").click()
         wait_text(page, "#sp-md", "rho(J_f)", 900)
         deadline = time.monotonic() + 900
@@ -155,52 +214,51 @@ def jacobian_shots(page, folder: Path) -> list[Path]:
     return saved
 
 
-def take(model: str, out: Path, steps: int, tabs: list[str], jacobian_out: Path | None) -> list[Path]:
+def take(model: str, out: Path, steps: int | None, demos: list[str], jacobian_out: Path | None) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     os.environ["DIFFDEMO_MODEL"] = model
     import app
 
-    app.warm_engine()  # as `python app.py` does: the default model is open and timed before a page loads
+    app.warm_engine(landing_views=False)  # the model open and timed first, as `python app.py` does; the demos run live
     demo = app.build_app()
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, css=app.CSS
     )
     out.mkdir(parents=True, exist_ok=True)
-    saved = []
+    saved, report = [], []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport=SMALL)
             open_app(page, url)
-            for tab in tabs:
+            for name in demos:
                 started = time.monotonic()
                 page.set_viewport_size(SMALL)
-                run_tab(page, tab, steps)
-                page.evaluate("window.scrollTo(0, 0)")
-                saved.append(out / f"{tab}_1280.png")
-                _save_png(page.screenshot(), saved[-1])
-                page.set_viewport_size(LARGE)
-                page.wait_for_timeout(1200)
-                saved.append(out / f"{tab}_1920.png")
-                _save_png(page.screenshot(full_page=True), saved[-1])
-                print(f"{tab}: {time.monotonic() - started:.0f} s", flush=True)
-            if "restore" in tabs:  # the presenter view of the last comparison: bigger pictures, settings folded
-                page.set_viewport_size(LARGE)
-                page.get_by_role("tab", name=TABS["restore"]).click()
-                page.locator("#presenter input").check()
-                page.wait_for_timeout(1500)
-                page.evaluate("window.scrollTo(0, 0)")
-                saved.append(out / "restore_presenter_1920.png")
-                _save_png(page.screenshot(), saved[-1])
-                page.locator("#presenter input").uncheck()
+                set_presenter(page, False)
+                run_demo(page, name, steps)
+                for view, (size, presenter) in VIEWS.items():
+                    page.set_viewport_size(size)
+                    set_presenter(page, presenter)
+                    page.evaluate("window.scrollTo(0, 0)")
+                    page.wait_for_timeout(1200)
+                    saved.append(out / f"{name}_{view}.png")
+                    _save_png(page.screenshot(), saved[-1])
+                    missing = off_screen(page, DEMOS[name][1])
+                    report.append(
+                        f"{name:12s} {view:15s} " + ("ok" if not missing else "OFF SCREEN: " + ", ".join(missing))
+                    )
+                    print(report[-1], flush=True)
+                set_presenter(page, False)
+                print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
             if jacobian_out is not None:
                 page.set_viewport_size(LARGE)
                 saved += jacobian_shots(page, jacobian_out)
             browser.close()
     finally:
         demo.close()
+    print("\n".join(report))
     return saved
 
 
@@ -208,14 +266,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="faces64")
     p.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
-    p.add_argument("--steps", type=int, default=100, help="reverse steps of the Compare-all run")
-    p.add_argument("--tabs", default=",".join(TABS), help="comma-separated: " + ", ".join(TABS))
+    p.add_argument("--steps", type=int, default=None, help="every demo at this many steps (default: its defaults)")
+    p.add_argument("--demos", default=",".join(DEMOS), help="comma-separated: " + ", ".join(DEMOS))
     p.add_argument("--jacobian-out", default=None, help="also save the Jacobian maps at t = 50 and 500 here")
     args = p.parse_args(argv)
-    tabs = [t.strip() for t in args.tabs.split(",") if t.strip()]
-    unknown = set(tabs) - set(TABS)
+    tabs = [t.strip() for t in args.demos.split(",") if t.strip()]
+    unknown = set(tabs) - set(DEMOS)
     if unknown:
-        p.error(f"unknown tabs {sorted(unknown)}; choose from {', '.join(TABS)}")
+        p.error(f"unknown demos {sorted(unknown)}; choose from {', '.join(DEMOS)}")
     jac = Path(args.jacobian_out) if args.jacobian_out else None
     for path in take(args.model, Path(args.out), args.steps, tabs, jac):
         print(path)

@@ -194,7 +194,7 @@ UI: dict[str, tuple[float, float, float, float]] = {
     "restore.drop": (*RANGES["drop"][:2], DROP, 0.05),
     "restore.sigma_y": (0.0, 0.5, SIGMA_Y, 0.01),
     "restore.t0": (1, 999, _start("sdedit", "t0"), 1),
-    "restore.zeta": (0.0, 10.0, _start("score_ald", "zeta"), 0.1),
+    "restore.zeta": (0.0, 20.0, _start("score_ald", "zeta"), 0.1),  # reaches the step-size table's 16
     "restore.scale": (0.0, 20.0, _start("dps", "scale"), 0.1),
     "restore.samples": (*RANGES["samples"][:2], _start(MEASUREMENT["method"], "samples"), 1),
     "probe.t": (1, 999, 200, 1),

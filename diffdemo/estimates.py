@@ -485,9 +485,12 @@ def _runs_text(n: int, what: str) -> str:
     return f"learnt from the last {n} run{'s' if n > 1 else ''} of {what}"
 
 
-def compare_estimate(model: str, methods: list[str], reference: str | None = None, **params) -> Estimate:
-    """Several methods one after another (Compare all): the sum of their estimates and of their ranges."""
-    parts = [estimate(model, m, reference, **params) for m in methods]
+def compare_estimate(
+    model: str, methods: list[str], reference: str | None = None, per_method: dict | None = None, **params
+) -> Estimate:
+    """Several methods one after another (Compare all): the sum of their estimates and of their ranges
+    (``per_method``: a method's own parameters over ``params``, such as its own number of chains)."""
+    parts = [estimate(model, m, reference, **{**params, **(per_method or {}).get(m, {})}) for m in methods]
     learned = min(p.learned_runs for p in parts)
     source = _runs_text(learned, "each method") if learned else parts[0].source
     if not learned and any(p.learned_runs for p in parts):

@@ -326,6 +326,33 @@ def save_png(x, path) -> Path:
     return path
 
 
+ENLARGED_PX = 512  # downloads: each picture also enlarged to about this size, for a slide
+
+
+def zoom_factor(side: int, size: int) -> int:
+    """The whole factor that enlarges ``side`` px to ``size`` px or just past it (at least 1)."""
+    return max(1, -(-int(size) // int(side)))
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """A uint8 (H, W, C) picture enlarged ``factor`` times by nearest neighbour: each pixel an f x f block."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def save_pngs(x, path) -> list[Path]:
+    """Save a picture as PNG and, where it is smaller than ENLARGED_PX, beside it ``<name>_512px.png``: the same
+    picture enlarged by a whole factor with nearest neighbour (no smoothing), large enough for a slide."""
+    arr = x if isinstance(x, np.ndarray) else to_uint8(x)
+    path = Path(path)
+    paths = [save_png(arr, path)]
+    side = max(arr.shape[:2])
+    if side < ENLARGED_PX:
+        paths.append(
+            save_png(enlarge(arr, zoom_factor(side, ENLARGED_PX)), path.with_name(f"{path.stem}_{ENLARGED_PX}px.png"))
+        )
+    return paths
+
+
 def tile(pictures, ncol: int | None = None, pad: int = 4) -> np.ndarray:
     """Equal-size uint8 (H, W, 3) pictures side by side, rows of ``ncol`` (default: one row), white gaps."""
     n = len(pictures)

@@ -49,12 +49,12 @@ def write_json(path, value, indent: int | None = 1) -> Path:
 
 
 def write_results(folder: Path, images: dict, record: dict) -> list[str]:
-    """A run folder: PNGs (tensors in [-1, 1] or uint8 arrays) and its record as ``results.json``; returns the
-    file paths."""
-    from diffdemo.imaging import save_png
+    """A run folder: PNGs (tensors in [-1, 1] or uint8 arrays), each with its enlarged copy for slides
+    (``imaging.save_pngs``), and its record as ``results.json``; returns the file paths."""
+    from diffdemo.imaging import save_pngs
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [str(save_png(img, folder / f"{name}.png")) for name, img in images.items() if img is not None]
+    paths = [str(p) for name, img in images.items() if img is not None for p in save_pngs(img, folder / f"{name}.png")]
     write_json(folder / "results.json", record)
     return [*paths, str(folder / "results.json")]

@@ -120,16 +120,25 @@ def test_sample_grid(served):
     assert read(x_t).shape == (20, 38, 3)  # imaging.grid: 2 tiles of 16 px with 2 px white gaps
     assert read(x0_hat).shape == (20, 38, 3)
     assert record["n"] == 2 and "Done" in status
-    assert sum(str(f).endswith(".png") for f in files) == 2
+    pngs = {Path(str(f)).name: str(f) for f in files if str(f).endswith(".png")}
+    originals = [name for name in pngs if not name.endswith("_512px.png")]
+    assert len(originals) == 2 and len(pngs) == 4  # each 16 px sample beside its enlarged copy for slides
+    for name in originals:
+        small = np.asarray(Image.open(pngs[name]))
+        big = np.asarray(Image.open(pngs[name[: -len(".png")] + "_512px.png"]))
+        assert big.shape == (512, 512, 3)  # 16 px x 32, nearest neighbour: every pixel a 32 x 32 block
+        assert np.array_equal(big, np.repeat(np.repeat(small, 32, axis=0), 32, axis=1))
     assert written_record(files) == record
 
 
 def test_restore_dps_single(served):
     client, model = served
-    truth, meas, gallery, table, plot, status, record, files = client.predict(*restore_args(model), api_name="/restore")
+    truth, meas, gallery, table, plot, status, record, files = client.predict(
+        *restore_args(model), None, True, 4, api_name="/restore"
+    )
     assert read(meas).shape == read(truth).shape == (16, 16, 3)
-    # deblurring's default averages 4 DPS chains (diffdemo/defaults.py): the result with its scores and the chains'
-    # spread; a finished run's x_t is its result, so it is not shown twice
+    # 4 DPS chains averaged: the result with its scores and the chains' spread; a finished run's x_t is its result,
+    # so it is not shown twice
     assert [g["caption"].split(":")[0] for g in gallery] == ["DPS", "DPS"]
     assert "dB, SSIM" in gallery[0]["caption"] and "LPIPS" in gallery[0]["caption"]
     assert record["params"]["samples"] == 4 and "spread across the chains" in gallery[1]["caption"]
@@ -296,6 +305,35 @@ def test_restore_with_drawn_mask(served, tmp_path):
         client.predict(*(restore_args(model, operator="box_inpaint", box="drawn") + [empty]), api_name="/restore")
 
 
+def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_posters():
+    import gradio as gr
+
+    import app
+    from diffdemo.defaults import FULL_QUALITY, SPACING, params_for
+    from diffdemo.ui.restore import follow_steps, full_quality
+
+    for op in ("gaussian_blur", "box_inpaint"):
+        zeta, scale = follow_steps(op, 20, SPACING, [])
+        assert (
+            scale == params_for("dps", op, steps=20)["scale"] and zeta == params_for("score_ald", op, steps=20)["zeta"]
+        )
+        zeta, scale = follow_steps(op, 250, "uniform", ["scale"])  # moved by hand: left alone
+        assert isinstance(scale, type(gr.skip())) and zeta == params_for("score_ald", op, steps=250)["zeta"]
+    steps, schedule, zeta, scale, by_hand = full_quality(True, "dps", "gaussian_blur")
+    assert (steps, schedule) == (FULL_QUALITY["steps"], FULL_QUALITY["schedule"]) and by_hand == []
+    assert scale == params_for("dps", "gaussian_blur", steps=FULL_QUALITY["steps"])["scale"]
+    steps, schedule, _, scale, _ = full_quality(False, "dps", "gaussian_blur")  # back to the quick default
+    assert (steps, schedule, scale) == (
+        app.steps_default("dps", "gaussian_blur"),
+        SPACING,
+        params_for("dps", "gaussian_blur")["scale"],
+    )
+    assert (
+        params_for("dps", "gaussian_blur", steps=FULL_QUALITY["steps"])["scale"]
+        != params_for("dps", "gaussian_blur")["scale"]
+    )
+
+
 def test_restore_sliders_follow_the_operators_tuned_defaults():
     import app
     from diffdemo.defaults import params_for
@@ -316,10 +354,7 @@ def test_samples_slider_follows_method_and_operator():
     for op in ("gaussian_blur", "box_inpaint", "random_inpaint"):
         for method in ("sdedit", "score_ald", "dps"):
             assert app.samples_default(method, op) == params_for(method, op)["samples"]
-        assert app.samples_default("compare", op) == params_for("dps", op)["samples"]  # equal chains for all
         assert app.samples_default("wiener", op) == 1
-    assert app.samples_default("dps", "gaussian_blur") == 4  # deblurring averages 4 DPS chains
-    assert app.samples_default("dps", "box_inpaint") == 1
 
 
 def test_time_estimate_counts_the_averaged_chains():
@@ -445,7 +480,8 @@ def test_restore_rows_match_the_cli(served, tmp_path):
     record = client.predict(*restore_args(model), None, True, 1, "fp32", "uniform", api_name="/restore")[6]
     argv = ["restore", "--model", model, "--image", IMAGE, "--method", "dps", "--operator", "gaussian_blur",
             "--blur-std", "2.0", "--kernel-size", "13", "--sigma-y", "0.05", "--scale", "3.0", "--steps", "3",
-            "--samples", "1", "--seed", "0", "--precision", "fp32", "--out", str(tmp_path)]  # fmt: skip
+            "--samples", "1", "--seed", "0", "--precision", "fp32", "--schedule", "uniform",
+            "--out", str(tmp_path)]  # fmt: skip
     assert cli.main(argv) == 0
     cli_row = json.loads((tmp_path / "metrics.json").read_text())
     (app_row,) = record["results"]
@@ -479,3 +515,62 @@ def trace_values(y) -> np.ndarray:
     if isinstance(y, dict):
         return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
     return np.asarray(y, dtype=float)
+
+
+LANDING = ("denoise", "curve", "generate", "restore", "sensitivity", "spectrum")
+
+
+def test_landing_views_are_each_tabs_first_demo_run_by_its_own_handler(tiny_model_dir, monkeypatch):
+    """At start-up each tab's first demo runs once through its own handler with the values its controls start at,
+    labelled as precomputed, its pictures kept outside the pruned results folder; it waits while a user runs."""
+    import threading
+
+    monkeypatch.setenv("DIFFDEMO_MODEL", str(tiny_model_dir))
+    import app
+    from diffdemo.ui import common, landing
+
+    landing.reset()
+    try:
+        app.build_app()
+        monkeypatch.setattr(common, "_running", [1])  # a user's run is going on: the landing views wait
+        worker = threading.Thread(target=landing.prepare, daemon=True)
+        worker.start()
+        time.sleep(1.0)
+        assert not any(landing.ready(name) for name in LANDING)
+        common._running[0] = 0
+        worker.join(timeout=600)
+        assert not worker.is_alive()
+        for name in LANDING:
+            assert landing.ready(name), name
+            spec = landing._specs[name]
+            shown = landing._results[(str(tiny_model_dir), name)]
+            assert "Precomputed example with the defaults" in shown[spec.status], name
+            assert f"press {spec.run_label} to run it live" in shown[spec.status], name
+        denoised = landing._results[(str(tiny_model_dir), "denoise")][1]
+        assert denoised.startswith(str(landing.LANDING_DIR)) and Path(denoised).is_file()
+        # the same request as pressing Restore at once: the same numbers
+        spec = landing._specs["restore"]
+        *_, live_record, _ = list(app.run_restore(*spec.args))[-1]
+        kept = landing._results[(str(tiny_model_dir), "restore")][6]
+        assert [r["psnr"] for r in kept["results"]] == [r["psnr"] for r in live_record["results"]]
+        assert kept["params"] == live_record["params"]
+    finally:
+        landing.reset()
+
+
+def test_compare_all_runs_each_method_at_its_own_chains(served):
+    """Compare all: each diffusion method at its own tuned number of chains (DPS's 4 for deblurring is DPS's
+    alone), said in the record; the line under Run names what it runs."""
+    from diffdemo.defaults import params_for
+    from diffdemo.ui.restore import compare_plan
+
+    client, model = served
+    args = [model, "london_006_neutral", None, 0, "gaussian_blur", 1.0, 5, "center", 0.5, 0.05, "compare"]
+    out = client.predict(*args, 20, 1.0, 1.0, 4, None, True, 1, api_name="/restore")
+    record = out[6]
+    own = {m: params_for(m, "gaussian_blur").get("samples", 1) for m in ("sdedit", "score_ald", "dps")}
+    assert record["chains"] == own  # each its own (not DPS's for all)
+    plan = compare_plan("gaussian_blur", 4, 20)
+    chains = f"{own['dps']} chain" + ("s" if own["dps"] > 1 else "")
+    assert f"DPS (4 steps, {chains})" in plan and "SDEdit (from t0 = 20, 4 steps, 1 chain)" in plan
+    assert "image evaluations" in plan and "Wiener" in plan

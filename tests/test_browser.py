@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,11 @@ import pytest
 from bench.screenshots import (  # one owner of the browser plumbing
     ARGS,
     CHROMIUM,
+    choose,
     click_face,
     free_port,
+    off_screen,
+    set_presenter,
     set_steps,
     wait_text,
 )
@@ -236,3 +240,78 @@ def test_sensitivity_maps_have_colour_bars_and_energy(browser_page, app_url, sho
     )
     assert font >= 14, f"plot text is {font} px"
     shots(page, "sensitivity")
+
+
+def test_compare_all_winner_and_table_on_screen_at_1280(browser_page, app_url, shots):
+    """After Compare all at 1280x800, normal and presenter view: Run, Stop, the winner's picture and caption in the
+    window without scrolling; the table keeps its seconds and NFE columns; the line under Run says what runs."""
+    page = browser_page
+    _open(page, app_url, SMALL)
+    page.get_by_role("tab", name="Inverse problems").click()
+    choose(page, "Method", "Compare all")
+    page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
+    set_steps(page, 4)
+    plan = wait_text(page, "#ip-eta", "Compare all runs", 30)
+    assert "DPS (4 steps" in plan and "image evaluations" in plan and "Wiener" in plan, plan
+    before = page.locator("#ip-status").inner_text()
+    page.locator("#ip-run").click()
+    wait_text(page, "#ip-status", "Done in", 300, before)
+    page.locator("#ip-strip figure.best").wait_for(state="visible", timeout=30_000)
+    for presenter in (False, True):
+        set_presenter(page, presenter)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_timeout(500)
+        missing = off_screen(
+            page, ["#ip-run", "#ip-stop", "#ip-strip figure.best img", "#ip-strip figure.best figcaption"]
+        )
+        assert missing == [], f"presenter={presenter}: off screen at 1280x800: {missing}"
+        assert "best PSNR" in page.locator("#ip-strip figure.best figcaption").inner_text()
+    set_presenter(page, False)
+    headers = page.locator("#ip-table th")
+    names = [h.inner_text().strip() for h in headers.all()]
+    assert any("seconds" in n for n in names) and any("NFE" in n for n in names), names
+    width = page.viewport_size["width"]
+    for i, name in enumerate(names):
+        box = headers.nth(i).bounding_box()
+        assert box and box["x"] + box["width"] <= width + 1, f"table column {name!r} runs off the right edge"
+    shots(page, "compare_1280")
+
+
+def test_landing_view_is_labelled_and_the_live_run_one_click_away(browser_page, app_url):
+    """A page opened while the server prepares its landing views says so, then fills each tab in: a finished
+    result with the defaults, labelled as precomputed, Run and Stop beside it; one click runs it live."""
+    import threading
+
+    from diffdemo.ui import landing
+
+    page = browser_page
+    landing.reset()
+    try:
+        landing.expect()  # as app.warm_engine does at start-up, before the model is warm
+        _open(page, app_url, SMALL)
+        wait_text(page, "#dn-status", "being prepared", 30)
+        worker = threading.Thread(target=landing.prepare, daemon=True)
+        worker.start()
+        status = wait_text(page, "#dn-status", "Precomputed example with the defaults", 600)  # the timer fills it
+        assert "press Denoise to run it live" in status and "PSNR" in status
+        assert off_screen(page, ["#dn-run", "#dn-stop", "#dn-xt", "#dn-status table"]) == []
+        worker.join(timeout=600)
+        page.get_by_role("tab", name="Inverse problems").click()
+        wait_text(page, "#ip-status", "Precomputed example with the defaults", 60)
+        page.locator("#ip-strip figure").nth(2).wait_for(state="visible", timeout=30_000)
+        assert any(c.startswith("DPS") for c in page.locator("#ip-strip figcaption").all_inner_texts())
+        _open(page, app_url, SMALL)  # a page opened later has them at once
+        wait_text(page, "#dn-status", "Precomputed example with the defaults", 30)
+        page.get_by_role("tab", name="Generate").click()
+        wait_text(page, "#sm-status", "Precomputed example", 30)
+        page.get_by_role("tab", name="Denoise").click()
+        page.locator("#dn-run").click()  # one click: the live run replaces the precomputed one
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            live = page.locator("#dn-status").inner_text()
+            if "Done in" in live and "Precomputed" not in live:
+                break
+            page.wait_for_timeout(400)
+        assert "Done in" in live and "Precomputed" not in live, live
+    finally:
+        landing.reset()

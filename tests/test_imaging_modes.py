@@ -118,3 +118,19 @@ def test_messages_name_no_server_path(tmp_path):
     with pytest.raises(ImageError) as info:
         load_image(junk, 64, label="the uploaded file")
     assert str(tmp_path) not in str(info.value)
+
+
+def test_saved_pictures_come_with_a_512_px_copy_for_slides(tmp_path):
+    """A 64 px result is saved as is and beside it enlarged 8x by nearest neighbour (each pixel an 8x8 block)."""
+    from diffdemo.imaging import save_pngs
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    paths = save_pngs(small, tmp_path / "result.png")
+    assert [p.name for p in paths] == ["result.png", "result_512px.png"]
+    assert np.array_equal(np.asarray(Image.open(paths[0])), small)
+    big = np.asarray(Image.open(paths[1]))
+    assert big.shape == (512, 512, 3)
+    assert np.array_equal(big, np.repeat(np.repeat(small, 8, axis=0), 8, axis=1))
+    large = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    assert [p.name for p in save_pngs(large, tmp_path / "big.png")] == ["big.png"]  # already slide-sized

@@ -35,7 +35,7 @@ def test_every_slider_reads_the_ui_table(controls):
 def test_initial_values_are_the_tuned_defaults():
     operator, method = "gaussian_blur", "dps"
     tuned = params_for(method, operator)
-    assert UI["restore.steps"][2] == tuned["steps"] == DEFAULTS["dps"]["steps"]
+    assert UI["restore.steps"][2] == tuned["steps"]  # the task's own steps where it has them (TASK_DEFAULTS)
     assert UI["restore.samples"][2] == tuned["samples"]
     assert UI["restore.scale"][2] == tuned["scale"]
     assert UI["restore.zeta"][2] == params_for("score_ald", operator)["zeta"]

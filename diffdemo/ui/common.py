@@ -7,8 +7,10 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -74,19 +76,48 @@ def _loaded(name: str):
     return model
 
 
+_running = [0]  # heavy runs of real users going on now (the start-up landing runs give way to them)
+_running_lock = threading.Lock()
+_background = threading.local()  # set on the thread that computes the landing views: its runs are not counted
+
+
+def users_running() -> int:
+    """How many real users' heavy runs are going on now."""
+    return _running[0]
+
+
+@contextmanager
+def background_runs():
+    """Runs started on this thread inside the block are the server's own (the landing views): not counted as
+    users' runs."""
+    _background.on = True
+    try:
+        yield
+    finally:
+        _background.on = False
+
+
 def guarded(fn):
     """A heavy event: refused or stopped by this server's limits (diffdemo/serving.py), the engine's own errors
-    (bad parameters, over budget, time cap) shown as one-line messages."""
+    (bad parameters, over budget, time cap) shown as one-line messages; counted while it runs (users_running)."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
         from diffdemo.errors import DiffdemoError
         from diffdemo.serving import capped
 
+        counted = not getattr(_background, "on", False)
+        if counted:
+            with _running_lock:
+                _running[0] += 1
         try:
             yield from capped(fn(*args, **kwargs))
         except DiffdemoError as exc:
             raise _refuse(str(exc), title="Refused") from None
+        finally:
+            if counted:
+                with _running_lock:
+                    _running[0] -= 1
 
     return run
 
@@ -153,6 +184,20 @@ def _seed(seed) -> int:
 
 def _t(model, t, name: str = "t") -> int:
     return _valid("check_timestep", t, model.schedule.T, name, capital=False)
+
+
+def _schedule(model_name, schedule) -> str:
+    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
+    missing profile is the user's error: ``@guarded`` shows it as one line)."""
+    from diffdemo.defaults import SPACING
+    from diffdemo.profiles import load_profile
+    from diffdemo.spacing import SCHEDULES
+    from diffdemo.validation import check_choice
+
+    schedule = check_choice("schedule", schedule or SPACING, SCHEDULES)
+    if schedule == "spectral":
+        load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
+    return schedule
 
 
 def _every(steps: int, frames: int = 20) -> int:
@@ -290,12 +335,15 @@ def _enlarged(x, stem: str) -> str:
     """A picture (tensor in [-1, 1] or uint8 array) enlarged by ``_zoom`` with nearest neighbour, as a file."""
     import numpy as np
 
+    from diffdemo.imaging import enlarge
+
     arr = x if isinstance(x, np.ndarray) else _u8(x)
-    f = _zoom(arr.shape[0])
-    return _file(np.repeat(np.repeat(arr, f, axis=0), f, axis=1), stem)
+    return _file(enlarge(arr, _zoom(arr.shape[0])), stem)
 
 
 def _zoom(size: int) -> int:
     """Nearest-neighbour enlargement of the clickable image: Gradio maps clicks to pixels only for images shown
     at or below their natural size, so the picture is served large and clicks are divided back."""
-    return max(1, -(-256 // size))
+    from diffdemo.imaging import zoom_factor
+
+    return zoom_factor(size, 256)

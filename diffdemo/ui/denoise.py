@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffdemo.defaults import SPACING, UI
+from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
     _check,
@@ -12,6 +14,7 @@ from diffdemo.ui.common import (
     _fmt,
     _lpips_note,
     _model,
+    _schedule,
     _seed,
     _strip,
     _t,
@@ -27,7 +30,18 @@ from diffdemo.ui.runs import (
     estimate,
 )
 from diffdemo.ui.texts import CURVE_NOTE
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
+from diffdemo.ui.widgets import (
+    EST,
+    LIGHT,
+    STOPPED,
+    _heavy,
+    _run_row,
+    full_quality_box,
+    quality,
+    schedule_menu,
+    slider,
+    tab,
+)
 from diffdemo.zerogpu import gpu
 
 
@@ -50,7 +64,9 @@ def _scores(row) -> dict:
 
 @guarded
 @gpu
-def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(), request: gr.Request = None):
+def run_denoise(
+    model_name, image, upload, seed, t, steps, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
+):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat: the run
     and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
     from diffdemo.experiments import Row, denoising
@@ -58,11 +74,13 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     model = _model(model_name)
     seed, t = _seed(seed), _t(model, t)
     steps = _check("steps", steps)
+    schedule = _schedule(model_name, schedule)
     _budget(("denoise", {"t": t, "steps": steps}))
     x0, _, label = _x0(model, image, upload)
-    run = Run(request, "denoise", model_name, {"t": t, "steps": steps}, {"image": label, "seed": seed, "t": t})
+    run = Run(request, "denoise", model_name, {"t": t, "steps": steps},
+              {"image": label, "seed": seed, "t": t, "schedule": schedule})  # fmt: skip
     rows, frame, noisy = {}, None, gr.skip()
-    for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps)):
+    for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps), schedule=schedule):
         if isinstance(item, Row):  # first the noisy input (its picture: x_t), last the result
             rows[item.method] = item
             noisy = _file(item.reconstruction, "noised") if item.method == "noisy" else noisy
@@ -86,12 +104,15 @@ def run_denoise(model_name, image, upload, seed, t, steps, progress=gr.Progress(
     yield *pictures, _denoise_table(rows, run.took()), record, files
 
 
+VIEWS = [("Result at t = 0", "result"), ("PSNR vs t (Figure 1)", "curve")]
 DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweedie's guess)")
 
 
 @guarded
 @gpu
-def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.Progress(), request: gr.Request = None):
+def run_psnr_curve(
+    model_name, image, upload, seed, steps, points, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
+):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
     from diffdemo.experiments import log_timesteps, psnr_lpips_vs_t
@@ -99,22 +120,28 @@ def run_psnr_curve(model_name, image, upload, seed, steps, points, progress=gr.P
     model = _model(model_name)
     seed = _seed(seed)
     steps, points = _check("steps", steps), _check("points", points)
+    schedule = _schedule(model_name, schedule)
     ts = log_timesteps(model.schedule.T, points)
     _budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
     x0, _, _ = _x0(model, image, upload)
     run = Run(request, "psnr_curve", model_name, {"steps": steps, "points": points, "T": model.schedule.T}, {})
     rows = []
-    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed)):
+    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed, schedule=schedule)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
+        # the pictures four a row beside a shorter plot: both above the fold at 1280x800
         tiles = [(x0, "clean", "the truth")] + [
             (r["denoised"], f"from t = {r['t']}", f"{r['psnr_denoised']:.1f} dB") for r in rows
         ]
         run.track(i + 1, len(ts), {})
-        yield plots.psnr_vs_t_figure(rows), _strip(tiles)
+        yield _curve_figure(plots, rows), _strip(tiles)
     run.done()
     took = f" (done in {run.took()})"
-    yield plots.psnr_vs_t_figure(rows), _strip(tiles, CURVE_NOTE + took)
+    yield _curve_figure(plots, rows), _strip(tiles, CURVE_NOTE + took)
+
+
+def _curve_figure(plots, rows):
+    return plots.psnr_vs_t_figure(rows).update_layout(height=340)
 
 
 def curve_stopped(request: gr.Request = None):
@@ -124,48 +151,69 @@ def curve_stopped(request: gr.Request = None):
 
 
 def denoise_tab(ui) -> None:
+    """Both demos' controls on the left (Denoise, then the PSNR-vs-t curve); on the right one view at a time, the
+    denoised pictures or the curve, switched to the one whose button was pressed: each result stays above the fold."""
     with tab("Denoise", "denoise"):
         with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
+            with gr.Column(scale=1, min_width=300):  # both Run rows first: above the fold in every view
+                dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
+                dn_curve_btn, dn_curve_stop, dn_curve_eta = _run_row("Compute the curve", "curve")
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
-                dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
+                dn_points = slider("denoise.points", "PSNR vs t: timesteps (log-spaced)")
+                dn_full = full_quality_box("dn-full", " for both runs on this tab")
+                with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
+                    dn_schedule = schedule_menu("dn-schedule")
             with gr.Column(scale=3):
-                with gr.Row():
-                    size = {"elem_classes": "pixelated", "format": "png", "height": 240, "show_label": True}
-                    dn_noisy, dn_xt, dn_x0 = (gr.Image(label=label, **size) for label in DN_LABELS)
-                dn_md = gr.Markdown(elem_id="dn-status")
-        with gr.Accordion("PSNR vs t: the identity is lost as t grows (Figure 1)", open=True):
-            with gr.Row():
-                dn_points = slider("denoise.points", "timesteps (log-spaced)", scale=2)
-                dn_curve_btn = gr.Button("Compute the curve", elem_id="curve-run", scale=1)
-                dn_curve_stop = gr.Button("Stop", variant="stop", elem_id="curve-stop", scale=1)
-            dn_curve_eta = gr.Markdown(elem_classes="eta", elem_id="curve-eta")
-            dn_strip = gr.HTML(elem_id="curve-strip")
-            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
+                # one view at a time (a radio, not nested tabs: gradio 6 mislabels the outer tabs with nested ones)
+                dn_view = gr.Radio(VIEWS, value="result", show_label=False, container=False, elem_id="dn-view")
+                with gr.Column(visible=True) as dn_result_view:
+                    with gr.Row():
+                        size = {"elem_classes": "pixelated", "format": "png", "height": 232, "show_label": True}
+                        dn_noisy, dn_xt, dn_x0 = (
+                            gr.Image(label=label, elem_id=f"dn-{key}", **size)
+                            for key, label in zip(("noisy", "xt", "x0"), DN_LABELS)
+                        )
+                    dn_md = gr.Markdown(elem_id="dn-status", elem_classes="status")
+                with gr.Column(visible=False) as dn_curve_view:
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=3, min_width=560):  # four 128 px pictures a row at 1280 px
+                            dn_strip = gr.HTML(elem_id="curve-strip", min_height=0)
+                        with gr.Column(scale=2, min_width=300):
+                            dn_curve = gr.Plot(label="PSNR vs t", elem_id="curve-plot", show_label=False)
         with gr.Row(elem_classes="advanced"):
             dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
 
+    dn_full.input(lambda on: quality(on, UI["denoise.steps"][2]), dn_full, [dn_steps, dn_schedule], **LIGHT)
     est_in = [ui["model"], dn_t, dn_steps]
     gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_t.change, dn_steps.change],
           lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)  # fmt: skip
     gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_points.change, dn_steps.change],
           lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
           [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
+    dn_view.change(lambda v: (gr.Column(visible=v == "result"), gr.Column(visible=v == "curve")), dn_view,
+                   [dn_result_view, dn_curve_view], **STOPPED)  # fmt: skip
+    dn_run.click(lambda: "result", None, dn_view, **STOPPED)
+    dn_curve_btn.click(lambda: "curve", None, dn_view, **STOPPED)
     dn_evt = dn_run.click(
         run_denoise,
-        [*ui["picked"], ui["seed"], dn_t, dn_steps],
+        [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule],
         [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files],
         api_name="denoise",
         show_progress_on=[dn_md],
         **_heavy(),
     )
     dn_evt.failure(_on_failure("denoise"), None, dn_md, **LIGHT)
+    dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule]
+    landing.register("denoise", run_denoise, dn_in, [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files], 3, "Denoise")
+    curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule]
+    landing.register("curve", run_psnr_curve, curve_in, [dn_curve, dn_strip], 1, "Compute the curve", html_status=True)
+    ui["landing_runs"].update(denoise=[dn_run], curve=[dn_curve_btn])
     dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
     curve_evt = dn_curve_btn.click(
         run_psnr_curve,
-        [*ui["picked"], ui["seed"], dn_steps, dn_points],
+        [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule],
         [dn_curve, dn_strip],
         api_name="psnr_vs_t",
         show_progress_on=[dn_curve],

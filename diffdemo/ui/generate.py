@@ -7,15 +7,29 @@ import math
 import gradio as gr
 
 from diffdemo.defaults import SAMPLE
-from diffdemo.ui.common import _budget, _check, _every, _file, _model, _seed, guarded
+from diffdemo.ui import landing
+from diffdemo.ui.common import _budget, _check, _every, _file, _model, _schedule, _seed, guarded
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
+from diffdemo.ui.widgets import (
+    EST,
+    LIGHT,
+    STOPPED,
+    _heavy,
+    _run_row,
+    full_quality_box,
+    quality,
+    schedule_menu,
+    slider,
+    tab,
+)
 from diffdemo.zerogpu import gpu
 
 
 @guarded
 @gpu
-def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.Request = None):
+def run_sample(
+    model_name, seed, n, steps, schedule=SAMPLE["schedule"], progress=gr.Progress(), request: gr.Request = None
+):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.experiments import timesteps_for
     from diffdemo.imaging import grid
@@ -23,11 +37,18 @@ def run_sample(model_name, seed, n, steps, progress=gr.Progress(), request: gr.R
 
     model = _model(model_name)
     seed, n, steps = _seed(seed), _check("n", n), _check("steps", steps)
+    schedule = _schedule(model_name, schedule)
     _budget(("sample", {"n": n, "steps": steps}))
-    run = Run(request, "sample", model_name, {"n": n, "steps": steps}, {"seed": seed, "n": n, "steps": steps})
+    run = Run(
+        request,
+        "sample",
+        model_name,
+        {"n": n, "steps": steps},
+        {"seed": seed, "n": n, "steps": steps, "schedule": schedule},
+    )
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
     frame = None
-    timesteps = timesteps_for(model, steps, None, SAMPLE["schedule"])
+    timesteps = timesteps_for(model, steps, None, schedule)
     for frame in sample(model, n=n, timesteps=timesteps, seed=seed, every=_every(steps)):
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
@@ -52,13 +73,16 @@ def generate_tab(ui) -> None:
             with gr.Column(scale=1, min_width=300):
                 sm_n = slider("sample.n", "samples")
                 sm_steps = slider("sample.steps", "reverse steps (strided)")
+                sm_full = full_quality_box("sm-full")
                 sm_run, sm_stop, sm_eta = _run_row("Generate", "sm")
-                sm_md = gr.Markdown(elem_id="sm-status")
             with gr.Column(scale=3):
                 with gr.Row():
-                    sm_xt = gr.Image(label="x_t: the samples", elem_classes="pixelated", format="png", height=400)
-                    sm_x0 = gr.Image(label="x0_hat: the network's guess", elem_classes="pixelated", format="png",
-                                     height=400)  # fmt: skip
+                    pictures = {"elem_classes": "pixelated", "format": "png", "height": 384}
+                    sm_xt = gr.Image(label="x_t: the samples", elem_id="sm-xt", **pictures)
+                    sm_x0 = gr.Image(label="x0_hat: the network's guess", elem_id="sm-x0", **pictures)
+                sm_md = gr.Markdown(elem_id="sm-status", elem_classes="status")
+        with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
+            sm_schedule = schedule_menu("sm-schedule", SAMPLE["schedule"])
         with gr.Row(elem_classes="advanced"):
             sm_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             sm_json = gr.JSON(label="Parameters", open=False)
@@ -67,12 +91,17 @@ def generate_tab(ui) -> None:
           lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)  # fmt: skip
     sm_evt = sm_run.click(
         run_sample,
-        [ui["model"], ui["seed"], sm_n, sm_steps],
+        [ui["model"], ui["seed"], sm_n, sm_steps, sm_schedule],
         [sm_xt, sm_x0, sm_md, sm_json, sm_files],
         api_name="sample",
         show_progress_on=[sm_md],
         **_heavy(),
     )
     sm_evt.failure(_on_failure("sample"), None, sm_md, **LIGHT)
+    sm_out = [sm_xt, sm_x0, sm_md, sm_json, sm_files]
+    sm_in = [ui["model"], ui["seed"], sm_n, sm_steps, sm_schedule]
+    landing.register("generate", run_sample, sm_in, sm_out, 2, "Generate")
+    sm_full.input(lambda on: quality(on, SAMPLE["steps"]), sm_full, [sm_steps, sm_schedule], **LIGHT)
+    ui["landing_runs"]["generate"] = [sm_run]
     sm_evt.success(lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)
     sm_stop.click(_on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)

@@ -170,24 +170,25 @@ def _knows_faces(model_name: str) -> bool:
 
 
 def _header(start_model: str):
-    """Model, image, seed and the presenter toggle in one compact band; the image picker folded below it."""
+    """The title on one line; model, image, seed, the presenter toggle and the model's and image's notes on the
+    next; the image picker folded below them. Compact, so that each tab's controls and results start high on the page."""
     ui = {}
     gr.Markdown(INTRO, elem_classes="compact-head")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_classes="head-row"):
         ui["model"] = gr.Dropdown(
-            [start_model], value=start_model, allow_custom_value=True, label="Model", scale=2, min_width=200
+            [start_model], value=start_model, allow_custom_value=True, label="Model", scale=2, min_width=170
         )
         ui["image"] = gr.Dropdown(
-            [IMAGE, UPLOAD], value=IMAGE, allow_custom_value=True, label="Image", scale=2, min_width=200
+            [IMAGE, UPLOAD], value=IMAGE, allow_custom_value=True, label="Image", scale=2, min_width=190
         )
-        ui["seed"] = gr.Number(SEED, minimum=RANGES["seed"][0], label="Seed", scale=1, min_width=90, elem_id="seed")
+        ui["seed"] = gr.Number(SEED, minimum=RANGES["seed"][0], label="Seed", scale=1, min_width=80, elem_id="seed")
         ui["presenter"] = gr.Checkbox(False, label="Presenter view", scale=1, min_width=120, elem_id="presenter")
-    with gr.Row(equal_height=False):
-        ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta")
-        ui["image_md"] = gr.Markdown(elem_classes="eta")
-    ui["machine_md"] = gr.Markdown(elem_classes="eta", elem_id="machine-md")
+        with gr.Column(scale=5, min_width=320, elem_classes="head-notes"):
+            ui["model_md"] = gr.Markdown("Measuring the model on this machine...", elem_classes="eta note")
+            ui["machine_md"] = gr.Markdown(elem_classes="eta note", elem_id="machine-md")
+            ui["image_md"] = gr.Markdown(elem_classes="eta note")
     ui["machine_timer"] = gr.Timer(MACHINE_REFRESH_S)
-    with gr.Accordion("Choose another image, or upload your own", open=False):
+    with gr.Accordion("Choose another image, or upload your own", open=False, elem_id="image-chooser"):
         with gr.Row(equal_height=False):
             ui["gallery"] = gr.Gallery(
                 label="Bundled test images (held out of training): click one",

@@ -7,8 +7,9 @@ import functools
 
 import gradio as gr
 
-from diffdemo.defaults import DEFAULTS, MEASUREMENT, SIGMA_Y, params_for
+from diffdemo.defaults import DEFAULTS, FULL_QUALITY, MEASUREMENT, SIGMA_Y, SPACING, params_for
 from diffdemo.labels import METHOD_TITLES
+from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
     _check,
@@ -20,6 +21,7 @@ from diffdemo.ui.common import (
     _model,
     _picture,
     _refuse,
+    _schedule,
     _scores,
     _seed,
     _t,
@@ -28,7 +30,19 @@ from diffdemo.ui.common import (
     guarded,
 )
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
+from diffdemo.ui.widgets import (
+    EST,
+    LIGHT,
+    STOPPED,
+    _heavy,
+    _picker_changes,
+    _run_row,
+    full_quality_box,
+    quality,
+    schedule_menu,
+    slider,
+    tab,
+)
 from diffdemo.zerogpu import gpu
 
 OPERATOR_CHOICES = [
@@ -98,6 +112,8 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
     for name, x in finals.items():
         if name not in latest:
             items.append((_file(x, name), caption(name, f"{METHOD_TITLES.get(name, name)} (classical)")))
+    if best is not None:  # the winner right after the measurement and the truth: on screen at 1280x800
+        items.sort(key=lambda item: not item[1].endswith("(best PSNR)"))
     return items
 
 
@@ -107,7 +123,8 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
 STRIP_JS = """(truth, meas, gallery) => {
   const url = (v) => v ? (v.url || (v.image && v.image.url) || null) : null;
   const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-  const fig = (src, name, detail) => src ? `<figure><img src="${src}" alt="${esc(name)}"><figcaption>` +
+  const fig = (src, name, detail) => src ? `<figure${detail.endsWith("(best PSNR)") ? ' class="best"' : ""}>` +
+    `<img src="${src}" alt="${esc(name)}"><figcaption>` +
     `<span class="name">${esc(name)}</span><br>${esc(detail)}</figcaption></figure>` : "";
   let html = fig(url(meas), "measurement y", "what the methods see") + fig(url(truth), "truth x0", "the original");
   for (const item of (gallery || [])) {
@@ -125,13 +142,13 @@ def _ranking_note(steps: int, operator: str) -> str:
     if steps >= tuned or operator == "noise":
         return ""
     return (
-        f" **{steps} steps is a quick setting:** at 50-100 steps the classical methods (total variation, Wiener) can "
-        f"beat the diffusion methods; the tuned defaults and the README's table use {tuned} steps."
+        f" **{steps} steps is fewer than the tuned default ({tuned}):** with so few steps the classical methods (total "
+        f"variation, Wiener) can beat the diffusion methods."
     )
 
 
 def _table(rows: list[dict]):
-    header = ["method", "PSNR (dB)", "SSIM", "LPIPS", "residual ||y - A x||", "seconds", "NFE"]
+    header = ["method", "PSNR (dB)", "SSIM", "LPIPS", "residual", "seconds", "NFE"]
     body = [
         [
             METHOD_TITLES.get(r["method"], r["method"]),
@@ -147,17 +164,31 @@ def _table(rows: list[dict]):
     return {"headers": header, "data": body}
 
 
-def _schedule(model_name, schedule) -> str:
-    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
-    missing profile is the user's error: ``@guarded`` shows it as one line)."""
-    from diffdemo.profiles import load_profile
-    from diffdemo.spacing import SCHEDULES
-    from diffdemo.validation import check_choice
+def _own_chains(methods: list[str], operator: str) -> dict[str, dict]:
+    """Each diffusion method's own tuned number of chains for this operator (diffdemo/defaults.py), by its kind."""
+    return {_kind(m): {"samples": int(params_for(m, operator).get("samples", 1))} for m in methods}
 
-    schedule = check_choice("schedule", schedule or "uniform", SCHEDULES)
-    if schedule == "spectral":
-        load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
-    return schedule
+
+def compare_plan(operator: str, steps, t0) -> str:
+    """What Compare all runs, in one line: each diffusion method with its steps and chains, the network evaluations
+    in all (diffdemo/estimates.py's count), then the classical baselines."""
+    from diffdemo.estimates import evaluations, image_evaluations
+
+    methods = _methods_for("compare", operator)
+    parts, total = [], 0
+    for m, own in _own_chains(methods, operator).items():
+        work = {"steps": int(steps or 1), "t0": int(t0 or 1), **own}
+        total += image_evaluations(evaluations(m, **work))
+        ran = min(work["steps"], work["t0"] + 1) if m == "sdedit" else work["steps"]
+        chains = own["samples"]
+        where = f"from t0 = {work['t0']}, " if m == "sdedit" else ""
+        title = METHOD_TITLES["denoise" if m == "denoise_restore" else m]
+        parts.append(f"{title} ({where}{ran} steps, {chains} chain{'s' if chains > 1 else ''})")
+    classical = {"gaussian_blur": "Wiener, Richardson-Lucy, total variation", "noise": "total variation"}
+    return (
+        f"**Compare all runs** {', '.join(parts)}: {total} image evaluations of the network; then "
+        f"{classical.get(operator, 'total variation, biharmonic')} (no network)."
+    )
 
 
 def _kind(method: str) -> str:
@@ -258,7 +289,7 @@ def run_restore(
     dps_normalize=True,
     samples=1,
     precision="auto",
-    schedule="uniform",
+    schedule=SPACING,
     progress=gr.Progress(),
     request: gr.Request = None,
 ):
@@ -274,16 +305,22 @@ def run_restore(
     seed, sigma_y = _seed(seed), _check("sigma_y", sigma_y)
     params = _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule)
     methods = _methods_for(method, operator)
+    if method == "compare":  # each diffusion method at its own tuned number of chains (params_for), not one for all
+        params["samples"] = None
     work = {k: params[k] for k in ("steps", "t0", "samples")}
-    _budget(*[(_kind(m), work) for m in methods])
+    own = _own_chains(methods, operator) if method == "compare" else {}
+    _budget(*[(_kind(m), {**work, **own.get(_kind(m), {})}) for m in methods])
     x0, _, label = _x0(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
     base = {"image": label, "seed": seed, "operator": op.describe(), "sigma_y": sigma_y,
             "sigma_y_units": f"[-1, 1] image units ({SIGMA_Y:g} = {SIGMA_Y / 2:g} on a [0, 1] scale)", "method": method,
             "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
+    if own:
+        base["chains"] = {m: own[_kind(m)]["samples"] for m in methods}  # Compare all: each method's own
     kinds = [_kind(m) for m in methods]
-    run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else kinds)
+    compared = {k: own.get(k, {}) for k in kinds}
+    run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else compared)
     shown = _Shown(methods, x0, problem.y)
     every = _every(params["steps"], 25 if len(methods) == 1 else 12)
     items = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
@@ -308,7 +345,7 @@ def run_restore(
     run.done(learn=len(methods) == 1)
     for row in shown.rows if len(methods) > 1 else []:
         if row["method"] in methods:
-            run.learn_part(_kind(row["method"]), row["seconds"])
+            run.learn_part(_kind(row["method"]), row["seconds"], **own.get(_kind(row["method"]), {}))
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
     images = {"truth": x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
     record, files = run.save(images, precision=used, results=shown.rows, traces=shown.traces)
@@ -353,18 +390,36 @@ def operator_widgets(operator, box):
     )
 
 
-def task_defaults(operator):
-    """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py)."""
+def task_defaults(operator, steps=None, schedule=None):
+    """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py), the step sizes for
+    ``steps`` (default: the method's own steps)."""
+    at = {"steps": int(steps) if steps else None, "schedule": schedule}
     return (
         params_for("sdedit", operator)["t0"],
-        params_for("score_ald", operator)["zeta"],
-        params_for("dps", operator)["scale"],
+        params_for("score_ald", operator, **at)["zeta"],
+        params_for("dps", operator, **at)["scale"],
     )
 
 
+def follow_steps(operator, steps, schedule, by_hand):
+    """The steps (or their list) changed: Score-ALD's zeta and DPS's scale move to the step size tuned for that many
+    steps, unless the user has set them by hand (``by_hand``: the names moved since the operator or method)."""
+    _, zeta, scale = task_defaults(operator, steps, schedule)
+    by_hand = set(by_hand or ())
+    return (gr.skip() if "zeta" in by_hand else zeta), (gr.skip() if "scale" in by_hand else scale)
+
+
+def full_quality(on, method, operator):
+    """The Full quality box: the poster's steps and list (or back to the method's quick default), with the step
+    sizes for them; the sliders set by hand follow again."""
+    steps, schedule = quality(on, steps_default(method, operator))
+    _, zeta, scale = task_defaults(operator, steps, schedule)
+    return steps, schedule, zeta, scale, []
+
+
 def _tuned(method: str, operator: str, name: str) -> int:
-    """A method's tuned ``name`` for this operator; "compare" runs every diffusion method with DPS's value, so
-    that they are compared at equal steps and chains."""
+    """A method's tuned ``name`` for this operator; for "compare", DPS's (the steps every diffusion method runs
+    at; the chains slider is hidden there: each method runs its own tuned chains)."""
     return int(params_for("dps" if method == "compare" else method, operator).get(name, 1))
 
 
@@ -373,9 +428,10 @@ def samples_default(method, operator):
     return _tuned(method, operator, "samples")
 
 
-def steps_default(method, operator):
-    """Reverse steps by default for this method and operator (diffdemo/defaults.py)."""
-    return _tuned(method, operator, "steps")
+def steps_default(method, operator, full=False):
+    """Reverse steps by default for this method and operator (diffdemo/defaults.py); with Full quality on, the
+    poster's."""
+    return FULL_QUALITY["steps"] if full else _tuned(method, operator, "steps")
 
 
 def blur_defaults(model_name):
@@ -396,6 +452,7 @@ def method_widgets(method):
         gr.Slider(visible=method in ("score_ald", "compare")),
         gr.Slider(visible=method in ("dps", "compare")),
         gr.Checkbox(visible=method in ("dps", "compare")),
+        gr.Slider(visible=method != "compare"),  # Compare all: each method at its own chains, said under Run
     )
 
 
@@ -415,8 +472,9 @@ def _settings() -> dict:
         info=f"in [-1, 1] image units: {SIGMA_Y:g} here = {SIGMA_Y / 2:g} on a [0, 1] scale",
     )
     c["t0"] = slider("restore.t0", "SDEdit t0 (start timestep)", visible=False)
-    c["zeta"] = slider("restore.zeta", "Score-ALD zeta", visible=False)
-    c["scale"] = slider("restore.scale", "DPS scale (step size lambda)")
+    follows = "follows the operator and the steps (the step size tuned for that many steps) until you move it"
+    c["zeta"] = slider("restore.zeta", "Score-ALD zeta", visible=False, info=follows)
+    c["scale"] = slider("restore.scale", "DPS scale (step size lambda)", info=follows)
     c["normalize"] = gr.Checkbox(
         True,
         label="DPS: normalised step lambda g/||g|| (eq. 29)",
@@ -432,17 +490,36 @@ def _settings() -> dict:
         ["auto", "fp32", "bf16"],
         value="auto",
         label="network precision",
-        info="auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); the sampler's own arithmetic stays "
-        "fp32",
+        info=PRECISION_INFO,
+        elem_id="ip-precision",
     )
-    c["schedule"] = gr.Dropdown(
-        ["uniform", "quadratic", "karras", "spectral"],
-        value="uniform",
-        label="timestep schedule",
-        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral (equal h rho(J_s) per "
-        "step, from the model's stability profile)",
-    )
+    c["schedule"] = schedule_menu("ip-schedule", DEFAULTS[MEASUREMENT["method"]]["schedule"])
     return c
+
+
+PRECISION_INFO = (
+    "auto: bf16 where the CPU/GPU has fast bf16 (AVX512_BF16/AMX, CUDA); the sampler's own arithmetic stays fp32"
+)
+
+
+def precision_choice():
+    """The precision control as it applies to this machine, said next to it: where the device lacks fast bf16,
+    bf16 is emulated and much slower than fp32 (about 12x on a 2-core AVX2 CPU, issue 22), not a speed-up."""
+    from diffdemo.models import default_device
+    from diffdemo.precision import fast_bf16
+
+    device = default_device()
+    if fast_bf16(device):
+        where = "this GPU" if device.type == "cuda" else "this CPU (AVX512_BF16/AMX)"
+        return gr.Radio(
+            [("auto (bf16 here)", "auto"), "fp32", "bf16"],
+            info=f"{where} has fast bf16: auto uses it; the sampler's own arithmetic stays fp32",
+        )
+    lacks = "this GPU lacks native bf16" if device.type == "cuda" else "this CPU lacks AVX512_BF16/AMX"
+    return gr.Radio(
+        [("auto (fp32 here)", "auto"), "fp32", ("bf16 (slower here)", "bf16")],
+        info=f"bf16 is ~12x slower than fp32 on a CPU like this one: {lacks}, so bf16 is emulated. auto uses fp32.",
+    )
 
 
 def _mask_editor():
@@ -465,11 +542,12 @@ def _mask_editor():
 
 def restore_eta(model_name, method, operator, steps, t0, samples):
     methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
-    methods = [_kind(m) for m in methods]
     if len(methods) == 1:
-        text = estimate(model_name, methods[0], steps=steps, t0=t0, samples=samples)
+        text = estimate(model_name, _kind(methods[0]), steps=steps, t0=t0, samples=samples)
     else:
-        text = estimate(model_name, "compare", methods=methods, steps=steps, t0=t0, samples=samples)
+        own = _own_chains(methods, operator)
+        text = estimate(model_name, "compare", methods=own, steps=steps, t0=t0)
+        text = compare_plan(operator, steps, t0) + "\n\n" + text
     return text + _ranking_note(int(steps or 0), operator)
 
 
@@ -484,23 +562,26 @@ def restore_tab(ui) -> None:
                 steps = slider(
                     "restore.steps",
                     "reverse steps (strided)",
-                    info="starts at the method's tuned default (the README table's); at 50-100 steps the classical "
-                    "methods can win",
+                    info="starts at the method's few-step default; the step sizes follow it",
                     elem_id="ip-steps",
                 )
+                full = full_quality_box("ip-full")
+                # the step sizes the user has moved since the operator or method last changed (a State made inside
+                # the tab: one made beside the tabs becomes a child of gr.Tabs and shifts the other tabs' labels)
+                by_hand = gr.State([])
                 with gr.Accordion("Operator and method settings", open=False, elem_classes="advanced"):
                     c = _settings()
                 maskg, mask = _mask_editor()
             with gr.Column(scale=3):
-                status = gr.Markdown(elem_id="ip-status")
+                status = gr.Markdown(elem_id="ip-status", elem_classes="status")
                 strip = gr.HTML(elem_id="ip-strip")
                 # the same pictures as files, for gradio_client users of /restore; the page shows them in the strip
                 truth = gr.Image(label="truth x0", format="png", visible="hidden")
                 meas = gr.Image(label="measurement y", format="png", visible="hidden")
                 gallery = gr.Gallery(label="frames and results", format="png", visible="hidden", elem_id="ip-gallery")
-        with gr.Row(equal_height=False):
-            table = gr.Dataframe(label="metrics against the truth", interactive=False, scale=1)
-            plot = gr.Plot(label="PSNR of x0_hat and residual per step", scale=1)
+        table = gr.Dataframe(label="metrics against the truth (residual: ||y - A x||)", interactive=False,
+                             elem_id="ip-table")  # fmt: skip
+        plot = gr.Plot(label="PSNR of x0_hat and residual per step", elem_id="ip-plot")
         with gr.Row(elem_classes="advanced"):
             files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             record = gr.JSON(label="Parameters and metrics", open=False)
@@ -510,11 +591,18 @@ def restore_tab(ui) -> None:
            c["t0"].change, c["samples"].change], restore_eta, eta_in, eta, **EST)  # fmt: skip
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
-    method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"]], **LIGHT)
-    op.change(task_defaults, op, [c["t0"], c["zeta"], c["scale"]], **LIGHT)
+    method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"], c["samples"]], **LIGHT)
+    op.change(task_defaults, [op, steps, c["schedule"]], [c["t0"], c["zeta"], c["scale"]], **LIGHT)
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
-    gr.on([op.change, method.change], steps_default, [method, op], steps, **LIGHT)
+    gr.on([op.change, method.change], steps_default, [method, op, full], steps, **LIGHT)
+    gr.on([op.change, method.change], lambda: [], None, by_hand, **LIGHT)
+    c["zeta"].input(lambda h: sorted({*h, "zeta"}), by_hand, by_hand, **LIGHT)
+    c["scale"].input(lambda h: sorted({*h, "scale"}), by_hand, by_hand, **LIGHT)
+    gr.on([steps.change, c["schedule"].change], follow_steps, [op, steps, c["schedule"], by_hand],
+          [c["zeta"], c["scale"]], **LIGHT)  # fmt: skip
+    full.input(full_quality, [full, method, op], [steps, c["schedule"], c["zeta"], c["scale"], by_hand], **LIGHT)
     gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
+    ui["load"](precision_choice, None, c["precision"], **LIGHT)
     gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)
     # the API's inputs in this order: gradio_client users of /restore call it positionally
     inputs = [*ui["picked"], ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
@@ -528,6 +616,9 @@ def restore_tab(ui) -> None:
         **_heavy(),
     )
     evt.failure(_on_failure("restore"), None, status, **LIGHT)
+    landing.register("restore", run_restore, inputs, [truth, meas, gallery, table, plot, status, record, files], 5,
+                     "Restore")  # fmt: skip
+    ui["landing_runs"]["restore"] = [run]
     gr.on([gallery.change, truth.change], None, [truth, meas, gallery], strip, js=STRIP_JS)
     evt.success(restore_eta, eta_in, eta, **EST)
     stop.click(_on_stop("restore"), None, [status, record, files], cancels=[evt], **STOPPED)

@@ -12,15 +12,17 @@ from diffdemo.ui.common import HEAVY_LIMIT, _fmt, _run_dir, default_model
 from diffdemo.ui.pickers import _unreachable
 
 
-def _estimate(model_name: str, task: str, methods: list[str] | None = None, **params):
-    """The learning estimate of one run (diffdemo/estimates.py), or None when there is no basis for one."""
+def _estimate(model_name: str, task: str, methods: list[str] | dict | None = None, **params):
+    """The learning estimate of one run (diffdemo/estimates.py), or None when there is no basis for one. ``methods``:
+    a comparison's methods, or a dict of each method's own parameters over ``params``."""
     from diffdemo import estimates
     from diffdemo.models import ModelUnavailable
 
     name = (model_name or "").strip()
     try:
         if methods is not None:
-            return estimates.compare_estimate(name, methods, default_model(), **params)
+            per_method = methods if isinstance(methods, dict) else None
+            return estimates.compare_estimate(name, list(methods), default_model(), per_method=per_method, **params)
         return estimates.estimate(name, task, default_model(), **params)
     except (ModelUnavailable, KeyError, TypeError, ValueError):
         return None
@@ -54,7 +56,8 @@ class Run:
     runs (for Stop); once done, what it cost (taught to the estimates), its record and its files.
 
     ``task`` names the run (its Stop state, its results folder); ``kind`` / ``kinds`` the work estimated and learnt
-    (default: the task; ``kinds`` for a comparison of several methods); ``work`` their parameters."""
+    (default: the task; ``kinds`` for a comparison of several methods, a list or a dict of each one's own
+    parameters over ``work``); ``work`` their parameters."""
 
     def __init__(self, request, task: str, model_name: str, work: dict, base: dict, kind=None, kinds=None):
         self.request, self.task, self.model_name, self.work = request, task, model_name, work
@@ -85,8 +88,9 @@ class Run:
             _learn(self.model_name, self.kind, self.work, self.seconds)
         return self.seconds
 
-    def learn_part(self, kind: str, seconds: float) -> None:
-        _learn(self.model_name, kind, self.work, seconds)
+    def learn_part(self, kind: str, seconds: float, **params) -> None:
+        """Teach one part of a comparison (``params``: that part's own parameters over the run's)."""
+        _learn(self.model_name, kind, {**self.work, **params}, seconds)
 
     def save(self, images: dict, **found) -> tuple[dict, list[str]]:
         """The finished record and its files (PNGs and results.json in a fresh results folder)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffdemo.ui import landing
 from diffdemo.ui.common import (
     _budget,
     _enlarged,
@@ -14,6 +15,7 @@ from diffdemo.ui.common import (
     _valid,
     _x0,
     _zoom,
+    default_model,
     guarded,
 )
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
@@ -21,6 +23,12 @@ from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _r
 from diffdemo.zerogpu import gpu
 
 SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
+LANDING_PIXEL = (0.36, 0.45)  # the landing view's probe, as fractions of the side: under the bundled face's left eye
+
+
+def _landing_pixel(axis: int, model_name: str | None = None) -> int:
+    """The landing probe's column (axis 0) or row (1) on the default model, open by the time the landing runs."""
+    return int(LANDING_PIXEL[axis] * _loaded(model_name or default_model()).size)
 
 
 def noised_view(model_name, image, upload, seed, t):
@@ -36,6 +44,13 @@ def noised_view(model_name, image, upload, seed, t):
     return _enlarged(
         state_at(model, x0, t, _seed(seed)), "x_t_view"
     ), "Click a pixel of the noised image x_t to probe it."
+
+
+def first_view(model_name, image, upload, seed, t, shown):
+    """The tab opened: x_t to click, unless a picture is shown already (a probe's or the landing view's)."""
+    if shown is not None:
+        return gr.skip(), gr.skip()
+    return noised_view(model_name, image, upload, seed, t)
 
 
 def pick_pixel(model_name, evt: gr.SelectData):
@@ -111,14 +126,16 @@ def sensitivity_tab(ui) -> None:
     with tab("Sensitivity", "sensitivity") as sens_tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=280):
-                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens")
+                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens", eta_below=False)
                 sens_image = gr.Image(
                     label="noised image x_t: click a pixel",
                     interactive=False,
                     elem_id="sens-image",
                     format="png",
                     height=240,
+                    buttons=[],
                 )
+                sens_eta.render()
                 sens_t = slider("probe.t", "t (re-probes the same pixel)", elem_id="sens-t")
                 with gr.Row():
                     sens_x = gr.Number(None, label="x (column)", minimum=0, elem_id="sens-x")
@@ -132,7 +149,7 @@ def sensitivity_tab(ui) -> None:
                     )
             with gr.Column(scale=3):
                 sens_maps = gr.Plot(label="Jacobian columns", elem_id="sens-maps", show_label=False)
-                sens_md = gr.Markdown(elem_id="sens-md")
+                sens_md = gr.Markdown(elem_id="sens-md", elem_classes="status")
                 sens_energy = gr.Plot(label="energy vs radius", elem_id="sens-energy", show_label=False)
         with gr.Row(elem_classes="advanced"):
             sens_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
@@ -141,11 +158,15 @@ def sensitivity_tab(ui) -> None:
     gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change], eta_probe, ui["model"], sens_eta, **EST)
     probe_out = [sens_image, sens_maps, sens_energy, sens_md, sens_json, sens_files]
     gr.on(
-        [sens_tab.select, *_picker_changes(ui), ui["seed"].change],
+        [*_picker_changes(ui), ui["seed"].change],
         noised_view,
         [*ui["picked"], ui["seed"], sens_t],
         [sens_image, sens_md],
         **LIGHT,
+    )
+    # opening the tab shows x_t to click, unless a picture (a probe's, or the landing view's) is there already
+    gr.on(
+        [sens_tab.select], first_view, [*ui["picked"], ui["seed"], sens_t, sens_image], [sens_image, sens_md], **LIGHT
     )
     probe_in = [*ui["picked"], ui["seed"], sens_t, sens_x, sens_y, sens_on]
     heavy = dict(_heavy(), show_progress_on=[sens_maps])
@@ -164,6 +185,9 @@ def sensitivity_tab(ui) -> None:
         trigger_mode="always_last",
         **heavy,
     )
+    landing.register("sensitivity", run_probe, probe_in, probe_out, 3, "Probe (or click a pixel)",
+                     overrides={5: lambda: _landing_pixel(0), 6: lambda: _landing_pixel(1)})  # fmt: skip
+    ui["landing_runs"]["sensitivity"] = [sens_probe]
     for evt in (click_evt, button_evt, reprobe_evt):
         evt.failure(_on_failure("probe"), None, sens_md, **LIGHT)
         evt.success(eta_probe, ui["model"], sens_eta, **EST)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from diffdemo.defaults import SPECTRUM_START
+from diffdemo.ui import landing
 from diffdemo.ui.common import _budget, _check, _model, _seed, _valid, _x0, default_model, guarded
 from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
 from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
@@ -93,8 +94,11 @@ def spectrum_tab(ui) -> None:
                     sp_k = slider("spectrum.k", "singular vectors k")
                     sp_iters = slider("spectrum.iters", "Lanczos / Arnoldi steps")
             with gr.Column(scale=3):
-                sp_md = gr.Markdown(elem_id="sp-md")
-                sp_sv = gr.Plot(label="singular values and spectral radius (Figure 8)", elem_id="sp-sv")
+                # Figure 8 first (its own title says what it is), its numbers under it: on screen at 1280x800
+                sp_sv = gr.Plot(
+                    label="singular values and spectral radius (Figure 8)", elem_id="sp-sv", show_label=False
+                )
+                sp_md = gr.Markdown(elem_id="sp-md", elem_classes="status")
                 sp_vectors = gr.Plot(label="dominant right singular vectors of J_f (Figure 9)", elem_id="sp-vectors")
                 sp_rho = gr.Plot(label="explicit-Euler step limit vs the strided step", elem_id="sp-rho")
         with gr.Row(elem_classes="advanced"):
@@ -118,5 +122,10 @@ def spectrum_tab(ui) -> None:
     )
     gr.on([ui["load"], ui["model"].change], claims_panel, ui["model"], claims_md, **LIGHT)
     sp_evt.failure(_on_failure("spectrum"), None, sp_md, **LIGHT)
+    sp_in = [*ui["picked"], ui["seed"], sp_ts, sp_k, sp_iters]
+    landing.register(
+        "spectrum", run_spectrum, sp_in, [sp_sv, sp_vectors, sp_rho, sp_md, sp_json, sp_files], 3, "Compute"
+    )
+    ui["landing_runs"]["spectrum"] = [sp_run]
     sp_evt.success(spectrum_eta, [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)
     sp_stop.click(_on_stop("spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)

@@ -7,19 +7,20 @@ from contextlib import contextmanager
 
 import gradio as gr
 
-from diffdemo.defaults import UI
+from diffdemo.defaults import FEW_STEPS, FULL_QUALITY, SPACING, UI
 from diffdemo.ui.common import HEAVY, HEAVY_LIMIT
 from diffdemo.ui.texts import LEAD, MATHS
 
 
 @contextmanager
 def tab(title: str, task: str):
-    """A tab, opening with its lead sentence and, folded, its maths (diffdemo/ui/texts.py)."""
+    """A tab, opening with its lead sentence and closing with its maths, folded (diffdemo/ui/texts.py): the maths
+    sits below the results so that the controls and the result stay above the fold at 1280x800."""
     with gr.Tab(title, id=task) as made:
         gr.Markdown(LEAD[task], elem_classes="lead")
+        yield made
         with gr.Accordion("The maths and the words", open=False, elem_classes="advanced"):
             gr.Markdown(MATHS[task])
-        yield made
 
 
 def slider(name: str, label: str, **kw) -> gr.Slider:
@@ -30,12 +31,45 @@ def slider(name: str, label: str, **kw) -> gr.Slider:
     return gr.Slider(low, high, value=value, step=step, label=label, **kw)
 
 
-def _run_row(run_label: str, prefix: str):
-    """The Run button, its Stop right next to it, and the time estimate under them."""
+SCHEDULE_CHOICES = ["uniform", "quadratic", "karras", "spectral"]
+FULL_LABEL = f"Full quality ({FULL_QUALITY['steps']} steps, as the poster's figures)"
+
+
+def schedule_menu(elem_id: str, value: str = SPACING) -> gr.Dropdown:
+    """Where the reverse steps go (diffdemo/schedule.py's lists); starts at the few-step default's list."""
+    return gr.Dropdown(
+        SCHEDULE_CHOICES,
+        value=value,
+        label="timestep schedule",
+        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral (equal h rho(J_s) per "
+        "step, from the model's stability profile)",
+        elem_id=elem_id,
+    )
+
+
+def full_quality_box(elem_id: str, what: str = "") -> gr.Checkbox:
+    """One click to the poster's setting (defaults.FULL_QUALITY) and back to the quick defaults."""
+    return gr.Checkbox(
+        False,
+        label=FULL_LABEL,
+        info=f"{FULL_QUALITY['schedule']} list, ~{FULL_QUALITY['steps'] // FEW_STEPS}x the time{what}; off: the quick "
+        f"{FEW_STEPS} steps, {SPACING} list",
+        elem_id=elem_id,
+    )
+
+
+def quality(on: bool, quick_steps: int) -> tuple[int, str]:
+    """(steps, schedule): the poster's full-quality setting, or the quick default ``quick_steps`` on SPACING."""
+    return (FULL_QUALITY["steps"], FULL_QUALITY["schedule"]) if on else (quick_steps, SPACING)
+
+
+def _run_row(run_label: str, prefix: str, eta_below: bool = True):
+    """The Run button, its Stop right next to it, and the time estimate under them (or, ``eta_below=False``,
+    made unrendered for the caller to ``.render()`` further down)."""
     with gr.Row():
         run = gr.Button(run_label, variant="primary", elem_id=f"{prefix}-run", min_width=120)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", min_width=80)
-    eta = gr.Markdown(elem_classes="eta", elem_id=f"{prefix}-eta")
+    eta = gr.Markdown(elem_classes="eta", elem_id=f"{prefix}-eta", render=eta_below)
     return run, stop, eta
 
 

@@ -105,7 +105,7 @@ body.presenter .advanced, body.presenter .head-notes { display: none !important;
 .lead p { font-size: var(--dd-lead); margin: 0 0 2px 0; line-height: 1.35; }
 .pixelated label, .pixelated [data-testid="block-label"] { font-size: 15px !important; }
 .eta p, .eta li { font-size: var(--dd-eta); margin: 0; line-height: 1.35; }
-.note p { font-size: 15px; }
+.note p { font-size: 14px; line-height: 1.3; margin: 0; }
 .status p, .status li, .status td, .status th { font-size: var(--dd-status) !important; line-height: 1.35; }
 .status td, .status th { padding: 3px 10px !important; }
 .landing p { font-size: var(--dd-eta); margin: 0 0 6px 0; }

@@ -103,7 +103,8 @@ def wait_text(page, selector: str, needle: str, seconds: float, before: str | No
         if line is not None and (old is None or line != old):
             return text
         page.wait_for_timeout(400)
-    raise TimeoutError(f"{selector} did not show {needle!r} in {seconds:.0f} s: {text!r}")
+    toasts = page.locator(".toast-body").all_inner_texts()
+    raise TimeoutError(f"{selector} did not show {needle!r} in {seconds:.0f} s: {text!r} (messages: {toasts})")
 
 
 def _save_png(png: bytes, path: Path) -> None:

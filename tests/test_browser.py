@@ -251,8 +251,8 @@ def test_compare_all_winner_and_table_on_screen_at_1280(browser_page, app_url, s
     choose(page, "Method", "Compare all")
     page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
     set_steps(page, 4)
-    plan = wait_text(page, "#ip-eta", "Compare all runs", 30)
-    assert "DPS (4 steps" in plan and "image evaluations" in plan and "Wiener" in plan, plan
+    plan = wait_text(page, "#ip-eta", "DPS (4 steps", 30)  # once the page has taken the 4 steps
+    assert "Compare all runs" in plan and "image evaluations" in plan and "Wiener" in plan, plan
     before = page.locator("#ip-status").inner_text()
     page.locator("#ip-run").click()
     wait_text(page, "#ip-status", "Done in", 300, before)

@@ -24,7 +24,7 @@ import gradio as gr
 from diffdemo.ui.common import background_runs, default_model, users_running
 
 LANDING_DIR = Path(tempfile.gettempdir()) / "diffdemo-landing"  # outside the pruned results folders
-LABEL = "Precomputed example with the defaults (run when the server started): press {run} to run it live."
+LABEL = "Precomputed example with the defaults: press {run} to run it live."
 PREPARING = "A precomputed example with the defaults is being prepared in the background; it appears here when "
 PREPARING += "ready. Press {run} to run it live now."
 POLL_S = 2.0

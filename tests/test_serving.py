@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from diffdemo import models, serving
+from diffdemo.defaults import SPACING
 from diffdemo.errors import OverBudget
 from diffdemo.models import MODELS_DIR, ModelUnavailable, canonical_name
 
@@ -565,8 +566,11 @@ def test_public_app_refuses_wrong_types_in_one_short_line_naming_the_parameter(p
 
     demo, url = public_app
     cases = {
-        "seed": ([str(tiny_model_dir), "london_006_neutral", None, {}, 5, 2], "Seed must be a number, got dict"),
-        "image": ([str(tiny_model_dir), "i" * 1_000_000, None, 0, 5, 2], "Unknown image"),
+        "seed": (
+            [str(tiny_model_dir), "london_006_neutral", None, {}, 5, 2, SPACING],
+            "Seed must be a number, got dict",
+        ),
+        "image": ([str(tiny_model_dir), "i" * 1_000_000, None, 0, 5, 2, SPACING], "Unknown image"),
     }
     for i, (args, needle) in enumerate(cases.values()):
         headers = {"x-forwarded-for": f"203.0.113.{100 + i}"}

@@ -202,12 +202,10 @@ def queued_evaluations(fn, body) -> int:
     elif fn.api_name == "sample":
         works = [("sample", {"n": num("n"), "steps": num("steps")})]
     elif fn.api_name == "restore":
+        from diffdemo.ui.restore import _kind, _methods_for
+
         work = {"steps": num("steps"), "t0": num("t0"), "samples": num("samples", 1)}
-        method, operator = p.get("method"), p.get("operator")
-        methods = ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
-        works = [
-            ("denoise_restore" if m == "denoise" else m, work) for m in (methods if method == "compare" else [method])
-        ]
+        works = [(_kind(m), work) for m in _methods_for(p.get("method"), p.get("operator"))]
     else:
         raise KeyError(fn.api_name)
     return sum(image_evaluations(evaluations(task, **work)) for task, work in works)

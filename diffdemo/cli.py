@@ -560,12 +560,60 @@ def run_profile(args) -> dict:
     return {"profile": str(path), **{k: profile[k] for k in ("t", "rho_Js", "rho_Jf", "seconds")}}
 
 
+# --- study ---------------------------------------------------------------------------------------
+def add_study(sub) -> None:
+    """run a grid of experiments from a study file (TOML) into a database; --report writes its tables
+
+    Every run goes through the same path as the restore command; rows are stored in DIR/study.sqlite as they
+    finish, so running the same command again resumes. Local by default (one run after another, or --workers
+    processes); --ray (or RAY_ADDRESS set) sends one Ray task per run. --report writes DIR/report.md and a figure
+    from the database alone; --results FILE also puts the tables into FILE between this study's markers.
+    """
+    p = _command(sub, "study", add_study)
+    p.add_argument("file", help="the study file (TOML; see studies/)")
+    p.add_argument("--out", required=True, help="output folder: its study.sqlite holds the rows")
+    p.add_argument("--report", action="store_true", help="write the tables and figure from the database; no runs")
+    p.add_argument("--results", help="with --report: also write the tables into this markdown file (its section)")
+    p.add_argument("--ray", action="store_true", help="run on Ray (RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--workers", type=_positive(int), default=1, help="local processes (default 1: one at a time)")
+    p.add_argument("--limit", type=_positive(int), help="run at most this many of the runs still to do")
+    p.add_argument("--dry-run", action="store_true", help="print the plan only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=run_study)
+
+
+def run_study(args) -> dict:
+    import os
+
+    from diffdemo import study
+
+    spec = study.load_study(args.file)
+    out = Path(args.out)
+    if args.report or args.results:
+        figure = out / f"fig_study_{spec.name}.png"
+        text = study.report(spec, out, figure)
+        result = {"study": spec.name, "report": str(study.write_section(out / "report.md", spec.name, text))}
+        if args.results:
+            target = Path(args.results)
+            shown = target.parent / f"fig_study_{spec.name}.png"
+            if figure.exists():
+                shown.write_bytes(figure.read_bytes())
+            result["results"] = str(study.write_section(target, spec.name, text))
+        return result
+    executor = "ray" if args.ray or os.environ.get("RAY_ADDRESS") else "local"
+    if executor == "ray" and args.workers > 1:
+        raise UsageError("--workers is for the local executor; Ray places its own tasks")
+    return study.run_study(spec, out, executor=executor, workers=args.workers, limit=args.limit,
+                           progress=not args.no_progress, dry_run=args.dry_run)  # fmt: skip
+
+
 # --- entry point -----------------------------------------------------------------------------------
 COMMANDS = [add_restore, add_sample]
 COMMANDS.append(add_reproduce)
 COMMANDS += [add_probe, add_spectrum]
 COMMANDS.append(add_lpips)
 COMMANDS.append(add_profile)
+COMMANDS.append(add_study)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "zerogpu",
             "train",
             "hub_layout",
+            "study",
         },
     ),
     ("experiments: every run the app, the CLI and reproduce make", {"experiments"}),

@@ -175,6 +175,10 @@ def _problem(table: dict, common: dict) -> Problem:
     ref = table.get("reference")
     if ref is not None and (not isinstance(ref, dict) or not set(ref) <= set(axes) | varied):
         raise StudyError(f"problem {name!r}: reference must name values of its grid axes or variants")
+    if ref is not None:
+        configs = ({**v, **dict(zip(axes, pt))} for v, pt in product(variants, product(*axes.values())))
+        if not any(all(c.get(k) == x for k, x in ref.items()) for c in configs):
+            raise StudyError(f"problem {name!r}: no configuration matches the reference {ref}")
     for axis in (table.get("rows"), table.get("columns")):
         if axis is not None and axis not in axes:
             raise StudyError(f"problem {name!r}: rows / columns must be grid axes ({', '.join(axes)})")
@@ -442,7 +446,9 @@ class Database:
         return found[0] if found else None
 
     def session(self, started: float, executor: str, runs: int) -> None:
-        self.db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (started, time.time(), executor, runs, machine()))
+        self.db.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (started, time.time(), executor, runs, machine())
+        )
         self.db.commit()
 
     def sessions(self) -> list[tuple]:
@@ -541,6 +547,16 @@ def local_rows(runs: list[Run], model, workers: int = 1) -> Iterator[tuple[Run, 
                 f.cancel()
 
 
+def connect_ray(address: str | None = None, **options) -> None:
+    """ray.init on ``address`` (or RAY_ADDRESS; else a local Ray on this machine), its workers importing this
+    checkout's diffdemo (a cluster's workers need it installed or on their PYTHONPATH the same way)."""
+    import ray
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
+    ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env=env, log_to_driver=False, **options)
+
+
 RAY_RETRIES = 3  # a worker that dies loses its run, which Ray runs again up to this many times
 
 
@@ -554,9 +570,7 @@ def ray_rows(runs: list[Run], address: str | None = None) -> Iterator[tuple[Run,
     except ImportError:
         raise StudyError("--ray needs Ray: python3 -m pip install -r requirements-ray.txt") from None
     if not ray.is_initialized():
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env=env, log_to_driver=False)
+        connect_ray(address)
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=RAY_RETRIES)(execute_by_name)
     pending = {task.remote(run.params): run for run in runs}
@@ -768,7 +782,9 @@ def _problem_table(problem: Problem, runs: list[Run], rows: dict) -> list[str]:
         for rv in problem.axes[problem.rows]:
             cells = []
             for cv in cols:
-                matching = [g for cfg, g in groups.items() if dict(cfg)[problem.rows] == rv and dict(cfg)[problem.columns] == cv]
+                matching = [
+                    g for cfg, g in groups.items() if dict(cfg)[problem.rows] == rv and dict(cfg)[problem.columns] == cv
+                ]
                 values = [v for g in matching for v in g["psnr"].values()]
                 planned = sum(g["planned"] for g in matching)
                 partial = f" ({len(values)}/{planned})" if values and len(values) < planned else ""
@@ -855,7 +871,7 @@ def write_section(path: Path, name: str, text: str) -> Path:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if begin in old and end in old:
         head, rest = old.split(begin, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+        new = head + block.rstrip("\n") + rest.split(end, 1)[1]  # what follows the end marker, as it was
     else:
         new = block + ("\n" + old if old else "")
     path.write_text(new, encoding="utf-8")

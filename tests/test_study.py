@@ -1,0 +1,201 @@
+"""Studies (diffdemo/study.py): a row equals the CLI's restore, an interrupted study resumes without repeating a
+run, two studies never share a folder, Ray's rows equal the local executor's, and the report's statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import pytest
+
+from diffdemo import study
+from diffdemo.cli import main
+
+IMAGES = ["london_006_neutral", "cc0_lisa1"]
+
+
+def write_study(path, model_dir, name="tiny", extra=""):
+    path.write_text(
+        f"""
+name = "{name}"
+model = "{model_dir}"
+images = {json.dumps(IMAGES)}
+precision = "fp32"
+
+[defaults]
+seed = 3
+
+[[problem]]
+name = "deblur"
+method = "dps"
+operator = "gaussian_blur"
+schedule = ["uniform", "quadratic"]
+steps = [2, 3]
+rows = "schedule"
+columns = "steps"
+reference = {{ schedule = "uniform", steps = 3 }}
+
+[[problem]]
+name = "inpaint"
+operator = "box_inpaint"
+box_preset = "eyes"
+steps = 3
+variants = [{{ method = "score_ald", samples = 2 }}, {{ method = "tv" }}]
+{extra}
+"""
+    )
+    return path
+
+
+def rows_of(out):
+    db = sqlite3.connect(out / study.DB_NAME)
+    db.row_factory = sqlite3.Row
+    rows = {r["key"]: dict(r) for r in db.execute("SELECT * FROM runs")}
+    db.close()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_model_dir):
+    """The tiny study run once through the CLI: (study file, output folder, its rows)."""
+    root = tmp_path_factory.mktemp("study")
+    file = write_study(root / "tiny.toml", tiny_model_dir)
+    assert main(["study", str(file), "--out", str(root / "out"), "--no-progress"]) == 0
+    return file, root / "out", rows_of(root / "out")
+
+
+def test_study_rows_equal_the_cli_restore_bit_for_bit(finished, tiny_model_dir, tmp_path, capsys):
+    _, _, rows = finished
+    assert len(rows) == 2 * (4 + 2)
+    picked = [r for r in rows.values() if r["method"] in ("dps", "score_ald") and r["image"] == "cc0_lisa1"]
+    assert {r["method"] for r in picked} == {"dps", "score_ald"}
+    for row in picked:
+        p = json.loads(row["params"])
+        argv = ["restore", "--model", str(tiny_model_dir), "--image", p["image"], "--method", p["method"]]
+        argv += ["--operator", p["operator"], "--box-preset", p["box_preset"], "--steps", p["steps"]]
+        argv += ["--schedule", p["schedule"], "--seed", p["seed"], "--precision", "fp32", "--out", tmp_path]
+        argv += ["--samples", p["samples"]] if p["samples"] else []
+        capsys.readouterr()
+        assert main(argv) == 0
+        cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        for key in ("psnr", "ssim", "residual", "nfe", "precision", "schedule"):
+            assert row[key] == cli[key], key  # exact: the same floats, not close ones
+        assert row["lpips"] == cli["lpips"]
+        assert json.loads(row["resolved"]) == cli["params"]
+
+
+def test_rows_carry_the_study_model_and_machine(finished):
+    _, _, rows = finished
+    row = next(iter(rows.values()))
+    assert row["study"] == "tiny" and len(row["model_hash"]) == 64 and len(row["recon_sha"]) == 64
+    assert "cores" in row["machine"] and row["code_version"]
+    assert len({r["key"] for r in rows.values()}) == len(rows)
+
+
+def test_an_interrupted_study_resumes_without_repeating_a_run(tiny_model_dir, tmp_path, monkeypatch):
+    file = write_study(tmp_path / "s.toml", tiny_model_dir)
+    spec, out = study.load_study(file), tmp_path / "out"
+    calls, real = [], study.execute
+
+    def counted(params, model):
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the user's Ctrl-C in the sixth run
+        calls.append(params["image"] + json.dumps(params, sort_keys=True))
+        return real(params, model)
+
+    monkeypatch.setattr(study, "execute", counted)
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(spec, out, progress=False, say=lambda s: None)
+    first = rows_of(out)
+    assert len(first) == 5  # every finished run was stored as it finished
+    calls.clear()
+    monkeypatch.setattr(study, "execute", real)
+    monkeypatch.setattr(study, "execute", lambda p, m: calls.append(json.dumps(p, sort_keys=True)) or real(p, m))
+    summary = study.run_study(spec, out, progress=False, say=lambda s: None)
+    assert summary["ran"] == len(calls) == 12 - 5
+    second = rows_of(out)
+    assert len(second) == 12 and all(second[k] == first[k] for k in first)  # old rows untouched
+    assert study.run_study(spec, out, progress=False, say=lambda s: None)["ran"] == 0
+
+
+def test_two_studies_never_share_a_folder(finished, tiny_model_dir, tmp_path, capsys):
+    _, out, _ = finished
+    other = write_study(tmp_path / "other.toml", tiny_model_dir, name="other")
+    assert main(["study", str(other), "--out", str(out), "--dry-run"]) == 2
+    assert "holds the study 'tiny'" in capsys.readouterr().err
+
+
+def test_the_plan_is_printed_before_the_runs(tiny_model_dir, tmp_path):
+    said = []
+    spec = study.load_study(write_study(tmp_path / "s.toml", tiny_model_dir))
+    summary = study.run_study(spec, tmp_path / "out", dry_run=True, say=said.append)
+    assert summary["runs"] == 12 and summary["to_run"] == 12
+    # per image: DPS 2 + 3 steps on two schedules, Score-ALD 3 steps x 2 chains, TV none
+    assert summary["evaluations"] == 2 * (2 * (2 + 3) + 3 * 2)
+    assert "12 runs" in said[0] and "network evaluations" in said[0] and "estimate on this machine" in said[1]
+    assert not rows_of(tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        ("bogus = 1", "unknown key"),
+        ("t0 = [1, 1]", "distinct"),
+        ("reference = { method = 'dps' }", "reference"),
+        ("rows = 'seed'", "rows / columns"),
+    ],
+)
+def test_bad_study_files_are_refused_before_any_work(tiny_model_dir, tmp_path, extra, needle):
+    with pytest.raises(study.StudyError, match=needle):
+        study.load_study(write_study(tmp_path / "s.toml", tiny_model_dir, extra=extra))
+    bad = tmp_path / "steps.toml"
+    bad.write_text(write_study(tmp_path / "ok.toml", tiny_model_dir).read_text().replace("[2, 3]", "[2, 0]"))
+    with pytest.raises(study.StudyError, match="steps"):
+        study.load_study(bad)
+
+
+def test_paired_interval_and_sd_definition():
+    m, sd = study.mean_sd([1.0, 2.0, 3.0, 6.0])
+    assert m == 3.0 and sd == pytest.approx(math.sqrt(14 / 3))  # ddof = 1
+    mean, low, high, n = study.paired({"a": 2.0, "b": 4.0, "c": 6.0, "x": 9.0}, {"a": 1.0, "b": 2.0, "c": 3.0})
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) x sd(1, 2, 3) / sqrt(3); "x" has no pair
+    assert (mean, n) == (2.0, 3) and low == pytest.approx(2 - half) and high == pytest.approx(2 + half)
+
+
+def test_report_is_computed_from_the_database(finished, tmp_path, capsys):
+    file, out, rows = finished
+    results = tmp_path / "RESULTS_x.md"
+    results.write_text("# kept above\n\nhand-written text\n")
+    assert main(["study", str(file), "--out", str(out), "--results", str(results)]) == 0
+    text = results.read_text()
+    assert "hand-written text" in text and text.count("<!-- study:tiny begin") == 1
+    assert main(["study", str(file), "--out", str(out), "--results", str(results)]) == 0
+    assert results.read_text() == text  # regenerated in place, nothing duplicated
+    params = {k: json.loads(r["params"]) for k, r in rows.items()}
+    quad3 = [
+        r["psnr"]
+        for k, r in rows.items()
+        if r["problem"] == "deblur" and (params[k]["schedule"], params[k]["steps"]) == ("quadratic", 3)
+    ]
+    m, sd = study.mean_sd(quad3)
+    assert len(quad3) == 2 and f"{m:.2f} ± {sd:.2f} |\n" in text  # the pivot's last cell: quadratic, 3 steps
+    assert "12 of 12 runs finished" in text and "ddof = 1" in text and "cores" in text
+    assert (tmp_path / "fig_study_tiny.png").exists()
+
+
+def test_ray_rows_equal_the_local_executors(finished, tiny_model_dir, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is optional (requirements-ray.txt); CI installs it")
+    _, _, local = finished
+    spec = study.load_study(write_study(tmp_path / "s.toml", tiny_model_dir))
+    study.connect_ray(num_cpus=2, include_dashboard=False)
+    try:
+        summary = study.run_study(spec, tmp_path / "out", executor="ray", progress=False, say=lambda s: None)
+    finally:
+        ray.shutdown()
+    assert summary["ran"] == 12
+    remote = rows_of(tmp_path / "out")
+    assert set(remote) == set(local)
+    for key, row in remote.items():
+        for col in ("psnr", "ssim", "lpips", "residual", "nfe", "recon_sha", "resolved", "model_hash"):
+            assert row[col] == local[key][col], col

@@ -83,6 +83,7 @@ class Problem:
     columns: str | None = None
     variants: list[dict] = field(default_factory=lambda: [{}])
     given: tuple = ()
+    batch: bool = False
 
 
 @dataclass
@@ -124,14 +125,14 @@ def load_study(path: str | Path) -> Study:
 
 
 def parse_study(data: dict, source: str = "") -> Study:
-    known = {"name", "title", "description", "model", "images", "precision", "size", "defaults", "problem"}
+    known = {"name", "title", "description", "model", "images", "precision", "size", "defaults", "problem", "batch"}
     _refuse_unknown(data, known, "the study")
     name = str(data.get("name") or "")
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise StudyError("a study needs a name of letters, digits, '-' and '_' (its rows are keyed on it)")
     wide = {k: data[k] for k in RUN_WIDE if k in data}
     common = {**wide, **data.get("defaults", {})}
-    problems = [_problem(p, common) for p in data.get("problem", [])]
+    problems = [_problem(p, common, bool(data.get("batch", False))) for p in data.get("problem", [])]
     if not problems:
         raise StudyError("a study needs at least one [[problem]]")
     if len({p.name for p in problems}) != len(problems):
@@ -148,8 +149,8 @@ def _refuse_unknown(table: dict, known: Iterable[str], where: str) -> None:
         raise StudyError(f"unknown key{'s' * (len(unknown) > 1)} in {where}: {', '.join(unknown)}")
 
 
-def _problem(table: dict, common: dict) -> Problem:
-    layout = {"name", "title", "kind", "reference", "rows", "columns", "variants"}
+def _problem(table: dict, common: dict, batch: bool = False) -> Problem:
+    layout = {"name", "title", "kind", "reference", "rows", "columns", "variants", "batch"}
     kind = table.get("kind", "restore")
     if kind not in KINDS:
         raise StudyError(f"problem kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -184,7 +185,7 @@ def _problem(table: dict, common: dict) -> Problem:
             raise StudyError(f"problem {name!r}: rows / columns must be grid axes ({', '.join(axes)})")
     given_keys = tuple(sorted(k for k in values if k not in axes))
     return Problem(name, str(table.get("title", name)), kind, fixed, axes, ref, table.get("rows"), table.get("columns"),
-                   variants, given_keys)  # fmt: skip
+                   variants, given_keys, bool(table.get("batch", batch)))  # fmt: skip
 
 
 def _is_box(v: list) -> bool:
@@ -241,9 +242,13 @@ def expand(study: Study, model_hash: str) -> list[Run]:
         for variant, point in product(problem.variants, product(*problem.axes.values())):
             config = tuple(variant.items()) + tuple(zip(problem.axes, point))
             params = {**problem.fixed, **dict(config), "kind": problem.kind, "model": study.model}
+            if problem.batch:  # the images of a grid point run as one batch (one measurement noise draw for all)
+                params["batch"] = list(study.images)
             for image in study.images:
                 run = Run(problem.name, image, {**params, "image": image}, config=config)
                 ident = {"study": study.name, "model_hash": model_hash, "image_sha": image_hashes[image]}
+                if problem.batch:
+                    ident["batch_sha"] = [image_hashes[i] for i in study.images]
                 run.key = _sha({**ident, "run": run.params})
                 runs.append(run)
     return runs
@@ -276,21 +281,19 @@ def model_hash(model) -> str:
 
 
 # --- one run -------------------------------------------------------------------------------------------------------
-def execute(run: dict, model) -> dict:
-    """Run one study run (``Run.params``) on ``model`` through the experiments path; its row (without the study's
-    columns). Restore runs make the problem exactly as ``python -m diffdemo restore`` does."""
-    import torch
-
+def execute(run: dict, model) -> list[dict]:
+    """Run one study run (``Run.params``) on ``model`` through the experiments path; its rows (without the study's
+    columns), one per image: one, or every image of ``run["batch"]`` run together. A single-image restore run
+    makes the problem exactly as ``python -m diffdemo restore`` does, and its row is that command's result."""
     from diffdemo.experiments import Row, denoising, run_restoration
     from diffdemo.imaging import bundled_images, load_image, to_tensor
-    from diffdemo.metrics import psnr
     from diffdemo.operators import make_operator
     from diffdemo.restore import DIFFUSION_METHODS, make_problem, model_for
 
     p = run
     size = model.size if p.get("size") is None else int(p["size"])
-    x0 = to_tensor(load_image(bundled_images().get(p["image"], p["image"]), size))
-    extra: dict = {}
+    names = p.get("batch") or [p["image"]]
+    x0 = _cat([to_tensor(load_image(bundled_images().get(n, n), size)) for n in names])
     if p["kind"] == "denoise":
         net = model_for(model, "denoise", p["precision"])
         t = validation.check_timestep(int(p["t"]), model.schedule.T, "t")
@@ -298,7 +301,7 @@ def execute(run: dict, model) -> dict:
         rows = [r for r in denoising(net, x0, t, steps=steps, seed=int(p["seed"]), every=None, schedule=p["schedule"])
                 if isinstance(r, Row)]  # fmt: skip
         noisy, row = rows
-        extra.update({f"{k}_noisy": getattr(noisy, k) for k in METRICS})
+        per = _per_image(row, x0, None, lambda i: noisy_extra(net, noisy, x0, t, i, len(names)))
         method = "denoise"
     else:
         options = dict(box=p["box"], preset=p["box_preset"], drop=p["drop"], std=p["blur_std"])
@@ -309,17 +312,56 @@ def execute(run: dict, model) -> dict:
         method = p["method"]
         network = model if method in DIFFUSION_METHODS else None
         (row,) = run_restoration(network, problem, [method], overrides=overrides, precision=p["precision"])
-        extra["psnr_measurement"] = psnr(problem.y, x0)
+        per = _per_image(row, x0, problem, lambda i: {"psnr_measurement": _psnr(problem.y[i : i + 1], x0[i : i + 1])})
+    common = {"method": method, "seconds": row.seconds, "nfe": row.nfe, "precision": row.precision,
+              "schedule": row.schedule, "resolved": row.params, "machine": machine(), "code_version": code_version()}  # fmt: skip
+    return [{**common, **one, "image": name} for name, one in zip(names, per)]
+
+
+def _cat(images: list):
+    import torch
+
+    return images[0] if len(images) == 1 else torch.cat(images)
+
+
+def _psnr(x, reference) -> float:
+    from diffdemo.metrics import psnr
+
+    return psnr(x, reference)
+
+
+def noisy_extra(model, noisy, x0, t: int, i: int, n: int) -> dict:
+    """Figure 1's scores of image i's noised input (experiments.noisy_scores' one definition)."""
+    from diffdemo.experiments import noisy_scores
+
+    if n == 1:
+        return {f"{k}_noisy": getattr(noisy, k) for k in METRICS}
+    scores = noisy_scores(model, noisy.reconstruction[i : i + 1], x0[i : i + 1], t)
+    return {f"{k}_noisy": scores[k] for k in METRICS}
+
+
+def _per_image(row, x0, problem, extra: Callable[[int], dict]) -> list[dict]:
+    """Each image's scores: the Row's own for a single image, else each image of the batch scored alone
+    (restore.score on the image's slice of the problem)."""
+    import torch
+
+    from diffdemo.metrics import all_metrics
+    from diffdemo.restore import Problem, score
+
     recon = row.reconstruction.detach().cpu().to(torch.float32).contiguous()
-    return {
-        "method": method,
-        **{k: getattr(row, k) for k in (*METRICS, "residual", "seconds", "nfe", "precision", "schedule")},
-        "resolved": row.params,
-        "extra": extra,
-        "recon_sha": hashlib.sha256(recon.numpy().tobytes()).hexdigest(),
-        "machine": machine(),
-        "code_version": code_version(),
-    }
+    out = []
+    for i in range(recon.shape[0]):
+        x = recon[i : i + 1]
+        if recon.shape[0] == 1:
+            scores = {k: getattr(row, k) for k in (*METRICS, "residual")}
+        elif problem is None:
+            scores = {**all_metrics(x, x0[i : i + 1]), "residual": None}
+        else:
+            one = Problem(x0[i : i + 1], problem.operator, problem.sigma_y, problem.y[i : i + 1], problem.seed)
+            scores = score(one, x)
+        sha = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
+        out.append({**scores, "extra": extra(i), "recon_sha": sha})
+    return out
 
 
 def machine() -> str:
@@ -418,12 +460,13 @@ class Database:
     def done(self) -> set[str]:
         return {k for (k,) in self.db.execute("SELECT key FROM runs WHERE study = ?", (self.study,))}
 
-    def add(self, row: dict) -> None:
-        """Store one finished run, committed at once (an interruption loses only the run going on)."""
-        values = {k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in row.items()}
-        cols = [k for k in COLUMNS if k in values]
-        self.db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        [values[k] for k in cols])  # fmt: skip
+    def add(self, rows: list[dict]) -> None:
+        """Store the rows of one finished task in one transaction (an interruption loses only the task going on)."""
+        for row in rows:
+            values = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+            cols = [k for k in COLUMNS if k in values]
+            self.db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [values[k] for k in cols])  # fmt: skip
         self.db.commit()
 
     def rows(self) -> dict[str, dict]:
@@ -478,13 +521,32 @@ def work_of(params: dict, T: int = 1000) -> dict:
     return evaluations(method, steps=p["steps"], t0=p.get("t0"), samples=p.get("samples"))
 
 
-def plan(runs: list[Run], cost: dict | None, T: int = 1000) -> dict:
-    """Runs, image-network-evaluations and the cost model's seconds (``estimates.run_seconds``) of ``runs``."""
+def task_work(task: list[Run], T: int = 1000) -> dict:
+    """A task's network evaluations: its run's, with a batch of images as large a batch as that many chains."""
+    work = work_of(task[0].params, T)
+    if work and len(task) > 1:
+        work = {**work, "batch": work.get("batch", 1) * len(task)}
+    return work
+
+
+def plan(tasks: list[list[Run]], cost: dict | None, T: int = 1000) -> dict:
+    """Runs, network evaluations (each image counted) and the cost model's seconds (``estimates.run_seconds``)
+    of each task."""
     from diffdemo.estimates import image_evaluations, run_seconds
 
-    works = [work_of(r.params, T) for r in runs]
+    works = [task_work(t, T) for t in tasks]
     seconds = [run_seconds(cost, **w) if cost and w else 0.0 for w in works]
-    return {"runs": len(runs), "evaluations": sum(image_evaluations(w) for w in works if w), "seconds": seconds}
+    evaluations = sum(image_evaluations(w) for w in works if w)
+    return {"runs": sum(map(len, tasks)), "evaluations": evaluations, "seconds": seconds}
+
+
+def group(runs: list[Run]) -> list[list[Run]]:
+    """Runs into tasks, in order: the runs of one batch together (at the first one's place), every other alone."""
+    tasks: dict = {}
+    for r in runs:
+        key = (r.problem, r.config) if "batch" in r.params else r.key
+        tasks.setdefault(key, []).append(r)
+    return list(tasks.values())
 
 
 def ordered(runs: list[Run], study: Study, T: int = 1000) -> list[Run]:
@@ -517,7 +579,7 @@ def _model(name: str):
     return _models[name]
 
 
-def execute_by_name(params: dict) -> dict:
+def execute_by_name(params: dict) -> list[dict]:
     """``execute`` in a worker (a pool process, a Ray task): the model loaded there once, the app's thread rule."""
     from diffdemo import threads
 
@@ -525,11 +587,11 @@ def execute_by_name(params: dict) -> dict:
     return execute(params, _model(params["model"]))
 
 
-def local_rows(runs: list[Run], model, workers: int = 1) -> Iterator[tuple[Run, dict]]:
-    """The runs one after another in this process, or on ``workers`` spawned processes (results as they finish)."""
+def local_rows(tasks: list[list[Run]], model, workers: int = 1) -> Iterator[tuple[list[Run], list[dict]]]:
+    """The tasks one after another in this process, or on ``workers`` spawned processes (as they finish)."""
     if workers <= 1:
-        for run in runs:
-            yield run, execute(run.params, model)
+        for task in tasks:
+            yield task, execute(task[0].params, model)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -538,7 +600,7 @@ def local_rows(runs: list[Run], model, workers: int = 1) -> Iterator[tuple[Run, 
 
     os.environ.setdefault(ENV, str(auto_threads(concurrency=workers)))  # spawned workers read it
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(execute_by_name, run.params): run for run in runs}
+        futures = {pool.submit(execute_by_name, task[0].params): task for task in tasks}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()
@@ -560,8 +622,8 @@ def connect_ray(address: str | None = None, **options) -> None:
 RAY_RETRIES = 3  # a worker that dies loses its run, which Ray runs again up to this many times
 
 
-def ray_rows(runs: list[Run], address: str | None = None) -> Iterator[tuple[Run, dict]]:
-    """The runs as Ray tasks, one per run, each asking for a GPU where the cluster has one; rows come back here.
+def ray_rows(tasks: list[list[Run]], address: str | None = None) -> Iterator[tuple[list[Run], list[dict]]]:
+    """The runs as Ray tasks, one per run (or batch), each asking for a GPU where the cluster has one; rows come back here.
 
     Connects to ``address`` (or RAY_ADDRESS), else starts a local Ray on this machine's cores. A task whose worker
     dies is retried (``max_retries``); an exception inside a run is not (it would fail again)."""
@@ -573,12 +635,12 @@ def ray_rows(runs: list[Run], address: str | None = None) -> Iterator[tuple[Run,
         connect_ray(address)
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=RAY_RETRIES)(execute_by_name)
-    pending = {task.remote(run.params): run for run in runs}
+    pending = {task.remote(t[0].params): t for t in tasks}
     try:
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
-            run = pending.pop(ready)
-            yield run, ray.get(ready)
+            runs = pending.pop(ready)
+            yield runs, ray.get(ready)
     finally:
         for ref in pending:
             ray.cancel(ref)
@@ -606,14 +668,15 @@ def run_study(
         db.set_model_hash(study.model, digest)
         runs = expand(study, digest)
         finished = db.done()
-        todo = ordered([r for r in runs if r.key not in finished], study, model.schedule.T)
+        tasks = group(ordered([r for r in runs if r.key not in finished], study, model.schedule.T))
         if limit is not None:
-            todo = todo[:limit]
+            tasks = tasks[:limit]
+        todo = [r for t in tasks for r in t]
         cost = measure_cost(model) if todo else None
-        p = plan(todo, cost, model.schedule.T)
+        p = plan(tasks, cost, model.schedule.T)
         est = sum(p["seconds"])
         head = f"study {study.name!r}: {len(runs)} runs ({len(runs) - len(todo)} done{', limit' * (limit is not None)}"
-        say(f"{head}, {len(todo)} to run), {p['evaluations']:,} network evaluations (per image) to go")
+        say(f"{head}, {len(todo)} to run in {len(tasks)} tasks), {p['evaluations']:,} network evaluations to go")
         if cost:
             say(f"estimate on this machine: {format_seconds(est)} of runs one after another ({study.model}: "
                 f"{cost['forward_s'] * 1000:.0f} ms a forward, {cost['grad_s'] * 1000:.0f} ms a DPS gradient, "
@@ -623,17 +686,18 @@ def run_study(
         if dry_run or not todo:
             return summary
         if executor == "ray":
-            stream = ray_rows(todo)
+            stream = ray_rows(tasks)
         else:
-            stream = local_rows(todo, model, workers)
+            stream = local_rows(tasks, model, workers)
         started, ran = time.time(), 0
         bar = _bar(est, len(todo), progress)
-        weight = dict(zip((r.key for r in todo), p["seconds"]))
+        weight = {t[0].key: s for t, s in zip(tasks, p["seconds"])}
         try:
-            for run, row in stream:
-                db.add(_full_row(study, run, row, digest))
-                ran += 1
-                bar.update(weight[run.key] or 0.0)
+            for task, rows in stream:
+                by_image = {row["image"]: row for row in rows}
+                db.add([_full_row(study, run, by_image[run.image], digest) for run in task])
+                ran += len(task)
+                bar.update(weight[task[0].key] or 0.0)
                 bar.set_postfix_str(f"{ran}/{len(todo)} runs")
         except KeyboardInterrupt:
             say(f"interrupted: {ran} of {len(todo)} runs stored; run the same command again to resume")

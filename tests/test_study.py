@@ -8,6 +8,7 @@ import math
 import sqlite3
 
 import pytest
+import torch
 
 from diffdemo import study
 from diffdemo.cli import main
@@ -199,3 +200,30 @@ def test_ray_rows_equal_the_local_executors(finished, tiny_model_dir, tmp_path):
     for key, row in remote.items():
         for col in ("psnr", "ssim", "lpips", "residual", "nfe", "recon_sha", "resolved", "model_hash"):
             assert row[col] == local[key][col], col
+
+
+def test_a_batched_problem_scores_each_image_of_one_batched_run(tiny_model_dir, tmp_path):
+    from diffdemo.experiments import run_restoration
+    from diffdemo.imaging import bundled_images, load_image, to_tensor
+    from diffdemo.models import load_model
+    from diffdemo.operators import make_operator
+    from diffdemo.restore import make_problem
+
+    file = tmp_path / "b.toml"
+    file.write_text(
+        f'name = "b"\nmodel = "{tiny_model_dir}"\nimages = {json.dumps(IMAGES)}\nprecision = "fp32"\nbatch = true\n'
+        '[[problem]]\nname = "deblur"\nmethod = "dps"\noperator = "gaussian_blur"\nsteps = [2, 3]\nseed = 1\n'
+    )
+    summary = study.run_study(study.load_study(file), tmp_path / "out", progress=False, say=lambda s: None)
+    assert summary["ran"] == 4 and summary["to_run"] == 4
+    rows = rows_of(tmp_path / "out")
+    model = load_model(str(tiny_model_dir))
+    x0 = torch.cat([to_tensor(load_image(bundled_images()[n], 16)) for n in IMAGES])
+    problem = make_problem(x0, make_operator("gaussian_blur", 16, mask_seed=1), 0.05, 1)
+    overrides = {"steps": 3, "schedule": "quadratic"}
+    (direct,) = run_restoration(model, problem, ["dps"], overrides=overrides, precision="fp32")
+    mine = [r for r in rows.values() if json.loads(r["params"])["steps"] == 3]
+    assert [r["image"] for r in sorted(mine, key=lambda r: IMAGES.index(r["image"]))] == IMAGES
+    assert sum(r["psnr"] for r in mine) / 2 == pytest.approx(direct.psnr, abs=1e-12)  # Row.psnr: the images' mean
+    assert sum(r["residual"] for r in mine) / 2 == pytest.approx(direct.residual, rel=1e-6)
+    assert all(r["seconds"] == mine[0]["seconds"] for r in mine)  # one run for the batch

@@ -83,7 +83,7 @@ class Problem:
     columns: str | None = None
     variants: list[dict] = field(default_factory=lambda: [{}])
     given: tuple = ()
-    batch: bool = False
+    batch: bool | int = False  # True: a grid point's images in one batch; n: in batches of n (file order)
 
 
 @dataclass
@@ -132,7 +132,7 @@ def parse_study(data: dict, source: str = "") -> Study:
         raise StudyError("a study needs a name of letters, digits, '-' and '_' (its rows are keyed on it)")
     wide = {k: data[k] for k in RUN_WIDE if k in data}
     common = {**wide, **data.get("defaults", {})}
-    problems = [_problem(p, common, bool(data.get("batch", False))) for p in data.get("problem", [])]
+    problems = [_problem(p, common, data.get("batch", False)) for p in data.get("problem", [])]
     if not problems:
         raise StudyError("a study needs at least one [[problem]]")
     if len({p.name for p in problems}) != len(problems):
@@ -149,7 +149,7 @@ def _refuse_unknown(table: dict, known: Iterable[str], where: str) -> None:
         raise StudyError(f"unknown key{'s' * (len(unknown) > 1)} in {where}: {', '.join(unknown)}")
 
 
-def _problem(table: dict, common: dict, batch: bool = False) -> Problem:
+def _problem(table: dict, common: dict, batch: bool | int = False) -> Problem:
     layout = {"name", "title", "kind", "reference", "rows", "columns", "variants", "batch"}
     kind = table.get("kind", "restore")
     if kind not in KINDS:
@@ -185,7 +185,13 @@ def _problem(table: dict, common: dict, batch: bool = False) -> Problem:
             raise StudyError(f"problem {name!r}: rows / columns must be grid axes ({', '.join(axes)})")
     given_keys = tuple(sorted(k for k in values if k not in axes))
     return Problem(name, str(table.get("title", name)), kind, fixed, axes, ref, table.get("rows"), table.get("columns"),
-                   variants, given_keys, bool(table.get("batch", batch)))  # fmt: skip
+                   variants, given_keys, _batch(table.get("batch", batch), name))  # fmt: skip
+
+
+def _batch(value, problem: str) -> bool | int:
+    if isinstance(value, bool) or (isinstance(value, int) and value >= 1):
+        return value
+    raise StudyError(f"problem {problem!r}: batch must be true, false or a number of images >= 1")
 
 
 def _is_box(v: list) -> bool:
@@ -242,16 +248,24 @@ def expand(study: Study, model_hash: str) -> list[Run]:
         for variant, point in product(problem.variants, product(*problem.axes.values())):
             config = tuple(variant.items()) + tuple(zip(problem.axes, point))
             params = {**problem.fixed, **dict(config), "kind": problem.kind, "model": study.model}
-            if problem.batch:  # the images of a grid point run as one batch (one measurement noise draw for all)
-                params["batch"] = list(study.images)
-            for image in study.images:
-                run = Run(problem.name, image, {**params, "image": image}, config=config)
-                ident = {"study": study.name, "model_hash": model_hash, "image_sha": image_hashes[image]}
-                if problem.batch:
-                    ident["batch_sha"] = [image_hashes[i] for i in study.images]
-                run.key = _sha({**ident, "run": run.params})
-                runs.append(run)
+            for chunk in _chunks(study.images, problem.batch):
+                for image in chunk:
+                    run = Run(problem.name, image, {**params, "image": image}, config=config)
+                    ident = {"study": study.name, "model_hash": model_hash, "image_sha": image_hashes[image]}
+                    if problem.batch:  # a batch's images share one run (one measurement noise draw for all)
+                        run.params["batch"] = list(chunk)
+                        ident["batch_sha"] = [image_hashes[i] for i in chunk]
+                    run.key = _sha({**ident, "run": run.params})
+                    runs.append(run)
     return runs
+
+
+def _chunks(images: list[str], batch: bool | int) -> list[list[str]]:
+    """The images in the groups that run together: each alone, all at once (True), or n at a time."""
+    if batch is False:
+        return [[i] for i in images]
+    n = len(images) if batch is True else int(batch)
+    return [images[i : i + n] for i in range(0, len(images), n)]
 
 
 def _sha(obj) -> str:
@@ -544,7 +558,7 @@ def group(runs: list[Run]) -> list[list[Run]]:
     """Runs into tasks, in order: the runs of one batch together (at the first one's place), every other alone."""
     tasks: dict = {}
     for r in runs:
-        key = (r.problem, r.config) if "batch" in r.params else r.key
+        key = (r.problem, r.config, tuple(r.params["batch"])) if "batch" in r.params else r.key
         tasks.setdefault(key, []).append(r)
     return list(tasks.values())
 

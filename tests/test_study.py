@@ -227,3 +227,15 @@ def test_a_batched_problem_scores_each_image_of_one_batched_run(tiny_model_dir, 
     assert sum(r["psnr"] for r in mine) / 2 == pytest.approx(direct.psnr, abs=1e-12)  # Row.psnr: the images' mean
     assert sum(r["residual"] for r in mine) / 2 == pytest.approx(direct.residual, rel=1e-6)
     assert all(r["seconds"] == mine[0]["seconds"] for r in mine)  # one run for the batch
+
+
+def test_batches_of_n_images_are_tasks_of_their_own(tiny_model_dir, tmp_path):
+    file = tmp_path / "c.toml"
+    file.write_text(
+        f'name = "c"\nmodel = "{tiny_model_dir}"\nimages = ["cc0_lisa1", "london_006_neutral", "london_017_neutral"]\n'
+        'batch = 2\n[[problem]]\nname = "w"\nmethod = "wiener"\nseed = [0, 1]\n'
+    )
+    runs = study.expand(study.load_study(file), "0" * 64)
+    tasks = study.group(runs)
+    assert [[r.image for r in t] for t in tasks] == [["cc0_lisa1", "london_006_neutral"], ["london_017_neutral"]] * 2
+    assert len({r.key for r in runs}) == 6

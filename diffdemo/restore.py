@@ -43,8 +43,8 @@ class Problem:
 
 def make_problem(x0: torch.Tensor, operator: Operator, sigma_y: float, seed: int = 0) -> Problem:
     """y = A x0 + sigma_y n with the noise drawn from ``seed`` (so every method sees the same y); sigma_y in
-    [-1, 1] image units. Any finite sigma_y >= 0 is a valid problem (bench_schedules measures at t = 300's noise
-    level, 1.2); the range offered to users is defaults.RANGES, checked where their input comes in."""
+    [-1, 1] image units. Any finite sigma_y >= 0 is a valid problem (t = 300's noise level is 1.2); the range
+    offered to users is defaults.RANGES, checked where their input comes in."""
     if not (math.isfinite(sigma_y) and sigma_y >= 0):
         raise InvalidParameter(f"sigma_y must be a finite number >= 0, got {sigma_y}")
     y = operator.measure(x0, sigma_y, torch.Generator().manual_seed(int(seed)))

@@ -593,10 +593,17 @@ def _model(name: str):
     return _models[name]
 
 
+DIE_ONCE = "DIFFDEMO_STUDY_DIE_ONCE"  # a path: the first worker task to see it missing creates it and exits
+
+
 def execute_by_name(params: dict) -> list[dict]:
     """``execute`` in a worker (a pool process, a Ray task): the model loaded there once, the app's thread rule."""
     from diffdemo import threads
 
+    marker = os.environ.get(DIE_ONCE)
+    if marker and not Path(marker).exists():  # fault injection for the retry test: this worker dies, once
+        Path(marker).touch()
+        os._exit(1)
     threads.ensure()
     return execute(params, _model(params["model"]))
 
@@ -623,13 +630,15 @@ def local_rows(tasks: list[list[Run]], model, workers: int = 1) -> Iterator[tupl
                 f.cancel()
 
 
-def connect_ray(address: str | None = None, **options) -> None:
+def connect_ray(address: str | None = None, env: dict | None = None, **options) -> None:
     """ray.init on ``address`` (or RAY_ADDRESS; else a local Ray on this machine), its workers importing this
-    checkout's diffdemo (a cluster's workers need it installed or on their PYTHONPATH the same way)."""
+    checkout's diffdemo (a cluster's workers need it installed or on their PYTHONPATH the same way) with the
+    environment variables ``env``."""
     import ray
 
     root = str(Path(__file__).resolve().parent.parent)
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {"env_vars": {"PYTHONPATH": path, **(env or {})}}
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env=env, log_to_driver=False, **options)
 
 

@@ -185,16 +185,17 @@ def test_report_is_computed_from_the_database(finished, tmp_path, capsys):
     assert (tmp_path / "fig_study_tiny.png").exists()
 
 
-def test_ray_rows_equal_the_local_executors(finished, tiny_model_dir, tmp_path):
+def test_ray_rows_equal_the_local_executors_and_a_dead_worker_is_retried(finished, tiny_model_dir, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is optional (requirements-ray.txt); CI installs it")
     _, _, local = finished
     spec = study.load_study(write_study(tmp_path / "s.toml", tiny_model_dir))
-    study.connect_ray(num_cpus=2, include_dashboard=False)
+    died = tmp_path / "died"  # the first task's worker exits (os._exit) once: Ray must run that task again
+    study.connect_ray(env={study.DIE_ONCE: str(died)}, num_cpus=2, include_dashboard=False)
     try:
         summary = study.run_study(spec, tmp_path / "out", executor="ray", progress=False, say=lambda s: None)
     finally:
         ray.shutdown()
-    assert summary["ran"] == 12
+    assert summary["ran"] == 12 and died.exists()
     remote = rows_of(tmp_path / "out")
     assert set(remote) == set(local)
     for key, row in remote.items():

@@ -83,7 +83,9 @@ class Problem:
     columns: str | None = None
     variants: list[dict] = field(default_factory=lambda: [{}])
     given: tuple = ()
-    batch: bool | int = False  # True: a grid point's images in one batch; n: in batches of n (file order)
+    # True: a grid point's images in one batch; n: in batches of n (file order). Restore problems only: Figure 1's
+    # denoising scores one image (experiments.denoising), so a denoise problem runs its images one by one.
+    batch: bool | int = False
 
 
 @dataclass
@@ -185,7 +187,7 @@ def _problem(table: dict, common: dict, batch: bool | int = False) -> Problem:
             raise StudyError(f"problem {name!r}: rows / columns must be grid axes ({', '.join(axes)})")
     given_keys = tuple(sorted(k for k in values if k not in axes))
     return Problem(name, str(table.get("title", name)), kind, fixed, axes, ref, table.get("rows"), table.get("columns"),
-                   variants, given_keys, _batch(table.get("batch", batch), name))  # fmt: skip
+                   variants, given_keys, _batch(table.get("batch", batch), name) if kind == "restore" else False)  # fmt: skip
 
 
 def _batch(value, problem: str) -> bool | int:
@@ -455,7 +457,7 @@ class Database:
         if not create and not path.exists():
             raise StudyError(f"no study database in {path.parent}: run the study first")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.study = path, study
+        self.path, self.study, self._session = path, study, None
         self.db = sqlite3.connect(path)
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS study (name TEXT PRIMARY KEY, created REAL);"
@@ -481,6 +483,9 @@ class Database:
             cols = [k for k in COLUMNS if k in values]
             self.db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                             [values[k] for k in cols])  # fmt: skip
+        if self._session is not None:
+            self.db.execute("UPDATE sessions SET finished = ?, runs = runs + ? WHERE rowid = ?",
+                            (time.time(), len(rows), self._session))  # fmt: skip
         self.db.commit()
 
     def rows(self) -> dict[str, dict]:
@@ -502,11 +507,12 @@ class Database:
         found = self.db.execute("SELECT hash FROM models WHERE name = ?", (name,)).fetchone()
         return found[0] if found else None
 
-    def session(self, started: float, executor: str, runs: int) -> None:
-        self.db.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (started, time.time(), executor, runs, machine())
-        )
+    def session(self, executor: str) -> None:
+        """A new session (this invocation's wall time), kept up to date by ``add``: a killed one still counts."""
+        now = time.time()
+        cur = self.db.execute("INSERT INTO sessions VALUES (?, ?, ?, 0, ?)", (now, now, executor, machine()))
         self.db.commit()
+        self._session = cur.lastrowid
 
     def sessions(self) -> list[tuple]:
         return list(self.db.execute("SELECT started, finished, executor, runs, machine FROM sessions"))
@@ -713,6 +719,7 @@ def run_study(
         else:
             stream = local_rows(tasks, model, workers)
         started, ran = time.time(), 0
+        db.session(executor)
         bar = _bar(est, len(todo), progress)
         weight = {t[0].key: s for t, s in zip(tasks, p["seconds"])}
         try:
@@ -728,7 +735,6 @@ def run_study(
         finally:
             bar.close()
             stream.close()
-            db.session(started, executor, ran)
         summary.update(ran=ran, seconds=time.time() - started)
         return summary
     finally:

@@ -118,6 +118,9 @@ def test_an_interrupted_study_resumes_without_repeating_a_run(tiny_model_dir, tm
     second = rows_of(out)
     assert len(second) == 12 and all(second[k] == first[k] for k in first)  # old rows untouched
     assert study.run_study(spec, out, progress=False, say=lambda s: None)["ran"] == 0
+    db = sqlite3.connect(out / study.DB_NAME)
+    sessions = db.execute("SELECT runs, finished >= started FROM sessions ORDER BY rowid").fetchall()
+    assert sessions == [(5, 1), (7, 1)]  # the interrupted session's wall time and runs are kept too
 
 
 def test_two_studies_never_share_a_folder(finished, tiny_model_dir, tmp_path, capsys):
@@ -235,8 +238,10 @@ def test_batches_of_n_images_are_tasks_of_their_own(tiny_model_dir, tmp_path):
     file.write_text(
         f'name = "c"\nmodel = "{tiny_model_dir}"\nimages = ["cc0_lisa1", "london_006_neutral", "london_017_neutral"]\n'
         'batch = 2\n[[problem]]\nname = "w"\nmethod = "wiener"\nseed = [0, 1]\n'
+        '[[problem]]\nname = "d"\nkind = "denoise"\nt = 50\n'
     )
     runs = study.expand(study.load_study(file), "0" * 64)
     tasks = study.group(runs)
-    assert [[r.image for r in t] for t in tasks] == [["cc0_lisa1", "london_006_neutral"], ["london_017_neutral"]] * 2
-    assert len({r.key for r in runs}) == 6
+    pairs = [["cc0_lisa1", "london_006_neutral"], ["london_017_neutral"]] * 2
+    assert [[r.image for r in t] for t in tasks] == pairs + [[r.image] for r in runs[-3:]]  # denoise: one by one
+    assert len({r.key for r in runs}) == 9

@@ -1,9 +1,11 @@
 """Studies: a grid of experiments written as a small TOML file, run into a database, reported from it.
 
 A study file names the model, the images, and one or more problems; every parameter given as a list is a grid
-axis. ``expand`` turns it into runs: one per (problem, grid point, image). ``execute`` runs one through the one
-engine path (``experiments.run_restoration``, or ``experiments.denoising`` for Figure 1's reverse diffusion) with
-the CLI's own defaults, so a restore row equals ``python -m diffdemo restore`` on the same arguments.
+axis, and ``variants`` lists parameter sets tried side by side. ``expand`` turns it into runs: one per (problem,
+grid point, image). ``execute`` runs one through the one engine path (``experiments.run_restoration``, or
+``experiments.denoising`` for Figure 1's reverse diffusion) with the CLI's own defaults, so a single-image restore
+row equals ``python -m diffdemo restore`` on the same arguments; with ``batch`` the images of a grid point run as
+one batched problem (one task, one noise draw for the batch, each image scored alone).
 
 Rows go to ``study.sqlite`` in the output folder, one per finished run, committed as it arrives and keyed by
 sha256(study name, model hash, image hash, the run's parameters): a study run again skips every finished run

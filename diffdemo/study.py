@@ -407,7 +407,7 @@ _version: list[str] = []
 
 
 def code_version() -> str:
-    """The git commit of this checkout (with '-dirty' when it has uncommitted changes), else the package version."""
+    """The git commit of this checkout (with '-dirty' when it has uncommitted changes)."""
     if not _version:
         root = Path(__file__).resolve().parent.parent
         try:
@@ -417,9 +417,7 @@ def code_version() -> str:
                                    capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
             _version.append(head + ("-dirty" if dirty else ""))
         except (OSError, subprocess.SubprocessError):
-            from diffdemo import __version__
-
-            _version.append(__version__)
+            _version.append("unknown (not a git checkout)")
     return _version[0]
 
 

@@ -113,6 +113,10 @@ def main() -> None:
                                            str(LPIPS_PATCHES / "ex_p0.png")])  # fmt: skip
     if abs(lp["lpips"] - 0.722) > 1e-3:
         sys.exit(f"FAIL lpips gave {lp['lpips']}, the reference is 0.722")
+    plan = run("study --dry-run", ["-m", "diffdemo", "study", "studies/schedules.toml", "--out", str(out / "study"),
+                                   "--dry-run", "--no-progress"])  # fmt: skip
+    if plan.get("runs", 0) <= 0:
+        sys.exit(f"FAIL study planned no runs: {plan}")
     run("diffdemo.train --help", ["-m", "diffdemo.train", "--help"], json_last=False)
     run("diffdemo.modelcard --help", ["-m", "diffdemo.modelcard", "--help"], json_last=False)
     run("diffdemo.lpips_weights --help", ["-m", "diffdemo.lpips_weights", "--help"], json_last=False)

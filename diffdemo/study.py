@@ -599,6 +599,12 @@ def _model(name: str):
     return _models[name]
 
 
+def _worker_threads(n: str) -> None:
+    from diffdemo.threads import ENV
+
+    os.environ[ENV] = n  # this worker's own environment: threads.ensure() then chooses n
+
+
 DIE_ONCE = "DIFFDEMO_STUDY_DIE_ONCE"  # a path: the first worker task to see it missing creates it and exits
 
 
@@ -625,8 +631,9 @@ def local_rows(tasks: list[list[Run]], model, workers: int = 1) -> Iterator[tupl
 
     from diffdemo.threads import ENV, auto_threads
 
-    os.environ.setdefault(ENV, str(auto_threads(concurrency=workers)))  # spawned workers read it
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    n = os.environ.get(ENV) or str(auto_threads(concurrency=workers))  # the cores shared among the workers
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_worker_threads, initargs=(n,)) as pool:
         futures = {pool.submit(execute_by_name, task[0].params): task for task in tasks}
         try:
             for future in as_completed(futures):

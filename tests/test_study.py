@@ -245,3 +245,14 @@ def test_batches_of_n_images_are_tasks_of_their_own(tiny_model_dir, tmp_path):
     pairs = [["cc0_lisa1", "london_006_neutral"], ["london_017_neutral"]] * 2
     assert [[r.image for r in t] for t in tasks] == pairs + [[r.image] for r in runs[-3:]]  # denoise: one by one
     assert len({r.key for r in runs}) == 9
+
+
+def test_a_process_pool_gives_the_local_rows(finished, tiny_model_dir, tmp_path):
+    _, _, local = finished
+    spec = study.load_study(write_study(tmp_path / "s.toml", tiny_model_dir))
+    summary = study.run_study(spec, tmp_path / "out", workers=2, progress=False, say=lambda s: None)
+    pooled = rows_of(tmp_path / "out")
+    assert summary["ran"] == 12 and set(pooled) == set(local)
+    for key, row in pooled.items():
+        assert (row["psnr"], row["recon_sha"], row["resolved"]) == (local[key]["psnr"], local[key]["recon_sha"],
+                                                                    local[key]["resolved"])  # fmt: skip

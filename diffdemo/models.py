@@ -234,7 +234,10 @@ class GaussianPrior(DiffusionModel):
 # Least recently used models beyond this many are dropped (each 64 px model is ~20 MB, a 256 px hub model ~0.5 GB).
 MAX_CACHED_MODELS = max(1, int(os.environ.get("DIFFDEMO_MAX_MODELS", "3")))
 _cache: OrderedDict[tuple[str, str], DiffusionModel] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # held only to read or change _cache and _loading, never through a load
+# A lock per model being loaded, with how many callers hold or wait on it: a second caller for the same name waits for
+# the first load and reuses it, while callers for other names (and cache hits) go on. Dropped once nobody waits.
+_loading: dict[tuple[str, str], list] = {}
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 # One message for every name that is not a model, whatever exists on disk under that name.
 NO_SUCH_MODEL = (
@@ -383,7 +386,8 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
     read with ``torch.load(weights_only=True)`` (never a full unpickle).
 
     Names are canonicalised first (one cache entry per model however it is spelled) and the cache keeps the
-    MAX_CACHED_MODELS most recently used. Failures are ModelUnavailable with a message that names no server path
+    MAX_CACHED_MODELS most recently used. A load holds a lock of its own name only: callers for the same name wait
+    and share it, every other caller (a cache hit, another model) goes on. Failures are ModelUnavailable with a message that names no server path
     and carries no library's exception text (a folder that exists but holds no model reads as a missing one)."""
     device = torch.device(device) if device is not None else default_device()
     canonical = canonical_name(name)
@@ -392,29 +396,49 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        local_dir = resolve_model_dir(canonical)
-        if local_dir is None and not hub_reachable():
-            raise ModelUnavailable(
-                f"'{canonical}' needs the Hugging Face hub, which cannot be reached from here "
-                "(offline, or HF_HUB_OFFLINE is set); use faces64 or a local diffusers folder"
-            )
-        try:
-            unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
-        except ModelUnavailable as exc:  # our own one-line reasons
-            if str(exc).startswith("refused"):  # a .bin that would run code: say so, it names no path
-                raise
-            if local_dir is not None and not is_embedded(canonical):
-                raise no_such_model() from None  # a folder without weights reads as a missing one
+        entry = _loading.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:  # one load per name at a time; the cache lock is free meanwhile
+            with _cache_lock:
+                if key in _cache:  # loaded by the caller this one waited on
+                    _cache.move_to_end(key)
+                    return _cache[key]
+            model = _read_model(canonical, device)
+            with _cache_lock:
+                _cache[key] = model
+                while len(_cache) > MAX_CACHED_MODELS:
+                    _cache.popitem(last=False)  # least recently used out (a run still holding it keeps its reference)
+            return model
+    finally:
+        with _cache_lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _loading.pop(key, None)
+
+
+def _read_model(canonical: str, device: torch.device) -> UNetModel:
+    """Read one model from its folder or the hub (the slow part of ``load_model``: disk, download, the 2 s
+    reachability check), with the one-line failures ``load_model`` promises."""
+    local_dir = resolve_model_dir(canonical)
+    if local_dir is None and not hub_reachable():
+        raise ModelUnavailable(
+            f"'{canonical}' needs the Hugging Face hub, which cannot be reached from here "
+            "(offline, or HF_HUB_OFFLINE is set); use faces64 or a local diffusers folder"
+        )
+    try:
+        unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
+    except ModelUnavailable as exc:  # our own one-line reasons
+        if str(exc).startswith("refused"):  # a .bin that would run code: say so, it names no path
             raise
-        except Exception:  # offline, missing or broken files: never echo the cause
-            if local_dir is not None and not is_embedded(canonical):
-                raise no_such_model() from None
-            where = f"the embedded model '{canonical}'" if local_dir else f"the hub model '{canonical}'"
-            raise ModelUnavailable(
-                f"could not load {where} (no safetensors weights, a missing file, or no network)"
-            ) from None
-        model = UNetModel(unet, config, name=canonical, device=device)
-        _cache[key] = model
-        while len(_cache) > MAX_CACHED_MODELS:
-            _cache.popitem(last=False)  # least recently used out (a run still holding it keeps its reference)
-        return model
+        if local_dir is not None and not is_embedded(canonical):
+            raise no_such_model() from None  # a folder without weights reads as a missing one
+        raise
+    except Exception:  # offline, missing or broken files: never echo the cause
+        if local_dir is not None and not is_embedded(canonical):
+            raise no_such_model() from None
+        where = f"the embedded model '{canonical}'" if local_dir else f"the hub model '{canonical}'"
+        raise ModelUnavailable(
+            f"could not load {where} (no safetensors weights, a missing file, or no network)"
+        ) from None
+    return UNetModel(unet, config, name=canonical, device=device)

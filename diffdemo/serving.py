@@ -516,7 +516,7 @@ def prune(
         total = sum(size for _, size, _ in entries)
         kept = []
         for entry in entries:  # the expired, whoever holds them
-            if now - entry[0] > max_age_s and _delete(entry[2]):
+            if now - entry[0] > max_age_s and delete_entry(entry[2]):
                 total -= entry[1]
             else:
                 kept.append(entry)
@@ -532,12 +532,12 @@ def prune(
             if not pool:
                 break
             kept.remove(pool[0])  # that holder's oldest
-            if _delete(pool[0][2]):
+            if delete_entry(pool[0][2]):
                 total -= pool[0][1]
         return total
 
 
-def _delete(path: Path) -> bool:
+def delete_entry(path: Path) -> bool:
     try:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     except OSError:

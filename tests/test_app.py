@@ -34,9 +34,10 @@ def served(tiny_model_dir):
     mp = pytest.MonkeyPatch()
     mp.setenv("DIFFDEMO_MODEL", str(tiny_model_dir))
     import app
+    from diffdemo.ui.server import serve_queue
 
     demo = app.build_app()
-    app.serve_queue(demo, default_concurrency_limit=2)
+    serve_queue(demo, default_concurrency_limit=2)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield gradio_client.Client(url, verbose=False), str(tiny_model_dir)
@@ -308,9 +309,8 @@ def test_restore_with_drawn_mask(served, tmp_path):
 def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_posters():
     import gradio as gr
 
-    import app
     from diffdemo.defaults import FULL_QUALITY, SPACING, params_for
-    from diffdemo.ui.restore import follow_steps, full_quality
+    from diffdemo.ui.restore import follow_steps, full_quality, steps_default
 
     for op in ("gaussian_blur", "box_inpaint"):
         zeta, scale = follow_steps(op, 20, SPACING, [])
@@ -324,7 +324,7 @@ def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_
     assert scale == params_for("dps", "gaussian_blur", steps=FULL_QUALITY["steps"])["scale"]
     steps, schedule, _, scale, _ = full_quality(False, "dps", "gaussian_blur")  # back to the quick default
     assert (steps, schedule, scale) == (
-        app.steps_default("dps", "gaussian_blur"),
+        steps_default("dps", "gaussian_blur"),
         SPACING,
         params_for("dps", "gaussian_blur")["scale"],
     )
@@ -335,26 +335,26 @@ def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_
 
 
 def test_restore_sliders_follow_the_operators_tuned_defaults():
-    import app
     from diffdemo.defaults import params_for
+    from diffdemo.ui.restore import task_defaults
 
     for op in ("gaussian_blur", "box_inpaint", "random_inpaint"):
-        assert app.task_defaults(op) == (
+        assert task_defaults(op) == (
             params_for("sdedit", op)["t0"],
             params_for("score_ald", op)["zeta"],
             params_for("dps", op)["scale"],
         )
-    assert app.task_defaults("gaussian_blur") != app.task_defaults("box_inpaint")  # deblurring has its own values
+    assert task_defaults("gaussian_blur") != task_defaults("box_inpaint")  # deblurring has its own values
 
 
 def test_samples_slider_follows_method_and_operator():
-    import app
     from diffdemo.defaults import params_for
+    from diffdemo.ui.restore import samples_default
 
     for op in ("gaussian_blur", "box_inpaint", "random_inpaint"):
         for method in ("sdedit", "score_ald", "dps"):
-            assert app.samples_default(method, op) == params_for(method, op)["samples"]
-        assert app.samples_default("wiener", op) == 1
+            assert samples_default(method, op) == params_for(method, op)["samples"]
+        assert samples_default("wiener", op) == 1
 
 
 def test_time_estimate_counts_the_averaged_chains():
@@ -528,6 +528,7 @@ def test_landing_views_are_each_tabs_first_demo_run_by_its_own_handler(tiny_mode
     monkeypatch.setenv("DIFFDEMO_MODEL", str(tiny_model_dir))
     import app
     from diffdemo.ui import common, landing
+    from diffdemo.ui.restore import run_restore
 
     landing.reset()
     try:
@@ -550,7 +551,7 @@ def test_landing_views_are_each_tabs_first_demo_run_by_its_own_handler(tiny_mode
         assert denoised.startswith(str(landing.LANDING_DIR)) and Path(denoised).is_file()
         # the same request as pressing Restore at once: the same numbers
         spec = landing._specs["restore"]
-        *_, live_record, _ = list(app.run_restore(*spec.args))[-1]
+        *_, live_record, _ = list(run_restore(*spec.args))[-1]
         kept = landing._results[(str(tiny_model_dir), "restore")][6]
         assert [r["psnr"] for r in kept["results"]] == [r["psnr"] for r in live_record["results"]]
         assert kept["params"] == live_record["params"]

@@ -7,8 +7,15 @@ Callers only format what these yield:
   classical baselines' Rows. Closing the generator stops every run. ``run_restoration`` drains it.
 - ``denoising``: Figure 1's single run (noise the image to t, reverse diffusion back with no data term).
 - ``psnr_lpips_vs_t``: Figure 1's curve, the one definition of how the noisy input and its denoising score.
-- ``timesteps_for`` (from ``restore``): a spacing name (and, for "spectral", the stored profile) resolved into the
-  timestep list a sampler takes; the CLI, the app and ``reproduce`` call it before ``samplers.sample``.
+- ``sampling``: unconditional samples (eq. 25), the sampler's frames then a ``Sampled``.
+- ``probing``: Jacobian columns at a pixel and energy vs radius over timesteps (poster 3.7, Figure 7).
+- ``spectra``: singular values / vectors and spectral radii over timesteps (poster 3.8, Figures 8, 9).
+- ``profiling``: the stability profile rho(J_s)(t) the spectral spacing is built on (``diffdemo.stability``).
+
+Each resolves what a run needs in one place, so the same request gives the same pixels and numbers from the app,
+the CLI and ``reproduce``: the network's precision (``network``: a sampler's "auto" -> fp32 or bf16 by the device,
+``ANALYSIS_PRECISION`` for every Jacobian), the spacing name into a timestep list (``timesteps_for``, which also
+holds a run from t0 to at most t0 + 1 steps), and each method's parameters (``restore.resolved_params``).
 
 Figure 1's noisy input is scored as the observation x_t / sqrt(abar_t) = x0 + sigma_t z with
 sigma_t = sqrt((1 - abar_t) / abar_t) (eq. 3 divided by sqrt(abar_t)): the image plus noise, at the image's own
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from diffdemo import baselines, metrics
+from diffdemo import analysis, baselines, metrics, stability
 from diffdemo.defaults import SPACING
 from diffdemo.models import DiffusionModel
 from diffdemo.restore import (
@@ -37,7 +44,15 @@ from diffdemo.restore import (
     score,
     timesteps_for,
 )
-from diffdemo.samplers import Frame, denoise
+from diffdemo.samplers import Frame, denoise, sample
+
+ANALYSIS_PRECISION = "fp32"  # every Jacobian is differentiated in fp32: a bf16 output would drown a difference
+
+
+def network(model: DiffusionModel, method: str, precision: str = "auto") -> DiffusionModel:
+    """The model whose network runs in the precision resolved for ``method`` ("sample", "denoise", a restoration
+    method; "analysis": always ``ANALYSIS_PRECISION``): the one place a precision name is resolved."""
+    return model_for(model, method, ANALYSIS_PRECISION if method == "analysis" else precision)
 
 
 @dataclass
@@ -150,7 +165,7 @@ def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, p
     """Steps and Rows of the diffusion methods, advanced together (``interleave``), each timed on its own."""
     if not methods:
         return
-    nets = {m: model_for(model, m, precision) for m in methods}
+    nets = {m: network(model, m, precision) for m in methods}
     params = {m: resolved_params(m, problem, overrides) for m in methods}
     runs = {
         m: diffusion_frames(nets[m], m, problem, every=every, precision=nets[m].precision, **params[m]) for m in methods
@@ -223,11 +238,13 @@ def denoising(
     seed: int,
     every: int | None = 1,
     schedule: str = SPACING,
+    precision: str = "auto",
 ) -> Iterator[Step | Row]:
     """Figure 1's single run: x_t = schedule.noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
 
     Yields first a Row ``noisy`` (reconstruction: x_t itself; scores: of x_t / sqrt(abar_t), the module's
     definition), then a Step per streamed frame, then the Row ``denoise`` of the result."""
+    model = network(model, "denoise", precision)
     x_t = model.schedule.noise_image(x0, int(t), seed, model.device)
     scores = noisy_scores(model, x_t, x0, t)
     yield Row("noisy", **scores, residual=None, seconds=0.0, nfe=0, precision=None,
@@ -246,7 +263,14 @@ def denoising(
 
 
 def psnr_lpips_vs_t(
-    model: DiffusionModel, x0: torch.Tensor, timesteps: Iterable[int], *, steps: int, seed: int, schedule: str = SPACING
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    timesteps: Iterable[int],
+    *,
+    steps: int,
+    seed: int,
+    schedule: str = SPACING,
+    precision: str = "auto",
 ) -> Iterator[dict]:
     """Figure 1's curve: for each t, the scores of the noisy input (as x_t / sqrt(abar_t), the module's one
     definition) and of its reverse-diffusion denoising with ``steps`` strided steps (min(steps, t + 1)).
@@ -255,7 +279,7 @@ def psnr_lpips_vs_t(
     denoised (the picture: the identity is seen going before the PSNR says so), psnr/ssim/lpips_noisy and
     psnr/ssim/lpips_denoised (lpips None when unavailable), nfe and seconds of the denoising."""
     for t in timesteps:
-        run = denoising(model, x0, int(t), steps=steps, seed=seed, every=None, schedule=schedule)
+        run = denoising(model, x0, int(t), steps=steps, seed=seed, every=None, schedule=schedule, precision=precision)
         rows = [r for r in run if isinstance(r, Row)]
         noisy, done = rows
         abar = model.schedule.abar(int(t))
@@ -275,3 +299,111 @@ def log_timesteps(T: int, n: int, low: int = 10) -> list[int]:
     """n distinct timesteps from ``low`` to T-1, spaced evenly in log t (fine where the image is still visible)."""
     values = np.unique(np.round(np.geomspace(max(low, 1), T - 1, n)).astype(int))
     return [int(v) for v in values]
+
+
+# --- sampling (eq. 25) -------------------------------------------------------------------------------------------
+@dataclass
+class Sampled:
+    """The end of a sampling run: its last frame, the time its sampler ran, network evaluations, what it ran with."""
+
+    frame: Frame
+    seconds: float
+    nfe: int
+    precision: str
+    schedule: str
+
+
+def sampling(
+    model: DiffusionModel,
+    *,
+    n: int,
+    steps: int,
+    seed: int,
+    schedule: str,
+    precision: str = "auto",
+    every: int | None = 1,
+) -> Iterator[Frame | Sampled]:
+    """Ancestral DDPM sampling of ``n`` images from N(0, I) at T - 1 (eq. 25) on the ``schedule`` spacing: the
+    sampler's frames (``every``: as ``samplers.reverse_process``), then a ``Sampled``."""
+    net = network(model, "sample", precision)
+    tick, spent, frame = time.perf_counter(), 0.0, None
+    for frame in sample(net, n=n, timesteps=timesteps_for(net, steps, None, schedule), seed=seed, every=every):
+        spent += time.perf_counter() - tick
+        yield frame
+        tick = time.perf_counter()
+    yield Sampled(frame, spent, frame.nfe, net.precision, schedule)
+
+
+def run_sampling(model: DiffusionModel, **kw) -> Sampled:
+    """``sampling`` run to the end (no frames streamed): its ``Sampled``."""
+    *_, done = sampling(model, every=None, **kw)
+    return done
+
+
+# --- the Jacobian analyses (poster 3.7, 3.8; section 6) -------------------------------------------------------------
+def probing(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    t: int,
+    pixel: tuple[int, int],
+    *,
+    seed: int,
+    sweep: Iterable[int] = (),
+    channel: int | None = None,
+    method: str = "jvp",
+    sweep_method: str = "central",
+    eps: float = 1e-2,
+    energy_on: str = "denoiser",
+    exclude_centre: bool = False,
+) -> Iterator:
+    """The columns of J_s, J_f, J_D at ``pixel`` of x_t = state_at(x0, t, seed) (eqs. 31-34) with the
+    finite-difference-vs-JVP error (``analysis.probe``), yielded first; then, when ``sweep`` names timesteps, the
+    energy-vs-radius curves over them (Figure 7, ``analysis.energy_sweep`` by ``sweep_method``), yielded as a list."""
+    net = network(model, "analysis")
+    x_t = analysis.state_at(net, x0, t, seed)
+    options = dict(channel=channel, energy_on=energy_on, exclude_centre=exclude_centre)
+    yield analysis.probe(net, x_t, t, pixel, method=method, eps=eps, compare=True, **options)
+    sweep = list(sweep)
+    if sweep:
+        yield energy_curves(model, x0, pixel, sweep, seed=seed, method=sweep_method, eps=eps, **options)
+
+
+def energy_curves(
+    model: DiffusionModel, x0: torch.Tensor, pixel: tuple[int, int], timesteps: Iterable[int], *, seed: int, **options
+) -> list:
+    """Energy vs radius of the column at ``pixel`` at each timestep (Figure 7; ``analysis.energy_sweep``'s
+    options: channel, energy_on, exclude_centre, method, eps, max_batch), in fp32."""
+    return analysis.energy_sweep(network(model, "analysis"), x0, pixel, list(timesteps), seed, **options)
+
+
+def spectra(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    timesteps: Iterable[int],
+    *,
+    k: int,
+    iters: int,
+    seed: int,
+    steps: int = 250,
+    arnoldi_steps: int | None = None,
+    max_batch: int | None = None,
+    each: bool = False,
+    progress=None,
+) -> Iterator:
+    """Singular values / vectors of J_s and J_f, rho(J_f) and the Euler step limit (Figures 8, 9) over ``timesteps``
+    by ``analysis.spectrum_sweep``: all timesteps sharing each batched call, or with ``each`` one timestep at a time
+    (a result as each is done; ``progress(i, fraction, message)`` per timestep i). Yields the results in order."""
+    net = network(model, "analysis")
+    ts = [int(t) for t in timesteps]
+    options = dict(k=k, iters=iters, seed=seed, steps=steps, arnoldi_steps=arnoldi_steps, max_batch=max_batch)
+    if not each:
+        yield from analysis.spectrum_sweep(net, x0, ts, **options)
+        return
+    for i, t in enumerate(ts):
+        report = None if progress is None else (lambda f, msg, i=i: progress(i, f, msg))
+        yield from analysis.spectrum_sweep(net, x0, [t], progress=report, **options)
+
+
+def profiling(model: DiffusionModel, images: list[torch.Tensor], *, iters: int, seed: int, progress=None) -> dict:
+    """The model's stability profile rho(J_s)(t), rho(J_f)(t) (``stability.compute_profile``), in fp32."""
+    return stability.compute_profile(network(model, "analysis"), images, iters=iters, seed=seed, progress=progress)

@@ -23,16 +23,27 @@ import torch
 
 from diffdemo import baselines, defaults, metrics
 from diffdemo.defaults import params_for
-from diffdemo.experiments import Row, psnr_lpips_vs_t, run_restoration, timesteps_for
+from diffdemo.experiments import (
+    Row,
+    energy_curves,
+    network,
+    probing,
+    psnr_lpips_vs_t,
+    run_restoration,
+    run_sampling,
+    timesteps_for,
+)
+from diffdemo.experiments import (
+    spectra as spectrum_results,
+)
 from diffdemo.figures import Figures, write_report_pages
 from diffdemo.imaging import bundled_images, load_image, to_tensor, to_uint8
 from diffdemo.jsonio import write_json
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
-from diffdemo.precision import check_precision, resolve_precision
-from diffdemo.restore import DIFFUSION_METHODS, make_problem, model_for
-from diffdemo.samplers import last_frame, sample
+from diffdemo.precision import check_precision
+from diffdemo.restore import DIFFUSION_METHODS, make_problem
 from diffdemo.threads import auto_threads
 
 TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4)
@@ -299,13 +310,14 @@ def restoration_plan(run: Reproduction) -> list[tuple]:
 def fig1_denoising(run: Reproduction) -> None:
     """Figure 1 by experiments.psnr_lpips_vs_t (the app's definition): per t, mean and sd over the images."""
     b, spec = run.budget, FIGURES["fig1_denoising"]
-    model = model_for(run.model, "denoise", run.precision)
     names, ts = run.image_names[: b.denoise_images], list(b.denoise_ts)
     per = {t: {"psnr": [], "ssim": [], "lpips": [], "psnr_noisy": []} for t in ts}
     strip_noisy, strip_out = [], []
     for k, n in enumerate(names):  # image k's noise is drawn from seed + k
         run.bar.set_postfix_str(f"denoise {n}", refresh=False)
-        for r in psnr_lpips_vs_t(model, run.images[n], ts, steps=b.denoise_steps, seed=run.seed + k):
+        for r in psnr_lpips_vs_t(
+            run.model, run.images[n], ts, steps=b.denoise_steps, seed=run.seed + k, precision=run.precision
+        ):
             for key in ("psnr", "ssim", "lpips"):
                 per[r["t"]][key].append(r[f"{key}_denoised"])
             per[r["t"]]["psnr_noisy"].append(r["psnr_noisy"])
@@ -313,7 +325,7 @@ def fig1_denoising(run: Reproduction) -> None:
             if k == 0:
                 strip_noisy.append((f"t={r['t']}", to_uint8(r["noisy"])))
                 strip_out.append((f"{r['psnr_denoised']:.1f} dB", to_uint8(r["denoised"])))
-    rows = {t: _fig1_row(model, t, per[t]) for t in ts}
+    rows = {t: _fig1_row(run.model, t, per[t]) for t in ts}
     lp_status = metrics.lpips_status(size=run.size)
     chart = run.figures.line_chart(spec.key, spec.chart, spec.xlabel, _fig1_panels(rows, ts, lp_status), log_x=True)
     strip = run.figures.image_table(
@@ -371,9 +383,9 @@ def fig2_samples(run: Reproduction) -> None:
     b, spec = run.budget, FIGURES["fig2_samples"]
     run.bar.set_postfix_str("unconditional samples", refresh=False)
     start = time.perf_counter()
-    model = model_for(run.model, "sample", run.precision)
-    timesteps = timesteps_for(model, b.sample_steps, None, "uniform")
-    frame = last_frame(sample(model, n=b.n_samples, timesteps=timesteps, seed=run.seed, every=None))
+    done = run_sampling(run.model, n=b.n_samples, steps=b.sample_steps, seed=run.seed, schedule="uniform",
+                        precision=run.precision)  # fmt: skip
+    frame = done.frame
     seconds = time.perf_counter() - start
     run.bar.update(b.n_samples * b.sample_steps)
     x = frame.x_t.cpu()
@@ -521,7 +533,7 @@ def fig6_sensitivity(run: Reproduction) -> None:
     results, rows = [], []
     for name, pixel in run.probe_pixels():
         run.bar.set_postfix_str(f"probe {name} t={t}", refresh=False)
-        r = analysis.probe(model, x_t, t, pixel, method="jvp", compare=True, energy_on="denoiser")
+        r = next(probing(model, run.images[run.image_names[0]], t, pixel, seed=run.seed, energy_on="denoiser"))
         run.bar.update(4)
         results.append((name, r))
         cells = [(f"x_t, t={t}", plots.mark_pixel(big, pixel, factor))]
@@ -550,14 +562,14 @@ def fig6_sensitivity(run: Reproduction) -> None:
 
 
 def fig7_energy(run: Reproduction) -> None:
-    from diffdemo import analysis, plots
+    from diffdemo import plots
 
     spec, ts = FIGURES["fig7_energy"], run.timesteps("energy_ts")
     per_pixel = {}
     for name, pixel in run.probe_pixels():
         run.bar.set_postfix_str(f"energy sweep {name}", refresh=False)
         x0 = run.images[run.image_names[0]]
-        per_pixel[name] = (pixel, analysis.energy_sweep(run.model, x0, pixel, ts, seed=run.seed, energy_on="denoiser"))
+        per_pixel[name] = (pixel, energy_curves(run.model, x0, pixel, ts, seed=run.seed, energy_on="denoiser"))
         run.bar.update(3 * len(ts))
     first_name, (first_pixel, curves) = next(iter(per_pixel.items()))
     label = curves[0].label
@@ -612,8 +624,6 @@ def _energy_panels(per_pixel: dict, ts: list[int]) -> list[dict]:
 
 def _energy_other_images(run: Reproduction, ts: list[int]) -> dict:
     """The energy sweeps of the claims table's further faces (the figure shows the first)."""
-    from diffdemo.analysis import energy_sweep
-
     others = {}
     for n in run.image_names[1 : max(1, run.budget.claim_images)]:
         run.bar.set_postfix_str(f"energy sweeps {n}", refresh=False)
@@ -622,7 +632,7 @@ def _energy_other_images(run: Reproduction, ts: list[int]) -> dict:
                 "pixel": list(pixel),
                 "curves": [
                     c.summary()
-                    for c in energy_sweep(run.model, run.images[n], pixel, ts, seed=run.seed, energy_on="denoiser")
+                    for c in energy_curves(run.model, run.images[n], pixel, ts, seed=run.seed, energy_on="denoiser")
                 ],
             }
             for name, pixel in run.probe_pixels()
@@ -633,14 +643,13 @@ def _energy_other_images(run: Reproduction, ts: list[int]) -> dict:
 
 def spectra(run: Reproduction) -> None:
     """Figs. 8 and 9 from one spectrum sweep (subspace + Arnoldi iteration on J_s and J_f)."""
-    from diffdemo import analysis
 
     b, ts = run.budget, run.timesteps("spectrum_ts")
     run.bar.set_postfix_str("spectra (subspace + Arnoldi iteration)", refresh=False)
-    results = analysis.spectrum_sweep(
+    results = list(spectrum_results(
         run.model, run.images[run.image_names[0]], ts, k=b.spectrum_k, iters=b.spectrum_iters, seed=run.seed,
         steps=b.steps, max_batch=16,
-    )  # fmt: skip
+    ))  # fmt: skip
     run.bar.update(spectrum_units(run))
     fig8_spectrum(run, results, ts)
     fig9_singular_vectors(run, results, ts)
@@ -796,7 +805,7 @@ def write_report(run: Reproduction, seconds: float) -> dict:
         # the network's number format per method; the analysis figures always differentiate in fp32
         precision={
             "requested": run.precision,
-            **{m: resolve_precision(run.precision, run.model.device, m) for m in (*DIFFUSION_METHODS, "sample")},
+            **{m: network(run.model, m, run.precision).precision for m in (*DIFFUSION_METHODS, "sample")},
             "analysis": "fp32",
         },
         figures=[{"key": e["key"], "files": e["files"]} for e in run.figures.entries],

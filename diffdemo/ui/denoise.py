@@ -95,7 +95,7 @@ def run_denoise(
     before, after = rows["noisy"], rows["denoise"]
     images = {"clean": x0, "noised": before.reconstruction, "denoised": after.reconstruction}
     record, files = run.save(images, steps=frame.total, noisy=_scores(before), denoised=_scores(after),
-                             noisy_scored_as="x_t / sqrt(abar_t)")  # fmt: skip
+                             noisy_scored_as="x_t / sqrt(abar_t)", precision=after.precision)  # fmt: skip
     pictures = (
         view_file(before.reconstruction, "noised"),
         view_file(after.reconstruction, "x_t"),

@@ -40,9 +40,8 @@ def run_sample(
     model_name, seed, n, steps, schedule=SAMPLE["schedule"], progress=gr.Progress(), request: gr.Request = None
 ):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
-    from diffdemo.experiments import timesteps_for
+    from diffdemo.experiments import Sampled, sampling
     from diffdemo.imaging import grid
-    from diffdemo.samplers import sample
 
     model = open_model(model_name)
     seed, n, steps = parse_seed(seed), check_value("n", n), check_value("steps", steps)
@@ -56,9 +55,11 @@ def run_sample(
         {"seed": seed, "n": n, "steps": steps, "schedule": schedule},
     )
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
-    frame = None
-    timesteps = timesteps_for(model, steps, None, schedule)
-    for frame in sample(model, n=n, timesteps=timesteps, seed=seed, every=frame_stride(steps)):
+    for item in sampling(model, n=n, steps=steps, seed=seed, schedule=schedule, every=frame_stride(steps)):
+        if isinstance(item, Sampled):
+            frame, precision = item.frame, item.precision
+            break
+        frame = item
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
         x_t, x0_hat = (
@@ -68,7 +69,7 @@ def run_sample(
         run.track(frame.step, frame.total, {"x_t": frame.x_t[:1], "x0_hat": frame.x0_hat[:1]})
         yield x_t, x0_hat, status, gr.skip(), gr.skip()
     run.done()
-    record, files = run.save({f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)})
+    record, files = run.save({f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)}, precision=precision)
     done = f"Done: {n} samples, {steps} steps, {run.took()}."
     yield (
         view_file(grid(frame.x_t.cpu(), nrow), "samples"),

@@ -64,7 +64,8 @@ def pick_pixel(model_name, evt: gr.SelectData):
 @gpu
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress(), request: gr.Request = None):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
-    from diffdemo import analysis, plots
+    from diffdemo import plots
+    from diffdemo.experiments import probing
 
     model = open_model(model_name)
     seed, t = parse_seed(seed), parse_t(model, t)
@@ -77,13 +78,14 @@ def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.P
     sweep = [s for s in sweep if s < model.schedule.T]
     run = Run(request, "probe", model_name, {"sweep": len(sweep)}, {"image": label, "seed": seed})
     progress(0.1, desc="Jacobian column at t")
-    x_t = analysis.state_at(model, x0, t, seed)
-    result = analysis.probe(model, x_t, t, (x, y), energy_on=energy_on, exclude_centre=exclude, compare=True)
+    found = probing(model, x0, t, (x, y), seed=seed, sweep=sweep, energy_on=energy_on, exclude_centre=exclude)
+    result = next(found)
+    x_t = result.x_t
     run.track(1, 2, {"x_t": x_t}, **result.summary())
     view = enlarged_file(x_t, "x_t_view")
     yield view, plots.probe_figure(result), gr.skip(), _probe_text(result, None), gr.skip(), gr.skip()
     progress(0.5, desc="energy vs radius across timesteps")
-    curves = analysis.energy_sweep(model, x0, (x, y), sweep, seed, energy_on=energy_on, exclude_centre=exclude)
+    curves = next(found)
     run.done()
     record, files = run.save({"x_t": x_t}, **result.summary(), sweep=[c.summary() for c in curves])
     yield view, plots.probe_figure(result), plots.energy_figure(curves), _probe_text(result, curves), record, files

@@ -42,7 +42,7 @@ def run_spectrum(
     model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress(), request: gr.Request = None
 ):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
-    from diffdemo import analysis
+    from diffdemo.experiments import spectra
 
     model = open_model(model_name)
     seed = parse_seed(seed)
@@ -53,13 +53,13 @@ def run_spectrum(
     run = Run(request, "spectrum", model_name, {"k": k, "iters": iters, "n_t": len(ts)},
               {"image": label, "seed": seed, "k": k, "iters": iters})  # fmt: skip
     results = []
-    for i, t in enumerate(ts):
 
-        def report(f, msg, i=i, t=t):
-            progress((i + f) / len(ts), desc=f"t = {t}: {msg}")
+    def report(i, f, msg):
+        progress((i + f) / len(ts), desc=f"t = {ts[i]}: {msg}")
 
-        results.extend(analysis.spectrum_sweep(model, x0, [t], k=k, iters=iters, seed=seed, progress=report))
-        run.track(i + 1, len(ts), {}, timesteps=[r.summary() for r in results])
+    for result in spectra(model, x0, ts, k=k, iters=iters, seed=seed, each=True, progress=report):
+        results.append(result)
+        run.track(len(results), len(ts), {}, timesteps=[r.summary() for r in results])
         yield *_spectrum_views(results), gr.skip(), gr.skip()
     run.done()
     record, files = run.save({}, timesteps=[r.summary() for r in results])

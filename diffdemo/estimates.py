@@ -52,6 +52,7 @@ from diffdemo.models import (
     is_open,
     load_model,
 )
+from diffdemo.spacing import steps_from
 
 # --- timing the network ---------------------------------------------------------------------------
 # Keyed by the model object itself, weakly: an evicted model's timing goes with it (an id() key could be reused by
@@ -309,13 +310,13 @@ def evaluations(task: str, **p) -> dict:
     steps = int(p.get("steps") or 0)
     chains = int(p.get("samples") or 1)  # posterior samples averaged: one batch of k chains
     if task == "denoise":
-        return {"forwards": min(steps, int(p["t"]) + 1)}
+        return {"forwards": steps_from(steps, int(p["t"]))}
     if task == "psnr_curve":  # Figure 1: one denoising run from each of ``points`` log-spaced timesteps
-        return {"forwards": sum(min(steps, t + 1) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
+        return {"forwards": sum(steps_from(steps, t) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
     if task == "sample":
         return {"forwards": steps, "batch": int(p.get("n", 1))}
     if task == "sdedit":
-        return {"forwards": min(steps, int(p["t0"]) + 1), "batch": chains}
+        return {"forwards": steps_from(steps, int(p["t0"])), "batch": chains}
     if task == "score_ald":
         return {"forwards": steps, "batch": chains}
     if task == "denoise_restore":

@@ -44,6 +44,7 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
 from diffdemo.precision import check_precision
 from diffdemo.restore import DIFFUSION_METHODS, make_problem
+from diffdemo.spacing import steps_from
 from diffdemo.threads import auto_threads
 
 TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4)
@@ -270,13 +271,13 @@ def run_units(budget: Budget, method: str, **overrides) -> int:
     if method not in DIFFUSION_METHODS:
         return 1
     p = params_for(method, **{"steps": budget.steps, **overrides})
-    steps = min(int(p["steps"]), int(p["t0"]) + 1) if method == "sdedit" else int(p["steps"])
+    steps = steps_from(int(p["steps"]), int(p["t0"])) if method == "sdedit" else int(p["steps"])
     return steps * (DPS_COST if method == "dps" else 1)
 
 
 def planned_units(run: Reproduction) -> int:
     b = run.budget
-    units = sum(min(b.denoise_steps, t + 1) for t in b.denoise_ts) * b.denoise_images
+    units = sum(steps_from(b.denoise_steps, t) for t in b.denoise_ts) * b.denoise_images
     units += b.n_samples * b.sample_steps
     units += sum(run_units(b, key[0], **dict(key[3])) for key in restoration_plan(run))
     units += sum(nfe * DPS_COST * b.sweep_images for _, nfe in run.fig10_plan())

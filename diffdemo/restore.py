@@ -21,7 +21,7 @@ from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
 from diffdemo.profiles import load_profile
 from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
-from diffdemo.spacing import SCHEDULES, make_timesteps
+from diffdemo.spacing import SCHEDULES, make_timesteps, steps_from
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES
@@ -69,7 +69,7 @@ def timesteps_for(
         raise ValueError(f"unknown schedule {spacing!r}; choose from {', '.join(SCHEDULES)}")
     if start is not None:
         start = validation.check_timestep(start, model.schedule.T, label)
-        steps = min(steps or start + 1, start + 1)
+        steps = steps_from(steps, start)
     profile = load_profile(model.name) if spacing == "spectral" else None
     return make_timesteps(model.schedule, steps, start, spacing, profile)
 

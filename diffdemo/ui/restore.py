@@ -173,13 +173,14 @@ def compare_plan(operator: str, steps, t0) -> str:
     """What Compare all runs, in one line: each diffusion method with its steps and chains, the network evaluations
     in all (diffdemo/estimates.py's count), then the classical baselines."""
     from diffdemo.estimates import evaluations, image_evaluations
+    from diffdemo.spacing import steps_from
 
     methods = methods_for("compare", operator)
     parts, total = [], 0
     for m, own in _own_chains(methods, operator).items():
         work = {"steps": int(steps or 1), "t0": int(t0 or 1), **own}
         total += image_evaluations(evaluations(m, **work))
-        ran = min(work["steps"], work["t0"] + 1) if m == "sdedit" else work["steps"]
+        ran = steps_from(work["steps"], work["t0"]) if m == "sdedit" else work["steps"]
         chains = own["samples"]
         where = f"from t0 = {work['t0']}, " if m == "sdedit" else ""
         title = METHOD_TITLES["denoise" if m == "denoise_restore" else m]

@@ -71,7 +71,8 @@ def run_one(model, x0: torch.Tensor, task: str, schedule: str, nfe: int) -> dict
         if any(v is None for v in vals):
             out[key] = None
             continue
-        out[key] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)), "values": vals}
+        mean, sd = metrics.mean_sd(vals)
+        out[key] = {"mean": mean, "sd": sd, "values": vals}
     start_t = DENOISE_T if method == "denoise" else None
     out["timesteps"] = timesteps_for(model, min(nfe, (start_t or 999) + 1), start_t, schedule)
     return out
@@ -94,7 +95,7 @@ def write_results(results: dict, meta: dict, path: Path) -> None:
         "",
         f"faces64, the six bundled test faces at 64 px in one batch, one chain each, seed 0, sigma_y = 0.05 (denoise: "
         f"the face noised to t = {DENOISE_T}). Tuned defaults otherwise (DPS scale 1, Score-ALD zeta 4 on deblurring). "
-        "NFE = reverse steps (a DPS step is one forward + one backward pass). Mean ± sd over the six images. "
+        f"NFE = reverse steps (a DPS step is one forward + one backward pass). ± : {metrics.MEAN_SD}. "
         f"LPIPS: {meta['lpips']}. {meta['machine']}; seconds are wall clock on a machine that was at times shared "
         "with other jobs, so they are not compared. Schedules: uniform stride; quadratic (DDIM); karras (rho = 7, nearest discrete noise level); "
         "spectral (equal explicit-Euler stability number h rho(J_s) per step, from "

@@ -306,7 +306,7 @@ def evaluations(task: str, **p) -> dict:
     they run in; a run in two phases of different batch gives the second as ``then`` (the same keys).
 
     task: denoise (t, steps), psnr_curve (steps, points), sample (n, steps), a restoration method (steps, t0,
-    samples), probe (sweep) or spectrum (k, iters, n_t)."""
+    samples), probe (sweep), energy (n_t: an energy sweep alone) or spectrum (k, iters, n_t)."""
     steps = int(p.get("steps") or 0)
     chains = int(p.get("samples") or 1)  # posterior samples averaged: one batch of k chains
     if task == "denoise":
@@ -325,6 +325,8 @@ def evaluations(task: str, **p) -> dict:
         return {"gradients": steps, "batch": chains}
     if task == "probe":  # exact JVP + central difference (2 rows) + one JVP row per timestep of the sweep
         return {"gradients": 1 + int(p.get("sweep", 0)), "forwards": 2}
+    if task == "energy":  # analysis.energy_sweep by central differences: one forward of 2 rows per timestep
+        return {"forwards": 1, "batch": 2 * int(p["n_t"])}
     if task == "spectrum":
         # analysis.spectrum_sweep: max(k, iters) Lanczos steps, each one JVP and one VJP batched over the 2 n_t rows
         # (J_s and J_f at every timestep), then iters Arnoldi steps, one JVP batched over the n_t rows

@@ -139,6 +139,13 @@ def restoration(
                 yield Skipped(m, str(exc))
 
 
+def compared(operator: str) -> list[str]:
+    """The diffusion methods of "Compare all", one set for the app's comparison and ``reproduce``'s methods table:
+    SDEdit, Score-ALD and DPS, and plain denoising on the noise operator only (the one problem it solves); the
+    classical baselines that apply (``baselines.applicable``) run beside them."""
+    return ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
+
+
 def run_restoration(
     model: DiffusionModel | None,
     problem: Problem,

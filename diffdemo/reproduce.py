@@ -23,8 +23,10 @@ import torch
 
 from diffdemo import baselines, defaults, metrics
 from diffdemo.defaults import params_for
+from diffdemo.estimates import evaluations, image_evaluations
 from diffdemo.experiments import (
     Row,
+    compared,
     energy_curves,
     network,
     probing,
@@ -44,7 +46,6 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
 from diffdemo.precision import check_precision
 from diffdemo.restore import DIFFUSION_METHODS, make_problem
-from diffdemo.spacing import steps_from
 from diffdemo.threads import auto_threads
 
 TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4)
@@ -52,7 +53,6 @@ TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4
     "inpaint": ("box_inpaint", {"preset": "center"}),
 }
 TASK_TITLES = {"deblur": "Gaussian deblurring", "inpaint": "box inpainting"}
-DPS_COST = 3  # one DPS step = forward + backward through the UNet: about 3 forward evaluations (bench_engine.py)
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,7 @@ def _table_params(method: str, operator: str, steps: int | None) -> dict:
 
 
 def _mean_std(values) -> tuple[float, float]:
-    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return metrics.mean_sd(values)  # the one aggregate over images (metrics.MEAN_SD)
 
 
 def _vector_structure(vectors: torch.Tensor, image: torch.Tensor) -> dict:
@@ -241,7 +238,7 @@ class Reproduction:
         return _table_params(method, self.ops[task].name, self.budget.table_steps)
 
     def table_methods(self, task: str) -> list[str]:
-        return list(DIFFUSION_METHODS) + list(baselines.applicable(self.ops[task]))
+        return compared(self.ops[task].name) + list(baselines.applicable(self.ops[task]))
 
     def probe_pixels(self) -> list[tuple[str, tuple[int, int]]]:
         n = self.budget.probe_pixels
@@ -266,30 +263,34 @@ class Reproduction:
         return [(s, int(n)) for s in scheds for n in self.budget.schedule_nfes]
 
 
-# --- cost accounting (network-evaluation equivalents) for the progress bar -------------------------------------
+# --- cost accounting for the progress bar: the one cost model's image evaluations (diffdemo/estimates.py) ---------
+def units(task: str, **params) -> int:
+    """Network evaluations of one run counted per image (``estimates.evaluations``, ``image_evaluations``)."""
+    return image_evaluations(evaluations(task, **params))
+
+
 def run_units(budget: Budget, method: str, **overrides) -> int:
     if method not in DIFFUSION_METHODS:
-        return 1
-    p = params_for(method, **{"steps": budget.steps, **overrides})
-    steps = steps_from(int(p["steps"]), int(p["t0"])) if method == "sdedit" else int(p["steps"])
-    return steps * (DPS_COST if method == "dps" else 1)
+        return 1  # a classical baseline: no network, one tick
+    p = params_for(method, **{"steps": budget.steps, "samples": 1, **overrides})
+    kind = "denoise_restore" if method == "denoise" else method  # the estimates' name of restoration's denoising
+    return units(kind, steps=int(p["steps"]), t0=p.get("t0"), samples=1)
 
 
 def planned_units(run: Reproduction) -> int:
     b = run.budget
-    units = sum(steps_from(b.denoise_steps, t) for t in b.denoise_ts) * b.denoise_images
-    units += b.n_samples * b.sample_steps
-    units += sum(run_units(b, key[0], **dict(key[3])) for key in restoration_plan(run))
-    units += sum(nfe * DPS_COST * b.sweep_images for _, nfe in run.fig10_plan())
-    # a probe: one JVP (~3 forwards) + a central difference check; energy: one batched JVP per pixel
-    energy = b.probe_pixels * 3 * len(b.energy_ts) * max(1, min(b.claim_images, len(run.image_names)))
-    return units + b.probe_pixels * 4 + energy + spectrum_units(run)
+    total = sum(units("denoise", t=t, steps=b.denoise_steps) for t in b.denoise_ts) * b.denoise_images
+    total += units("sample", n=b.n_samples, steps=b.sample_steps)
+    total += sum(run_units(b, key[0], **dict(key[3])) for key in restoration_plan(run))
+    total += sum(run_units(b, "dps", steps=nfe) * b.sweep_images for _, nfe in run.fig10_plan())
+    sweeps = b.probe_pixels * max(1, min(b.claim_images, len(run.image_names)))
+    total += sweeps * units("energy", n_t=len(run.timesteps("energy_ts")))
+    return total + b.probe_pixels * units("probe", sweep=0) + spectrum_units(run)
 
 
 def spectrum_units(run: Reproduction) -> int:
     b = run.budget
-    # per iteration: a JVP (~3 forwards) and a VJP (~2) over 2k rows per t; Arnoldi: one JVP per t
-    return len(run.timesteps("spectrum_ts")) * b.spectrum_iters * (2 * b.spectrum_k * 5 + 3)
+    return units("spectrum", k=b.spectrum_k, iters=b.spectrum_iters, n_t=len(run.timesteps("spectrum_ts")))
 
 
 def restoration_plan(run: Reproduction) -> list[tuple]:
@@ -388,7 +389,7 @@ def fig2_samples(run: Reproduction) -> None:
                         precision=run.precision)  # fmt: skip
     frame = done.frame
     seconds = time.perf_counter() - start
-    run.bar.update(b.n_samples * b.sample_steps)
+    run.bar.update(units("sample", n=b.n_samples, steps=b.sample_steps))
     x = frame.x_t.cpu()
     cells = [(f"seed {run.seed} #{i}", to_uint8(x[i : i + 1])) for i in range(x.shape[0])]
     files = run.figures.image_table(spec.key, spec.chart, [("samples", cells)])
@@ -519,6 +520,7 @@ def table_markdown(table: dict) -> str:
         )
     for task, m in table["psnr_measurement"].items():
         lines.append(f"| {TASK_TITLES[task]} | *measurement y* | {m['mean']:.2f} ± {m['std']:.2f} | | | | |")
+    lines.append(f"\n± : {metrics.MEAN_SD}.")
     return "\n".join(lines)
 
 
@@ -535,7 +537,7 @@ def fig6_sensitivity(run: Reproduction) -> None:
     for name, pixel in run.probe_pixels():
         run.bar.set_postfix_str(f"probe {name} t={t}", refresh=False)
         r = next(probing(model, run.images[run.image_names[0]], t, pixel, seed=run.seed, energy_on="denoiser"))
-        run.bar.update(4)
+        run.bar.update(units("probe", sweep=0))
         results.append((name, r))
         cells = [(f"x_t, t={t}", plots.mark_pixel(big, pixel, factor))]
         cells += [
@@ -571,7 +573,7 @@ def fig7_energy(run: Reproduction) -> None:
         run.bar.set_postfix_str(f"energy sweep {name}", refresh=False)
         x0 = run.images[run.image_names[0]]
         per_pixel[name] = (pixel, energy_curves(run.model, x0, pixel, ts, seed=run.seed, energy_on="denoiser"))
-        run.bar.update(3 * len(ts))
+        run.bar.update(units("energy", n_t=len(ts)))
     first_name, (first_pixel, curves) = next(iter(per_pixel.items()))
     label = curves[0].label
     title = spec.chart.replace("energy vs radius", f"energy vs radius on {label}")
@@ -638,7 +640,7 @@ def _energy_other_images(run: Reproduction, ts: list[int]) -> dict:
             }
             for name, pixel in run.probe_pixels()
         }
-        run.bar.update(3 * len(ts) * len(run.probe_pixels()))
+        run.bar.update(units("energy", n_t=len(ts)) * len(run.probe_pixels()))
     return others
 
 

@@ -83,3 +83,18 @@ def test_restore_app_and_cli_bit_identical(auto_bf16, tiny_model_dir, tmp_path, 
     assert np.array_equal(pixels(app["truth"]), pixels(tmp_path / "truth.png"))
     assert np.array_equal(pixels(app["measurement"]), pixels(tmp_path / "measurement.png"))
     assert np.array_equal(pixels(app[f"result_{method}"]), pixels(tmp_path / "reconstruction.png"))
+
+
+def test_one_mean_sd_over_images():
+    """The one aggregate every table prints: the sample standard deviation (ddof = 1), missing values left out;
+    reproduce's tables use it."""
+    import statistics
+
+    from diffdemo import metrics, reproduce
+
+    values = [21.0, 23.5, None, 26.25]
+    present = [v for v in values if v is not None]
+    assert metrics.mean_sd(values) == pytest.approx((statistics.fmean(present), statistics.stdev(present)), rel=1e-12)
+    assert metrics.mean_sd([3.0]) == (3.0, 0.0) and metrics.format_mean_sd([1.0, 2.0, 3.0], 1) == "2.0 ± 1.0"
+    assert reproduce._mean_std(values) == metrics.mean_sd(values)
+    assert "ddof = 1" in metrics.MEAN_SD

@@ -80,7 +80,9 @@ def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, se
 
 def methods_for(method: str, operator: str) -> list[str]:
     if method == "compare":
-        return ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
+        from diffdemo.experiments import compared
+
+        return compared(operator)
     return [validated("check_choice", "method", method, ("sdedit", "score_ald", "dps", "compare"))]
 
 

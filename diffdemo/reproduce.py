@@ -745,7 +745,7 @@ def fig10_schedules(run: Reproduction) -> None:
     top = max(b.schedule_nfes)
     positions = {s: timesteps_for(run.model, top, None, s) for s in data}
     chart = run.figures.line_chart(
-        spec.key, spec.chart, spec.xlabel, _fig10_panels(data, positions, profile, top),
+        spec.key, spec.chart, spec.xlabel, fig10_panels({"DPS deblurring": data}, positions, profile, top),
         log_y=(1,) if profile is not None else (),
     )  # fmt: skip
     best = {s: max(rows, key=lambda r: r["nfe"]) for s, rows in data.items()}
@@ -772,9 +772,19 @@ def fig10_schedules(run: Reproduction) -> None:
     }
 
 
-def _fig10_panels(data: dict, positions: dict, profile: dict | None, top: int) -> list[dict]:
-    series = [{"name": s, "x": [r["nfe"] for r in rows], "y": [r["psnr"] for r in rows]} for s, rows in data.items()]
-    panels = [{"ylabel": "PSNR (dB), DPS deblurring", "series": series}]
+def fig10_panels(curves: dict[str, dict[str, list[dict]]], positions: dict, profile: dict | None, top: int) -> list:
+    """Fig. 10, the one drawing (``reproduce`` and bench/bench_schedules.py draw it with ``plots.line_chart_png``):
+    for each problem (``curves``: its title -> schedule -> rows of nfe, psnr and psnr_sd) PSNR against network
+    evaluations, mean ± sd over the images (``metrics.MEAN_SD``); then, with a stability profile, where each
+    schedule puts its ``top`` steps (``positions``) on the measured rho(J_s)(t) (log y: the last panel)."""
+    panels = []
+    for title, data in curves.items():
+        series = [
+            {"name": s, "x": [r["nfe"] for r in rows], "y": [r["psnr"] for r in rows],
+             "err": [r.get("psnr_sd") or 0.0 for r in rows]}
+            for s, rows in data.items()
+        ]  # fmt: skip
+        panels.append({"ylabel": "PSNR (dB), mean ± sd", "xlabel": f"network evaluations: {title}", "series": series})
     if profile is not None:
         rho_at = lambda ts: np.exp(np.interp(ts, profile["t"], np.log(profile["rho_Js"]))).tolist()  # noqa: E731
         measured = [{"name": "rho(J_s)(t), measured", "x": profile["t"], "y": profile["rho_Js"]}]

@@ -86,3 +86,99 @@ def test_light_events_read_a_timing_and_never_run_the_network(monkeypatch):
     with estimates.no_timing():
         assert estimates.measure_cost(model, max_age_s=0.0) == first  # stale, yet only read
     assert calls == []
+
+
+# --- one server, two different heavy requests and the light events at once ------------------------------------------
+IMAGE = "london_006_neutral"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _light(url: str, fn_index: int, data: list) -> list:
+    """A private (light) event called as the browser calls it: join the queue, read its stream to the end."""
+    import json
+    import uuid
+
+    import httpx
+
+    session = uuid.uuid4().hex
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    assert httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=30).status_code == 200
+    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}, timeout=60) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    assert message.get("success"), message
+                    return message["output"]["data"]
+    raise AssertionError("the light event's stream ended without a result")
+
+
+def test_two_heavy_runs_and_light_events_at_once_equal_the_sequential_runs(tiny_model_dir, monkeypatch):
+    """Sample and Denoise run together (two heavy slots) while the light events (the header's timing line, the
+    Sensitivity estimate) are called again and again: the pictures equal those of the same requests run one after
+    the other, the two runs really overlapped, and no light event ran the network for a timing."""
+    import threading
+    import time
+
+    gradio_client = pytest.importorskip("gradio_client")
+    import numpy as np
+    from PIL import Image
+
+    from diffdemo.ui import server, widgets
+
+    model = str(tiny_model_dir)
+    monkeypatch.setenv("DIFFDEMO_MODEL", model)
+    monkeypatch.setattr(widgets, "HEAVY_LIMIT", 2)
+    monkeypatch.setattr(server, "HEAVY_LIMIT", 2)
+    import app
+
+    demo = server.serve_queue(app.build_app())
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    names = {getattr(fn.fn, "__name__", ""): i for i, fn in demo.fns.items()}
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        requests = {"/sample": (model, 11, 3, 40), "/denoise": (model, IMAGE, None, 5, 400, 40)}
+
+        def pictures(api: str, outputs) -> list:
+            files = outputs[:2] if api == "/sample" else outputs[:3]
+            return [np.asarray(Image.open(f)) for f in files]
+
+        sequential = {api: pictures(api, client.predict(*args, api_name=api)) for api, args in requests.items()}
+        timings_before = {id(k): dict(v) for k, v in estimates._costs.items()}
+
+        most, done, light_results = [0], threading.Event(), []
+
+        def watch():
+            while not done.is_set():
+                most[0] = max(most[0], common.users_running())
+                time.sleep(0.002)
+
+        def light_events():
+            while not done.is_set():
+                light_results.append(_light(url, names["machine_line"], [model]))
+                light_results.append(_light(url, names["eta_probe"], [model]))
+
+        helpers = [threading.Thread(target=watch), threading.Thread(target=light_events)]
+        for thread in helpers:
+            thread.start()
+        jobs = {api: client.submit(*args, api_name=api) for api, args in requests.items()}
+        together = {api: pictures(api, job.result(timeout=300)) for api, job in jobs.items()}
+        done.set()
+        for thread in helpers:
+            thread.join(60)
+    finally:
+        demo.close()
+    for api in requests:
+        for ours, theirs in zip(together[api], sequential[api], strict=True):
+            assert np.array_equal(ours, theirs), api
+    assert most[0] == 2  # both heavy runs were going at the same moment
+    assert len(light_results) >= 2 and all(isinstance(r, list) for r in light_results)
+    assert any("Expected run time" in str(r) for r in light_results)
+    assert {id(k): dict(v) for k, v in estimates._costs.items()} == timings_before  # no timing taken meanwhile

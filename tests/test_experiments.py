@@ -81,8 +81,10 @@ def test_closing_the_generator_stops_every_run(tiny_model, problem, monkeypatch)
         started.append(frames(*args, **kwargs))
         return started[-1]
 
-    frames = experiments.diffusion_frames
-    monkeypatch.setattr(experiments, "diffusion_frames", recorded)
+    from diffdemo.experiments import restore_runs as restoration_module
+
+    frames = restoration_module.diffusion_frames
+    monkeypatch.setattr(restoration_module, "diffusion_frames", recorded)
     run = restoration(counting, problem, ["dps", "sdedit"], overrides={"steps": 10}, precision="fp32", every=1)
     first = [next(run) for _ in range(3)]
     assert [s.method for s in first] == ["dps", "sdedit", "dps"] and len(calls) == 3

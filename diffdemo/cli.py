@@ -250,7 +250,7 @@ def add_denoise(sub) -> None:
     """noise an image to t (eq. 3) and run reverse diffusion back to 0 (eq. 24), as the app's Denoise tab
 
     Writes the clean, noised and denoised pictures and denoise.json: the scores of the noisy input (as
-    x_t / sqrt(abar_t)) and of the result (diffdemo.experiments.denoise_runs).
+    x_t / sqrt(abar_t)) and of the result (diffdemo.experiments.denoising).
     """
     p = _command(sub, "denoise", add_denoise)
     add_model_image_size(p)

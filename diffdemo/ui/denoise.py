@@ -46,7 +46,7 @@ from diffdemo.zerogpu import gpu
 
 
 def _denoise_table(rows: dict, took: str) -> str:
-    """The noisy input's and the result's scores (the engine's, diffdemo.experiments.denoise_runs), and the time."""
+    """The noisy input's and the result's scores (the engine's, diffdemo.experiments.denoising), and the time."""
     lines = ["| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, label in (
         ("noisy", "noised input (left), scored as x_t / sqrt(abar_t)"),
@@ -68,7 +68,7 @@ def run_denoise(
     model_name, image, upload, seed, t, steps, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
 ):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat: the run
-    and its scores are diffdemo.experiments.denoise_runs's; this handler only formats them."""
+    and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
     from diffdemo.experiments import Row, denoising
 
     model = open_model(model_name)

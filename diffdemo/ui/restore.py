@@ -213,7 +213,7 @@ def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples
 
 
 class _Shown:
-    """What the tab shows of a restoration so far, built from what diffdemo.experiments.restore_runs yields: each
+    """What the tab shows of a restoration so far, built from what diffdemo.experiments.restoration yields: each
     diffusion method's latest frame and per-step trace, the finished rows and their pictures."""
 
     def __init__(self, methods: list[str], truth, measurement):
@@ -300,7 +300,7 @@ def run_restore(
     request: gr.Request = None,
 ):
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
-    on the same y, noise draw and seed (diffdemo.experiments.restore_runs), streaming each method's frames and
+    on the same y, noise draw and seed (diffdemo.experiments.restoration), streaming each method's frames and
     its PSNR / residual per step. This handler only checks the inputs and formats what the engine yields."""
     from diffdemo.experiments import Skipped, Step, restoration
     from diffdemo.metrics import mean_psnr

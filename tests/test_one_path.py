@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from diffdemo import precision
@@ -98,3 +99,19 @@ def test_one_mean_sd_over_images():
     assert metrics.mean_sd([3.0]) == (3.0, 0.0) and metrics.format_mean_sd([1.0, 2.0, 3.0], 1) == "2.0 ± 1.0"
     assert reproduce._mean_std(values) == metrics.mean_sd(values)
     assert "ddof = 1" in metrics.MEAN_SD
+
+
+def test_a_run_from_t0_takes_at_most_t0_plus_one_steps_in_one_rule():
+    """SDEdit's and denoising's min(steps, t0 + 1), written once (spacing.steps_from) and used by the timestep list,
+    the cost model and reproduce's progress units alike."""
+    from diffdemo.estimates import evaluations
+    from diffdemo.models import GaussianPrior
+    from diffdemo.restore import timesteps_for
+    from diffdemo.spacing import steps_from
+
+    assert (steps_from(3, 5), steps_from(10, 5), steps_from(None, 5)) == (3, 6, 6)
+    prior = GaussianPrior(torch.zeros(1, 2, 2), torch.zeros(4, 0), torch.ones(0), 1.0)
+    for steps, t0 in ((3, 5), (10, 5), (25, 300)):
+        assert len(timesteps_for(prior, steps, t0, "uniform")) == steps_from(steps, t0)
+        assert evaluations("sdedit", steps=steps, t0=t0)["forwards"] == steps_from(steps, t0)
+        assert evaluations("denoise", steps=steps, t=t0)["forwards"] == steps_from(steps, t0)

@@ -6,8 +6,9 @@ quantile), times the run's evaluations (``evaluations``, ``run_seconds``); a hub
 scaled from a measured one by parameters x pixels (``cost_for``). A quick model's timing is taken again when it is
 older than ``STALE_S`` or when a finished run disagreed with its estimate by more than ``DISAGREE`` (the load
 changed), never while a run is going (it would slow the run and time the run instead of the machine). In the app
-only heavy events, inside the network's concurrency group, take a timing (``model_info`` as a page loads or the model
-changes, and the warm-up at start); the light ones (estimate lines, the header) read the last one (``no_timing``).
+only heavy events, inside the network's concurrency group, take a timing (a run as it starts, ``model_info`` as a page
+loads or the model changes, the warm-up at start); the light ones (estimate lines, the header) read the last one
+(``no_timing``).
 
 Then the estimates learn: every finished run reports its wall time (``record``); each kind of run (model, task,
 batch) keeps an exponentially weighted figure of its seconds per network call, the latest run weighing

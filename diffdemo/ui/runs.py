@@ -68,10 +68,9 @@ class Run:
         self.request, self.task, self.model_name, self.work = request, task, model_name, work
         self.kind = kind or task
         self.base = {"task": task, "model": model_name, **base}
-        from diffdemo.estimates import no_timing
-
-        with no_timing():  # the run starts now: a stale timing is taken again by the next model_info, not here
-            self.est = _estimate(model_name, self.kind, kinds, **work)
+        # a heavy event, in the network's concurrency group: a model not timed yet (or stale) is timed here, before
+        # the run starts (the light events only read the timing)
+        self.est = _estimate(model_name, self.kind, kinds, **work)
         _busy(self)  # no re-timing of the model while this run is going (estimates.busy)
         self.started, self.seconds = time.perf_counter(), None
 

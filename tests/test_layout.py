@@ -65,7 +65,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("samplers, analysis, classical baselines", {"samplers", "analysis", "baselines"}),
     (
         "model contract, operators, metrics, precision",
-        {"models", "operators", "metrics", "lpips_weights", "precision", "hub"},
+        {"models", "contract", "unet", "gaussian_prior", "operators", "metrics", "lpips_weights", "precision", "hub"},
     ),
     (
         "core: noise schedule, spacings, checkpoint, validation, defaults, errors, I/O",

@@ -151,7 +151,10 @@ def stop_note(task: str, request: gr.Request = None):
     """After Stop: the shown state, marked partial; the JSON says where the run stopped; downloads to match."""
     from diffdemo.jsonio import write_results
 
-    _stopped[(session_of(request), task)] = time.monotonic()
+    now = time.monotonic()
+    for key in [k for k, when in _stopped.items() if now - when > 30]:  # no failure line came: nothing to keep
+        _stopped.pop(key, None)
+    _stopped[(session_of(request), task)] = now
     state = take_live((session_of(request), task))
     if state is None:
         return "**Stopped.**", gr.skip(), gr.skip()

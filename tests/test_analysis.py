@@ -277,6 +277,7 @@ def test_euler_step_limit_formula_and_stride():
     assert 1 - prior.schedule.step_alpha(t, t - k) <= 0.05 < 1 - prior.schedule.step_alpha(t, t - k - 1)
 
 
+@pytest.mark.slow
 def test_spectrum_sweep_on_a_unet_is_consistent_and_reports_progress(tiny_model, face64):
     m = tiny_model
     x0 = torch.nn.functional.avg_pool2d(face64, 4)

@@ -214,6 +214,7 @@ def test_restore_averages_posterior_samples_on_request(served):
     assert spread.std() > 0
 
 
+@pytest.mark.slow
 def test_restore_compare_all_inpainting(served):
     client, model = served
     out = client.predict(*restore_args(model, operator="box_inpaint", method="compare"), api_name="/restore")
@@ -578,6 +579,7 @@ def trace_values(y) -> np.ndarray:
 LANDING = ("denoise", "curve", "generate", "restore", "sensitivity", "spectrum")
 
 
+@pytest.mark.slow
 def test_landing_views_are_each_tabs_first_demo_run_by_its_own_handler(tiny_model_dir, monkeypatch):
     """At start-up each tab's first demo runs once through its own handler with the values its controls start at,
     labelled as precomputed, its pictures kept outside the pruned results folder; it waits while a user runs."""

@@ -151,6 +151,7 @@ def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, tiny_model_dir, 
     assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_last_line_json(tmp_path, tiny_model_dir):
     ok = subprocess.run(
         [

@@ -209,8 +209,8 @@ def _is_module(alias: str) -> bool:
 
 
 def test_the_contract_catches_an_upward_import(tmp_path, monkeypatch):
-    """The checks above are not vacuous: a sampler importing the profile store, models importing serving, and a
-    circle analysis -> samplers -> analysis are each reported."""
+    """The checks above are not vacuous: a sampler importing the profile store, models importing serving, a
+    circle analysis -> samplers -> analysis and a deferred ``from gradio import`` in the engine are each reported."""
     import shutil
 
     fake = tmp_path / "diffdemo"
@@ -229,3 +229,9 @@ def test_the_contract_catches_an_upward_import(tmp_path, monkeypatch):
     assert "diffdemo.models" in str(upward.value) and "imports diffdemo.serving" in str(upward.value)
     with pytest.raises(AssertionError, match="diffdemo.analysis -> diffdemo.samplers -> diffdemo.analysis"):
         test_no_import_cycles()
+    # gradio outside diffdemo/ui in the form the runtime probe cannot see: ``from gradio import``, deferred
+    (fake / "metrics.py").write_text(
+        (fake / "metrics.py").read_text() + "\n\ndef g():\n    from gradio import Blocks\n"
+    )
+    with pytest.raises(AssertionError, match="diffdemo.metrics"):
+        test_only_the_ui_package_imports_gradio()

@@ -38,6 +38,7 @@ def measurement_psnr(metrics: dict, task: str, image: str) -> float:
     return scores.psnr(make_problem(x0, op, metrics["sigma_y"], metrics["seed"]).y, x0)
 
 
+@pytest.mark.slow
 def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "report"
     rc = main(["reproduce", "--out", str(out), "--model", str(tiny_model_dir), "--tiny", "--no-progress"])

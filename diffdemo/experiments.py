@@ -32,9 +32,9 @@ from diffdemo.restore import (
     Problem,
     diffusion_frames,
     model_for,
-    quality_scores,
     resolved_params,
     run_baseline,
+    score,
     timesteps_for,
 )
 from diffdemo.samplers import Frame, denoise
@@ -171,7 +171,7 @@ def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, p
 
 def _diffusion_row(method: str, frame: Frame, problem: Problem, seconds: float, precision: str, params: dict) -> Row:
     x_hat = frame.x_t.cpu()
-    return Row(method, **quality_scores(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
+    return Row(method, **score(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
                schedule=params["schedule"], reconstruction=x_hat)  # fmt: skip
 
 
@@ -180,7 +180,7 @@ def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
     start = time.perf_counter()
     x_hat = run_baseline(method, problem, params)
     seconds = time.perf_counter() - start
-    return Row(method, **quality_scores(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
+    return Row(method, **score(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
                schedule=None, reconstruction=x_hat)  # fmt: skip
 
 

@@ -152,7 +152,7 @@ def residual(problem: Problem, x: torch.Tensor) -> float:
     return float((problem.y.to(x.device) - problem.operator.A(x)).flatten(1).norm(dim=1).mean())
 
 
-def quality_scores(problem: Problem, x_hat: torch.Tensor) -> dict:
+def score(problem: Problem, x_hat: torch.Tensor) -> dict:
     """psnr, ssim, lpips (None when unavailable) of a restoration against the truth and its residual; for a
     batched problem, each the mean over the images (``metrics.per_image`` gives them one by one)."""
     each = metrics.per_image(metrics.all_metrics, x_hat, problem.x0)
@@ -182,7 +182,7 @@ def restore(model: DiffusionModel | None, method: str, problem: Problem, precisi
         "reconstruction": x_hat,
         "method": method,
         "operator": problem.operator.name,
-        **quality_scores(problem, x_hat),
+        **score(problem, x_hat),
         "psnr_measurement": metrics.mean_psnr(problem.y, problem.x0),
         "seconds": seconds,
         "nfe": nfe,

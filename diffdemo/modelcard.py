@@ -79,7 +79,7 @@ def colour_dc_report(model, x0: torch.Tensor, ts=(900, 700, 500, 300, 100), seed
 
 def loss_curve_png(history: list, path: Path) -> None:
     """The training loss (step, running MSE) on a log axis, drawn by the one PNG chart renderer."""
-    from diffdemo.plots import line_chart_png, pyplot
+    from diffdemo.charts import line_chart_png, pyplot
 
     steps, losses = zip(*history) if history else ([0], [float("nan")])
     series = [{"name": "running MSE (eps)", "x": list(steps), "y": list(losses)}]

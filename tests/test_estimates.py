@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffdemo import estimates, experiments, plots, threads
+from diffdemo import estimates, experiments, pictures, plots, threads
 from tests.conftest import strict_loads
 
 MODEL = "test-model"
@@ -244,7 +244,7 @@ def test_off_centre_scale_ignores_the_probed_pixel_and_a_few_neighbours():
     m = np.full((10, 10), 0.01)
     m[5, 4] = 100.0  # the probed pixel (x = 4, y = 5): the identity term
     m[5, 5] = -3.0  # one neighbour, far above the structure further out
-    scale = plots.off_centre_scale(m, (4, 5))
+    scale = pictures.off_centre_scale(m, (4, 5))
     assert scale == pytest.approx(0.01)  # the 99th percentile of the 99 others: the structure sets the scale
     fig = plots.probe_figure(_FakeProbe(m))
     heatmaps = [d for d in fig.data if d.type == "heatmap"]

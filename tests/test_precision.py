@@ -65,6 +65,7 @@ def test_restore_names_its_precision_and_bf16_dps_tracks_fp32(tiny_model, face64
     assert wiener.precision is None  # no network, no precision
 
 
+@pytest.mark.slow
 def test_cli_precision_in_the_json_and_refused_for_jacobians(capsys, tmp_path, tiny_model_dir):
     base = ["--model", str(tiny_model_dir), "--image", "london_017_neutral"]
     code = main(["restore", *base, "--method", "sdedit", "--steps", "3", "--precision", "bf16", "--out", str(tmp_path)])

@@ -106,6 +106,7 @@ def run_cli(argv, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_profile_then_restore_spectral_for_every_method(tiny_model_dir, tmp_path, capsys):
     code, out, err = run_cli(["profile", "--model", tiny_model_dir, "--iters", 3, "--images", 1], capsys)
     assert code == 0, err

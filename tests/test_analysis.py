@@ -288,6 +288,11 @@ def test_spectrum_sweep_names_the_unconverged_values(gaussian_prior, faces8):
     assert rough.unconverged() and not rough.all_converged and rough.summary()["unconverged"] == rough.unconverged()
     good = A.spectrum_sweep(g, faces8[:1], [50], k=2, iters=80, seed=0, tol=A.RESIDUAL_TOL)[0]
     assert good.all_converged and good.singular_Js.iters < 80 and good.summary()["converged_Js"] == [True, True]
+    # the Spectrum tab says it in words, and only when it is so
+    from diffdemo.ui.spectrum import _spectrum_text
+
+    assert "Not converged yet" in _spectrum_text([rough]) and "**no**" in _spectrum_text([rough])
+    assert "Not converged" not in _spectrum_text([good]) and "| yes |" in _spectrum_text([good])
 
 
 def test_tf32_flags_are_restored_only_when_the_last_analysis_ends(monkeypatch):

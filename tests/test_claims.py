@@ -131,7 +131,8 @@ def test_fig4_rule():
     assert _verdict("fig4_score_ald", m(lambda t: 17, lambda t: 19))["verdict"] == C.DISAGREES
     # above y but below SDEdit: the two parts of the claim contradict each other
     assert _verdict("fig4_score_ald", m(lambda t: 22, lambda t: 24))["verdict"] == C.MIXED
-    noisy = _table({"sdedit": lambda task: _around(18), "score_ald": lambda task: _around(20, sd=4, n=6),
+    spread = 20 + np.array([3.0, -3.0, 2.0, -2.0, 1.0, -1.0])  # mean 20 = y = SDEdit, wide spread: no decision
+    noisy = _table({"sdedit": lambda task: np.full(6, 20.0), "score_ald": lambda task: spread,
                     "dps": lambda task: _around(25)})  # fmt: skip
     assert _verdict("fig4_score_ald", noisy)["verdict"] == C.INCONCLUSIVE
 
@@ -150,7 +151,8 @@ def test_fig5_rule_ranks_the_three_diffusion_methods_only():
     assert _verdict("fig5_dps", m(lambda task: _around(19)))["verdict"] == C.DISAGREES
     split = m(lambda task: _around(26 if task == "deblur" else 19))
     assert _verdict("fig5_dps", split)["verdict"] == C.MIXED
-    assert _verdict("fig5_dps", m(lambda task: _around(23, sd=3)))["verdict"] == C.INCONCLUSIVE
+    level = 23 + np.array([3.0, -3.0, 2.0, -2.0, 1.0, -1.0])  # around the better rival, no decision
+    assert _verdict("fig5_dps", m(lambda task: level))["verdict"] == C.INCONCLUSIVE
 
 
 def _fig7_metrics(r50, ts=TS, images=3):

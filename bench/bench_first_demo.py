@@ -1,6 +1,6 @@
 """Each tab's first demo with its defaults, timed through the HTTP API as a lecturer's laptop or a visitor would.
 
-    python bench/bench_first_demo.py [--app-dir DIR] [--label after] [--settle 60] [--json out.json]
+    python bench/bench_first_demo.py [--app-dir DIR] [--label after] [--settle 60] [--json out.json] [--browser]
 
 Starts ``python app.py`` from ``--app-dir`` (default: this checkout; point it at a checkout of an older commit to
 time the defaults before a change on the same machine in the same session) on a free port, waits until it serves
@@ -8,7 +8,8 @@ and its start-up work (warm-up, precomputed landing views) has settled, then cal
 control at its initial value (gradio_client fills the parameters it is not given with the components' defaults)
 and the bundled face: Denoise, the PSNR-vs-t curve, Generate, DPS deblurring, Compare all, one Sensitivity click
 and Spectrum. Wall seconds are from the call to its last output, including streaming and the server's scoring.
-Prints one JSON line per demo and a markdown table; the CPU's flags and the load average go beside it.
+Prints one JSON line per demo and a markdown table; the CPU's flags and the load average go beside it. With
+--browser the same demos are clicked in chromium at 1280x800 and timed from the click to the finished status line.
 """
 
 from __future__ import annotations
@@ -94,6 +95,67 @@ def inputs_for(client, api: str, named: dict) -> dict:
     return {**empty, **{k: v for k, v in named.items() if k in {p["parameter_name"] for p in params}}}
 
 
+# In the browser: what to wait for after the click (the selector whose text gains the needle), per demo
+BROWSER_DONE = {
+    "Denoise": ("denoise", "#dn-run", "#dn-status", "Done in"),
+    "PSNR-vs-t curve": ("denoise", "#curve-run", "#curve-strip", "done in"),
+    "Generate": ("generate", "#sm-run", "#sm-status", "Done"),
+    "DPS deblurring": ("restore", "#ip-run", "#ip-status", "Done in"),
+    "Compare all": ("compare", "#ip-run", "#ip-status", "Done in"),
+    "Sensitivity click": ("sensitivity", None, "#sens-md", "Across t"),
+    "Spectrum": ("spectrum", "#sp-run", "#sp-md", "rho(J_f)"),
+}
+WAIT_JS = """([sel, needle, old]) => { const el = document.querySelector(sel); if (!el) return false;
+  const line = el.innerText.split("\\n").find((l) => l.includes(needle));
+  return line !== undefined && line !== old; }"""
+
+
+def browser_rows(url: str, label: str, only: str) -> list[dict]:
+    """Each first demo in a real browser (Debian's chromium, 1280x800): the tab opened and its controls at their
+    initial values (Compare all and DPS picked in the Method list, as a presenter does), then the time from the
+    click on Run (or on the face) to the finished status line on screen, polled every 50 ms."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.screenshots import ARGS, CHROMIUM, SMALL, TABS, choose, open_app
+    from bench.screenshots import DEMOS as SHOTS
+
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport=SMALL)
+        open_app(page, url)
+        for name, (demo, button, selector, needle) in BROWSER_DONE.items():
+            if only and only not in name:
+                continue
+            page.get_by_role("tab", name=TABS[SHOTS[demo][0]]).click()
+            page.wait_for_timeout(800)
+            if demo in ("restore", "compare"):
+                choose(page, "Method", "Compare all" if demo == "compare" else "DPS")
+                page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server first
+            text = page.locator(selector).inner_text() if page.locator(selector).count() else ""
+            old = next((line for line in text.splitlines() if needle in line), None)
+            load = os.getloadavg()[0]
+            if button is None:  # Sensitivity: a click on the noised face, under the left eye
+                image = page.locator("#sens-image img")
+                image.wait_for(state="visible", timeout=120_000)
+                page.wait_for_timeout(1000)
+                image.scroll_into_view_if_needed()
+                box = image.bounding_box()
+                started = time.perf_counter()
+                page.mouse.click(box["x"] + 0.36 * box["width"], box["y"] + 0.45 * box["height"])
+            else:
+                started = time.perf_counter()
+                page.locator(button).click()
+            page.wait_for_function(WAIT_JS, arg=[selector, needle, old], polling=50, timeout=900_000)
+            wall = time.perf_counter() - started
+            row = {"label": label, "demo": name, "client": "browser", "seconds": round(wall, 2)}
+            rows.append({**row, "load_before": round(load, 2), "target_s": TARGET_S.get(name, 10.0)})
+            print(json.dumps(rows[-1]), flush=True)
+            page.wait_for_timeout(1000)
+        browser.close()
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--app-dir", default=str(ROOT))
@@ -101,6 +163,7 @@ def main(argv=None) -> None:
     ap.add_argument("--settle", type=float, default=20.0, help="seconds of a quiet app process before timing")
     ap.add_argument("--only", default="", help="run only the demos whose name contains this text")
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
+    ap.add_argument("--browser", action="store_true", help="time the demos in chromium instead of the HTTP API")
     args = ap.parse_args(argv)
 
     import gradio_client
@@ -115,8 +178,10 @@ def main(argv=None) -> None:
     try:
         wait_until_serving(url)
         settled = settle(proc.pid, args.settle, timeout_s=600)
-        client = gradio_client.Client(url, verbose=False)
-        for name, api, named in DEMOS:
+        if args.browser:
+            rows = browser_rows(url, args.label, args.only)
+        client = None if args.browser else gradio_client.Client(url, verbose=False)
+        for name, api, named in [] if args.browser else DEMOS:
             if args.only and args.only not in name:
                 continue
             load = os.getloadavg()[0]

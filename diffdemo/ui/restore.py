@@ -218,6 +218,7 @@ class _Shown:
         self.latest, self.finals, self.rows = {}, {}, []
         self.traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
         self.pictures, self.sent = (_file(truth, "truth"), _file(measurement, "measurement")), False
+        self.figure = None  # the trace figure, built once and refreshed in place (plots.refresh_restoration_trace)
 
     def add(self, item) -> None:
         """A Step (a streamed frame, scored by the engine) or a Row (a finished method)."""
@@ -251,7 +252,9 @@ class _Shown:
         truth, measured = self.pictures if final or not self.sent else (gr.skip(), gr.skip())
         self.sent = True
         gallery = _gallery(self.latest, self.finals, self.single, self.rows)
-        trace = plots.restoration_trace_figure(self.traces, METHOD_TITLES)
+        if self.figure is None:
+            self.figure = plots.restoration_trace_figure(self.traces, METHOD_TITLES)
+        trace = plots.refresh_restoration_trace(self.figure, self.traces)
         done = (record, files) if final else (gr.skip(), gr.skip())
         return truth, measured, gallery, _table(self.rows), trace, status, *done
 
@@ -322,7 +325,7 @@ def run_restore(
     compared = {k: own.get(k, {}) for k in kinds}
     run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else compared)
     shown = _Shown(methods, x0, problem.y)
-    every = _every(params["steps"], 25 if len(methods) == 1 else 12)
+    every = _every(params["steps"], 12 if len(methods) == 1 else 8)
     items = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
                         every=every, baselines=method == "compare")  # fmt: skip
     try:

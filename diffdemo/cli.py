@@ -486,6 +486,8 @@ def run_spectrum(args) -> dict:
     files += _write_html(out, {**pages, "step_limit.html": plots.step_limit_figure(results)})
     fields = dict(seed=args.seed, k=args.k, iters=args.iters, tol=args.tol, steps=args.steps, precision=precision)
     fields["unconverged"] = {str(r.t): r.unconverged() for r in results if r.unconverged()}
+    for t, names in fields["unconverged"].items():  # said in words too, not only in the JSON
+        print(f"not converged at t={t} within --iters {args.iters}: {', '.join(names)}", file=sys.stderr)
     fields["singular_vector_png_rows"] = ["J_s right singular vectors", "J_f right singular vectors"]
     fields["euler_limit"] = "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2"
     return _summary(args, "spectrum.json", size, {**fields, "per_t": [r.summary() for r in results]}, seconds, files)

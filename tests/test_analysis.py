@@ -390,6 +390,8 @@ def test_cli_spectrum_end_to_end(tiny_model_dir, tmp_path, capsys):
         assert p["sigma_max_Js"] > 0 and p["sigma_max_Jf"] > 0 and p["rho_Jf"] > 0 and p["stride_used"] == 4
     assert Image.open(out / "singular_vectors_t0100.png").size[0] > 2 * 128
     assert (out / "spectrum.html").stat().st_size > 0 and (out / "spectrum.json").is_file()
+    # two iterations cannot converge k = 2 values: listed in the JSON and said on stderr
+    assert result["unconverged"] and all(f"not converged at t={t}" in err for t in result["unconverged"])
 
 
 @pytest.mark.parametrize(
@@ -403,6 +405,7 @@ def test_cli_spectrum_end_to_end(tiny_model_dir, tmp_path, capsys):
         (["probe", "--pixel", 3, "--t", 10], "pixel"),
         (["spectrum", "--t", "100,5000"], "--t"),
         (["spectrum", "--t", "100", "--k", 0], "k"),
+        (["spectrum", "--t", "100", "--tol", -1], "--tol"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, message, tiny_model_dir, tmp_path, capsys):

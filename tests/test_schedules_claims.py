@@ -16,10 +16,13 @@ from diffdemo.spacing import (
     SCHEDULES,
     distinct_descending,
     karras_timesteps,
+    logsnr_timesteps,
     make_timesteps,
+    profile_stiffness,
     spectral_timesteps,
     strided_timesteps,
 )
+from diffdemo.stability import contracting_stiffness
 from tests.conftest import strict_loads
 
 LINEAR = Schedule.linear()
@@ -53,6 +56,33 @@ def test_distinct_descending_resolves_collisions():
     assert distinct_descending([5, 0.4, 0.3, 0.2, 0.0], 5) == [5, 3, 2, 1, 0]
     assert distinct_descending([9, 9, 9, 0], 9) == [9, 8, 7, 0]
     assert distinct_descending([3, 2.2, 0.9, 0], 3) == [3, 2, 1, 0]
+
+
+def test_logsnr_is_the_spectral_rule_on_the_formula_and_equal_steps_in_log_snr():
+    abar = LINEAR.alpha_bar.double().numpy()
+    formula = spectral_timesteps(LINEAR, 50, np.arange(1000), 1 / (1 - abar))
+    assert logsnr_timesteps(LINEAR, 50) == formula == make_timesteps(LINEAR, 50, None, "logsnr")
+    # sum_u beta_u / (1 - abar_u) ~ -log SNR: the steps cut log SNR(t) = log(abar / (1 - abar)) into near-equal
+    # pieces (rounding to integer t near t = 0 is left out)
+    log_snr = np.log(abar / (1 - abar))
+
+    def spread(ts):  # coefficient of variation of the log-SNR steps between consecutive timesteps, ends left out
+        d = np.diff(log_snr[np.array(ts)])[2:-8]
+        return d.std() / d.mean()
+
+    assert spread(logsnr_timesteps(LINEAR, 50)) < 0.05
+    assert spread(strided_timesteps(1000, 50)) > 0.2  # the uniform stride, for contrast
+
+
+def test_stiffness_counts_contracting_modes_only():
+    # the expanding +2.1 (Re >= 0) sets no explicit-Euler limit: stiffness is the largest |lambda| with Re < 0
+    assert contracting_stiffness([2.1 + 0j, -1.25 + 0j, -1.2 + 0.3j]) == pytest.approx(1.25)
+    assert math.isnan(contracting_stiffness([0.5 + 0j]))
+    assert profile_stiffness({"t": [1], "rho_Js": [3.0], "stiff_Js": [2.0]}) == [2.0]
+    assert profile_stiffness({"t": [1], "rho_Js": [3.0]}) == [3.0]  # an older profile: its spectral radius
+    # the spectral list reads the stiffness, not rho, when the profile has it
+    bump = {**PROFILE, "rho_Js": [5000.0, 800.0, 60.0, 40.0, 1.5], "stiff_Js": PROFILE["rho_Js"]}
+    assert make_timesteps(LINEAR, 30, None, "spectral", bump) == make_timesteps(LINEAR, 30, None, "spectral", PROFILE)
 
 
 def test_uniform_matches_the_strided_list():

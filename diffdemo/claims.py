@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -51,8 +51,9 @@ class Finding:
 
     def text(self) -> str:
         """'PSNR vs t: mean Spearman ... -0.93 [-1.00, -0.86], permutation p = 0.0001 -> agrees'."""
-        eff = "" if self.effect is None else f" {self.effect:+.3g}"
-        ci = "" if self.low is None or self.high is None else f" [{self.low:+.3g}, {self.high:+.3g}]"
+        f = ".4g" if self.statistic.endswith("at t") else "+.3g"  # a timestep has no sign
+        eff = "" if self.effect is None else f" {self.effect:{f}}"
+        ci = "" if self.low is None or self.high is None else f" [{self.low:{f}}, {self.high:{f}}]"
         why = f"; {self.why}" if self.why else ""
         return f"{self.part}: {self.statistic}{eff}{ci}{why} -> {self.verdict}"
 
@@ -74,7 +75,8 @@ def _unit_ranks(values: np.ndarray) -> np.ndarray:
     """Centred, unit-norm ranks along the last axis: Spearman's rho is their dot product."""
     r = stats.rankdata(values, axis=-1)
     r = r - r.mean(axis=-1, keepdims=True)
-    return r / np.linalg.norm(r, axis=-1, keepdims=True)
+    norm = np.linalg.norm(r, axis=-1, keepdims=True)
+    return np.divide(r, norm, out=np.zeros_like(r), where=norm > 0)  # a tied (flat) stretch correlates 0
 
 
 def _group(key: str) -> str:
@@ -108,12 +110,12 @@ def _rho_interval(rho: float, n: int, groups: dict[str, list[float]]) -> tuple[f
     return math.tanh(z - half), math.tanh(z + half)
 
 
-def _perm_p(ts: np.ndarray, R: np.ndarray, statistic) -> float:
-    """Two-sided permutation p-value of ``statistic(ranks of t, R)`` with the timesteps shuffled jointly for every
-    series (scipy.stats.permutation_test, 'pairings'; exact when n! <= RESAMPLES)."""
+def _perm_p(ts: np.ndarray, R: np.ndarray, statistic, alternative: str = "two-sided") -> float:
+    """Permutation p-value of ``statistic(ranks of t, R)`` with the timesteps shuffled jointly for every series
+    (scipy.stats.permutation_test, 'pairings'; exact when n! <= RESAMPLES)."""
     res = stats.permutation_test((ts,), lambda x, axis=-1: statistic(_unit_ranks(x), R),
                                  permutation_type="pairings", vectorized=True, n_resamples=RESAMPLES,
-                                 rng=np.random.default_rng(0))  # fmt: skip
+                                 rng=np.random.default_rng(0), alternative=alternative)  # fmt: skip
     return float(res.pvalue)
 
 
@@ -156,10 +158,10 @@ def trend(ts, series: Mapping[str, Sequence], sign: int, part: str, unconverged:
     """A claimed trend over t of sign ``sign`` (+1 rises, -1 falls), pooled over series ("image/pixel" keys).
 
     Rules, in order: no usable series -> not measured; < MIN_POINTS timesteps or any unconverged value ->
-    inconclusive; series significant (spearmanr p < ALPHA) in opposite directions -> mixed; the mean Spearman rho
-    over series with permutation p < ALPHA -> agrees / disagrees by its sign (interval: bootstrap over images, or
-    Fisher z for one image); else a rise-then-fall (or fall-then-rise) significant at ALPHA / 2 -> disagrees with a
-    monotone claim, the effect being the peak's t and its interval over images; else inconclusive.
+    inconclusive; series significant (spearmanr p < ALPHA) in opposite directions -> mixed; a rise-then-fall (or
+    fall-then-rise) -> disagrees with a monotone claim, the effect being the peak's t and its interval over images;
+    the mean Spearman rho over series -> agrees / disagrees by its sign (interval: bootstrap over images, or Fisher z
+    for one image); else inconclusive. The three permutation tests share ALPHA (Bonferroni: ALPHA / 3 each).
     """
     ts, data = _clean(ts, series)
     stat = f"mean Spearman rho(t, {part.split(' vs')[0]}) over {len(data)} series"
@@ -181,16 +183,19 @@ def trend(ts, series: Mapping[str, Sequence], sign: int, part: str, unconverged:
     down = [k for k, r in per.items() if r.statistic < 0 and r.pvalue < ALPHA]
     if up and down:
         return Finding(**base, verdict=MIXED, why=f"{len(up)} series rise and {len(down)} fall (each p < {ALPHA})")
+    if ts.size >= 2 * MIN_SIDE - 1:
+        for side, shape in ((1, "rises then falls"), (-1, "falls then rises")):
+            score = lambda rt, R, side=side: _peak_score(rt, R, side)  # noqa: E731
+            if _peak_score(_unit_ranks(ts), R, side) > 0:
+                p_shape = _perm_p(ts, R, score, "greater")
+                if p_shape < ALPHA / 3:
+                    at, lo, hi = _peak(ts, data, side)
+                    return Finding(part, DISAGREES, f"{shape}: {'peak' if side > 0 else 'trough'} at t", at, lo, hi,
+                                   f"not monotone (permutation p = {p_shape:.2g}); pooled rho {rho:+.2f}")  # fmt: skip
     p = _perm_p(ts, R, _pooled_rho)
     why = f"permutation p = {p:.2g} ({ts.size} t x {len(data)} series)"
-    if p < ALPHA:
+    if p < ALPHA / 3:
         return Finding(**base, verdict=AGREES if sign * rho > 0 else DISAGREES, why=why)
-    for side, shape in ((1, "rises then falls"), (-1, "falls then rises")):  # Bonferroni: ALPHA / 2 each
-        p_shape = _perm_p(ts, R, lambda rt, R, side=side: _peak_score(rt, R, side))
-        if p_shape < ALPHA / 2 and _peak_score(_unit_ranks(ts), R, side) > 0:
-            at, lo, hi = _peak(ts, data, side)
-            return Finding(part, DISAGREES, f"{shape}: {'peak' if side > 0 else 'trough'} at t", at, lo, hi,
-                           f"not monotone (permutation p = {p_shape:.2g}); pooled rho {rho:+.2f}, p = {p:.2g}")  # fmt: skip
     return Finding(**base, verdict=INCONCLUSIVE, why=why + ": not told from chance")
 
 
@@ -395,11 +400,16 @@ def _fig8(m: dict) -> tuple[dict, list[Finding]]:
     prof = m.get("stability_profile")
     if prof and prof.get("rho_Jf_per_image"):
         per, resid = prof["rho_Jf_per_image"], prof.get("residual_Jf_per_image")
-        bad_p = sorted({str(t) for i, row in enumerate(per) for j, (t, v) in enumerate(zip(prof["t"], row))
-                        if resid is not None and resid[i][j] > 0.1 * abs(v - 1)}, key=int)  # fmt: skip
-        series = {f"profile image {i}": row for i, row in enumerate(per)}
-        found.append(trend(prof["t"], series, -1, "rho(J_f) vs t (stability profile)", bad_p))
-        nums.update(profile_t=prof["t"], profile_rho_Jf=prof.get("rho_Jf"))
+        # timesteps where some image's value is unconverged are left out (and said), not guessed at
+        keep = [j for j in range(len(prof["t"]))
+                if resid is None or all(resid[i][j] <= 0.1 * abs(row[j] - 1) for i, row in enumerate(per))]  # fmt: skip
+        dropped = [str(t) for j, t in enumerate(prof["t"]) if j not in keep]
+        series = {f"profile image {i}": [row[j] for j in keep] for i, row in enumerate(per)}
+        f = trend([prof["t"][j] for j in keep], series, -1, "rho(J_f) vs t (stability profile)")
+        if dropped:
+            f = replace(f, why=f"t = {', '.join(dropped)} left out (unconverged Ritz values); {f.why}")
+        found.append(f)
+        nums.update(profile_t=prof["t"], profile_rho_Jf=prof.get("rho_Jf"), profile_left_out=dropped)
         if resid is None:
             nums["profile_note"] = "profile without residuals (older): its values were not checked for convergence"
     return nums, found
@@ -434,10 +444,11 @@ def _fig9(m: dict) -> tuple[dict, list[Finding]]:
 
 _TREND_RULE = (
     f"trend rule: mean Spearman rho over the series (images, pixels, tasks), permutation test over t "
-    f"(p < {ALPHA}), 95 % interval by bootstrap over images (Fisher z for one); inconclusive below {MIN_POINTS} "
+    f"(p < {ALPHA / 3:.3g}: shape and trend tests share {ALPHA}), 95 % interval by bootstrap over images (Fisher z "
+    f"for one); inconclusive below {MIN_POINTS} "
     "timesteps or with unconverged Krylov values; mixed when series are significant in opposite directions; "
-    f"without a monotone trend, a rise-then-fall significant at p < {ALPHA / 2} disagrees with a monotone claim "
-    "(peak t and its interval shown)"
+    "a significant rise-then-fall (the peak chosen inside each permutation) disagrees with a monotone claim (peak t "
+    "and its interval shown)"
 )
 _PAIRED_RULE = (
     "paired rule: per-image PSNR differences pooled over both tasks, mean with its Student t 95 % interval: above 0 "
@@ -467,7 +478,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fig8_spectrum", "Fig. 8 / conclusion",
           "The spectral radius of the linearised reverse map grows as the sample approaches the clean image (t -> 0)",
           "rho(J_f) of the one-step reverse map (Arnoldi) vs t; also per image of the stability profile; a value "
-          "counts when its Ritz residual is under a tenth of |rho(J_f) - 1|",
+          "counts when its Ritz residual is under a tenth of |rho(J_f) - 1| (profile timesteps that miss it are "
+          "left out and named; an unconverged spectrum-run value makes that series inconclusive)",
           f"rho(J_f) must fall with t; {_TREND_RULE}; spectrum run and profile must agree", _fig8),
     Claim("fig9_singular_vectors", "Fig. 9",
           "Only low-noise timesteps have understandable dominant singular vectors",
@@ -559,6 +571,7 @@ def stored_claims_markdown(model_name: str) -> str:
         f"Verdicts computed by `diffdemo/claims.py` from a `reproduce` run: **{budget_label(budget)}**"
         + (" (a smoke run: not the poster's budget)" if budget != "full" else "")
         + f", made {data.get('date', 'on an unrecorded date')} by `{data.get('command', 'python -m diffdemo reproduce')}`"
-        f" (seed {data.get('seed', '?')}, LPIPS: {data.get('lpips_status', '?')}); each rule is in the last column."
+        + (f" in {data['seconds'] / 60:.0f} min" if data.get("seconds") else "")
+        + f" (seed {data.get('seed', '?')}, LPIPS: {data.get('lpips_status', '?')}); each rule is in the last column."
     )
     return head + "\n\n" + claims_markdown(data["claims"])

@@ -825,7 +825,7 @@ def _write_claims(out: Path, metrics_: dict, lp_status: str, date: str) -> None:
     budget = metrics_["budget"]["name"]
     write_claims_file(out / CLAIMS_NAME, metrics_["claims"], model=metrics_["model"], budget=budget,
                       seed=metrics_["seed"], lpips_status=lp_status, date=date, seconds=metrics_.get("seconds"),
-                      command=command_line(metrics_["model"], budget, metrics_["seed"], out.name))  # fmt: skip
+                      command=command_line(metrics_["model"], budget, metrics_["seed"], out))  # fmt: skip
 
 
 def refresh_claims(out: str | Path) -> dict:

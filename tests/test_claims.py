@@ -192,6 +192,11 @@ def test_fig8_rule_needs_converged_values():
     # the spectrum run falls, the profile's two images rise
     split = _fig8_metrics(down, profile=[list(down[::-1]), list(down[::-1] + 1e-4)])
     assert _verdict("fig8_spectrum", split)["verdict"] == C.MIXED
+    # profile timesteps whose residual is too large are left out and named (here leaving too few to decide)
+    m = _fig8_metrics(down, profile=[list(down), list(down + 1e-4)])
+    m["stability_profile"]["residual_Jf_per_image"] = [[0.01] + [0.0] * 7] * 2
+    (_, prof) = _verdict("fig8_spectrum", m)["findings"]
+    assert prof["verdict"] == C.INCONCLUSIVE and "t = 10 left out" in prof["why"]
     # residuals as large as rho - 1: the trend cannot be read off these values
     unconverged = _verdict("fig8_spectrum", _fig8_metrics(down, residual=0.01))
     assert unconverged["verdict"] == C.INCONCLUSIVE and "unconverged" in C.summary_line(unconverged)

@@ -82,7 +82,7 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     # two timesteps per trend decide nothing
     assert all(c["verdict"] == INCONCLUSIVE for c in claims if c["key"] in ("fig1_denoising", "fig7_energy"))
     assert all(c["exclude_centre"] for p in metrics["fig7_energy"]["pixels"].values() for c in p["curves"])
-    assert written["claims.json"]["budget"] == "tiny" and written["claims.json"]["command"].endswith("--out report")
+    assert written["claims.json"]["budget"] == "tiny" and written["claims.json"]["command"].endswith(f"--out {out}")
     assert written["claims.json"]["claims"] == claims
     assert "## The poster's claims on this model" in md and "The poster&#x27;s claims on this model" in page
     assert md.index("(fig10_schedules.png)") < md.index("## The poster's claims on this model")

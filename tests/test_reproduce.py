@@ -94,6 +94,8 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     fig10 = metrics["fig10_schedules"]["by_schedule"]
     assert {"uniform", "quadratic", "karras"} <= set(fig10)
     assert all([r["nfe"] for r in rows] == [2, 3] for rows in fig10.values())
+    # each row ran its own list (the default list is quadratic: a "uniform" row must not silently run it)
+    assert fig10["uniform"][-1]["psnr_per_image"] != fig10["quadratic"][-1]["psnr_per_image"]
 
 
 def test_reproduce_bad_input_exits_2(tiny_model_dir, tmp_path, capsys):

@@ -33,6 +33,7 @@ from diffdemo.operators import make_operator
 from diffdemo.precision import check_precision, resolve_precision
 from diffdemo.restore import DIFFUSION_METHODS, make_problem, model_for
 from diffdemo.samplers import last_frame, sample
+from diffdemo.spacing import profile_stiffness
 from diffdemo.threads import auto_threads
 
 TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4)
@@ -772,7 +773,8 @@ def fig10_schedules(run: Reproduction) -> None:
         f"{list(b.schedule_nfes)}: at {top} NFE "
         + ", ".join(f"{s} {r['psnr']:.2f} dB" for s, r in best.items())
         + (
-            ". Right: each schedule's steps on the model's stability profile (spectral: equal h rho(J_s) per step)."
+            ". Right: each schedule's steps on the model's measured stiffness (spectral: equal h stiff(J_s) per step; "
+            "logsnr: the same rule on 1/(1 - abar_t))."
             if profile is not None
             else "; no stability profile for this model, so no spectral schedule "
             f"(python -m diffdemo profile --model {run.model.name})."
@@ -786,7 +788,7 @@ def fig10_schedules(run: Reproduction) -> None:
         "nfe": list(b.schedule_nfes),
         "by_schedule": data,
         "timesteps_at_max_nfe": positions,
-        "profile": None if profile is None else {k: profile[k] for k in ("t", "rho_Js")},
+        "profile": None if profile is None else {"t": profile["t"], "stiff_Js": profile_stiffness(profile)},
     }
 
 
@@ -794,10 +796,11 @@ def _fig10_panels(data: dict, positions: dict, profile: dict | None, top: int) -
     series = [{"name": s, "x": [r["nfe"] for r in rows], "y": [r["psnr"] for r in rows]} for s, rows in data.items()]
     panels = [{"ylabel": "PSNR (dB), DPS deblurring", "series": series}]
     if profile is not None:
-        rho_at = lambda ts: np.exp(np.interp(ts, profile["t"], np.log(profile["rho_Js"]))).tolist()  # noqa: E731
-        measured = [{"name": "rho(J_s)(t), measured", "x": profile["t"], "y": profile["rho_Js"]}]
+        stiff = profile_stiffness(profile)
+        rho_at = lambda ts: np.exp(np.interp(ts, profile["t"], np.log(stiff))).tolist()  # noqa: E731
+        measured = [{"name": "stiff(J_s)(t), measured (largest |lambda|, Re < 0)", "x": profile["t"], "y": stiff}]
         steps = [{"name": f"{s}: its {top} steps", "x": ts, "y": rho_at(ts)} for s, ts in positions.items()]
-        panels.append({"ylabel": "rho(J_s) at each step", "xlabel": "timestep t", "series": measured + steps})
+        panels.append({"ylabel": "stiff(J_s) at each step", "xlabel": "timestep t", "series": measured + steps})
     return panels
 
 

@@ -22,54 +22,24 @@ import gradio as gr
 
 from diffdemo import imaging  # noqa: F401  (sets Pillow's pixel limit before gradio decodes any upload)
 from diffdemo.ui import landing
-from diffdemo.ui.common import HEAVY, HEAVY_LIMIT, RESULTS_DIR, _no_prefix, default_model
-from diffdemo.ui.denoise import denoise_tab, run_denoise, run_psnr_curve
-from diffdemo.ui.generate import generate_tab, run_sample
+from diffdemo.ui.common import HEAVY_LIMIT, default_model
+from diffdemo.ui.denoise import denoise_tab
+from diffdemo.ui.generate import generate_tab
 from diffdemo.ui.pickers import (
-    _header,
-    _hub_online,
     machine_line,
     model_info,
+    page_header,
     pick_bundled,
     pick_upload,
     populate_pickers,
     preview,
 )
-from diffdemo.ui.restore import restore_tab, run_restore, samples_default, steps_default, task_defaults
-from diffdemo.ui.runs import _failed, _track, estimate, stop_note
-from diffdemo.ui.sensitivity import run_probe, sensitivity_tab
-from diffdemo.ui.spectrum import run_spectrum, spectrum_tab
-from diffdemo.ui.widgets import EST, LIGHT, _heavy
+from diffdemo.ui.restore import restore_tab
+from diffdemo.ui.sensitivity import sensitivity_tab
+from diffdemo.ui.server import app_kwargs, serve_queue
+from diffdemo.ui.spectrum import spectrum_tab
+from diffdemo.ui.widgets import EST, LIGHT, heavy_event
 from diffdemo.zerogpu import ZERO_GPU
-
-# The handlers live in diffdemo/ui/ (one module per tab); these names stay reachable as app.<name> for scripts and
-# tests. They are the same objects, so patch a module-level value (RESULTS_DIR, _hub_online) where it is defined,
-# in diffdemo.ui.common / diffdemo.ui.pickers: rebinding it here does not reach the handlers.
-__all__ = [
-    "CSS",
-    "RESULTS_DIR",
-    "_failed",
-    "_hub_online",
-    "_no_prefix",
-    "_track",
-    "build_app",
-    "estimate",
-    "main",
-    "model_info",
-    "populate_pickers",
-    "run_denoise",
-    "run_probe",
-    "run_psnr_curve",
-    "run_restore",
-    "run_sample",
-    "run_spectrum",
-    "samples_default",
-    "serve_queue",
-    "steps_default",
-    "stop_note",
-    "task_defaults",
-    "warm_engine",
-]
 
 # Results are shown whole: pictures enlarged by the browser with nearest neighbour (image-rendering: pixelated) at
 # whole multiples of their 64 px, no fixed-height boxes that scroll, captions in the page's text below each picture.
@@ -150,7 +120,7 @@ def build_app() -> gr.Blocks:
     # delete_cache: hourly, drop gradio's copies of uploads and outputs older than 2 h (and all of them on exit),
     # so a long-running Space does not fill its disk
     with gr.Blocks(title="diffdemo: diffusion priors for inverse problems", delete_cache=(3600, 7200)) as demo:
-        ui = _header(start_model)
+        ui = page_header(start_model)
         ui["load"] = demo.load
         ui["landing_runs"] = {}
         with gr.Tabs():
@@ -175,7 +145,7 @@ def build_app() -> gr.Blocks:
         # model_info opens (loads) the model, so it counts against the heavy limit; the light views only use a model
         # already loaded, and refresh when model_md changes (the model has loaded)
         gr.on([demo.load, ui["model"].change], model_info, ui["model"], ui["model_md"], api_visibility="private",
-              **_heavy())  # fmt: skip
+              **heavy_event())  # fmt: skip
         # the timing the estimates stand on, kept current (taken again when stale, never during a run); when this
         # line changes, every tab's estimate line refreshes
         gr.on([ui["machine_timer"].tick, ui["model_md"].change], machine_line, ui["model"], ui["machine_md"], **EST)
@@ -183,90 +153,6 @@ def build_app() -> gr.Blocks:
         landing.wire(ui, gr.Timer(landing.POLL_S, active=False), ui["landing_runs"])
         ui["presenter"].input(None, ui["presenter"], None, js=PRESENTER_JS)
     return demo
-
-
-def queued_evaluations(fn, body) -> int:
-    """A queued heavy job's network evaluations, read from its own parameters (by the names its handler gives them)
-    with the rule its handler's budget check uses; anything else raises, and the queue counts it at the cap."""
-    import inspect
-
-    from diffdemo.estimates import evaluations, image_evaluations
-
-    p = dict(zip(inspect.signature(inspect.unwrap(fn.fn)).parameters, body.data))
-
-    def num(key, default=None) -> int:
-        return int(float(p.get(key, default)))
-
-    if fn.api_name == "denoise":
-        works = [("denoise", {"t": num("t"), "steps": num("steps")})]
-    elif fn.api_name == "sample":
-        works = [("sample", {"n": num("n"), "steps": num("steps")})]
-    elif fn.api_name == "restore":
-        from diffdemo.ui.restore import _kind, _methods_for
-
-        work = {"steps": num("steps"), "t0": num("t0"), "samples": num("samples", 1)}
-        works = [(_kind(m), work) for m in _methods_for(p.get("method"), p.get("operator"))]
-    else:
-        raise KeyError(fn.api_name)
-    return sum(image_evaluations(evaluations(task, **work)) for task, work in works)
-
-
-WANTS = {"number": "a number", "slider": "a number", "checkbox": "true or false", "dropdown": "one of its choices",
-         "radio": "one of its choices", "file": "an uploaded file", "imageeditor": "a drawn mask"}  # fmt: skip
-
-
-def quiet_components(demo: gr.Blocks) -> gr.Blocks:
-    """A value a component cannot take (a dict for a number, 1 MB of text for a choice) is refused in one line that
-    names the parameter and what it wants, cut short, with one log line: gradio's own checks would echo the whole
-    value and print a traceback."""
-    from diffdemo.serving import cut
-    from diffdemo.ui.common import _refuse
-
-    for block in demo.blocks.values():
-        preprocess = getattr(block, "preprocess", None)
-        if preprocess is None or getattr(block, "_quiet", False):
-            continue
-        kind = type(block).__name__.lower()
-        label = getattr(block, "label", None) or kind
-
-        def checked(payload, _preprocess=preprocess, _label=label, _kind=kind, block=block):
-            try:
-                return _preprocess(payload)
-            except Exception as exc:  # noqa: BLE001 (any failure to take the value is the caller's input)
-                got = f"got {type(payload).__name__} {cut(payload, 40)!r}"
-                if isinstance(exc, gr.Error) and _kind not in ("dropdown", "radio"):  # a bound: its own words
-                    message = f"{_label}: {cut(exc.message, 120)} ({got})"
-                else:  # a choice's own message would echo the whole value
-                    choices = [c[1] if isinstance(c, tuple) else c for c in getattr(block, "choices", None) or []]
-                    wants = f"one of {cut(', '.join(map(str, choices)), 160)}" if choices else WANTS.get(_kind, "valid")
-                    message = f"{_label} must be {wants}, {got}"
-                raise _refuse(message, title="Out of range") from None
-
-        block.preprocess, block._quiet = checked, True
-    return demo
-
-
-def serve_queue(demo: gr.Blocks, **queue_kw) -> gr.Blocks:
-    """Turn on the queue (64 requests in all) and make it fair (diffdemo/serving.py): per-address limits on heavy and
-    light events, a bound on queued network evaluations, round-robin between addresses, jobs whose client is not
-    listening dropped. A public deployment closes gradio's REST routes (api_open=False): every call goes through the
-    queue, gradio_client included."""
-    from diffdemo.serving import is_public, limit_queue
-
-    demo.queue(**{"default_concurrency_limit": HEAVY_LIMIT, "max_size": 64, "api_open": not is_public(), **queue_kw})
-    limit_queue(demo._queue, HEAVY, cost=queued_evaluations)
-    return quiet_components(demo)
-
-
-def app_kwargs() -> dict:
-    """The server's own middleware: every upload recorded as its caller's and held to the disk bound at once
-    (diffdemo/serving.py UploadGate; gradio has no hook on its upload route)."""
-    from starlette.middleware import Middleware
-
-    from diffdemo.serving import UploadGate
-    from diffdemo.ui.common import after_upload
-
-    return {"middleware": [Middleware(UploadGate, on_upload=after_upload)]}
 
 
 def parse_flags(argv=None) -> argparse.Namespace:

@@ -37,7 +37,7 @@ def test_batch(size: int) -> tuple[list[str], torch.Tensor]:
 
 
 def score(x_hat: torch.Tensor, x0: torch.Tensor) -> dict:
-    """Mean ± spread over the images of each score, and each image's PSNR."""
+    """Mean ± sd over the images of each score (``metrics.mean_sd``), and each image's PSNR."""
     return summary(metrics.per_image(metrics.all_metrics, x_hat, x0))
 
 
@@ -45,7 +45,7 @@ def summary(rows: list[dict]) -> dict:
     out = {}
     for key in ("psnr", "ssim", "lpips"):
         vals = [r[key] for r in rows if r[key] is not None]
-        out[key] = (statistics.mean(vals), statistics.pstdev(vals)) if vals else None
+        out[key] = metrics.mean_sd(vals) if vals else None  # sd with ddof = 1 (metrics.MEAN_SD)
     out["per_image_psnr"] = [round(r["psnr"], 2) for r in rows]
     return out
 
@@ -227,7 +227,7 @@ def markdown(results: dict) -> str:
             cells = [label, _fmt(row["psnr"]), _fmt(row["ssim"])] + ([_fmt(row["lpips"], 3)] if lpips else [])
             cells += [f"{_london_mean(row, names):.2f}", ", ".join(f"{p:.1f}" for p in row["per_image_psnr"])]
             lines.append("| " + " | ".join(cells) + " |")
-    lines.append(f"\nImages, in order: {', '.join(names)}.")
+    lines.append(f"\nImages, in order: {', '.join(names)}. ± : {metrics.MEAN_SD}.")
     if "denoise" in results:
         lines += [
             "\n**denoise** (Task 2, PSNR in dB, mean over the 6 images)\n",

@@ -158,7 +158,7 @@ def cross_fitted(cache: dict, task: str, nfe: int) -> dict | None:
 
 
 def fmt_mean(values: list[float], digits: int) -> str:
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+    return metrics.format_mean_sd(values, digits)
 
 
 def write_report(cache: dict, meta: dict) -> None:

@@ -62,10 +62,12 @@ def section(cache: dict, machine: str) -> str:
         "## Does the measured profile add anything over its formula? (bench/bench_logsnr.py)",
         "",
         f"DPS Gaussian deblurring, {NFE} NFE, the six test faces, one chain each, seed 0, fp32; scale cross-fitted "
-        "(picked on fold A = faces 1, 3, 5 in name order, scored on fold B, and the other way round). logsnr: the "
+        "(picked on fold A = faces 1, 3, 5 in name order, scored on fold B, and the other way round) from the same "
+        f"grid for every list, {GRID['logsnr']} (quadratic's two best of bench_fewstep's eight). logsnr: the "
         "spectral rule with the formula rho = 1/(1 - abar_t) (equal steps in log-SNR); spectral: the same rule with "
         "the measured stiffness (largest |lambda| of J_s with Re < 0, stability_profile.json); quadratic: the "
-        f"few-step default. Δ: paired per-face difference, mean [95 % t-interval]. {machine}.",
+        f"few-step default. Δ: paired per-face difference (row minus column), mean [95 % t-interval]. {machine}; "
+        "2026-12-06, a shared 2-core AMD EPYC (avx2, no avx512 / amx), about 11 min per run while shared.",
         "",
         "| schedule | scale (fold A / B pick) | PSNR dB, mean ± sd | Δ vs logsnr | Δ vs quadratic |",
         "|---|---|---|---|---|",

@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffdemo import metrics  # noqa: E402
+from diffdemo.experiments import run_restoration  # noqa: E402
 from diffdemo.imaging import bundled_images, load_image, to_tensor  # noqa: E402
 from diffdemo.models import load_model  # noqa: E402
 from diffdemo.operators import make_operator  # noqa: E402
 from diffdemo.precision import cpu_model, fast_bf16  # noqa: E402
-from diffdemo.restore import make_problem, restore  # noqa: E402
+from diffdemo.restore import make_problem  # noqa: E402
 
 # (method, chains): batch 1 for every sampler, and the 4-chain default (DPS's default on deblurring) for the three
 # posterior samplers; denoise is deterministic, so it has no chains to average. DPS first (it decides the issue),
@@ -60,20 +61,20 @@ def run_all(path: Path, threads: int, seed: int, cases: list[tuple[str, int]] = 
                 if (method, chains, image, precision) in done:
                     continue
                 cpu = time.process_time()
-                res = restore(model, method, problem, precision=precision, samples=chains)
+                (res,) = run_restoration(model, problem, [method], overrides={"samples": chains}, precision=precision)
                 cpu = time.process_time() - cpu
-                recon[precision] = res.pop("reconstruction")
+                recon[precision] = res.reconstruction
                 row = dict(
                     method=method,
                     chains=chains,
                     image=image,
-                    precision=res["precision"],
-                    psnr=res["psnr"],
-                    ssim=res["ssim"],
-                    lpips=res["lpips"],
-                    seconds=res["seconds"],
+                    precision=res.precision,
+                    psnr=res.psnr,
+                    ssim=res.ssim,
+                    lpips=res.lpips,
+                    seconds=res.seconds,
                     cpu_seconds=cpu,
-                    nfe=res["nfe"],
+                    nfe=res.nfe,
                     threads=threads,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 )

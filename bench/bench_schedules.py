@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +70,8 @@ def run_one(model, x0: torch.Tensor, task: str, schedule: str, nfe: int) -> dict
         if any(v is None for v in vals):
             out[key] = None
             continue
-        out[key] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)), "values": vals}
+        mean, sd = metrics.mean_sd(vals)
+        out[key] = {"mean": mean, "sd": sd, "values": vals}
     start_t = DENOISE_T if method == "denoise" else None
     out["timesteps"] = timesteps_for(model, min(nfe, (start_t or 999) + 1), start_t, schedule)
     return out
@@ -94,7 +94,7 @@ def write_results(results: dict, meta: dict, path: Path) -> None:
         "",
         f"faces64, the six bundled test faces at 64 px in one batch, one chain each, seed 0, sigma_y = 0.05 (denoise: "
         f"the face noised to t = {DENOISE_T}). Tuned defaults otherwise (DPS scale 1, Score-ALD zeta 4 on deblurring). "
-        "NFE = reverse steps (a DPS step is one forward + one backward pass). Mean ± sd over the six images. "
+        f"NFE = reverse steps (a DPS step is one forward + one backward pass). ± : {metrics.MEAN_SD}. "
         f"LPIPS: {meta['lpips']}. {meta['machine']}; seconds are wall clock on a machine that was at times shared "
         "with other jobs, so they are not compared. Schedules: uniform stride; quadratic (DDIM); karras (rho = 7, nearest discrete noise level); "
         "spectral (equal explicit-Euler stability number h rho(J_s) per step, from "
@@ -118,60 +118,28 @@ def write_results(results: dict, meta: dict, path: Path) -> None:
 
 
 def write_figure(results: dict, profile: dict, model, path: Path) -> None:
-    """Fig. 10: PSNR vs NFE per schedule for each task, and where each schedule puts 50 steps over rho(J_s)(t)."""
-    import matplotlib
+    """Fig. 10 by the one drawing (``reproduce.fig10_panels``): PSNR vs NFE per schedule for each task, mean ± sd
+    over the images, and where each schedule puts 50 steps over rho(J_s)(t)."""
+    from diffdemo.plots import line_chart_png, pyplot
+    from diffdemo.reproduce import fig10_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = [t for t in TASKS if t in results]
-    ncol = min(3, len(tasks) + 1)
-    nrow = -(-(len(tasks) + 1) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False)
-    axes = list(axes.flat)
-    for ax in axes[len(tasks) + 1 :]:
-        ax.axis("off")
-    for ax, task in zip(axes, tasks):
+    curves = {}
+    for task in (t for t in TASKS if t in results):
+        by_schedule = {}
         for sched in SCHEDULES:
             pts = sorted((int(k.split("@")[1]), v) for k, v in results[task].items() if k.startswith(sched + "@"))
-            if pts:
-                ax.errorbar(
-                    [n for n, _ in pts],
-                    [v["psnr"]["mean"] for _, v in pts],
-                    yerr=[v["psnr"]["sd"] / len(v["psnr"]["values"]) ** 0.5 for _, v in pts],
-                    marker="o",
-                    capsize=2,
-                    label=sched,
-                )
-        ax.set_xscale("log")
-        nfes = sorted({int(k.split("@")[1]) for k in results[task]})
-        ax.set_xticks(nfes, [str(n) for n in nfes])
-        ax.minorticks_off()
-        ax.set_title(TITLES[task], fontsize=9)
-        ax.set_xlabel("network evaluations")
-        ax.set_ylabel("PSNR (dB), mean ± s.e.")
-        ax.legend(fontsize=7)
-    ax = axes[len(tasks)]
-    if profile is None:
-        ax.set_title("no stability profile yet", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return
-    ax.plot(profile["t"], profile["rho_Js"], "k-", label="rho(J_s)(t), measured")
-    ax.fill_between(profile["t"], profile["rho_Js_min"], profile["rho_Js_max"], color="0.8")
-    ax.set_yscale("log")
-    ax.set_xlabel("timestep t")
-    ax.set_ylabel("rho(J_s)")
-    for i, sched in enumerate(SCHEDULES):
-        ts = timesteps_for(model, 50, None, sched)  # the spectral list reads the stored profile
-        y = 10 ** (np.log10(min(profile["rho_Js"])) - 0.25 * (i + 1))
-        ax.plot(ts, [y] * len(ts), "|", ms=8, label=f"{sched} (50 steps)")
-    ax.set_title("step positions over the stability profile", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+            rows = [{"nfe": n, "psnr": v["psnr"]["mean"], "psnr_sd": v["psnr"]["sd"]} for n, v in pts]
+            if rows:
+                by_schedule[sched] = rows
+        curves[TITLES[task]] = by_schedule
+    # the spectral list reads the stored profile: without one, no spectral positions
+    scheds = [s for s in SCHEDULES if s != "spectral" or profile is not None]
+    positions = {s: timesteps_for(model, 50, None, s) for s in scheds}
+    panels = fig10_panels(curves, positions, profile, 50)
+    log_y = (len(curves),) if profile is not None else ()
+    fig = line_chart_png(panels, "Fig. 10 - step allocation at equal NFE", "network evaluations", log_y=log_y)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def _profile() -> dict | None:

@@ -94,9 +94,10 @@ def main(argv=None) -> int:
     os.environ["DIFFDEMO_MODEL"] = model
     os.environ["DIFFDEMO_CONCURRENCY"] = str(args.concurrency)
     import app
+    from diffdemo.ui.server import serve_queue
 
     demo = app.build_app()
-    app.serve_queue(demo, default_concurrency_limit=args.concurrency)
+    serve_queue(demo, default_concurrency_limit=args.concurrency)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     results: dict = {}
     wall = time.perf_counter()

@@ -71,7 +71,9 @@ def analysis_precision(precision: str) -> str:
     """Analysis differentiates in fp32 only: auto and fp32 mean fp32, bf16 is refused."""
     if precision == "bf16":
         raise UsageError("--precision bf16 is not offered for Jacobians: they are differentiated in fp32")
-    return "fp32"
+    from diffdemo.experiments import ANALYSIS_PRECISION
+
+    return ANALYSIS_PRECISION
 
 
 # --- restore ---------------------------------------------------------------------------------------
@@ -217,33 +219,70 @@ def add_sample(sub) -> None:
 
 
 def run_sample(args) -> dict:
-    from diffdemo.experiments import timesteps_for
+    from diffdemo.experiments import run_sampling
     from diffdemo.imaging import save_png
     from diffdemo.models import load_model
-    from diffdemo.restore import model_for
-    from diffdemo.samplers import last_frame, sample
 
     apply_full_quality(args)
     check_args(args, "n", "steps", "seed")
-    model = model_for(load_model(args.model), "sample", args.precision)
-    start = time.perf_counter()
-    timesteps = timesteps_for(model, args.steps, None, args.schedule)
-    frame = last_frame(sample(model, n=args.n, timesteps=timesteps, seed=args.seed, every=None))
-    seconds = time.perf_counter() - start
+    model = load_model(args.model)
+    kw = dict(n=args.n, steps=args.steps, seed=args.seed, schedule=args.schedule, precision=args.precision)
+    done = run_sampling(model, **kw)
     out = Path(args.out)
-    files = [str(save_png(frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]
+    files = [str(save_png(done.frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]
     result = {
         "n": args.n,
         "steps": args.steps,
         "schedule": args.schedule,
         "seed": args.seed,
         "model": args.model,
-        "seconds": seconds,
-        "nfe": frame.nfe,
-        "precision": model.precision,
+        "seconds": done.seconds,
+        "nfe": done.nfe,
+        "precision": done.precision,
         "files": files,
     }
     write_json(out / "samples.json", result)
+    return result
+
+
+# --- denoise (Figure 1's single run, the app's Denoise tab) -------------------------------------------
+def add_denoise(sub) -> None:
+    """noise an image to t (eq. 3) and run reverse diffusion back to 0 (eq. 24), as the app's Denoise tab
+
+    Writes the clean, noised and denoised pictures and denoise.json: the scores of the noisy input (as
+    x_t / sqrt(abar_t)) and of the result (diffdemo.experiments.denoising).
+    """
+    p = _command(sub, "denoise", add_denoise)
+    add_model_image_size(p)
+    p.add_argument("--t", type=int, default=int(defaults.UI["denoise.t"][2]), help="timestep to noise to")
+    p.add_argument("--steps", type=_positive(int), default=int(defaults.UI["denoise.steps"][2]))
+    add_schedule_option(p)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
+    p.add_argument("--out", required=True, help="output folder")
+    add_precision(p)
+    p.set_defaults(run=run_denoise)
+
+
+def run_denoise(args) -> dict:
+    from diffdemo.experiments import Row, denoising
+    from diffdemo.imaging import save_png, to_tensor
+    from diffdemo.models import load_model
+
+    check_args(args, "steps", "seed", "size")
+    model = load_model(args.model)
+    t = validation.check_timestep(args.t, model.schedule.T, "--t")
+    size = working_size(model, args.size)
+    x0 = to_tensor(resolve_image(args.image, size))
+    run = denoising(model, x0, t, steps=args.steps, seed=args.seed, every=None, schedule=args.schedule,
+                    precision=args.precision)  # fmt: skip
+    noisy, done = (item for item in run if isinstance(item, Row))
+    out = Path(args.out)
+    images = {"clean": x0, "noised": noisy.reconstruction, "denoised": done.reconstruction}
+    files = [str(save_png(image, out / f"{name}.png")) for name, image in images.items()]
+    result = {"model": args.model, "image": args.image, "size": size, "t": t, "seed": args.seed}
+    result.update({"noisy": noisy.record(), "denoised": done.record(), "noisy_scored_as": "x_t / sqrt(abar_t)"})
+    result.update(schedule=args.schedule, precision=done.precision, seconds=done.seconds, files=files)
+    write_json(out / "denoise.json", result)
     return result
 
 
@@ -374,7 +413,8 @@ def add_probe(sub) -> None:
 
 
 def run_probe(args) -> dict:
-    from diffdemo import analysis, plots
+    from diffdemo import plots
+    from diffdemo.experiments import probing
     from diffdemo.imaging import save_png, tile, to_tensor
 
     model, size, precision = _analysis_model(args, "eps", "seed", "size")
@@ -388,21 +428,11 @@ def run_probe(args) -> dict:
     x0 = to_tensor(resolve_image(args.image, size))
     out = Path(args.out)
     start = time.perf_counter()
-    result = analysis.probe(
-        model,
-        analysis.state_at(model, x0, t, args.seed),
-        t,
-        (x, y),
-        args.channel,
-        args.method,
-        args.eps,
-        args.energy_on,
-        args.exclude_centre,
-    )
-    curves = [result.energy]
-    if sweep:
-        kw = dict(channel=args.channel, energy_on=args.energy_on, exclude_centre=args.exclude_centre)
-        curves += analysis.energy_sweep(model, x0, (x, y), sweep, args.seed, method=args.method, eps=args.eps, **kw)
+    kw = dict(channel=args.channel, energy_on=args.energy_on, exclude_centre=args.exclude_centre, eps=args.eps)
+    found = list(probing(model, x0, t, (x, y), seed=args.seed, sweep=sweep, method=args.method,
+                         sweep_method=args.method, **kw))  # fmt: skip
+    result = found[0]
+    curves = [result.energy] + (found[1] if sweep else [])
     seconds = time.perf_counter() - start
     files = [save_png(x0, out / "image.png"), save_png(result.x_t.clamp(-1, 1), out / f"x_t{t:04d}.png")]
     for kind, column in result.columns.items():
@@ -452,7 +482,8 @@ def add_spectrum(sub) -> None:
 
 
 def run_spectrum(args) -> dict:
-    from diffdemo import analysis, plots
+    from diffdemo import plots
+    from diffdemo.experiments import spectra
     from diffdemo.imaging import save_png, tile, to_tensor
 
     model, size, precision = _analysis_model(args, "k", "iters", "arnoldi", "steps", "max_batch", "seed", "size")
@@ -464,18 +495,8 @@ def run_spectrum(args) -> dict:
     x0 = to_tensor(resolve_image(args.image, size))
     out = Path(args.out)
     start = time.perf_counter()
-    results = analysis.spectrum_sweep(
-        model,
-        x0,
-        ts,
-        args.k,
-        args.iters,
-        args.seed,
-        steps=args.steps,
-        arnoldi_steps=args.arnoldi,
-        max_batch=args.max_batch,
-        tol=args.tol,
-    )
+    results = list(spectra(model, x0, ts, k=args.k, iters=args.iters, seed=args.seed, steps=args.steps,
+                           arnoldi_steps=args.arnoldi, max_batch=args.max_batch, tol=args.tol))  # fmt: skip
     seconds = time.perf_counter() - start
     files = [save_png(x0, out / "image.png")]
     for r in results:
@@ -571,16 +592,17 @@ def add_profile(sub) -> None:
 
 
 def run_profile(args) -> dict:
+    from diffdemo.experiments import profiling
     from diffdemo.imaging import to_tensor
     from diffdemo.models import MODELS_DIR, load_model
     from diffdemo.profiles import profile_path, save_profile
-    from diffdemo.stability import PROFILE_IMAGES, compute_profile
+    from diffdemo.stability import PROFILE_IMAGES
 
     if args.iters > 200 or args.images > len(PROFILE_IMAGES):
         raise UsageError(f"--iters must be <= 200 and --images <= {len(PROFILE_IMAGES)}")
     model = load_model(args.model)
     images = [to_tensor(resolve_image(n, model.size)) for n in PROFILE_IMAGES[: args.images]]
-    profile = compute_profile(model, images, iters=args.iters, seed=args.seed)
+    profile = profiling(model, images, iters=args.iters, seed=args.seed)
     profile["model"] = args.model
     path = Path(args.out) if args.out else profile_path(args.model)
     if not args.out and not args.update_assets and path.resolve().is_relative_to(MODELS_DIR.resolve()):
@@ -590,7 +612,7 @@ def run_profile(args) -> dict:
 
 
 # --- entry point -----------------------------------------------------------------------------------
-COMMANDS = [add_restore, add_sample]
+COMMANDS = [add_restore, add_denoise, add_sample]
 COMMANDS.append(add_reproduce)
 COMMANDS += [add_probe, add_spectrum]
 COMMANDS.append(add_lpips)

@@ -5,7 +5,10 @@ model, each the 25th percentile of several short single calls (a burst of load s
 quantile), times the run's evaluations (``evaluations``, ``run_seconds``); a hub model not downloaded yet is
 scaled from a measured one by parameters x pixels (``cost_for``). A quick model's timing is taken again when it is
 older than ``STALE_S`` or when a finished run disagreed with its estimate by more than ``DISAGREE`` (the load
-changed), never while a run is going (it would slow the run and time the run instead of the machine).
+changed), never while a run is going (it would slow the run and time the run instead of the machine). In the app
+only heavy events, inside the network's concurrency group, take a timing (a run as it starts, ``model_info`` as a page
+loads or the model changes, the warm-up at start); the light ones (estimate lines, the header) read the last one
+(``no_timing``).
 
 Then the estimates learn: every finished run reports its wall time (``record``); each kind of run (model, task,
 batch) keeps an exponentially weighted figure of its seconds per network call, the latest run weighing
@@ -28,23 +31,38 @@ each run.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import statistics
 import threading
 import time
+import weakref
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
 from diffdemo.experiments import log_timesteps
 from diffdemo.hub import HUB_MODELS
-from diffdemo.models import DiffusionModel, ModelUnavailable, canonical_name, is_local, is_open, load_model
+from diffdemo.models import (
+    DiffusionModel,
+    ModelUnavailable,
+    cached_model,
+    canonical_name,
+    is_local,
+    is_open,
+    load_model,
+)
+from diffdemo.spacing import steps_from
 
 # --- timing the network ---------------------------------------------------------------------------
-_costs: dict[int, dict] = {}
-_costs_lock = threading.Lock()
+# Keyed by the model object itself, weakly: an evicted model's timing goes with it (an id() key could be reused by
+# the next model allocated at the same address and hand it a stranger's timing).
+_costs: weakref.WeakKeyDictionary[DiffusionModel, dict] = weakref.WeakKeyDictionary()
+_costs_lock = threading.Lock()  # held only to read or store a timing
+_timing_lock = threading.Lock()
 _reference: dict | None = None  # the last measured model, to scale estimates for models not loaded yet
 
 STALE_S = 120.0  # a quick model's timing is taken again when older than this (the load may have changed)
@@ -144,12 +162,28 @@ def idle(run: object) -> None:
     _active.pop(id(run), None)
 
 
-_recording = threading.local()  # set while ``record`` asks for an estimate: a finishing run never waits for a timing
+# False inside ``no_timing``: the network is not run for a timing there, the last timing is read instead.
+_may_time: contextvars.ContextVar[bool] = contextvars.ContextVar("diffdemo_may_time", default=True)
+
+
+class NotTimed(ModelUnavailable):
+    """The model is loaded but has no timing yet, and the caller may not take one (``no_timing``)."""
+
+
+@contextmanager
+def no_timing():
+    """Within the block no timing is taken, only read: the app's light events (estimate lines, the header) run
+    outside the network's concurrency group and must not run the network; a finishing run never waits for one."""
+    token = _may_time.set(False)
+    try:
+        yield
+    finally:
+        _may_time.reset(token)
 
 
 def _quiet() -> bool:
     now = time.monotonic()
-    return not getattr(_recording, "on", False) and all(now - last > QUIET_S for last in list(_active.values()))
+    return all(now - last > QUIET_S for last in list(_active.values()))
 
 
 def _canon(name: str) -> str:
@@ -172,54 +206,67 @@ def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
     further image in a batch, from a batch-4 forward (small images leave a CPU's cores idle at batch 1, so k chains
     cost less than k times one; faces64's slope: ``bench/RESULTS_estimates.md``). A model slower than 0.5 s a
     forward gets slope 1 and is not timed again. A quick model's timing is taken again when older than
-    ``max_age_s`` or when a run disagreed with its estimate, unless a run is going (then the last one stands)."""
+    ``max_age_s`` or when a run disagreed with its estimate, unless a run is going (then the last one stands).
+    Inside ``no_timing`` the last timing is returned as it is, and a model never timed raises ``NotTimed``."""
     global _reference
     name = _canon(getattr(model, "name", "") or "")
     with _costs_lock:
-        key = id(model)
-        old = _costs.get(key)
-        if old is not None:
-            wanted = time.monotonic() - old["measured_at"] > max_age_s or name in _retime
-            if old["forward_s"] >= 0.5 or not wanted or not _quiet():
-                return dict(old)
-        x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
-        t = model.schedule.T // 2
+        old = _costs.get(model)
+    if old is None and not _may_time.get():
+        raise NotTimed(f"'{name}' has not been timed yet: its first run times it")
+    if old is not None:
+        wanted = time.monotonic() - old["measured_at"] > max_age_s or name in _retime
+        if old["forward_s"] >= 0.5 or not wanted or not _quiet() or not _may_time.get():
+            return dict(old)
+    with _timing_lock:  # one timing at a time; readers of the last timing never wait behind it
+        with _costs_lock:
+            latest = _costs.get(model)
+        if latest is not None and latest is not old:
+            return dict(latest)  # timed while this caller waited
+        cost = _time_model(model, old)
+        with _costs_lock:
+            _costs[model] = cost
+            if cost["params"]:
+                _reference = dict(cost, name=model.name)
+            _retime.discard(name)
+    return dict(cost)
 
-        def forward(batch: torch.Tensor):
-            with torch.inference_mode():
-                model.eps(batch, t)
 
-        def gradient():
-            with torch.enable_grad():
-                x_in = x.clone().requires_grad_(True)
-                torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
+def _time_model(model: DiffusionModel, old: dict | None) -> dict:
+    """One timing of ``model`` (``measure_cost``'s figures); ``old``, its previous timing, skips the warm-up."""
+    x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
+    t = model.schedule.T // 2
 
-        # warm-up calls pay for allocation and kernel selection (the first calls are much slower on a loaded
-        # machine: bench/RESULTS_estimates.md); a model timed before is warm already
-        fastest = _settle(lambda: forward(x)) if old is None else old["forward_s"]
-        one, calls = _short_timings(lambda: forward(x), fastest=fastest)
-        grad, _ = _short_timings(gradient, warmup=old is None)
-        slope = 1.0
-        if one < 0.5:
-            x4 = x.repeat(4, 1, 1, 1)
-            four, _ = _short_timings(lambda: forward(x4), max(3, TIMING_CALLS // 2), warmup=old is None)
-            slope = min(1.0, max(0.0, (four / one - 1) / 3))  # batch 4 costs 1 + 3 x slope of batch 1
-        n_params = getattr(model, "n_params", None)
-        _costs[key] = {
-            "forward_s": one,
-            "grad_s": grad,
-            "batch_slope": slope,
-            "params": n_params,
-            "size": model.size,
-            "measured_at": time.monotonic(),
-            "measured_clock": time.time(),
-            "calls": calls,
-            "load": _load(),
-        }
-        if n_params:
-            _reference = dict(_costs[key], name=model.name)
-        _retime.discard(name)
-    return dict(_costs[key])
+    def forward(batch: torch.Tensor):
+        with torch.inference_mode():
+            model.eps(batch, t)
+
+    def gradient():
+        with torch.enable_grad():
+            x_in = x.clone().requires_grad_(True)
+            torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
+
+    # warm-up calls pay for allocation and kernel selection (the first calls are much slower on a loaded
+    # machine: bench/RESULTS_estimates.md); a model timed before is warm already
+    fastest = _settle(lambda: forward(x)) if old is None else old["forward_s"]
+    one, calls = _short_timings(lambda: forward(x), fastest=fastest)
+    grad, _ = _short_timings(gradient, warmup=old is None)
+    slope = 1.0
+    if one < 0.5:
+        x4 = x.repeat(4, 1, 1, 1)
+        four, _ = _short_timings(lambda: forward(x4), max(3, TIMING_CALLS // 2), warmup=old is None)
+        slope = min(1.0, max(0.0, (four / one - 1) / 3))  # batch 4 costs 1 + 3 x slope of batch 1
+    return {
+        "forward_s": one,
+        "grad_s": grad,
+        "batch_slope": slope,
+        "params": getattr(model, "n_params", None),
+        "size": model.size,
+        "measured_at": time.monotonic(),
+        "measured_clock": time.time(),
+        "calls": calls,
+        "load": _load(),
+    }
 
 
 def estimate_unloaded(name: str) -> dict | None:
@@ -242,8 +289,11 @@ def cost_for(name: str, reference: str | None = None) -> dict:
     """Measured cost of a local or already loaded model; for a hub model not loaded yet (no download just to
     time it) an estimate scaled from ``reference`` (measured first if need be), flagged ``estimated``."""
     if is_local(name) or is_open(name):
-        return dict(measure_cost(load_model(name)), estimated=False)
-    if _reference is None and reference and reference != name:
+        model = load_model(name) if _may_time.get() else cached_model(name)  # no_timing: never a load either
+        if model is None:
+            raise NotTimed(f"'{name}' is not loaded yet: it is timed when it is")
+        return dict(measure_cost(model), estimated=False)
+    if _reference is None and reference and reference != name and _may_time.get():
         try:
             measure_cost(load_model(reference))
         except ModelUnavailable:
@@ -259,17 +309,17 @@ def evaluations(task: str, **p) -> dict:
     they run in; a run in two phases of different batch gives the second as ``then`` (the same keys).
 
     task: denoise (t, steps), psnr_curve (steps, points), sample (n, steps), a restoration method (steps, t0,
-    samples), probe (sweep) or spectrum (k, iters, n_t)."""
+    samples), probe (sweep), energy (n_t: an energy sweep alone) or spectrum (k, iters, n_t)."""
     steps = int(p.get("steps") or 0)
     chains = int(p.get("samples") or 1)  # posterior samples averaged: one batch of k chains
     if task == "denoise":
-        return {"forwards": min(steps, int(p["t"]) + 1)}
+        return {"forwards": steps_from(steps, int(p["t"]))}
     if task == "psnr_curve":  # Figure 1: one denoising run from each of ``points`` log-spaced timesteps
-        return {"forwards": sum(min(steps, t + 1) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
+        return {"forwards": sum(steps_from(steps, t) for t in log_timesteps(int(p.get("T", 1000)), int(p["points"])))}
     if task == "sample":
         return {"forwards": steps, "batch": int(p.get("n", 1))}
     if task == "sdedit":
-        return {"forwards": min(steps, int(p["t0"]) + 1), "batch": chains}
+        return {"forwards": steps_from(steps, int(p["t0"])), "batch": chains}
     if task == "score_ald":
         return {"forwards": steps, "batch": chains}
     if task == "denoise_restore":
@@ -278,6 +328,8 @@ def evaluations(task: str, **p) -> dict:
         return {"gradients": steps, "batch": chains}
     if task == "probe":  # exact JVP + central difference (2 rows) + one JVP row per timestep of the sweep
         return {"gradients": 1 + int(p.get("sweep", 0)), "forwards": 2}
+    if task == "energy":  # analysis.energy_sweep by central differences: one forward of 2 rows per timestep
+        return {"forwards": 1, "batch": 2 * int(p["n_t"])}
     if task == "spectrum":
         # analysis.spectrum_sweep: max(k, iters) Lanczos steps, each one JVP and one VJP batched over the 2 n_t rows
         # (J_s and J_f at every timestep), then iters Arnoldi steps, one JVP batched over the n_t rows
@@ -401,15 +453,13 @@ def record(model: str, task: str, params: dict, seconds: float, reference: str |
     calls = network_calls(work)
     if calls <= 0 or not seconds > 0:
         return
-    _recording.on = True
     try:
-        before = estimate(model, task, reference, **params).seconds
-        timing = cost_for(model, reference)
+        with no_timing():  # a finishing run never waits for a timing
+            before = estimate(model, task, reference, **params).seconds
+            timing = cost_for(model, reference)
         timing = None if timing.get("estimated") else timing["forward_s"]
     except Exception:  # no timing for this model: still learn seconds per call
         before, timing = None, None
-    finally:
-        _recording.on = False
     obs = Observation(model, task, int(work.get("batch", 1)), calls, float(seconds), timing, time.monotonic())
     with _lock:
         kind = _learned.setdefault((model, task, obs.batch), Learned())

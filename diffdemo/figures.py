@@ -32,8 +32,9 @@ class Figures:
         log_y: tuple[int, ...] = (),
         html: bool = True,
     ) -> dict:
-        """Panels of curves (``plots.line_chart_png``'s format) as PNG + interactive HTML."""
-        from diffdemo.plots import line_chart_figure, line_chart_png, pyplot
+        """Panels of curves (``charts.line_chart_png``'s format) as PNG + interactive HTML."""
+        from diffdemo.charts import line_chart_png, pyplot
+        from diffdemo.plots import line_chart_figure
 
         fig = line_chart_png(panels, title, xlabel, log_x, log_y)
         png = f"{stem}.png"
@@ -49,7 +50,7 @@ class Figures:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        from diffdemo.plots import pyplot
+        from diffdemo.charts import pyplot
 
         plt = pyplot()
         n_rows, n_cols = len(rows), max(len(r[1]) for r in rows)

@@ -111,3 +111,24 @@ def lpips(x: torch.Tensor, reference: torch.Tensor, net: str = "alex", weights: 
 def all_metrics(x: torch.Tensor, reference: torch.Tensor) -> dict:
     """psnr, ssim and lpips (None when unavailable) of one image against the reference."""
     return {"psnr": psnr(x, reference), "ssim": ssim(x, reference), "lpips": lpips(x, reference)}
+
+
+# --- aggregates over images -------------------------------------------------------------------------------------
+MEAN_SD = "mean ± sd over the images (sd: the sample standard deviation, ddof = 1)"  # said beside every such table
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """The one "mean ± sd" over images (``MEAN_SD``): the mean and the sample standard deviation (ddof = 1; 0 for
+    one image) of the values that are not None; (nan, nan) when none is."""
+    import numpy as np
+
+    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def format_mean_sd(values, digits: int = 2) -> str:
+    """'25.31 ± 1.20': ``mean_sd`` of ``values`` at ``digits`` decimals."""
+    mean, sd = mean_sd(values)
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"

@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 
 from diffdemo.defaults import FULL_QUALITY
-from diffdemo.experiments import timesteps_for
+from diffdemo.experiments import run_sampling
 from diffdemo.imaging import bundled_images, grid, load_image, save_png, to_tensor
 from diffdemo.jsonio import dumps, write_json
 from diffdemo.models import load_model
-from diffdemo.samplers import last_frame, sample
 from diffdemo.train import DEFAULT_LR, MODEL_DIR, STATE_FILE, load_faces
 
 
@@ -80,7 +79,7 @@ def colour_dc_report(model, x0: torch.Tensor, ts=(900, 700, 500, 300, 100), seed
 
 def loss_curve_png(history: list, path: Path) -> None:
     """The training loss (step, running MSE) on a log axis, drawn by the one PNG chart renderer."""
-    from diffdemo.plots import line_chart_png, pyplot
+    from diffdemo.charts import line_chart_png, pyplot
 
     steps, losses = zip(*history) if history else ([0], [float("nan")])
     series = [{"name": "running MSE (eps)", "x": list(steps), "y": list(losses)}]
@@ -99,9 +98,9 @@ def write_card(model_dir: Path, out_dir: Path, n: int = 64, steps: int = 250, se
     state = json.loads((model_dir / STATE_FILE).read_text()) if (model_dir / STATE_FILE).exists() else {}
     start = time.perf_counter()
     # the card's samples keep the uniform stride of its figures (the poster's setting), whatever the app's default
-    timesteps = timesteps_for(model, steps, None, FULL_QUALITY["schedule"])
-    frames = sample(model, n=n, timesteps=timesteps, seed=seed, every=None)
-    samples = last_frame(frames).x_t.cpu()
+    # fp32 whatever the machine: the card's samples are the same pictures wherever it is written
+    done = run_sampling(model, n=n, steps=steps, seed=seed, schedule=FULL_QUALITY["schedule"], precision="fp32")
+    samples = done.frame.x_t.cpu()
     sample_seconds = time.perf_counter() - start
     train = load_faces()
     test = torch.cat([to_tensor(load_image(p, 64)) for name, p in bundled_images().items() if "london" in name])

@@ -1,12 +1,10 @@
-"""The one model contract: eps(x, t), score(x, t), x0_hat(x, t) on batched (N, C, H, W) tensors in [-1, 1].
-
-Implementations: a diffusers ``UNet2DModel`` (the embedded ``faces64``, a local folder or a hub id) and an
-analytic Gaussian prior whose score and Jacobian are exact (the test oracle).
+"""Models by name: the embedded ones, local diffusers folders and hub ids canonicalised, loaded safely (safetensors,
+or a weights-only ``.bin``) and kept in a bounded cache. The contract, the UNet adapter and the Gaussian oracle
+live in ``diffdemo.contract``, ``diffdemo.unet`` and ``diffdemo.gaussian_prior`` (their names are re-exported here).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import threading
@@ -15,10 +13,28 @@ from pathlib import Path
 
 import torch
 
-from diffdemo.checkpoint import checkpoint
+from diffdemo.contract import DiffusionModel, default_device
 from diffdemo.errors import DiffdemoError
+from diffdemo.gaussian_prior import GaussianPrior
 from diffdemo.hub import hub_reachable
-from diffdemo.schedule import Schedule
+from diffdemo.unet import UNetModel
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS_DIR",
+    "DiffusionModel",
+    "GaussianPrior",
+    "ModelUnavailable",
+    "UNetModel",
+    "available_models",
+    "cached_model",
+    "canonical_name",
+    "default_device",
+    "is_local",
+    "is_open",
+    "load_model",
+    "resolve_model_dir",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "assets" / "models"
@@ -29,212 +45,14 @@ class ModelUnavailable(DiffdemoError, RuntimeError):
     """A model could not be loaded (missing folder, no network for a hub id, unsafe weights)."""
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-class DiffusionModel:
-    """Base class: subclasses implement ``eps``; score (eq. 22) and x0_hat (eq. 19) follow from it.
-
-    ``t`` is an int or a 1-D integer tensor with one timestep per batch element.
-    """
-
-    name: str = "model"
-    schedule: Schedule
-    sample_shape: tuple[int, int, int]
-    device: torch.device = torch.device("cpu")
-    precision: str = "fp32"  # the network's number format (diffdemo/precision.py); inputs and outputs stay float32
-    autodiff: bool = False  # the network's layers carry hand-written JVP / VJP rules (diffdemo/autodiff.py)
-
-    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        raise NotImplementedError
-
-    def with_precision(self, precision: str) -> DiffusionModel:
-        """A view of this model whose network runs in ``precision`` (fp32 or bf16); weights shared, cache untouched."""
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16 here (resolve 'auto' first), got {precision!r}")
-        if precision == self.precision:
-            return self
-        view = copy.copy(self)
-        view.precision = precision
-        return view
-
-    def for_autodiff(self) -> DiffusionModel:
-        """A float32 view for Jacobian products: the same values, with the network's cheaper JVP / VJP rules."""
-        view = copy.copy(self.with_precision("fp32"))
-        view.autodiff = True
-        return view
-
-    def _abar(self, t, x: torch.Tensor) -> torch.Tensor:
-        """alpha_bar_t broadcast against x (``Schedule.abar_like``)."""
-        return self.schedule.abar_like(t, x)
-
-    def score(self, x: torch.Tensor, t) -> torch.Tensor:
-        """s_theta(x_t, t) from eps_theta (eq. 22, ``Schedule.score_from_eps``)."""
-        return self.schedule.score_from_eps(self.eps(x, t), t)
-
-    def x0_hat(self, x: torch.Tensor, t) -> torch.Tensor:
-        """Tweedie denoiser x0_hat from eps_theta (eq. 19, ``Schedule.x0_from_eps``)."""
-        return self.schedule.x0_from_eps(x, self.eps(x, t), t)
-
-    @property
-    def size(self) -> int:
-        return self.sample_shape[-1]
-
-
-class UNetModel(DiffusionModel):
-    """A diffusers ``UNet2DModel`` with the schedule of its ``DDPMScheduler`` config."""
-
-    def __init__(self, unet, scheduler_config: dict | None = None, name: str = "unet", device=None):
-        self.device = torch.device(device) if device is not None else default_device()
-        # channels_last: faster convolutions on CPUs (bench/RESULTS_engine.md)
-        self.unet = unet.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
-        self.scheduler_config = dict(scheduler_config or {})
-        self.schedule = Schedule.from_config(self.scheduler_config)
-        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
-        cfg = unet.config
-        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
-        self.sample_shape = (cfg.in_channels, size, size)
-        self.name = name
-        self.n_params = sum(p.numel() for p in unet.parameters())
-        self._derived: dict = {}  # bf16 / autodiff copies and traced graphs, built on first use, shared by views
-        self._derived_lock = threading.RLock()
-
-    def derived(self, key, build):
-        """``build()`` once per key (thread-safe), then the cached result: things derived from the weights."""
-        with self._derived_lock:
-            if key not in self._derived:
-                self._derived[key] = build()
-            return self._derived[key]
-
-    def _bf16_unet(self):
-        """The network with conv / linear weights stored in bf16 (what autocast would cast them to on every call,
-        cast once); norms keep float32 parameters, as autocast keeps them."""
-
-        def build():
-            net = copy.deepcopy(self.unet)
-            for module in net.modules():
-                if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                    module.to(torch.bfloat16)
-            return net
-
-        return self.derived("bf16", build)
-
-    def _autodiff_unet(self):
-        """The network with conv / group-norm / SiLU layers using diffdemo/autodiff.py's rules; weights shared."""
-        from diffdemo.autodiff import autodiff_network
-
-        return self.derived("autodiff", lambda: autodiff_network(self.unet))
-
-    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        checkpoint()  # a capped or cancelled run stops here, within one network evaluation
-        t_in = t.to(x.device) if isinstance(t, torch.Tensor) else torch.full((x.shape[0],), int(t), device=x.device)
-        if t_in.ndim == 0:
-            t_in = t_in.expand(x.shape[0])
-        x_in = x.contiguous(memory_format=torch.channels_last)
-        if self.precision == "bf16":
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                out = self._bf16_unet()(x_in, t_in).sample
-            out = out.float().contiguous()  # everything after the network stays float32
-        else:
-            net = self._autodiff_unet() if self.autodiff else self.unet
-            out = net(x_in, t_in).sample.contiguous()
-        if self.prediction_type == "epsilon":
-            return out
-        a = self._abar(t, x)
-        if self.prediction_type == "sample":  # network predicts x0: invert eq. 19
-            return self.schedule.eps_from_x0(x, out, t)
-        if self.prediction_type == "v_prediction":  # v = sqrt(abar) eps - sqrt(1-abar) x0
-            return a.sqrt() * out + (1 - a).sqrt() * x
-        raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
-
-
-class GaussianPrior(DiffusionModel):
-    """x0 ~ N(mu, Sigma) with Sigma = U diag(lam) U^T + floor (I - U U^T): every quantity is exact.
-
-    C_t = abar Sigma + (1 - abar) I,  s(x) = -C_t^{-1} (x - sqrt(abar) mu),  J_s = -C_t^{-1}  (DESIGN.md section 4).
-    """
-
-    def __init__(
-        self,
-        mean: torch.Tensor,
-        basis: torch.Tensor,
-        variances: torch.Tensor,
-        floor: float = 1e-3,
-        schedule: Schedule | None = None,
-        name: str = "gaussian",
-    ):
-        self.sample_shape = tuple(mean.shape[-3:])
-        self.mean = mean.reshape(-1).double()
-        self.basis = basis.double()  # (D, k), orthonormal columns
-        self.variances = variances.double()  # (k,)
-        self.floor = float(floor)
-        self.schedule = schedule or Schedule.linear()
-        self.name = name
-        self.device = torch.device("cpu")
-
-    @classmethod
-    def fit(cls, images: torch.Tensor, rank: int | None = None, floor: float = 1e-3, **kw) -> GaussianPrior:
-        """Fit mean and top-``rank`` principal components (PCA) of (N, C, H, W) images."""
-        flat = images.reshape(images.shape[0], -1).double()
-        mu = flat.mean(0)
-        _, s, vh = torch.linalg.svd(flat - mu, full_matrices=False)
-        k = rank or vh.shape[0]
-        var = s[:k] ** 2 / max(flat.shape[0] - 1, 1)
-        return cls(mu.reshape(images.shape[1:]), vh[:k].T, torch.clamp(var, min=floor), floor, **kw)
-
-    @property
-    def dim(self) -> int:
-        return self.mean.numel()
-
-    def covariance(self) -> torch.Tensor:
-        """Sigma as a dense (D, D) matrix (for small test problems)."""
-        U = self.basis
-        return U @ torch.diag(self.variances) @ U.T + self.floor * (torch.eye(self.dim, dtype=U.dtype) - U @ U.T)
-
-    def _apply_spectral(self, v: torch.Tensor, fn_lam, fn_floor) -> torch.Tensor:
-        """Apply U diag(fn(lam)) U^T + fn(floor) (I - U U^T) to the rows of v (N, D)."""
-        coef = v @ self.basis
-        inside = (coef * fn_lam(self.variances)) @ self.basis.T
-        outside = fn_floor(self.floor) * (v - coef @ self.basis.T)
-        return inside + outside
-
-    def cov_t_inverse(self, v: torch.Tensor, t: int) -> torch.Tensor:
-        """C_t^{-1} v for flattened rows v."""
-        a = self.schedule.abar(t)
-        return self._apply_spectral(v, lambda lam: 1.0 / (a * lam + 1 - a), lambda f: 1.0 / (a * f + 1 - a))
-
-    def score(self, x: torch.Tensor, t) -> torch.Tensor:
-        """Exact score -C_t^{-1}(x - sqrt(abar_t) mu)."""
-        if isinstance(t, torch.Tensor) and t.ndim > 0:
-            return torch.cat([self.score(x[i : i + 1], int(ti)) for i, ti in enumerate(t.tolist())])
-        t = int(t)
-        flat = x.reshape(x.shape[0], -1).double()
-        centred = flat - self.schedule.abar(t) ** 0.5 * self.mean
-        return (-self.cov_t_inverse(centred, t)).to(x.dtype).reshape(x.shape)
-
-    def eps(self, x: torch.Tensor, t) -> torch.Tensor:
-        return self.schedule.eps_from_score(self.score(x, t), t)
-
-    def score_jacobian(self, t: int) -> torch.Tensor:
-        """J_s = -C_t^{-1}, dense (D, D)."""
-        return -self.cov_t_inverse(torch.eye(self.dim, dtype=torch.float64), t)
-
-    def posterior(self, A: torch.Tensor, y: torch.Tensor, sigma_y: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact posterior of x0 given y = A x0 + sigma_y n, A a dense (M, D) matrix: (mean (D,), cov (D, D))."""
-        S = self.covariance()
-        A = A.double()
-        K = A @ S @ A.T + sigma_y**2 * torch.eye(A.shape[0], dtype=torch.float64)
-        gain = torch.linalg.solve(K, A @ S).T  # S A^T K^{-1}
-        mean = self.mean + gain @ (y.reshape(-1).double() - A @ self.mean)
-        return mean, S - gain @ A @ S
-
-
 # --- loading -------------------------------------------------------------------------------------
 # Least recently used models beyond this many are dropped (each 64 px model is ~20 MB, a 256 px hub model ~0.5 GB).
 MAX_CACHED_MODELS = max(1, int(os.environ.get("DIFFDEMO_MAX_MODELS", "3")))
 _cache: OrderedDict[tuple[str, str], DiffusionModel] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # held only to read or change _cache and _loading, never through a load
+# A lock per model being loaded, with how many callers hold or wait on it: a second caller for the same name waits for
+# the first load and reuses it, while callers for other names (and cache hits) go on. Dropped once nobody waits.
+_loading: dict[tuple[str, str], list] = {}
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 # One message for every name that is not a model, whatever exists on disk under that name.
 NO_SUCH_MODEL = (
@@ -383,7 +201,8 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
     read with ``torch.load(weights_only=True)`` (never a full unpickle).
 
     Names are canonicalised first (one cache entry per model however it is spelled) and the cache keeps the
-    MAX_CACHED_MODELS most recently used. Failures are ModelUnavailable with a message that names no server path
+    MAX_CACHED_MODELS most recently used. A load holds a lock of its own name only: callers for the same name wait
+    and share it, every other caller (a cache hit, another model) goes on. Failures are ModelUnavailable with a message that names no server path
     and carries no library's exception text (a folder that exists but holds no model reads as a missing one)."""
     device = torch.device(device) if device is not None else default_device()
     canonical = canonical_name(name)
@@ -392,29 +211,49 @@ def load_model(name: str = DEFAULT_MODEL, device=None) -> UNetModel:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        local_dir = resolve_model_dir(canonical)
-        if local_dir is None and not hub_reachable():
-            raise ModelUnavailable(
-                f"'{canonical}' needs the Hugging Face hub, which cannot be reached from here "
-                "(offline, or HF_HUB_OFFLINE is set); use faces64 or a local diffusers folder"
-            )
-        try:
-            unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
-        except ModelUnavailable as exc:  # our own one-line reasons
-            if str(exc).startswith("refused"):  # a .bin that would run code: say so, it names no path
-                raise
-            if local_dir is not None and not is_embedded(canonical):
-                raise no_such_model() from None  # a folder without weights reads as a missing one
+        entry = _loading.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:  # one load per name at a time; the cache lock is free meanwhile
+            with _cache_lock:
+                if key in _cache:  # loaded by the caller this one waited on
+                    _cache.move_to_end(key)
+                    return _cache[key]
+            model = _read_model(canonical, device)
+            with _cache_lock:
+                _cache[key] = model
+                while len(_cache) > MAX_CACHED_MODELS:
+                    _cache.popitem(last=False)  # least recently used out (a run still holding it keeps its reference)
+            return model
+    finally:
+        with _cache_lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _loading.pop(key, None)
+
+
+def _read_model(canonical: str, device: torch.device) -> UNetModel:
+    """Read one model from its folder or the hub (the slow part of ``load_model``: disk, download, the 2 s
+    reachability check), with the one-line failures ``load_model`` promises."""
+    local_dir = resolve_model_dir(canonical)
+    if local_dir is None and not hub_reachable():
+        raise ModelUnavailable(
+            f"'{canonical}' needs the Hugging Face hub, which cannot be reached from here "
+            "(offline, or HF_HUB_OFFLINE is set); use faces64 or a local diffusers folder"
+        )
+    try:
+        unet, config = _read_unet(local_dir or canonical, local=local_dir is not None)
+    except ModelUnavailable as exc:  # our own one-line reasons
+        if str(exc).startswith("refused"):  # a .bin that would run code: say so, it names no path
             raise
-        except Exception:  # offline, missing or broken files: never echo the cause
-            if local_dir is not None and not is_embedded(canonical):
-                raise no_such_model() from None
-            where = f"the embedded model '{canonical}'" if local_dir else f"the hub model '{canonical}'"
-            raise ModelUnavailable(
-                f"could not load {where} (no safetensors weights, a missing file, or no network)"
-            ) from None
-        model = UNetModel(unet, config, name=canonical, device=device)
-        _cache[key] = model
-        while len(_cache) > MAX_CACHED_MODELS:
-            _cache.popitem(last=False)  # least recently used out (a run still holding it keeps its reference)
-        return model
+        if local_dir is not None and not is_embedded(canonical):
+            raise no_such_model() from None  # a folder without weights reads as a missing one
+        raise
+    except Exception:  # offline, missing or broken files: never echo the cause
+        if local_dir is not None and not is_embedded(canonical):
+            raise no_such_model() from None
+        where = f"the embedded model '{canonical}'" if local_dir else f"the hub model '{canonical}'"
+        raise ModelUnavailable(
+            f"could not load {where} (no safetensors weights, a missing file, or no network)"
+        ) from None
+    return UNetModel(unet, config, name=canonical, device=device)

@@ -23,16 +23,29 @@ import torch
 
 from diffdemo import baselines, defaults, metrics
 from diffdemo.defaults import params_for
-from diffdemo.experiments import Row, psnr_lpips_vs_t, run_restoration, timesteps_for
+from diffdemo.estimates import evaluations, image_evaluations
+from diffdemo.experiments import (
+    Row,
+    compared,
+    energy_curves,
+    network,
+    probing,
+    psnr_lpips_vs_t,
+    run_restoration,
+    run_sampling,
+    timesteps_for,
+)
+from diffdemo.experiments import (
+    spectra as spectrum_results,
+)
 from diffdemo.figures import Figures, write_report_pages
 from diffdemo.imaging import bundled_images, load_image, to_tensor, to_uint8
 from diffdemo.jsonio import write_json
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.models import DiffusionModel
 from diffdemo.operators import make_operator
-from diffdemo.precision import check_precision, resolve_precision
-from diffdemo.restore import DIFFUSION_METHODS, make_problem, model_for
-from diffdemo.samplers import last_frame, sample
+from diffdemo.precision import check_precision
+from diffdemo.restore import DIFFUSION_METHODS, make_problem
 from diffdemo.spacing import profile_stiffness
 from diffdemo.threads import auto_threads
 
@@ -41,7 +54,6 @@ TASKS = {  # the poster's two inverse problems, as at 64 px (DESIGN.md section 4
     "inpaint": ("box_inpaint", {"preset": "center"}),
 }
 TASK_TITLES = {"deblur": "Gaussian deblurring", "inpaint": "box inpainting"}
-DPS_COST = 3  # one DPS step = forward + backward through the UNet: about 3 forward evaluations (bench_engine.py)
 
 
 @dataclass(frozen=True)
@@ -122,10 +134,7 @@ def _table_params(method: str, operator: str, steps: int | None) -> dict:
 
 
 def _mean_std(values) -> tuple[float, float]:
-    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return metrics.mean_sd(values)  # the one aggregate over images (metrics.MEAN_SD)
 
 
 def _vector_structure(vectors: torch.Tensor, image: torch.Tensor) -> dict:
@@ -233,7 +242,7 @@ class Reproduction:
         return _table_params(method, self.ops[task].name, self.budget.table_steps)
 
     def table_methods(self, task: str) -> list[str]:
-        return list(DIFFUSION_METHODS) + list(baselines.applicable(self.ops[task]))
+        return compared(self.ops[task].name) + list(baselines.applicable(self.ops[task]))
 
     def probe_pixels(self) -> list[tuple[str, tuple[int, int]]]:
         n = self.budget.probe_pixels
@@ -258,30 +267,34 @@ class Reproduction:
         return [(s, int(n)) for s in scheds for n in self.budget.schedule_nfes]
 
 
-# --- cost accounting (network-evaluation equivalents) for the progress bar -------------------------------------
+# --- cost accounting for the progress bar: the one cost model's image evaluations (diffdemo/estimates.py) ---------
+def units(task: str, **params) -> int:
+    """Network evaluations of one run counted per image (``estimates.evaluations``, ``image_evaluations``)."""
+    return image_evaluations(evaluations(task, **params))
+
+
 def run_units(budget: Budget, method: str, **overrides) -> int:
     if method not in DIFFUSION_METHODS:
-        return 1
-    p = params_for(method, **{"steps": budget.steps, **overrides})
-    steps = min(int(p["steps"]), int(p["t0"]) + 1) if method == "sdedit" else int(p["steps"])
-    return steps * (DPS_COST if method == "dps" else 1)
+        return 1  # a classical baseline: no network, one tick
+    p = params_for(method, **{"steps": budget.steps, "samples": 1, **overrides})
+    kind = "denoise_restore" if method == "denoise" else method  # the estimates' name of restoration's denoising
+    return units(kind, steps=int(p["steps"]), t0=p.get("t0"), samples=1)
 
 
 def planned_units(run: Reproduction) -> int:
     b = run.budget
-    units = sum(min(b.denoise_steps, t + 1) for t in b.denoise_ts) * b.denoise_images
-    units += b.n_samples * b.sample_steps
-    units += sum(run_units(b, key[0], **dict(key[3])) for key in restoration_plan(run))
-    units += sum(nfe * DPS_COST * b.sweep_images for _, nfe in run.fig10_plan())
-    # a probe: one JVP (~3 forwards) + a central difference check; energy: one batched JVP per pixel
-    energy = b.probe_pixels * 3 * len(b.energy_ts) * max(1, min(b.claim_images, len(run.image_names)))
-    return units + b.probe_pixels * 4 + energy + spectrum_units(run)
+    total = sum(units("denoise", t=t, steps=b.denoise_steps) for t in b.denoise_ts) * b.denoise_images
+    total += units("sample", n=b.n_samples, steps=b.sample_steps)
+    total += sum(run_units(b, key[0], **dict(key[3])) for key in restoration_plan(run))
+    total += sum(run_units(b, "dps", steps=nfe) * b.sweep_images for _, nfe in run.fig10_plan())
+    sweeps = b.probe_pixels * max(1, min(b.claim_images, len(run.image_names)))
+    total += sweeps * units("energy", n_t=len(run.timesteps("energy_ts")))
+    return total + b.probe_pixels * units("probe", sweep=0) + spectrum_units(run)
 
 
 def spectrum_units(run: Reproduction) -> int:
     b = run.budget
-    # per iteration: a JVP (~3 forwards) and a VJP (~2) over 2k rows per t; Arnoldi: one JVP per t
-    return len(run.timesteps("spectrum_ts")) * b.spectrum_iters * (2 * b.spectrum_k * 5 + 3)
+    return units("spectrum", k=b.spectrum_k, iters=b.spectrum_iters, n_t=len(run.timesteps("spectrum_ts")))
 
 
 def restoration_plan(run: Reproduction) -> list[tuple]:
@@ -303,13 +316,14 @@ def restoration_plan(run: Reproduction) -> list[tuple]:
 def fig1_denoising(run: Reproduction) -> None:
     """Figure 1 by experiments.psnr_lpips_vs_t (the app's definition): per t, mean and sd over the images."""
     b, spec = run.budget, FIGURES["fig1_denoising"]
-    model = model_for(run.model, "denoise", run.precision)
     names, ts = run.image_names[: b.denoise_images], list(b.denoise_ts)
     per = {t: {"psnr": [], "ssim": [], "lpips": [], "psnr_noisy": []} for t in ts}
     strip_noisy, strip_out = [], []
     for k, n in enumerate(names):  # image k's noise is drawn from seed + k
         run.bar.set_postfix_str(f"denoise {n}", refresh=False)
-        for r in psnr_lpips_vs_t(model, run.images[n], ts, steps=b.denoise_steps, seed=run.seed + k):
+        for r in psnr_lpips_vs_t(
+            run.model, run.images[n], ts, steps=b.denoise_steps, seed=run.seed + k, precision=run.precision
+        ):
             for key in ("psnr", "ssim", "lpips"):
                 per[r["t"]][key].append(r[f"{key}_denoised"])
             per[r["t"]]["psnr_noisy"].append(r["psnr_noisy"])
@@ -317,7 +331,7 @@ def fig1_denoising(run: Reproduction) -> None:
             if k == 0:
                 strip_noisy.append((f"t={r['t']}", to_uint8(r["noisy"])))
                 strip_out.append((f"{r['psnr_denoised']:.1f} dB", to_uint8(r["denoised"])))
-    rows = {t: _fig1_row(model, t, per[t]) for t in ts}
+    rows = {t: _fig1_row(run.model, t, per[t]) for t in ts}
     lp_status = metrics.lpips_status(size=run.size)
     chart = run.figures.line_chart(spec.key, spec.chart, spec.xlabel, _fig1_panels(rows, ts, lp_status), log_x=True)
     strip = run.figures.image_table(
@@ -377,11 +391,11 @@ def fig2_samples(run: Reproduction) -> None:
     b, spec = run.budget, FIGURES["fig2_samples"]
     run.bar.set_postfix_str("unconditional samples", refresh=False)
     start = time.perf_counter()
-    model = model_for(run.model, "sample", run.precision)
-    timesteps = timesteps_for(model, b.sample_steps, None, "uniform")
-    frame = last_frame(sample(model, n=b.n_samples, timesteps=timesteps, seed=run.seed, every=None))
+    done = run_sampling(run.model, n=b.n_samples, steps=b.sample_steps, seed=run.seed, schedule="uniform",
+                        precision=run.precision)  # fmt: skip
+    frame = done.frame
     seconds = time.perf_counter() - start
-    run.bar.update(b.n_samples * b.sample_steps)
+    run.bar.update(units("sample", n=b.n_samples, steps=b.sample_steps))
     x = frame.x_t.cpu()
     cells = [(f"seed {run.seed} #{i}", to_uint8(x[i : i + 1])) for i in range(x.shape[0])]
     files = run.figures.image_table(spec.key, spec.chart, [("samples", cells)])
@@ -514,6 +528,7 @@ def table_markdown(table: dict) -> str:
         )
     for task, m in table["psnr_measurement"].items():
         lines.append(f"| {TASK_TITLES[task]} | *measurement y* | {m['mean']:.2f} ± {m['std']:.2f} | | | | |")
+    lines.append(f"\n± : {metrics.MEAN_SD}.")
     return "\n".join(lines)
 
 
@@ -529,8 +544,8 @@ def fig6_sensitivity(run: Reproduction) -> None:
     results, rows = [], []
     for name, pixel in run.probe_pixels():
         run.bar.set_postfix_str(f"probe {name} t={t}", refresh=False)
-        r = analysis.probe(model, x_t, t, pixel, method="jvp", compare=True, energy_on="denoiser")
-        run.bar.update(4)
+        r = next(probing(model, run.images[run.image_names[0]], t, pixel, seed=run.seed, energy_on="denoiser"))
+        run.bar.update(units("probe", sweep=0))
         results.append((name, r))
         cells = [(f"x_t, t={t}", plots.mark_pixel(big, pixel, factor))]
         cells += [
@@ -565,9 +580,7 @@ def _energy_curves(run: Reproduction, name: str, pixel: tuple[int, int], ts: lis
     """
     from diffdemo import analysis
 
-    jd = analysis.energy_sweep(
-        run.model, run.images[name], pixel, ts, seed=run.seed, energy_on="denoiser", exclude_centre=True
-    )
+    jd = energy_curves(run.model, run.images[name], pixel, ts, seed=run.seed, energy_on="denoiser", exclude_centre=True)
     js = []
     for c in jd:
         a, b = analysis.affine_coefficients(run.model, "denoiser", c.t)
@@ -585,7 +598,7 @@ def fig7_energy(run: Reproduction) -> None:
         run.bar.set_postfix_str(f"energy sweep {name}", refresh=False)
         curves, js_curves[name] = _energy_curves(run, run.image_names[0], pixel, ts)
         per_pixel[name] = (pixel, curves)
-        run.bar.update(3 * len(ts))
+        run.bar.update(units("energy", n_t=len(ts)))
     first_name, (first_pixel, curves) = next(iter(per_pixel.items()))
     label = curves[0].label
     title = spec.chart.replace("energy vs radius", f"energy vs radius on {label}")
@@ -653,20 +666,19 @@ def _energy_other_images(run: Reproduction, ts: list[int]) -> dict:
             jd, js = _energy_curves(run, n, pixel, ts)
             others[n][name] = {"pixel": list(pixel), "curves": [c.summary() for c in jd],
                                "curves_Js": [c.summary() for c in js]}  # fmt: skip
-        run.bar.update(3 * len(ts) * len(run.probe_pixels()))
+        run.bar.update(units("energy", n_t=len(ts)) * len(run.probe_pixels()))
     return others
 
 
 def spectra(run: Reproduction) -> None:
     """Figs. 8 and 9 from one spectrum sweep (subspace + Arnoldi iteration on J_s and J_f)."""
-    from diffdemo import analysis
 
     b, ts = run.budget, run.timesteps("spectrum_ts")
     run.bar.set_postfix_str("spectra (subspace + Arnoldi iteration)", refresh=False)
-    results = analysis.spectrum_sweep(
+    results = list(spectrum_results(
         run.model, run.images[run.image_names[0]], ts, k=b.spectrum_k, iters=b.spectrum_iters, seed=run.seed,
         steps=b.steps, max_batch=16, tol=b.spectrum_tol,
-    )  # fmt: skip
+    ))  # fmt: skip
     run.bar.update(spectrum_units(run))
     fig8_spectrum(run, results, ts)
     fig9_singular_vectors(run, results, ts)
@@ -764,12 +776,12 @@ def fig10_schedules(run: Reproduction) -> None:
     top = max(b.schedule_nfes)
     positions = {s: timesteps_for(run.model, top, None, s) for s in data}
     chart = run.figures.line_chart(
-        spec.key, spec.chart, spec.xlabel, _fig10_panels(data, positions, profile, top),
+        spec.key, spec.chart, spec.xlabel, fig10_panels({"DPS deblurring": data}, positions, profile, top),
         log_y=(1,) if profile is not None else (),
     )  # fmt: skip
     best = {s: max(rows, key=lambda r: r["nfe"]) for s, rows in data.items()}
     sentence = (
-        f"DPS Gaussian deblurring ({len(names)} image(s)) with four timestep lists at equal network evaluations "
+        f"DPS Gaussian deblurring ({len(names)} image(s)) with {len(data)} timestep lists at equal network evaluations "
         f"{list(b.schedule_nfes)}: at {top} NFE "
         + ", ".join(f"{s} {r['psnr']:.2f} dB" for s, r in best.items())
         + (
@@ -792,9 +804,19 @@ def fig10_schedules(run: Reproduction) -> None:
     }
 
 
-def _fig10_panels(data: dict, positions: dict, profile: dict | None, top: int) -> list[dict]:
-    series = [{"name": s, "x": [r["nfe"] for r in rows], "y": [r["psnr"] for r in rows]} for s, rows in data.items()]
-    panels = [{"ylabel": "PSNR (dB), DPS deblurring", "series": series}]
+def fig10_panels(curves: dict[str, dict[str, list[dict]]], positions: dict, profile: dict | None, top: int) -> list:
+    """Fig. 10, the one drawing (``reproduce`` and bench/bench_schedules.py draw it with ``plots.line_chart_png``):
+    for each problem (``curves``: its title -> schedule -> rows of nfe, psnr and psnr_sd) PSNR against network
+    evaluations, mean ± sd over the images (``metrics.MEAN_SD``); then, with a stability profile, where each
+    schedule puts its ``top`` steps (``positions``) on the measured rho(J_s)(t) (log y: the last panel)."""
+    panels = []
+    for title, data in curves.items():
+        series = [
+            {"name": s, "x": [r["nfe"] for r in rows], "y": [r["psnr"] for r in rows],
+             "err": [r.get("psnr_sd") or 0.0 for r in rows]}
+            for s, rows in data.items()
+        ]  # fmt: skip
+        panels.append({"ylabel": "PSNR (dB), mean ± sd", "xlabel": f"network evaluations: {title}", "series": series})
     if profile is not None:
         stiff = profile_stiffness(profile)
         rho_at = lambda ts: np.exp(np.interp(ts, profile["t"], np.log(stiff))).tolist()  # noqa: E731
@@ -866,7 +888,7 @@ def write_report(run: Reproduction, seconds: float) -> dict:
         # the network's number format per method; the analysis figures always differentiate in fp32
         precision={
             "requested": run.precision,
-            **{m: resolve_precision(run.precision, run.model.device, m) for m in (*DIFFUSION_METHODS, "sample")},
+            **{m: network(run.model, m, run.precision).precision for m in (*DIFFUSION_METHODS, "sample")},
             "analysis": "fp32",
         },
         figures=[{"key": e["key"], "files": e["files"]} for e in run.figures.entries],

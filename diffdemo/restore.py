@@ -7,7 +7,6 @@ problem, each method's parameters, its frames, and the scores of a result are de
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,8 +20,8 @@ from diffdemo.models import DiffusionModel
 from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
 from diffdemo.profiles import load_profile
-from diffdemo.samplers import Frame, dps, last_frame, posterior_mean, reverse_process, score_ald, sdedit
-from diffdemo.spacing import SCHEDULES, make_timesteps
+from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
+from diffdemo.spacing import SCHEDULES, make_timesteps, steps_from
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES
@@ -70,7 +69,7 @@ def timesteps_for(
         raise ValueError(f"unknown schedule {spacing!r}; choose from {', '.join(SCHEDULES)}")
     if start is not None:
         start = validation.check_timestep(start, model.schedule.T, label)
-        steps = min(steps or start + 1, start + 1)
+        steps = steps_from(steps, start)
     profile = load_profile(model.name) if spacing == "spectral" else None
     return make_timesteps(model.schedule, steps, start, spacing, profile)
 
@@ -158,35 +157,3 @@ def score(problem: Problem, x_hat: torch.Tensor) -> dict:
     each = metrics.per_image(metrics.all_metrics, x_hat, problem.x0)
     means = {k: None if any(e[k] is None for e in each) else float(np.mean([e[k] for e in each])) for k in each[0]}
     return {**means, "residual": residual(problem, x_hat)}
-
-
-def restore(model: DiffusionModel | None, method: str, problem: Problem, precision: str = "auto", **overrides) -> dict:
-    """Run one method to the end, without streaming; return the reconstruction, its scores (psnr, ssim, lpips,
-    residual), time, network evaluations and the network's precision (None for a classical baseline).
-
-    The streaming path (``diffdemo.experiments.restoration``) gives the same result for the same call."""
-    params = resolved_params(method, problem, overrides)
-    used = None
-    start = time.perf_counter()
-    if method in DIFFUSION_METHODS:
-        if model is None:
-            raise ValueError(f"{method} needs a diffusion model")
-        model = model_for(model, method, precision)
-        used = model.precision
-        frame = last_frame(diffusion_frames(model, method, problem, every=None, precision=used, **params))
-        x_hat, nfe = frame.x_t.cpu(), frame.nfe
-    else:
-        x_hat, nfe = run_baseline(method, problem, params), 0
-    seconds = time.perf_counter() - start
-    return {
-        "reconstruction": x_hat,
-        "method": method,
-        "operator": problem.operator.name,
-        **score(problem, x_hat),
-        "psnr_measurement": metrics.mean_psnr(problem.y, problem.x0),
-        "seconds": seconds,
-        "nfe": nfe,
-        "precision": used,
-        "params": params,
-        **({"schedule": params["schedule"]} if method in DIFFUSION_METHODS else {}),
-    }

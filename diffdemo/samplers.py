@@ -133,33 +133,46 @@ def reverse_process(
     norm_sq = operator.norm_sq(y) if guidance == "score_ald" else 1.0
     for i, (t, t_prev) in enumerate(pairs):
         checkpoint()  # a capped or cancelled run stops between reverse steps (and in each network evaluation)
-        if guidance == "dps":
-            with torch.enable_grad():
-                x_in = x.detach().requires_grad_(True)
-                x0 = model.x0_hat(x_in, t).clamp(-1, 1)
-                norm = (y - operator.A(x0)).flatten(1).norm(dim=1)
-                (grad,) = torch.autograd.grad(norm.sum(), x_in)
-            x0 = x0.detach()
-        else:
-            with torch.no_grad():
-                x0 = model.x0_hat(x, t)
-            if clip_x0:
-                x0 = x0.clamp(-1, 1)
+        x0, grad = _x0_and_dps_gradient(model, x, t, operator, y, guidance == "dps", clip_x0)
         with torch.no_grad():
             x_next = sched.reverse_mean_posterior(x, x0, t, t_prev)
             sigma = sched.posterior_std(t, t_prev) if stochastic else 0.0
             if sigma > 0:
                 x_next = x_next + sigma * _randn(x.shape, gen, device)
-            if guidance == "dps":
-                if normalize:
-                    grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
-                x_next = x_next - scale * grad
-            elif guidance == "score_ald":
-                zeta_t = ald_step_size(model, t, t_prev, scale, sigma_y, norm_sq)
-                x_next = x_next + zeta_t * 2 * operator.A_adjoint(y - operator.A(x))
+            if guidance:
+                data = (model, operator, y, scale, sigma_y, norm_sq, normalize)
+                x_next = x_next + _likelihood_step(guidance, data, x, grad, t, t_prev)
         x = x_next
         if (i + 1) % every == 0 or i + 1 == len(pairs):
             yield Frame(i + 1, len(pairs), t, t_prev, x, x0, _residual(operator, y, x0), i + 1)
+
+
+def _x0_and_dps_gradient(model, x, t: int, operator, y, dps: bool, clip_x0: bool):
+    """x0_hat(x_t) (eq. 11) and, for DPS, g = grad_{x_t} ||y - A x0_hat(x_t)||_2 through the network (eq. 29; its
+    x0_hat always clamped, as in the reference code); (x0_hat, None) otherwise."""
+    if dps:
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            x0 = model.x0_hat(x_in, t).clamp(-1, 1)
+            norm = (y - operator.A(x0)).flatten(1).norm(dim=1)
+            (grad,) = torch.autograd.grad(norm.sum(), x_in)
+        return x0.detach(), grad
+    with torch.no_grad():
+        x0 = model.x0_hat(x, t)
+    return (x0.clamp(-1, 1) if clip_x0 else x0), None
+
+
+def _likelihood_step(guidance: str, data: tuple, x, grad, t: int, t_prev: int) -> torch.Tensor:
+    """The data term added to the reverse step: DPS's -lambda g/||g|| (eq. 29; -lambda g unnormalised) or
+    Score-ALD's zeta_t 2 A^T (y - A x_t) (eq. 27, 28). ``data``: (model, operator, y, scale, sigma_y, ||A||^2,
+    normalize)."""
+    model, operator, y, scale, sigma_y, norm_sq, normalize = data
+    if guidance == "dps":
+        if normalize:
+            grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+        return -scale * grad
+    zeta_t = ald_step_size(model, t, t_prev, scale, sigma_y, norm_sq)
+    return zeta_t * 2 * operator.A_adjoint(y - operator.A(x))
 
 
 # --- the five tasks -------------------------------------------------------------------------------

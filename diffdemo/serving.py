@@ -363,24 +363,13 @@ def limit_queue(
     lim = limits()
     grace_s = _number("DIFFDEMO_STREAM_GRACE_S", STREAM_GRACE_S) if grace_s is None else grace_s
     fair = FairQueue(lim.per_client, lim.light_per_client, lim.queue_evaluations)
-    cap = lim.max_evaluations
     push, get_events = queue.push, queue.get_events
     alive = queue.event_ids_to_events.__contains__
 
-    def fn_of(body):
-        fns = getattr(getattr(queue, "blocks", None), "fns", None) or {}
-        return fns.get(getattr(body, "fn_index", None))
-
     async def fair_push(body, request, username):
-        fn = fn_of(body)
-        concurrency = getattr(fn, "concurrency_id", None) or getattr(body, "concurrency_id", None)
-        heavy = concurrency == heavy_id
-        evaluations = 0
-        if heavy:
-            try:
-                evaluations = min(cap, max(1, int(cost(fn, body)))) if cost else cap
-            except Exception:  # noqa: BLE001 (a request the handler will refuse itself: count it at the cap)
-                evaluations = cap
+        fn = _fn_of(queue, body)
+        heavy = (getattr(fn, "concurrency_id", None) or getattr(body, "concurrency_id", None)) == heavy_id
+        evaluations = _job_evaluations(fn, body, cost, lim.max_evaluations) if heavy else 0
         address = request_address(request)
         reason = fair.refusal(address, heavy, evaluations, alive)
         if reason:
@@ -392,56 +381,81 @@ def limit_queue(
             _watch(queue.pending_messages_per_session.get(body.session_hash))
         return ok, event_id, state
 
-    def drop(event) -> None:
-        """Forget a job whose client is not listening (it never runs; nobody is told, nobody is reading)."""
-        queue.event_ids_to_events.pop(event._id, None)
-        ids = queue.pending_event_ids_session.get(event.session_hash)
-        if ids is not None:
-            ids.discard(event._id)
-            if not ids:
-                queue.pending_event_ids_session.pop(event.session_hash, None)
-        log_refusal(fair.address(event._id) or "?", "dropped a queued job: its client is not reading its stream")
-
-    def fair_get_events():
-        now = time.monotonic()
-        order = list(queue.event_queue_per_concurrency_id.items())
-        random.shuffle(order)
-        for concurrency_id, event_queue in order:
-            if not event_queue.queue or getattr(event_queue.queue[0].fn, "batch", False):
-                continue
-            limit = event_queue.concurrency_limit
-            if limit is not None and event_queue.current_concurrency >= limit:
-                continue
-            ready = []
-            for event in list(event_queue.queue):
-                state = stream_state(queue.pending_messages_per_session.get(event.session_hash), now)
-                if state == "open":
-                    ready.append(event)
-                elif now - event.enqueue_time > grace_s:
-                    event_queue.queue.remove(event)
-                    drop(event)
-            chosen = fair.choose([e._id for e in ready])
-            if chosen is None:
-                continue
-            event = next(e for e in ready if e._id == chosen)
-            event_queue.queue.remove(event)
-            fair.served(chosen)
-            return [event], False, concurrency_id
-        if not any(q.queue and getattr(q.queue[0].fn, "batch", False) for _, q in order):
-            return None
-        # batched functions (none in this app) keep gradio's own order
-        hidden = {}
-        for concurrency_id, event_queue in queue.event_queue_per_concurrency_id.items():
-            if event_queue.queue and not getattr(event_queue.queue[0].fn, "batch", False):
-                hidden[concurrency_id], event_queue.queue = event_queue.queue, []
-        try:
-            return get_events()
-        finally:
-            for concurrency_id, events in hidden.items():
-                queue.event_queue_per_concurrency_id[concurrency_id].queue = events
-
-    queue.push, queue.get_events = fair_push, fair_get_events
+    queue.push, queue.get_events = fair_push, lambda: _fair_next_events(queue, fair, grace_s, get_events)
     return fair
+
+
+def _fn_of(queue, body):
+    """The block function a queued request calls (None when gradio's queue has no blocks attached)."""
+    fns = getattr(getattr(queue, "blocks", None), "fns", None) or {}
+    return fns.get(getattr(body, "fn_index", None))
+
+
+def _job_evaluations(fn, body, cost, cap: int) -> int:
+    """A heavy job's network evaluations by ``cost(fn, body)``, within [1, cap]; ``cap`` when unknown."""
+    if not cost:
+        return cap
+    try:
+        return min(cap, max(1, int(cost(fn, body))))
+    except Exception:  # noqa: BLE001 (a request the handler will refuse itself: count it at the cap)
+        return cap
+
+
+def _drop_unread(queue, fair: FairQueue, event) -> None:
+    """Forget a job whose client is not listening (it never runs; nobody is told, nobody is reading)."""
+    queue.event_ids_to_events.pop(event._id, None)
+    ids = queue.pending_event_ids_session.get(event.session_hash)
+    if ids is not None:
+        ids.discard(event._id)
+        if not ids:
+            queue.pending_event_ids_session.pop(event.session_hash, None)
+    log_refusal(fair.address(event._id) or "?", "dropped a queued job: its client is not reading its stream")
+
+
+def _fair_next_events(queue, fair: FairQueue, grace_s: float, get_events):
+    """gradio's ``get_events`` made fair: of the concurrency groups with a free slot (in random order), the first
+    ready job of the address served least recently; unread jobs past ``grace_s`` dropped on the way."""
+    now = time.monotonic()
+    order = list(queue.event_queue_per_concurrency_id.items())
+    random.shuffle(order)
+    for concurrency_id, event_queue in order:
+        if not event_queue.queue or getattr(event_queue.queue[0].fn, "batch", False):
+            continue
+        limit = event_queue.concurrency_limit
+        if limit is not None and event_queue.current_concurrency >= limit:
+            continue
+        ready = []
+        for event in list(event_queue.queue):
+            state = stream_state(queue.pending_messages_per_session.get(event.session_hash), now)
+            if state == "open":
+                ready.append(event)
+            elif now - event.enqueue_time > grace_s:
+                event_queue.queue.remove(event)
+                _drop_unread(queue, fair, event)
+        chosen = fair.choose([e._id for e in ready])
+        if chosen is None:
+            continue
+        event = next(e for e in ready if e._id == chosen)
+        event_queue.queue.remove(event)
+        fair.served(chosen)
+        return [event], False, concurrency_id
+    if not any(q.queue and getattr(q.queue[0].fn, "batch", False) for _, q in order):
+        return None
+    return _gradio_batched_events(queue, get_events)
+
+
+def _gradio_batched_events(queue, get_events):
+    """Batched functions (none in this app) keep gradio's own order: its ``get_events`` with the other groups
+    hidden for the call."""
+    hidden = {}
+    for concurrency_id, event_queue in queue.event_queue_per_concurrency_id.items():
+        if event_queue.queue and not getattr(event_queue.queue[0].fn, "batch", False):
+            hidden[concurrency_id], event_queue.queue = event_queue.queue, []
+    try:
+        return get_events()
+    finally:
+        for concurrency_id, events in hidden.items():
+            queue.event_queue_per_concurrency_id[concurrency_id].queue = events
 
 
 # --- messages and logs -----------------------------------------------------------------------------------
@@ -516,7 +530,7 @@ def prune(
         total = sum(size for _, size, _ in entries)
         kept = []
         for entry in entries:  # the expired, whoever holds them
-            if now - entry[0] > max_age_s and _delete(entry[2]):
+            if now - entry[0] > max_age_s and delete_entry(entry[2]):
                 total -= entry[1]
             else:
                 kept.append(entry)
@@ -532,12 +546,12 @@ def prune(
             if not pool:
                 break
             kept.remove(pool[0])  # that holder's oldest
-            if _delete(pool[0][2]):
+            if delete_entry(pool[0][2]):
                 total -= pool[0][1]
         return total
 
 
-def _delete(path: Path) -> bool:
+def delete_entry(path: Path) -> bool:
     try:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     except OSError:

@@ -35,6 +35,12 @@ SCHEDULES = ("uniform", "quadratic", "karras", "spectral", "logsnr")
 KARRAS_RHO = 7.0
 
 
+def steps_from(steps: int | None, start: int) -> int:
+    """The reverse steps of a run from timestep ``start`` down to 0: ``steps``, but at most start + 1 (one per
+    timestep; SDEdit from t0 and denoising from t take min(steps, t0 + 1)); None: all start + 1 of them."""
+    return min(int(steps or start + 1), int(start) + 1)
+
+
 def distinct_descending(targets, start: int) -> list[int]:
     """Round real targets (descending from ``start`` to 0) to exactly len(targets) distinct integers, start and 0 kept.
 

@@ -171,27 +171,9 @@ def train(args) -> dict:
     bar = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps, desc="train", mininterval=5)
     step = start_step
     for step in bar:
-        idx = torch.randint(len(data), (args.batch_size,), generator=gen)
-        x0 = data[idx].contiguous(memory_format=torch.channels_last)
-        flip = torch.rand(args.batch_size, generator=gen) < 0.5
-        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        t = torch.randint(schedule.T, (args.batch_size,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen).contiguous(memory_format=torch.channels_last)
-        a = abar[t].view(-1, 1, 1, 1)
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # eq. 3
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            pred = model(x_t, t).sample
-        loss = F.mse_loss(pred.float(), noise)
-        objective = loss + (args.dc_weight - 1) * dc_loss(pred.float(), noise)
-        opt.zero_grad(set_to_none=True)
-        objective.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(args.ema_decay, (1 + step) / (10 + step))
-        _ema_update(ema, model, decay)
+        x_t, t, noise = _noised_batch(data, abar, args.batch_size, gen)
+        loss, lr = _optimisation_step(model, opt, args, step, x_t, t, noise)
+        _ema_update(ema, model, min(args.ema_decay, (1 + step) / (10 + step)))
 
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.1e}")
@@ -210,6 +192,35 @@ def train(args) -> dict:
     bar.close()
     print(dumps({"step": state["step"], "final_loss": state.get("final_loss"), "seconds": state["seconds"]}))
     return state
+
+
+def _noised_batch(data: torch.Tensor, abar: torch.Tensor, batch_size: int, gen: torch.Generator):
+    """One training batch (x_t, t, eps): random faces, half flipped left-right, noised to uniform t by eq. 3."""
+    idx = torch.randint(len(data), (batch_size,), generator=gen)
+    x0 = data[idx].contiguous(memory_format=torch.channels_last)
+    flip = torch.rand(batch_size, generator=gen) < 0.5
+    x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+    t = torch.randint(abar.shape[0], (batch_size,), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    a = abar[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
+
+
+def _optimisation_step(model, opt, args, step: int, x_t, t, noise) -> tuple[torch.Tensor, float]:
+    """One AdamW step on ||eps - eps_theta(x_t, t)||^2 (Ho et al. eq. 14) plus the colour term (``dc_loss``), after
+    a linear learning-rate warm-up, gradients clipped to norm 1; returns (the plain MSE, the learning rate)."""
+    lr = args.lr * min(1.0, (step + 1) / args.warmup)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        pred = model(x_t, t).sample
+    loss = F.mse_loss(pred.float(), noise)
+    objective = loss + (args.dc_weight - 1) * dc_loss(pred.float(), noise)
+    opt.zero_grad(set_to_none=True)
+    objective.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss, lr
 
 
 def _record_phase(state: dict, args) -> None:

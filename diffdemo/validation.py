@@ -58,11 +58,6 @@ def check(name: str, value, label: str | None = None) -> int | float:
     return number
 
 
-def check_optional(name: str, value, label: str | None = None):
-    """None stays None (the method's default applies); anything else is checked."""
-    return None if value is None else check(name, value, label)
-
-
 def check_timestep(value, T: int, label: str = "t") -> int:
     """The one timestep rule: an integer with 1 <= t <= T - 1 (t = 0 is the clean image: nothing to do)."""
     t = _number(label, value, "int")

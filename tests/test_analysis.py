@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from diffdemo import analysis as A
-from diffdemo import plots
+from diffdemo import charts, pictures, plots
 from diffdemo.cli import main
 from diffdemo.models import DiffusionModel, GaussianPrior
 from diffdemo.schedule import Schedule
@@ -320,6 +320,7 @@ def test_euler_step_limit_formula_and_stride():
     assert 1 - prior.schedule.step_alpha(t, t - k) <= 0.05 < 1 - prior.schedule.step_alpha(t, t - k - 1)
 
 
+@pytest.mark.slow
 def test_spectrum_sweep_on_a_unet_is_consistent_and_reports_progress(tiny_model, face64):
     m = tiny_model
     x0 = torch.nn.functional.avg_pool2d(face64, 4)
@@ -339,20 +340,20 @@ def test_spectrum_sweep_on_a_unet_is_consistent_and_reports_progress(tiny_model,
 
 # --- figures ------------------------------------------------------------------------------------
 def test_colour_maps_and_figures(gaussian_prior, faces8):
-    assert tuple(plots.diverging_rgb(np.zeros((1, 1)))[0, 0]) == (247, 247, 247)
-    rgb = plots.diverging_rgb(np.array([[-1.0, 1.0]]))
+    assert tuple(pictures.diverging_rgb(np.zeros((1, 1)))[0, 0]) == (247, 247, 247)
+    rgb = pictures.diverging_rgb(np.array([[-1.0, 1.0]]))
     assert rgb[0, 0, 2] > rgb[0, 0, 0] and rgb[0, 1, 0] > rgb[0, 1, 2]  # negative blue, positive red
-    img = plots.column_image(torch.tensor(planted_map()), (6, 7), min_side=64)
+    img = pictures.column_image(torch.tensor(planted_map()), (6, 7), min_side=64)
     f = 4
     assert img.shape == (64, 64, 3)
-    assert tuple(img[7 * f - 2, 6 * f + 1]) == plots.MARK_RGB  # outline above the probed pixel
+    assert tuple(img[7 * f - 2, 6 * f + 1]) == pictures.MARK_RGB  # outline above the probed pixel
     g, t = gaussian_prior, 100
     x_t = A.state_at(g, faces8[:1], t, 0)
     result = A.probe(g, x_t, t, (2, 3))
     curves = A.energy_sweep(g, faces8[:1], (2, 3), [10, 100])
     for fig in (plots.probe_figure(result), plots.energy_figure(curves), plots.energy_summary_figure(curves)):
         assert len(fig.data) >= 2
-    assert plots.energy_chart(curves).dtype == np.uint8
+    assert charts.energy_chart(curves).dtype == np.uint8
 
 
 # --- command line -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ TABS = {  # tab -> (Run button, its Stop, the estimate line)
     "Spectrum": ("#sp-run", "#sp-stop", "#sp-eta"),
 }
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _missing() -> str | None:

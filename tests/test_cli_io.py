@@ -16,7 +16,7 @@ from diffdemo.imaging import ImageError, bundled_images, grid, load_image, to_te
 from diffdemo.models import load_model
 from diffdemo.operators import BoxInpaint, GaussianBlur, make_operator
 from diffdemo.restore import timesteps_for
-from diffdemo.samplers import dps, posterior_mean
+from diffdemo.samplers import dps, posterior_mean, sample
 from tests.conftest import strict_loads
 
 RESTORE_KEYS = {"method", "operator", "psnr", "ssim", "lpips", "psnr_measurement", "seconds", "nfe"}
@@ -108,14 +108,20 @@ def test_restore_dps_is_the_samplers_own_run(capsys, tmp_path, tiny_model_dir, r
 
 
 def test_sample_contract(capsys, tmp_path, tiny_model_dir):
-    code, out, err = _run(
-        capsys,
-        ["sample", "--model", str(tiny_model_dir), "--n", "3", "--steps", "4", "--seed", "1", "--out", str(tmp_path)],
-    )
+    """`sample` writes the seeded sampler's own pictures: each PNG is, pixel for pixel, that sample of
+    samplers.sample (eq. 25) run on the same timestep list and seed, in fp32."""
+    argv = ["sample", "--model", str(tiny_model_dir), "--n", "3", "--steps", "4", "--seed", "1"]
+    code, out, err = _run(capsys, argv + ["--precision", "fp32", "--out", str(tmp_path)])
     assert code == 0, err
     result = strict_loads(out.strip().splitlines()[-1])
-    assert {"n", "seconds", "nfe"} <= set(result) and result["n"] == 3 and result["nfe"] == 4
-    assert len(list(tmp_path.glob("sample_*.png"))) == 3
+    assert result["n"] == 3 and result["nfe"] == 4 and result["precision"] == "fp32"
+    model = load_model(str(tiny_model_dir)).with_precision("fp32")
+    *_, final = sample(model, n=3, timesteps=timesteps_for(model, 4, None, SPACING), seed=1, every=None)
+    written = sorted(tmp_path.glob("sample_*.png"))
+    assert [p.name for p in written] == ["sample_000.png", "sample_001.png", "sample_002.png"]
+    for i, path in enumerate(written):
+        assert np.array_equal(np.asarray(Image.open(path)), to_uint8(final.x_t[i : i + 1])), path.name
+    assert not np.array_equal(np.asarray(Image.open(written[0])), np.asarray(Image.open(written[1])))
 
 
 @pytest.mark.parametrize(
@@ -145,6 +151,7 @@ def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, tiny_model_dir, 
     assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_last_line_json(tmp_path, tiny_model_dir):
     ok = subprocess.run(
         [

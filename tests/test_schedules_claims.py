@@ -136,6 +136,7 @@ def run_cli(argv, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_profile_then_restore_spectral_for_every_method(tiny_model_dir, tmp_path, capsys):
     code, out, err = run_cli(["profile", "--model", tiny_model_dir, "--iters", 3, "--images", 1], capsys)
     assert code == 0, err
@@ -172,18 +173,19 @@ def test_spectral_without_profile_is_a_one_line_error(tmp_path, capsys):
 
 def test_schedules_change_the_run_but_not_its_cost(tiny_model):
     from diffdemo.defaults import SPACING
+    from diffdemo.experiments import run_restoration
     from diffdemo.operators import make_operator
-    from diffdemo.restore import make_problem, restore
+    from diffdemo.restore import make_problem
 
     x0 = torch.zeros(1, 3, 16, 16)
     problem = make_problem(x0, make_operator("gaussian_blur", 16), 0.05)
     from diffdemo.restore import diffusion_frames
     from diffdemo.spacing import make_timesteps
 
-    a = restore(tiny_model, "dps", problem, steps=4, samples=1)
-    b = restore(tiny_model, "dps", problem, steps=4, samples=1, schedule="karras")
-    assert a["schedule"] == SPACING and b["schedule"] == "karras"  # no schedule named: the default spacing
-    assert a["nfe"] == b["nfe"] == 4
+    (a,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1})
+    (b,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1, "schedule": "karras"})
+    assert a.schedule == SPACING and b.schedule == "karras"  # no schedule named: the default spacing
+    assert a.nfe == b.nfe == 4
     for kind in ("uniform", "quadratic", "karras"):  # the sampler visits exactly the schedule's list
         visited = [f.t for f in diffusion_frames(tiny_model, "dps", problem, steps=4, schedule=kind)]
         assert visited == make_timesteps(tiny_model.schedule, 4, None, kind)

@@ -84,6 +84,43 @@ def test_lru_eviction_order(monkeypatch):
     assert [k[0] for k in models._cache] == ["a", "c"]
 
 
+def test_a_slow_load_holds_only_its_own_name(monkeypatch):
+    """While one model is being read (a hub download, say), a cached model and another model load at once; a second
+    caller for the same name waits for that read and shares its model (one read, not two)."""
+    import threading
+
+    monkeypatch.setattr(models, "_cache", type(models._cache)())
+    monkeypatch.setattr(models, "canonical_name", lambda name: name)
+    monkeypatch.setattr(models, "resolve_model_dir", lambda name: MODELS_DIR)
+    release, reading = threading.Event(), threading.Event()
+    reads: list[str] = []
+
+    def slow_read_model(canonical, device):
+        reads.append(canonical)
+        if canonical == "slow":
+            reading.set()
+            assert release.wait(30)
+        return type("Stub", (), {"name": canonical})()
+
+    monkeypatch.setattr(models, "_read_model", slow_read_model)
+    cached = models.load_model("cached", device="cpu")
+    got: dict[str, list] = {"slow": []}
+    slow = [threading.Thread(target=lambda: got["slow"].append(models.load_model("slow", device="cpu"))) for _ in "ab"]
+    slow[0].start()
+    assert reading.wait(30)
+    slow[1].start()
+    # the slow read is in progress, its name's lock held: other names are not held up behind it
+    assert models.load_model("cached", device="cpu") is cached
+    assert models.load_model("other", device="cpu").name == "other"
+    assert models.cached_model("cached", device="cpu") is cached
+    release.set()
+    for thread in slow:
+        thread.join(30)
+    assert len(got["slow"]) == 2 and got["slow"][0] is got["slow"][1]
+    assert sorted(reads) == ["cached", "other", "slow"]  # the second 'slow' caller reused the first read
+    assert not models._loading  # no lock left behind
+
+
 def test_public_deployment_offers_only_the_allow_list(public, monkeypatch, tmp_path, tiny_model_dir):
     assert serving.check_model("./faces64") == "faces64"
     assert serving.check_model("google/ddpm-celebahq-256") == "google/ddpm-celebahq-256"
@@ -385,14 +422,15 @@ def public_app(tiny_model_dir, tmp_path_factory):
     mp.setattr(common, "RESULTS_DIR", disk / "results")
     mp.setattr(common, "VIEWS_DIR", disk / "results" / "views")
     import app
+    from diffdemo.ui.server import app_kwargs, serve_queue
 
-    demo = app.serve_queue(app.build_app())
+    demo = serve_queue(app.build_app())
     _, url, _ = demo.launch(
         server_name="127.0.0.1",
         server_port=_free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        app_kwargs=app.app_kwargs(),
+        app_kwargs=app_kwargs(),
     )
     try:
         yield demo, url

@@ -81,6 +81,7 @@ def test_lpips_line_is_strict_json(capsys):
     assert strict_loads(out.strip().splitlines()[-1]) == {"lpips": 0.0, "net": "alex", "size": 32}
 
 
+@pytest.mark.slow
 def test_nan_scale_exits_2_in_one_line_as_a_real_process(tmp_path):
     """The issue's own command: a real process, exit 2, one line, and nothing written."""
     out_dir = tmp_path / "out"

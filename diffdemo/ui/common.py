@@ -4,6 +4,7 @@ The engine is imported inside the functions: the app serves before torch loads."
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import tempfile
@@ -22,7 +23,7 @@ RESULTS_DIR = Path(tempfile.gettempdir()) / "diffdemo-results"
 VIEWS_DIR = RESULTS_DIR / "views"
 
 
-def _refuse(message: str, title: str | None = None) -> gr.Error:
+def refuse(message: str, title: str | None = None) -> gr.Error:
     """A refusal as gradio shows it: the message cut short (a long input is never echoed whole), and one line in
     the server's log instead of a traceback."""
     from diffdemo.serving import cut, log_refusal
@@ -44,10 +45,10 @@ def _allowed(name: str) -> str:
     try:
         return check_model(name, default_model())
     except ModelUnavailable as exc:
-        raise _refuse(f"Model unavailable: {exc}", title="Model unavailable") from None
+        raise refuse(f"Model unavailable: {exc}", title="Model unavailable") from None
 
 
-def _model(name: str):
+def open_model(name: str):
     """Open a model or show why it cannot be opened (not offered here, no network for a hub id...). Only
     events in the HEAVY concurrency group call this: loading a model is counted against that limit."""
     from diffdemo.models import ModelUnavailable, load_model
@@ -56,23 +57,23 @@ def _model(name: str):
     try:
         return load_model(canonical)
     except ModelUnavailable as exc:
-        raise _refuse(f"Model unavailable: {_no_prefix(str(exc))}", title="Model unavailable") from None
+        raise refuse(f"Model unavailable: {without_prefix(str(exc))}", title="Model unavailable") from None
 
 
-def _no_prefix(text: str) -> str:
+def without_prefix(text: str) -> str:
     """The reason alone: the loader's own message may already begin with 'Model unavailable:'."""
     while text.lower().startswith("model unavailable"):
         text = text[len("model unavailable") :].lstrip(":. ")
     return text
 
 
-def _loaded(name: str):
+def model_if_loaded(name: str):
     """The model if a heavy event has loaded it already: the light events (previews, clicks) never load one."""
     from diffdemo.models import cached_model
 
     model = cached_model(_allowed(name))
     if model is None:
-        raise _refuse("The model is loading; this view fills in once it has.", title="Loading")
+        raise refuse("The model is loading; this view fills in once it has.", title="Loading")
     return model
 
 
@@ -97,9 +98,46 @@ def background_runs():
         _background.on = False
 
 
+# The latest state of each running job, per browser session and task: when Stop cancels a run, its handler cannot
+# yield again, so the Stop handler writes the partial results (marked as such) from here (diffdemo/ui/runs.py). Each
+# state is marked with the run (``guarded`` call) that tracked it: a run that raises takes its states with it at once;
+# a run closed unfinished (Stop, a client gone) leaves them for Stop to read for ``ENDED_KEEP_S``, no longer.
+LIVE_RUNS: dict[tuple[str, str], dict] = {}
+ENDED_KEEP_S = 60.0
+_live_lock = threading.Lock()
+_live_owner: contextvars.ContextVar[object | None] = contextvars.ContextVar("diffdemo_live_owner", default=None)
+
+
+def keep_live(key: tuple[str, str], state: dict) -> None:
+    """Hold ``state`` as the latest of the run going on for ``key`` (session, task), marked as the current run's."""
+    now = time.monotonic()
+    with _live_lock:
+        for old in [k for k, v in LIVE_RUNS.items() if v["ended"] is not None and now - v["ended"] > ENDED_KEEP_S]:
+            del LIVE_RUNS[old]  # runs closed unfinished whose Stop never came
+        LIVE_RUNS[key] = {**state, "owner": _live_owner.get(), "ended": None}
+
+
+def take_live(key: tuple[str, str]) -> dict | None:
+    """The latest state held for ``key``, removed (None when there is none)."""
+    with _live_lock:
+        return LIVE_RUNS.pop(key, None)
+
+
+def _release(owner: object, failed: bool) -> None:
+    """The states ``owner`` tracked: dropped after a failure; kept for Stop a little while after a close."""
+    with _live_lock:
+        for key, state in list(LIVE_RUNS.items()):
+            if state["owner"] is owner:
+                if failed:
+                    del LIVE_RUNS[key]
+                else:
+                    state["ended"] = time.monotonic()
+
+
 def guarded(fn):
     """A heavy event: refused or stopped by this server's limits (diffdemo/serving.py), the engine's own errors
-    (bad parameters, over budget, time cap) shown as one-line messages; counted while it runs (users_running)."""
+    (bad parameters, over budget, time cap) shown as one-line messages; counted while it runs (users_running). The
+    run's states kept for Stop (``keep_live``) go when it fails, and soon after it is closed unfinished."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
@@ -110,11 +148,29 @@ def guarded(fn):
         if counted:
             with _running_lock:
                 _running[0] += 1
+        owner = object()  # this run's mark on the states it keeps; set around each step, in whichever thread asks
+        frames = capped(fn(*args, **kwargs))
         try:
-            yield from capped(fn(*args, **kwargs))
+            while True:
+                token = _live_owner.set(owner)
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    return
+                finally:
+                    _live_owner.reset(token)
+                yield frame
         except DiffdemoError as exc:
-            raise _refuse(str(exc), title="Refused") from None
+            _release(owner, failed=True)
+            raise refuse(str(exc), title="Refused") from None
+        except Exception:
+            _release(owner, failed=True)
+            raise
+        except BaseException:  # GeneratorExit (Stop, a client gone), KeyboardInterrupt: Stop may still read them
+            _release(owner, failed=False)
+            raise
         finally:
+            frames.close()
             if counted:
                 with _running_lock:
                     _running[0] -= 1
@@ -122,7 +178,7 @@ def guarded(fn):
     return run
 
 
-def _budget(*works: tuple[str, dict]) -> None:
+def within_budget(*works: tuple[str, dict]) -> None:
     """Refuse a request above this server's budget of network evaluations, before any work."""
     from diffdemo.estimates import evaluations, image_evaluations
     from diffdemo.serving import check_budget
@@ -130,38 +186,38 @@ def _budget(*works: tuple[str, dict]) -> None:
     check_budget(sum(image_evaluations(evaluations(task, **params)) for task, params in works))
 
 
-def _picture(model, image: str | None, upload: str | None):
+def read_picture(model, image: str | None, upload: str | None):
     """The chosen picture as uint8 (size, size, 3) at the model's resolution, and its label."""
     from diffdemo.imaging import ImageError, bundled_images, load_image
 
     if image == UPLOAD:
         if not upload:
-            raise _refuse("Upload an image first (or pick one of the bundled images).", title="No image")
+            raise refuse("Upload an image first (or pick one of the bundled images).", title="No image")
         if not isinstance(upload, (str, Path)):
-            raise _refuse("upload must be a file (the path gradio gives an uploaded file)", title="No image")
+            raise refuse("upload must be a file (the path gradio gives an uploaded file)", title="No image")
         source, label = upload, Path(upload).name  # the upload's own file name, never the server's path
     elif not image:
-        raise _refuse("Choose an image first: click one of the bundled images or upload your own.", title="No image")
+        raise refuse("Choose an image first: click one of the bundled images or upload your own.", title="No image")
     else:
         bundled = bundled_images()
         if not isinstance(image, str) or image not in bundled:
             shown = str(image)[:40]
-            raise _refuse(f"Unknown image '{shown}': use one of {', '.join(bundled)} or '{UPLOAD}'.", title="No image")
+            raise refuse(f"Unknown image '{shown}': use one of {', '.join(bundled)} or '{UPLOAD}'.", title="No image")
         source, label = bundled[image], image
     try:
         return load_image(source, model.size, label="the uploaded file" if image == UPLOAD else label), label
     except ImageError as exc:
-        raise _refuse(f"Cannot use this image: {exc}", title="Bad image") from None
+        raise refuse(f"Cannot use this image: {exc}", title="Bad image") from None
 
 
-def _x0(model, image, upload):
+def clean_image(model, image, upload):
     from diffdemo.imaging import to_tensor
 
-    arr, label = _picture(model, image, upload)
+    arr, label = read_picture(model, image, upload)
     return to_tensor(arr), arr, label
 
 
-def _valid(rule: str, *args, capital: bool = True):
+def validated(rule: str, *args, capital: bool = True):
     """``validation.<rule>(*args)``: a value from the UI or the API by the one rule of diffdemo/validation.py, or
     that rule's message as one sentence ("t" is left lower-case: "T" would read as the schedule's length)."""
     from diffdemo import validation
@@ -171,22 +227,22 @@ def _valid(rule: str, *args, capital: bool = True):
         return getattr(validation, rule)(*args)
     except InvalidParameter as exc:
         text = str(exc)
-        raise _refuse(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
+        raise refuse(f"{text[0].upper() if capital else text[0]}{text[1:]}.", title="Out of range") from None
 
 
-def _check(name: str, value):
-    return _valid("check", name, value)
+def check_value(name: str, value):
+    return validated("check", name, value)
 
 
-def _seed(seed) -> int:
-    return _check("seed", seed)
+def parse_seed(seed) -> int:
+    return check_value("seed", seed)
 
 
-def _t(model, t, name: str = "t") -> int:
-    return _valid("check_timestep", t, model.schedule.T, name, capital=False)
+def parse_t(model, t, name: str = "t") -> int:
+    return validated("check_timestep", t, model.schedule.T, name, capital=False)
 
 
-def _schedule(model_name, schedule) -> str:
+def parse_spacing(model_name, schedule) -> str:
     """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
     missing profile is the user's error: ``@guarded`` shows it as one line)."""
     from diffdemo.defaults import SPACING
@@ -200,13 +256,13 @@ def _schedule(model_name, schedule) -> str:
     return schedule
 
 
-def _every(steps: int, frames: int = 12) -> int:
+def frame_stride(steps: int, frames: int = 12) -> int:
     """Stream about ``frames`` frames per run, whatever its length: each streamed frame costs the server 50-100 ms
     (pictures to the cache, the JSON of the figures) on the 2-core CPU, 10-20 % of a few-step run at 25 frames."""
     return max(1, steps // frames)
 
 
-def _run_dir(task: str, request=None) -> Path:
+def run_dir(task: str, request=None) -> Path:
     """A fresh results folder, recorded as the caller's (the disk bound weighs holders), the bound enforced first."""
     from diffdemo.serving import own, request_address
 
@@ -223,7 +279,7 @@ def _u8(x):
     return to_uint8(x)
 
 
-def _file(x, stem: str = "image") -> str:
+def view_file(x, stem: str = "image") -> str:
     """A picture (tensor in [-1, 1] or uint8 array) as a content-addressed PNG, written atomically once.
 
     Handing Gradio a path rather than an array matters: Gradio 6.31 re-writes an array output's cache file in place
@@ -275,7 +331,7 @@ def _prune() -> None:
 def after_upload(paths: list[str], address: str) -> None:
     """An upload has landed (serving.UploadGate): record it as ``address``'s and enforce the disk bound on the
     uploader's own files only; if they cannot make room, this upload is deleted too (using it then says so)."""
-    from diffdemo.serving import _delete, limits, own, prune
+    from diffdemo.serving import delete_entry, limits, own, prune
 
     folders = _disk_folders()
     upload_root = folders[-1].resolve()
@@ -290,14 +346,14 @@ def after_upload(paths: list[str], address: str) -> None:
         own(entry, address)
     if prune(folders, writer=address) > limits().results_max_bytes:
         for entry in entries:
-            _delete(entry)
+            delete_entry(entry)
 
 
-def _fmt(value, digits: int = 2) -> str:
+def number_text(value, digits: int = 2) -> str:
     return "unavailable" if value is None else f"{value:.{digits}f}"
 
 
-def _lpips_note(value, size: int) -> str:
+def lpips_note(value, size: int) -> str:
     if value is not None:
         return ""
     from diffdemo.metrics import lpips_status
@@ -319,7 +375,7 @@ def _png_uri(x) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _strip(tiles: list[tuple], note: str = "") -> str:
+def strip_html(tiles: list[tuple], note: str = "") -> str:
     """Pictures side by side, each whole, enlarged with nearest neighbour, its caption always visible below it.
 
     tiles: (picture, name, detail[, css class]); a None picture is skipped."""
@@ -339,23 +395,23 @@ def _strip(tiles: list[tuple], note: str = "") -> str:
     return f'<div class="strip">{"".join(parts)}</div>{extra}'
 
 
-def _scores(m: dict) -> str:
+def scores_line(m: dict) -> str:
     """'25.31 dB, SSIM 0.812, LPIPS 0.123' (LPIPS 'n/a' when it cannot be computed here)."""
     lp = "n/a" if m.get("lpips") is None else f"{m['lpips']:.3f}"
     return f"{m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {lp}"
 
 
-def _enlarged(x, stem: str) -> str:
-    """A picture (tensor in [-1, 1] or uint8 array) enlarged by ``_zoom`` with nearest neighbour, as a file."""
+def enlarged_file(x, stem: str) -> str:
+    """A picture (tensor in [-1, 1] or uint8 array) enlarged by ``zoom_for`` with nearest neighbour, as a file."""
     import numpy as np
 
     from diffdemo.imaging import enlarge
 
     arr = x if isinstance(x, np.ndarray) else _u8(x)
-    return _file(enlarge(arr, _zoom(arr.shape[0])), stem)
+    return view_file(enlarge(arr, zoom_for(arr.shape[0])), stem)
 
 
-def _zoom(size: int) -> int:
+def zoom_for(size: int) -> int:
     """Nearest-neighbour enlargement of the clickable image: Gradio maps clicks to pixels only for images shown
     at or below their natural size, so the picture is served large and clicks are divided back."""
     from diffdemo.imaging import zoom_factor

@@ -7,37 +7,37 @@ import gradio as gr
 from diffdemo.defaults import SPACING, UI
 from diffdemo.ui import landing
 from diffdemo.ui.common import (
-    _budget,
-    _check,
-    _every,
-    _file,
-    _fmt,
-    _lpips_note,
-    _model,
-    _schedule,
-    _seed,
-    _strip,
-    _t,
-    _x0,
+    check_value,
+    clean_image,
+    frame_stride,
     guarded,
+    lpips_note,
+    number_text,
+    open_model,
+    parse_seed,
+    parse_spacing,
+    parse_t,
+    strip_html,
+    take_live,
+    view_file,
+    within_budget,
 )
 from diffdemo.ui.runs import (
     Run,
-    _live,
-    _on_failure,
-    _on_stop,
-    _session,
     estimate,
+    on_failure,
+    on_stop,
+    session_of,
 )
 from diffdemo.ui.texts import CURVE_NOTE
 from diffdemo.ui.widgets import (
     EST,
     LIGHT,
     STOPPED,
-    _heavy,
-    _run_row,
     full_quality_box,
+    heavy_event,
     quality,
+    run_row,
     schedule_menu,
     slider,
     tab,
@@ -53,9 +53,9 @@ def _denoise_table(rows: dict, took: str) -> str:
         ("denoise", "denoised (middle)"),
     ):
         r = rows[name]
-        lines.append(f"| {label} | {r.psnr:.2f} | {r.ssim:.3f} | {_fmt(r.lpips, 3)} |")
+        lines.append(f"| {label} | {r.psnr:.2f} | {r.ssim:.3f} | {number_text(r.lpips, 3)} |")
     size = rows["denoise"].reconstruction.shape[-1]
-    return "\n".join(lines) + _lpips_note(rows["denoise"].lpips, size) + f"\n\nDone in {took}."
+    return "\n".join(lines) + lpips_note(rows["denoise"].lpips, size) + f"\n\nDone in {took}."
 
 
 def _scores(row) -> dict:
@@ -71,35 +71,35 @@ def run_denoise(
     and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
     from diffdemo.experiments import Row, denoising
 
-    model = _model(model_name)
-    seed, t = _seed(seed), _t(model, t)
-    steps = _check("steps", steps)
-    schedule = _schedule(model_name, schedule)
-    _budget(("denoise", {"t": t, "steps": steps}))
-    x0, _, label = _x0(model, image, upload)
+    model = open_model(model_name)
+    seed, t = parse_seed(seed), parse_t(model, t)
+    steps = check_value("steps", steps)
+    schedule = parse_spacing(model_name, schedule)
+    within_budget(("denoise", {"t": t, "steps": steps}))
+    x0, _, label = clean_image(model, image, upload)
     run = Run(request, "denoise", model_name, {"t": t, "steps": steps},
               {"image": label, "seed": seed, "t": t, "schedule": schedule})  # fmt: skip
     rows, frame, noisy = {}, None, gr.skip()
-    for item in denoising(model, x0, t, steps=steps, seed=seed, every=_every(steps), schedule=schedule):
+    for item in denoising(model, x0, t, steps=steps, seed=seed, every=frame_stride(steps), schedule=schedule):
         if isinstance(item, Row):  # first the noisy input (its picture: x_t), last the result
             rows[item.method] = item
-            noisy = _file(item.reconstruction, "noised") if item.method == "noisy" else noisy
+            noisy = view_file(item.reconstruction, "noised") if item.method == "noisy" else noisy
             continue
         frame = item.frame
         progress(frame.step / frame.total, desc=f"denoising: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t} -> {max(frame.t_prev, 0)})"
         run.track(frame.step, frame.total, {"clean": x0, "noised": rows["noisy"].reconstruction, "x_t": frame.x_t})
-        yield noisy, _file(frame.x_t, "x_t"), _file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
+        yield noisy, view_file(frame.x_t, "x_t"), view_file(frame.x0_hat, "x0_hat"), status, gr.skip(), gr.skip()
         noisy = gr.skip()  # sent once
     run.done()
     before, after = rows["noisy"], rows["denoise"]
     images = {"clean": x0, "noised": before.reconstruction, "denoised": after.reconstruction}
     record, files = run.save(images, steps=frame.total, noisy=_scores(before), denoised=_scores(after),
-                             noisy_scored_as="x_t / sqrt(abar_t)")  # fmt: skip
+                             noisy_scored_as="x_t / sqrt(abar_t)", precision=after.precision)  # fmt: skip
     pictures = (
-        _file(before.reconstruction, "noised"),
-        _file(after.reconstruction, "x_t"),
-        _file(frame.x0_hat, "x0_hat"),
+        view_file(before.reconstruction, "noised"),
+        view_file(after.reconstruction, "x_t"),
+        view_file(frame.x0_hat, "x0_hat"),
     )
     yield *pictures, _denoise_table(rows, run.took()), record, files
 
@@ -117,13 +117,13 @@ def run_psnr_curve(
     from diffdemo import plots
     from diffdemo.experiments import log_timesteps, psnr_lpips_vs_t
 
-    model = _model(model_name)
-    seed = _seed(seed)
-    steps, points = _check("steps", steps), _check("points", points)
-    schedule = _schedule(model_name, schedule)
+    model = open_model(model_name)
+    seed = parse_seed(seed)
+    steps, points = check_value("steps", steps), check_value("points", points)
+    schedule = parse_spacing(model_name, schedule)
     ts = log_timesteps(model.schedule.T, points)
-    _budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
-    x0, _, _ = _x0(model, image, upload)
+    within_budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
+    x0, _, _ = clean_image(model, image, upload)
     run = Run(request, "psnr_curve", model_name, {"steps": steps, "points": points, "T": model.schedule.T}, {})
     rows = []
     for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed, schedule=schedule)):
@@ -134,10 +134,10 @@ def run_psnr_curve(
             (r["denoised"], f"from t = {r['t']}", f"{r['psnr_denoised']:.1f} dB") for r in rows
         ]
         run.track(i + 1, len(ts), {})
-        yield _curve_figure(plots, rows), _strip(tiles)
+        yield _curve_figure(plots, rows), strip_html(tiles)
     run.done()
     took = f" (done in {run.took()})"
-    yield _curve_figure(plots, rows), _strip(tiles, CURVE_NOTE + took)
+    yield _curve_figure(plots, rows), strip_html(tiles, CURVE_NOTE + took)
 
 
 def _curve_figure(plots, rows):
@@ -145,7 +145,7 @@ def _curve_figure(plots, rows):
 
 
 def curve_stopped(request: gr.Request = None):
-    state = _live.pop((_session(request), "psnr_curve"), None)
+    state = take_live((session_of(request), "psnr_curve"))
     where = f" after {state['step']} of {state['total']} timesteps" if state else ""
     return f"**Stopped{where}: the curve and pictures are partial.**"
 
@@ -156,8 +156,8 @@ def denoise_tab(ui) -> None:
     with tab("Denoise", "denoise"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):  # both Run rows first: above the fold in every view
-                dn_run, dn_stop, dn_eta = _run_row("Denoise", "dn")
-                dn_curve_btn, dn_curve_stop, dn_curve_eta = _run_row("Compute the curve", "curve")
+                dn_run, dn_stop, dn_eta = run_row("Denoise", "dn")
+                dn_curve_btn, dn_curve_stop, dn_curve_eta = run_row("Compute the curve", "curve")
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
                 dn_points = slider("denoise.points", "PSNR vs t: timesteps (log-spaced)")
@@ -202,9 +202,9 @@ def denoise_tab(ui) -> None:
         [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files],
         api_name="denoise",
         show_progress_on=[dn_md],
-        **_heavy(),
+        **heavy_event(),
     )
-    dn_evt.failure(_on_failure("denoise"), None, dn_md, **LIGHT)
+    dn_evt.failure(on_failure("denoise"), None, dn_md, **LIGHT)
     dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule]
     landing.register("denoise", run_denoise, dn_in, [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files], 3, "Denoise")
     curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule]
@@ -217,9 +217,9 @@ def denoise_tab(ui) -> None:
         [dn_curve, dn_strip],
         api_name="psnr_vs_t",
         show_progress_on=[dn_curve],
-        **_heavy(),
+        **heavy_event(),
     )
-    dn_stop.click(_on_stop("denoise"), None, [dn_md, dn_json, dn_files], cancels=[dn_evt], **STOPPED)
+    dn_stop.click(on_stop("denoise"), None, [dn_md, dn_json, dn_files], cancels=[dn_evt], **STOPPED)
     curve_evt.success(lambda m, n, p: estimate(m, "psnr_curve", steps=n, points=p),
                       [ui["model"], dn_steps, dn_points], dn_curve_eta, **EST)  # fmt: skip
     dn_curve_stop.click(curve_stopped, None, dn_curve_eta, cancels=[curve_evt], **STOPPED)

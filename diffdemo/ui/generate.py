@@ -8,16 +8,25 @@ import gradio as gr
 
 from diffdemo.defaults import SAMPLE
 from diffdemo.ui import landing
-from diffdemo.ui.common import _budget, _check, _every, _file, _model, _schedule, _seed, guarded
-from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
+from diffdemo.ui.common import (
+    check_value,
+    frame_stride,
+    guarded,
+    open_model,
+    parse_seed,
+    parse_spacing,
+    view_file,
+    within_budget,
+)
+from diffdemo.ui.runs import Run, estimate, on_failure, on_stop
 from diffdemo.ui.widgets import (
     EST,
     LIGHT,
     STOPPED,
-    _heavy,
-    _run_row,
     full_quality_box,
+    heavy_event,
     quality,
+    run_row,
     schedule_menu,
     slider,
     tab,
@@ -31,14 +40,13 @@ def run_sample(
     model_name, seed, n, steps, schedule=SAMPLE["schedule"], progress=gr.Progress(), request: gr.Request = None
 ):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
-    from diffdemo.experiments import timesteps_for
+    from diffdemo.experiments import Sampled, sampling
     from diffdemo.imaging import grid
-    from diffdemo.samplers import sample
 
-    model = _model(model_name)
-    seed, n, steps = _seed(seed), _check("n", n), _check("steps", steps)
-    schedule = _schedule(model_name, schedule)
-    _budget(("sample", {"n": n, "steps": steps}))
+    model = open_model(model_name)
+    seed, n, steps = parse_seed(seed), check_value("n", n), check_value("steps", steps)
+    schedule = parse_spacing(model_name, schedule)
+    within_budget(("sample", {"n": n, "steps": steps}))
     run = Run(
         request,
         "sample",
@@ -47,20 +55,25 @@ def run_sample(
         {"seed": seed, "n": n, "steps": steps, "schedule": schedule},
     )
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
-    frame = None
-    timesteps = timesteps_for(model, steps, None, schedule)
-    for frame in sample(model, n=n, timesteps=timesteps, seed=seed, every=_every(steps)):
+    for item in sampling(model, n=n, steps=steps, seed=seed, schedule=schedule, every=frame_stride(steps)):
+        if isinstance(item, Sampled):
+            frame, precision = item.frame, item.precision
+            break
+        frame = item
         progress(frame.step / frame.total, desc=f"sampling: step {frame.step}/{frame.total}")
         status = f"Step {frame.step}/{frame.total} (t = {frame.t})"
-        x_t, x0_hat = _file(grid(frame.x_t.cpu(), nrow), "samples"), _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats")
+        x_t, x0_hat = (
+            view_file(grid(frame.x_t.cpu(), nrow), "samples"),
+            view_file(grid(frame.x0_hat.cpu(), nrow), "x0_hats"),
+        )
         run.track(frame.step, frame.total, {"x_t": frame.x_t[:1], "x0_hat": frame.x0_hat[:1]})
         yield x_t, x0_hat, status, gr.skip(), gr.skip()
     run.done()
-    record, files = run.save({f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)})
+    record, files = run.save({f"sample_{i:02d}": frame.x_t[i : i + 1].cpu() for i in range(n)}, precision=precision)
     done = f"Done: {n} samples, {steps} steps, {run.took()}."
     yield (
-        _file(grid(frame.x_t.cpu(), nrow), "samples"),
-        _file(grid(frame.x0_hat.cpu(), nrow), "x0_hats"),
+        view_file(grid(frame.x_t.cpu(), nrow), "samples"),
+        view_file(grid(frame.x0_hat.cpu(), nrow), "x0_hats"),
         done,
         record,
         files,
@@ -74,7 +87,7 @@ def generate_tab(ui) -> None:
                 sm_n = slider("sample.n", "samples")
                 sm_steps = slider("sample.steps", "reverse steps (strided)")
                 sm_full = full_quality_box("sm-full")
-                sm_run, sm_stop, sm_eta = _run_row("Generate", "sm")
+                sm_run, sm_stop, sm_eta = run_row("Generate", "sm")
             with gr.Column(scale=3):
                 with gr.Row():
                     pictures = {"elem_classes": "pixelated", "format": "png", "height": 384}
@@ -95,13 +108,13 @@ def generate_tab(ui) -> None:
         [sm_xt, sm_x0, sm_md, sm_json, sm_files],
         api_name="sample",
         show_progress_on=[sm_md],
-        **_heavy(),
+        **heavy_event(),
     )
-    sm_evt.failure(_on_failure("sample"), None, sm_md, **LIGHT)
+    sm_evt.failure(on_failure("sample"), None, sm_md, **LIGHT)
     sm_out = [sm_xt, sm_x0, sm_md, sm_json, sm_files]
     sm_in = [ui["model"], ui["seed"], sm_n, sm_steps, sm_schedule]
     landing.register("generate", run_sample, sm_in, sm_out, 2, "Generate")
     sm_full.input(lambda on: quality(on, SAMPLE["steps"]), sm_full, [sm_steps, sm_schedule], **LIGHT)
     ui["landing_runs"]["generate"] = [sm_run]
     sm_evt.success(lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)
-    sm_stop.click(_on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)
+    sm_stop.click(on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)

@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from diffdemo.defaults import IMAGE, RANGES, SEED
-from diffdemo.ui.common import UPLOAD, _file, _loaded, _no_prefix, _picture, default_model
+from diffdemo.ui.common import UPLOAD, default_model, model_if_loaded, read_picture, view_file, without_prefix
 from diffdemo.ui.texts import INTRO
 
 MACHINE_REFRESH_S = 20  # how often the header's timing line (and, when it changes, every estimate) is refreshed
@@ -22,7 +22,7 @@ def populate_pickers():
     from diffdemo.serving import allowed_models
 
     models = list(dict.fromkeys([default_model(), *allowed_models(default_model())]))
-    online = _hub_online()
+    online = hub_online()
     labels = [(f"{m} (hub: not reachable here)" if m in HUB_MODELS and not online else m, m) for m in models]
     bundled = bundled_images()
     return (
@@ -45,7 +45,7 @@ def pick_upload(upload):
 _hub_checked: list = [0.0, False]
 
 
-def _hub_online(max_age_s: float = 300) -> bool:
+def hub_online(max_age_s: float = 300) -> bool:
     """Whether the Hugging Face hub answers (asked at most every five minutes: offline it costs up to 2 s)."""
     from diffdemo.hub import hub_reachable
 
@@ -54,7 +54,7 @@ def _hub_online(max_age_s: float = 300) -> bool:
     return _hub_checked[1]
 
 
-def _unreachable(name: str) -> bool:
+def unreachable(name: str) -> bool:
     """A hub id that is neither local, loaded nor cached, while the hub cannot be reached."""
     from diffdemo.hub import in_hf_cache as _in_hf_cache
     from diffdemo.models import ModelUnavailable, is_local, is_open
@@ -66,7 +66,7 @@ def _unreachable(name: str) -> bool:
         return False
     if not name or "/" not in name or is_local(name) or is_open(name) or _in_hf_cache(name):
         return False
-    return not _hub_online()
+    return not hub_online()
 
 
 def model_info(name: str) -> str:
@@ -78,8 +78,8 @@ def model_info(name: str) -> str:
     try:  # the allow-list first (as a string), so the name below is an offered one, never the caller's text
         name = check_model(name, default_model())
     except ModelUnavailable as exc:
-        return f"**Model unavailable:** {_no_prefix(str(exc))}"
-    if _unreachable(name):
+        return f"**Model unavailable:** {without_prefix(str(exc))}"
+    if unreachable(name):
         return (
             f"**{name} is not available here:** it lives on the Hugging Face hub and this machine has no network "
             f"to download it. Use the embedded model ({default_model()}), or run the app where the hub is reachable."
@@ -87,7 +87,7 @@ def model_info(name: str) -> str:
     try:
         cost = cost_for(name, default_model())
     except ModelUnavailable as exc:
-        return f"**Model unavailable:** {_no_prefix(str(exc))}"
+        return f"**Model unavailable:** {without_prefix(str(exc))}"
     params = f"{cost['params'] / 1e6:.1f}M parameters" if cost.get("params") else ""
     if cost["estimated"]:
         return (
@@ -114,7 +114,8 @@ _RUN_TITLES = {
 def machine_line(name: str) -> str:
     """The model's latest timing on this machine, the latest run's figure, the load and torch's threads: the
     figures the estimates stand on, refreshed by a timer (the timing is the 25th percentile of short calls, taken
-    again when stale or after a run that missed its estimate, never during a run: diffdemo/estimates.py). A light event: it never loads a model; its text changes only when a figure does
+    again when stale or after a run that missed its estimate, at the start of a heavy run, never during one:
+    diffdemo/estimates.py). A light event: it never loads a model; its text changes only when a figure does
     (the load is rounded to halves), and every estimate line refreshes when it changes."""
     from diffdemo import estimates, threads
     from diffdemo.labels import METHOD_TITLES
@@ -128,7 +129,11 @@ def machine_line(name: str) -> str:
     model = cached_model(name)
     if model is None:
         return ""
-    cost = estimates.measure_cost(model)
+    try:
+        with estimates.no_timing():  # a light event reads the timing: only the heavy events run the network for one
+            cost = estimates.measure_cost(model)
+    except estimates.NotTimed:
+        return ""
     when = time.strftime("%H:%M:%S", time.localtime(cost.get("measured_clock", time.time())))
     text = (
         f"**This machine now:** {estimates.format_seconds(cost['forward_s'])} per network evaluation, "
@@ -150,8 +155,8 @@ def machine_line(name: str) -> str:
 def preview(model_name: str, image: str, upload):
     """The working image (centre-cropped, resized to the model) and a status line; never raises."""
     try:
-        model = _loaded(model_name)
-        arr, label = _picture(model, image, upload)
+        model = model_if_loaded(model_name)
+        arr, label = read_picture(model, image, upload)
     except gr.Error as exc:
         return None, f"**{exc.title or 'Error'}:** {exc.message}"
     text = f"Working image: **{label}**, {arr.shape[1]}x{arr.shape[0]} px (centre-cropped, resized to the model)."
@@ -160,7 +165,7 @@ def preview(model_name: str, image: str, upload):
             " **Note:** this model only knows aligned, frontal faces (eyes at the same height, face filling the "
             "square); other pictures come out as a face-like smear, which is the prior doing its job."
         )
-    return _file(arr, "working"), text
+    return view_file(arr, "working"), text
 
 
 def _knows_faces(model_name: str) -> bool:
@@ -169,7 +174,7 @@ def _knows_faces(model_name: str) -> bool:
     return "faces" in name or "celeba" in name
 
 
-def _header(start_model: str):
+def page_header(start_model: str):
     """The title on one line; model, image, seed, the presenter toggle and the model's and image's notes on the
     next; the image picker folded below them. Compact, so that each tab's controls and results start high on the page."""
     ui = {}

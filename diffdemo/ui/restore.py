@@ -11,34 +11,34 @@ from diffdemo.defaults import DEFAULTS, FULL_QUALITY, MEASUREMENT, SIGMA_Y, SPAC
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.ui import landing
 from diffdemo.ui.common import (
-    _budget,
-    _check,
-    _enlarged,
-    _every,
-    _file,
-    _loaded,
-    _lpips_note,
-    _model,
-    _picture,
-    _refuse,
-    _schedule,
-    _scores,
-    _seed,
-    _t,
-    _valid,
-    _x0,
+    check_value,
+    clean_image,
+    enlarged_file,
+    frame_stride,
     guarded,
+    lpips_note,
+    model_if_loaded,
+    open_model,
+    parse_seed,
+    parse_spacing,
+    parse_t,
+    read_picture,
+    refuse,
+    scores_line,
+    validated,
+    view_file,
+    within_budget,
 )
-from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
+from diffdemo.ui.runs import Run, estimate, on_failure, on_stop
 from diffdemo.ui.widgets import (
     EST,
     LIGHT,
     STOPPED,
-    _heavy,
-    _picker_changes,
-    _run_row,
     full_quality_box,
+    heavy_event,
+    picker_changes,
     quality,
+    run_row,
     schedule_menu,
     slider,
     tab,
@@ -58,30 +58,32 @@ BOX_CHOICES = [("centre", "center"), ("eyes", "eyes"), ("mouth", "mouth"), ("dra
 def _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed):
     from diffdemo.operators import OPERATORS, DrawnMask, hole_from_layers, make_operator
 
-    _valid("check_choice", "operator", operator, OPERATORS)
+    validated("check_choice", "operator", operator, OPERATORS)
     size = model.size
     try:
         if operator == "box_inpaint" and box == "drawn":
             hole = hole_from_layers((mask_layers or {}).get("layers") or [], size)
             if not hole.any():
-                raise _refuse("The drawn mask is empty: paint over the region to hide in the mask editor.")
+                raise refuse("The drawn mask is empty: paint over the region to hide in the mask editor.")
             return DrawnMask(hole)
         if operator == "gaussian_blur":
-            std, k = _check("blur_std", blur_std), _check("kernel_size", kernel_size)
+            std, k = check_value("blur_std", blur_std), check_value("kernel_size", kernel_size)
             if k // 2 >= size:
-                raise _refuse(f"A {k}x{k} kernel is too large for a {size} px image.")
+                raise refuse(f"A {k}x{k} kernel is too large for a {size} px image.")
             return make_operator(operator, size, std=std, kernel_size=k)
         if operator == "random_inpaint":
-            return make_operator(operator, size, drop=_check("drop", drop), mask_seed=seed)
+            return make_operator(operator, size, drop=check_value("drop", drop), mask_seed=seed)
         return make_operator(operator, size, preset=box if box != "drawn" else None)
     except ValueError as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
 
 
-def _methods_for(method: str, operator: str) -> list[str]:
+def methods_for(method: str, operator: str) -> list[str]:
     if method == "compare":
-        return ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
-    return [_valid("check_choice", "method", method, ("sdedit", "score_ald", "dps", "compare"))]
+        from diffdemo.experiments import compared
+
+        return compared(operator)
+    return [validated("check_choice", "method", method, ("sdedit", "score_ald", "dps", "compare"))]
 
 
 def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list:
@@ -93,25 +95,25 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
     best = max(rows, key=lambda r: r["psnr"])["method"] if len(rows) > 1 else None
 
     def caption(name: str, title: str) -> str:
-        return f"{title}: {_scores(scored[name])}" + (" (best PSNR)" if name == best else "")
+        return f"{title}: {scores_line(scored[name])}" + (" (best PSNR)" if name == best else "")
 
     items = []
     for name, frame in latest.items():
         title = METHOD_TITLES.get(name, name)
         if name in finals:
-            items.append((_file(finals[name], name), caption(name, title)))
+            items.append((view_file(finals[name], name), caption(name, title)))
         else:
-            items.append((_file(frame.x0_hat, name), f"{title}: x0_hat at step {frame.step}/{frame.total}"))
+            items.append((view_file(frame.x0_hat, name), f"{title}: x0_hat at step {frame.step}/{frame.total}"))
             if single:
-                items.append((_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_prev, 0)}"))
+                items.append((view_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_prev, 0)}"))
         if single and frame.x_std is not None:
             from diffdemo.plots import spread_picture
 
             shown, top = spread_picture(frame.x_std)
-            items.append((_file(shown, f"{name}_std"), f"{title}: spread across the chains (white = {top:.3f})"))
+            items.append((view_file(shown, f"{name}_std"), f"{title}: spread across the chains (white = {top:.3f})"))
     for name, x in finals.items():
         if name not in latest:
-            items.append((_file(x, name), caption(name, f"{METHOD_TITLES.get(name, name)} (classical)")))
+            items.append((view_file(x, name), caption(name, f"{METHOD_TITLES.get(name, name)} (classical)")))
     if best is not None:  # the winner right after the measurement and the truth: on screen at 1280x800
         items.sort(key=lambda item: not item[1].endswith("(best PSNR)"))
     return items
@@ -166,20 +168,21 @@ def _table(rows: list[dict]):
 
 def _own_chains(methods: list[str], operator: str) -> dict[str, dict]:
     """Each diffusion method's own tuned number of chains for this operator (diffdemo/defaults.py), by its kind."""
-    return {_kind(m): {"samples": int(params_for(m, operator).get("samples", 1))} for m in methods}
+    return {estimate_kind(m): {"samples": int(params_for(m, operator).get("samples", 1))} for m in methods}
 
 
 def compare_plan(operator: str, steps, t0) -> str:
     """What Compare all runs, in one line: each diffusion method with its steps and chains, the network evaluations
     in all (diffdemo/estimates.py's count), then the classical baselines."""
     from diffdemo.estimates import evaluations, image_evaluations
+    from diffdemo.spacing import steps_from
 
-    methods = _methods_for("compare", operator)
+    methods = methods_for("compare", operator)
     parts, total = [], 0
     for m, own in _own_chains(methods, operator).items():
         work = {"steps": int(steps or 1), "t0": int(t0 or 1), **own}
         total += image_evaluations(evaluations(m, **work))
-        ran = min(work["steps"], work["t0"] + 1) if m == "sdedit" else work["steps"]
+        ran = steps_from(work["steps"], work["t0"]) if m == "sdedit" else work["steps"]
         chains = own["samples"]
         where = f"from t0 = {work['t0']}, " if m == "sdedit" else ""
         title = METHOD_TITLES["denoise" if m == "denoise_restore" else m]
@@ -191,7 +194,7 @@ def compare_plan(operator: str, steps, t0) -> str:
     )
 
 
-def _kind(method: str) -> str:
+def estimate_kind(method: str) -> str:
     """The estimates' name of a method's work (the noise-only comparison's plain denoising is its own kind)."""
     return "denoise_restore" if method == "denoise" else method
 
@@ -199,13 +202,13 @@ def _kind(method: str) -> str:
 def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule) -> dict:
     """The run's parameters, each checked by the one rule (diffdemo/validation.py), in the form's order."""
     return {
-        "steps": _check("steps", steps),
-        "t0": _t(model, t0, "t0"),
-        "zeta": _check("zeta", zeta),
-        "scale": _check("scale", scale),
-        "normalize": _valid("check_flag", "DPS normalize", dps_normalize),
-        "samples": _check("samples", samples),
-        "schedule": _schedule(model_name, schedule),
+        "steps": check_value("steps", steps),
+        "t0": parse_t(model, t0, "t0"),
+        "zeta": check_value("zeta", zeta),
+        "scale": check_value("scale", scale),
+        "normalize": validated("check_flag", "DPS normalize", dps_normalize),
+        "samples": check_value("samples", samples),
+        "schedule": parse_spacing(model_name, schedule),
     }
 
 
@@ -217,7 +220,7 @@ class _Shown:
         self.single = len(methods) == 1
         self.latest, self.finals, self.rows = {}, {}, []
         self.traces = {m: {"step": [], "psnr": [], "residual": []} for m in methods}
-        self.pictures, self.sent = (_file(truth, "truth"), _file(measurement, "measurement")), False
+        self.pictures, self.sent = (view_file(truth, "truth"), view_file(measurement, "measurement")), False
         self.figure = None  # the trace figure, built once and refreshed in place (plots.refresh_restoration_trace)
 
     def add(self, item) -> None:
@@ -266,7 +269,7 @@ def _done(run, rows: list[dict], methods: list[str], operator: str, size: int) -
         f"Done in {run.took()}. Measurement PSNR {run.base['psnr_measurement']:.2f} dB; "
         f"best: {METHOD_TITLES[best['method']]} {best['psnr']:.2f} dB."
         + (_ranking_note(run.work["steps"], operator) if best["method"] not in methods else "")
-        + _lpips_note(best["lpips"], size)
+        + lpips_note(best["lpips"], size)
     )
 
 
@@ -304,28 +307,28 @@ def run_restore(
     from diffdemo.precision import check_precision
     from diffdemo.restore import make_problem
 
-    model = _model(model_name)
-    seed, sigma_y = _seed(seed), _check("sigma_y", sigma_y)
+    model = open_model(model_name)
+    seed, sigma_y = parse_seed(seed), check_value("sigma_y", sigma_y)
     params = _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule)
-    methods = _methods_for(method, operator)
+    methods = methods_for(method, operator)
     if method == "compare":  # each diffusion method at its own tuned number of chains (params_for), not one for all
         params["samples"] = None
     work = {k: params[k] for k in ("steps", "t0", "samples")}
     own = _own_chains(methods, operator) if method == "compare" else {}
-    _budget(*[(_kind(m), {**work, **own.get(_kind(m), {})}) for m in methods])
-    x0, _, label = _x0(model, image, upload)
+    within_budget(*[(estimate_kind(m), {**work, **own.get(estimate_kind(m), {})}) for m in methods])
+    x0, _, label = clean_image(model, image, upload)
     op = _operator(model, operator, blur_std, kernel_size, box, drop, mask_layers, seed)
     problem = make_problem(x0, op, sigma_y, seed)
     base = {"image": label, "seed": seed, "operator": op.describe(), "sigma_y": sigma_y,
             "sigma_y_units": f"[-1, 1] image units ({SIGMA_Y:g} = {SIGMA_Y / 2:g} on a [0, 1] scale)", "method": method,
             "params": params, "psnr_measurement": mean_psnr(problem.y, x0)}  # fmt: skip
     if own:
-        base["chains"] = {m: own[_kind(m)]["samples"] for m in methods}  # Compare all: each method's own
-    kinds = [_kind(m) for m in methods]
+        base["chains"] = {m: own[estimate_kind(m)]["samples"] for m in methods}  # Compare all: each method's own
+    kinds = [estimate_kind(m) for m in methods]
     compared = {k: own.get(k, {}) for k in kinds}
     run = Run(request, "restore", model_name, work, base, kind=kinds[0], kinds=None if len(kinds) == 1 else compared)
     shown = _Shown(methods, x0, problem.y)
-    every = _every(params["steps"], 12 if len(methods) == 1 else 8)
+    every = frame_stride(params["steps"], 12 if len(methods) == 1 else 8)
     items = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
                         every=every, baselines=method == "compare")  # fmt: skip
     try:
@@ -348,7 +351,7 @@ def run_restore(
     run.done(learn=len(methods) == 1)
     for row in shown.rows if len(methods) > 1 else []:
         if row["method"] in methods:
-            run.learn_part(_kind(row["method"]), row["seconds"], **own.get(_kind(row["method"]), {}))
+            run.learn_part(estimate_kind(row["method"]), row["seconds"], **own.get(estimate_kind(row["method"]), {}))
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
     images = {"truth": x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
     record, files = run.save(images, precision=used, results=shown.rows, traces=shown.traces)
@@ -368,7 +371,7 @@ def _bounded_decode(convert):
             try:
                 check_header(getattr(file, "path", None) or file, "a mask layer", MASK_MAX_PIXELS)
             except ImageError as exc:
-                raise _refuse(f"Cannot use this mask: {exc}.", title="Bad image") from None
+                raise refuse(f"Cannot use this mask: {exc}.", title="Bad image") from None
         return convert(file, *args, **kwargs)
 
     return run
@@ -377,10 +380,10 @@ def _bounded_decode(convert):
 def mask_canvas(model_name, image, upload):
     """The working image, enlarged (nearest neighbour) to about 256 px, as the background of the mask editor."""
     try:
-        arr, _ = _picture(_loaded(model_name), image, upload)
+        arr, _ = read_picture(model_if_loaded(model_name), image, upload)
     except gr.Error:
         return gr.skip()
-    big = _enlarged(arr, "mask_canvas")
+    big = enlarged_file(arr, "mask_canvas")
     return {"background": big, "layers": [], "composite": big}
 
 
@@ -440,7 +443,7 @@ def steps_default(method, operator, full=False):
 def blur_defaults(model_name):
     """The blur sliders at the operator's default for this model's size (operators.default_blur), once loaded."""
     try:
-        size = _loaded(model_name).size
+        size = model_if_loaded(model_name).size
     except gr.Error:
         return gr.skip(), gr.skip()
     from diffdemo.operators import default_blur
@@ -544,9 +547,9 @@ def _mask_editor():
 
 
 def restore_eta(model_name, method, operator, steps, t0, samples):
-    methods = _methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
+    methods = methods_for(method, operator) if method in ("compare", "sdedit", "score_ald", "dps") else []
     if len(methods) == 1:
-        text = estimate(model_name, _kind(methods[0]), steps=steps, t0=t0, samples=samples)
+        text = estimate(model_name, estimate_kind(methods[0]), steps=steps, t0=t0, samples=samples)
     else:
         own = _own_chains(methods, operator)
         text = estimate(model_name, "compare", methods=own, steps=steps, t0=t0)
@@ -561,7 +564,7 @@ def restore_tab(ui) -> None:
                 with gr.Row():
                     op = gr.Dropdown(OPERATOR_CHOICES, value=MEASUREMENT["operator"], label="Operator A", min_width=140)
                     method = gr.Dropdown(METHOD_CHOICES, value=MEASUREMENT["method"], label="Method", min_width=120)
-                run, stop, eta = _run_row("Restore", "ip")
+                run, stop, eta = run_row("Restore", "ip")
                 steps = slider(
                     "restore.steps",
                     "reverse steps (strided)",
@@ -606,7 +609,7 @@ def restore_tab(ui) -> None:
     full.input(full_quality, [full, method, op], [steps, c["schedule"], c["zeta"], c["scale"], by_hand], **LIGHT)
     gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
     ui["load"](precision_choice, None, c["precision"], **LIGHT)
-    gr.on([c["box"].change, *_picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)
+    gr.on([c["box"].change, *picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)
     # the API's inputs in this order: gradio_client users of /restore call it positionally
     inputs = [*ui["picked"], ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
               c["zeta"], c["scale"], steps, mask, c["normalize"], c["samples"], c["precision"], c["schedule"]]  # fmt: skip
@@ -616,12 +619,12 @@ def restore_tab(ui) -> None:
         [truth, meas, gallery, table, plot, status, record, files],
         api_name="restore",
         show_progress_on=[status],
-        **_heavy(),
+        **heavy_event(),
     )
-    evt.failure(_on_failure("restore"), None, status, **LIGHT)
+    evt.failure(on_failure("restore"), None, status, **LIGHT)
     landing.register("restore", run_restore, inputs, [truth, meas, gallery, table, plot, status, record, files], 5,
                      "Restore")  # fmt: skip
     ui["landing_runs"]["restore"] = [run]
     gr.on([gallery.change, truth.change], None, [truth, meas, gallery], strip, js=STRIP_JS)
     evt.success(restore_eta, eta_in, eta, **EST)
-    stop.click(_on_stop("restore"), None, [status, record, files], cancels=[evt], **STOPPED)
+    stop.click(on_stop("restore"), None, [status, record, files], cancels=[evt], **STOPPED)

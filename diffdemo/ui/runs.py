@@ -8,13 +8,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from diffdemo.ui.common import HEAVY_LIMIT, _fmt, _run_dir, default_model
-from diffdemo.ui.pickers import _unreachable
+from diffdemo.ui.common import HEAVY_LIMIT, default_model, keep_live, number_text, run_dir, take_live
+from diffdemo.ui.pickers import unreachable
 
 
-def _estimate(model_name: str, task: str, methods: list[str] | dict | None = None, **params):
+def _estimate(model_name: str, task: str, methods: list[str] | dict | None = None, strict: bool = False, **params):
     """The learning estimate of one run (diffdemo/estimates.py), or None when there is no basis for one. ``methods``:
-    a comparison's methods, or a dict of each method's own parameters over ``params``."""
+    a comparison's methods, or a dict of each method's own parameters over ``params``; ``strict``: a model not
+    timed yet raises ``estimates.NotTimed`` instead of giving None."""
     from diffdemo import estimates
     from diffdemo.models import ModelUnavailable
 
@@ -24,6 +25,10 @@ def _estimate(model_name: str, task: str, methods: list[str] | dict | None = Non
             per_method = methods if isinstance(methods, dict) else None
             return estimates.compare_estimate(name, list(methods), default_model(), per_method=per_method, **params)
         return estimates.estimate(name, task, default_model(), **params)
+    except estimates.NotTimed:
+        if strict:
+            raise
+        return None
     except (ModelUnavailable, KeyError, TypeError, ValueError):
         return None
 
@@ -63,6 +68,8 @@ class Run:
         self.request, self.task, self.model_name, self.work = request, task, model_name, work
         self.kind = kind or task
         self.base = {"task": task, "model": model_name, **base}
+        # a heavy event, in the network's concurrency group: a model not timed yet (or stale) is timed here, before
+        # the run starts (the light events only read the timing)
         self.est = _estimate(model_name, self.kind, kinds, **work)
         _busy(self)  # no re-timing of the model while this run is going (estimates.busy)
         self.started, self.seconds = time.perf_counter(), None
@@ -76,7 +83,7 @@ class Run:
     def track(self, step: int, total: int, images: dict, **found) -> None:
         """What Stop shows and saves if pressed now: step of total, these pictures, the record so far."""
         _busy(self)
-        _track(self.request, self.task, step, total, self.state(**found), images)
+        remember_state(self.request, self.task, step, total, self.state(**found), images)
 
     def done(self, learn: bool = True) -> float:
         """The run has finished: Stop has nothing left to save; its time is taught to the estimates unless its
@@ -97,11 +104,11 @@ class Run:
         from diffdemo.jsonio import write_results
 
         record = self.state(**found)
-        return record, write_results(_run_dir(self.task, self.request), images, record)
+        return record, write_results(run_dir(self.task, self.request), images, record)
 
     def took(self) -> str:
         """'3.2 s (estimated 2.9 s)', or with a range '3.2 s (estimated 2.9 s, range 2-4 s)'."""
-        text = f"{self.seconds:.1f} s (estimated {_fmt(_est_seconds(self.est), 1)} s"
+        text = f"{self.seconds:.1f} s (estimated {number_text(_est_seconds(self.est), 1)} s"
         if _est_range(self.est):
             from diffdemo.estimates import format_range
 
@@ -109,25 +116,22 @@ class Run:
         return text + ")"
 
 
-# The latest state of each running job, per browser session and task: when Stop cancels a run, its handler cannot
-# yield again, so the Stop handler writes the partial results (marked as such) from here.
-_live: dict[tuple[str, str], dict] = {}
 _stopped: dict[tuple[str, str], float] = {}  # when Stop was pressed, so the failure line does not overwrite it
 
 
-def _session(request) -> str:
+def session_of(request) -> str:
     return getattr(request, "session_hash", None) or "api"
 
 
-def _track(request, task: str, step: int, total: int, record: dict, images: dict) -> None:
-    _live[(_session(request), task)] = {"step": step, "total": total, "record": record, "images": images}
+def remember_state(request, task: str, step: int, total: int, record: dict, images: dict) -> None:
+    keep_live((session_of(request), task), {"step": step, "total": total, "record": record, "images": images})
 
 
 def _untrack(request, task: str) -> None:
-    _live.pop((_session(request), task), None)
+    take_live((session_of(request), task))
 
 
-def _on_stop(task: str):
+def on_stop(task: str):
     """The Stop button's handler for one task (a plain function: Gradio passes the request only to those)."""
 
     def stop(request: gr.Request):
@@ -136,9 +140,9 @@ def _on_stop(task: str):
     return stop
 
 
-def _on_failure(task: str):
+def on_failure(task: str):
     def failed(request: gr.Request):
-        return _failed(task, request)
+        return failed_note(task, request)
 
     return failed
 
@@ -147,13 +151,16 @@ def stop_note(task: str, request: gr.Request = None):
     """After Stop: the shown state, marked partial; the JSON says where the run stopped; downloads to match."""
     from diffdemo.jsonio import write_results
 
-    _stopped[(_session(request), task)] = time.monotonic()
-    state = _live.pop((_session(request), task), None)
+    now = time.monotonic()
+    for key in [k for k, when in _stopped.items() if now - when > 30]:  # no failure line came: nothing to keep
+        _stopped.pop(key, None)
+    _stopped[(session_of(request), task)] = now
+    state = take_live((session_of(request), task))
     if state is None:
         return "**Stopped.**", gr.skip(), gr.skip()
     step, total = state["step"], state["total"]
     record = dict(state["record"], partial=True, stopped_at=f"step {step}/{total}", stopped_step=step, total=total)
-    files = write_results(Path(str(_run_dir(task, request)) + "-partial"), state["images"], record)
+    files = write_results(Path(str(run_dir(task, request)) + "-partial"), state["images"], record)
     return (
         f"**Stopped at step {step}/{total}: partial result.** The pictures show that step; the downloads and JSON "
         "are marked partial.",
@@ -162,10 +169,10 @@ def stop_note(task: str, request: gr.Request = None):
     )
 
 
-def _failed(task: str, request: gr.Request = None):
+def failed_note(task: str, request: gr.Request = None):
     """After a failed run: one line, the earlier outputs kept (the error itself is in the pop-up). A run ended by
     Stop also counts as failed for Gradio: its "Stopped" line stays."""
-    if time.monotonic() - _stopped.pop((_session(request), task), -60.0) < 30:
+    if time.monotonic() - _stopped.pop((session_of(request), task), -60.0) < 30:
         return gr.skip()
     return "**The last run failed** (the message says why); the results shown are from the run before."
 
@@ -177,7 +184,7 @@ def estimate(model_name: str, task: str, **params) -> str:
     from diffdemo.serving import check_model
 
     methods = params.pop("methods", None) if task == "compare" else None
-    if _unreachable(model_name):
+    if unreachable(model_name):
         return "Expected run time: none (this model cannot be downloaded here)."
     try:
         name = check_model(model_name, default_model())
@@ -185,7 +192,13 @@ def estimate(model_name: str, task: str, **params) -> str:
         return "Expected run time: unknown (the model is not available)."
     if resolve_model_dir(name) is not None and cached_model(name) is None:
         return "Expected run time: shown once the model has loaded."
-    est = _estimate(name, task, methods, **params)
+    from diffdemo.estimates import NotTimed, no_timing
+
+    try:
+        with no_timing():  # a light event: it reads the model's timing, never runs the network to take one
+            est = _estimate(name, task, methods, strict=True, **params)
+    except NotTimed:
+        return "Expected run time: shown once the model has been timed (its first run times it)."
     if est is None:
         return "Expected run time: unknown (the model is not available)."
     spread = "; a range, as the machine's load or its recent runs vary" if est.low is not None else ""

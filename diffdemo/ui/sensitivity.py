@@ -6,20 +6,20 @@ import gradio as gr
 
 from diffdemo.ui import landing
 from diffdemo.ui.common import (
-    _budget,
-    _enlarged,
-    _loaded,
-    _model,
-    _seed,
-    _t,
-    _valid,
-    _x0,
-    _zoom,
+    clean_image,
     default_model,
+    enlarged_file,
     guarded,
+    model_if_loaded,
+    open_model,
+    parse_seed,
+    parse_t,
+    validated,
+    within_budget,
+    zoom_for,
 )
-from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _picker_changes, _run_row, slider, tab
+from diffdemo.ui.runs import Run, estimate, on_failure, on_stop
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, heavy_event, picker_changes, run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 SWEEP_TIMESTEPS = (20, 50, 100, 200, 400, 700)
@@ -28,7 +28,7 @@ LANDING_PIXEL = (0.36, 0.45)  # the landing view's probe, as fractions of the si
 
 def _landing_pixel(axis: int, model_name: str | None = None) -> int:
     """The landing probe's column (axis 0) or row (1) on the default model, open by the time the landing runs."""
-    return int(LANDING_PIXEL[axis] * _loaded(model_name or default_model()).size)
+    return int(LANDING_PIXEL[axis] * model_if_loaded(model_name or default_model()).size)
 
 
 def noised_view(model_name, image, upload, seed, t):
@@ -36,13 +36,13 @@ def noised_view(model_name, image, upload, seed, t):
     from diffdemo.analysis import state_at
 
     try:
-        model = _loaded(model_name)
-        x0, _, _ = _x0(model, image, upload)
-        t = _t(model, t)
+        model = model_if_loaded(model_name)
+        x0, _, _ = clean_image(model, image, upload)
+        t = parse_t(model, t)
     except gr.Error as exc:
         return None, f"{exc.message}"
-    return _enlarged(
-        state_at(model, x0, t, _seed(seed)), "x_t_view"
+    return enlarged_file(
+        state_at(model, x0, t, parse_seed(seed)), "x_t_view"
     ), "Click a pixel of the noised image x_t to probe it."
 
 
@@ -55,7 +55,7 @@ def first_view(model_name, image, upload, seed, t, shown):
 
 def pick_pixel(model_name, evt: gr.SelectData):
     """A click at (x, y) in the enlarged picture -> the model pixel under it (and 'a pixel was probed')."""
-    f = _zoom(_loaded(model_name).size)
+    f = zoom_for(model_if_loaded(model_name).size)
     x, y = evt.index
     return int(x) // f, int(y) // f, True
 
@@ -64,26 +64,28 @@ def pick_pixel(model_name, evt: gr.SelectData):
 @gpu
 def run_probe(model_name, image, upload, seed, t, x, y, energy_on, progress=gr.Progress(), request: gr.Request = None):
     """Jacobian columns of J_s, J_f and J_D at the clicked pixel (eqs. 31-34), energy vs radius over t (Fig. 7)."""
-    from diffdemo import analysis, plots
+    from diffdemo import plots
+    from diffdemo.experiments import probing
 
-    model = _model(model_name)
-    seed, t = _seed(seed), _t(model, t)
-    x, y = _valid("check_pixel", x, y, model.size)
-    energy_on = _valid("check_choice", "energy on", energy_on, ("denoiser", "score"))
+    model = open_model(model_name)
+    seed, t = parse_seed(seed), parse_t(model, t)
+    x, y = validated("check_pixel", x, y, model.size)
+    energy_on = validated("check_choice", "energy on", energy_on, ("denoiser", "score"))
     exclude = energy_on == "score"  # raw J_s: drop the centre pixel, else its identity-like peak dominates
-    _budget(("probe", {"sweep": len(SWEEP_TIMESTEPS) + 1}))
-    x0, _, label = _x0(model, image, upload)
+    within_budget(("probe", {"sweep": len(SWEEP_TIMESTEPS) + 1}))
+    x0, _, label = clean_image(model, image, upload)
     sweep = sorted({*SWEEP_TIMESTEPS, t})
     sweep = [s for s in sweep if s < model.schedule.T]
     run = Run(request, "probe", model_name, {"sweep": len(sweep)}, {"image": label, "seed": seed})
     progress(0.1, desc="Jacobian column at t")
-    x_t = analysis.state_at(model, x0, t, seed)
-    result = analysis.probe(model, x_t, t, (x, y), energy_on=energy_on, exclude_centre=exclude, compare=True)
+    found = probing(model, x0, t, (x, y), seed=seed, sweep=sweep, energy_on=energy_on, exclude_centre=exclude)
+    result = next(found)
+    x_t = result.x_t
     run.track(1, 2, {"x_t": x_t}, **result.summary())
-    view = _enlarged(x_t, "x_t_view")
+    view = enlarged_file(x_t, "x_t_view")
     yield view, plots.probe_figure(result), gr.skip(), _probe_text(result, None), gr.skip(), gr.skip()
     progress(0.5, desc="energy vs radius across timesteps")
-    curves = analysis.energy_sweep(model, x0, (x, y), sweep, seed, energy_on=energy_on, exclude_centre=exclude)
+    curves = next(found)
     run.done()
     record, files = run.save({"x_t": x_t}, **result.summary(), sweep=[c.summary() for c in curves])
     yield view, plots.probe_figure(result), plots.energy_figure(curves), _probe_text(result, curves), record, files
@@ -126,7 +128,7 @@ def sensitivity_tab(ui) -> None:
     with tab("Sensitivity", "sensitivity") as sens_tab:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=280):
-                sens_probe, sens_stop, sens_eta = _run_row("Probe", "sens", eta_below=False)
+                sens_probe, sens_stop, sens_eta = run_row("Probe", "sens", eta_below=False)
                 sens_image = gr.Image(
                     label="noised image x_t: click a pixel",
                     interactive=False,
@@ -158,7 +160,7 @@ def sensitivity_tab(ui) -> None:
     gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change], eta_probe, ui["model"], sens_eta, **EST)
     probe_out = [sens_image, sens_maps, sens_energy, sens_md, sens_json, sens_files]
     gr.on(
-        [*_picker_changes(ui), ui["seed"].change],
+        [*picker_changes(ui), ui["seed"].change],
         noised_view,
         [*ui["picked"], ui["seed"], sens_t],
         [sens_image, sens_md],
@@ -169,7 +171,7 @@ def sensitivity_tab(ui) -> None:
         [sens_tab.select], first_view, [*ui["picked"], ui["seed"], sens_t, sens_image], [sens_image, sens_md], **LIGHT
     )
     probe_in = [*ui["picked"], ui["seed"], sens_t, sens_x, sens_y, sens_on]
-    heavy = dict(_heavy(), show_progress_on=[sens_maps])
+    heavy = dict(heavy_event(), show_progress_on=[sens_maps])
     click_evt = sens_image.select(pick_pixel, ui["model"], [sens_x, sens_y, sens_probed], **LIGHT).then(
         run_probe, probe_in, probe_out, api_name="probe", **heavy
     )
@@ -189,10 +191,10 @@ def sensitivity_tab(ui) -> None:
                      overrides={5: lambda: _landing_pixel(0), 6: lambda: _landing_pixel(1)})  # fmt: skip
     ui["landing_runs"]["sensitivity"] = [sens_probe]
     for evt in (click_evt, button_evt, reprobe_evt):
-        evt.failure(_on_failure("probe"), None, sens_md, **LIGHT)
+        evt.failure(on_failure("probe"), None, sens_md, **LIGHT)
         evt.success(eta_probe, ui["model"], sens_eta, **EST)
     sens_stop.click(
-        _on_stop("probe"),
+        on_stop("probe"),
         None,
         [sens_md, sens_json, sens_files],
         cancels=[click_evt, button_evt, reprobe_evt],

@@ -6,9 +6,18 @@ import gradio as gr
 
 from diffdemo.defaults import SPECTRUM_START
 from diffdemo.ui import landing
-from diffdemo.ui.common import _budget, _check, _model, _seed, _valid, _x0, default_model, guarded
-from diffdemo.ui.runs import Run, _on_failure, _on_stop, estimate
-from diffdemo.ui.widgets import EST, LIGHT, STOPPED, _heavy, _run_row, slider, tab
+from diffdemo.ui.common import (
+    check_value,
+    clean_image,
+    default_model,
+    guarded,
+    open_model,
+    parse_seed,
+    validated,
+    within_budget,
+)
+from diffdemo.ui.runs import Run, estimate, on_failure, on_stop
+from diffdemo.ui.widgets import EST, LIGHT, STOPPED, heavy_event, run_row, slider, tab
 from diffdemo.zerogpu import gpu
 
 SPECTRUM_TIMESTEPS = ("10", "50", "100", "200", "400", "500", "700", "800", "950")
@@ -33,29 +42,26 @@ def run_spectrum(
     model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress(), request: gr.Request = None
 ):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
-    from diffdemo import analysis
+    from diffdemo.analysis import RESIDUAL_TOL
+    from diffdemo.experiments import spectra
 
-    model = _model(model_name)
-    seed = _seed(seed)
-    k, iters = _check("k", k), _check("iters", iters)
-    ts = _valid("check_timesteps", timesteps, model.schedule.T)
-    _budget(("spectrum", {"k": k, "iters": iters, "n_t": len(ts)}))
-    x0, _, label = _x0(model, image, upload)
+    model = open_model(model_name)
+    seed = parse_seed(seed)
+    k, iters = check_value("k", k), check_value("iters", iters)
+    ts = validated("check_timesteps", timesteps, model.schedule.T)
+    within_budget(("spectrum", {"k": k, "iters": iters, "n_t": len(ts)}))
+    x0, _, label = clean_image(model, image, upload)
     run = Run(request, "spectrum", model_name, {"k": k, "iters": iters, "n_t": len(ts)},
               {"image": label, "seed": seed, "k": k, "iters": iters})  # fmt: skip
     results = []
-    for i, t in enumerate(ts):
 
-        def report(f, msg, i=i, t=t):
-            progress((i + f) / len(ts), desc=f"t = {t}: {msg}")
+    def report(i, f, msg):
+        progress((i + f) / len(ts), desc=f"t = {ts[i]}: {msg}")
 
-        # iters is the cap: the iteration stops once the k values shown meet analysis.RESIDUAL_TOL
-        results.extend(
-            analysis.spectrum_sweep(
-                model, x0, [t], k=k, iters=iters, seed=seed, progress=report, tol=analysis.RESIDUAL_TOL
-            )
-        )
-        run.track(i + 1, len(ts), {}, timesteps=[r.summary() for r in results])
+    # iters is the cap: the iteration stops once the k values shown meet RESIDUAL_TOL
+    for result in spectra(model, x0, ts, k=k, iters=iters, seed=seed, each=True, progress=report, tol=RESIDUAL_TOL):
+        results.append(result)
+        run.track(len(results), len(ts), {}, timesteps=[r.summary() for r in results])
         views = _spectrum_views(results)
         yield *views, gr.skip(), gr.skip()
     run.done()
@@ -114,7 +120,7 @@ def spectrum_tab(ui) -> None:
                 sp_ts = gr.CheckboxGroup(
                     list(SPECTRUM_TIMESTEPS), value=[str(t) for t in SPECTRUM_START], label="timesteps"
                 )
-                sp_run, sp_stop, sp_eta = _run_row("Compute", "sp")
+                sp_run, sp_stop, sp_eta = run_row("Compute", "sp")
                 with gr.Accordion("Iteration settings", open=False, elem_classes="advanced"):
                     sp_k = slider("spectrum.k", "singular vectors k")
                     sp_iters = slider("spectrum.iters", "Lanczos / Arnoldi steps")
@@ -143,14 +149,14 @@ def spectrum_tab(ui) -> None:
         [sp_sv, sp_vectors, sp_rho, sp_md, sp_json, sp_files],
         api_name="spectrum",
         show_progress_on=[sp_md],
-        **_heavy(),
+        **heavy_event(),
     )
     gr.on([ui["load"], ui["model"].change], claims_panel, ui["model"], claims_md, **LIGHT)
-    sp_evt.failure(_on_failure("spectrum"), None, sp_md, **LIGHT)
+    sp_evt.failure(on_failure("spectrum"), None, sp_md, **LIGHT)
     sp_in = [*ui["picked"], ui["seed"], sp_ts, sp_k, sp_iters]
     landing.register(
         "spectrum", run_spectrum, sp_in, [sp_sv, sp_vectors, sp_rho, sp_md, sp_json, sp_files], 3, "Compute"
     )
     ui["landing_runs"]["spectrum"] = [sp_run]
     sp_evt.success(spectrum_eta, [ui["model"], sp_ts, sp_k, sp_iters], sp_eta, **EST)
-    sp_stop.click(_on_stop("spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)
+    sp_stop.click(on_stop("spectrum"), None, [sp_md, sp_json, sp_files], cancels=[sp_evt], **STOPPED)

@@ -63,7 +63,7 @@ def quality(on: bool, quick_steps: int) -> tuple[int, str]:
     return (FULL_QUALITY["steps"], FULL_QUALITY["schedule"]) if on else (quick_steps, SPACING)
 
 
-def _run_row(run_label: str, prefix: str, eta_below: bool = True):
+def run_row(run_label: str, prefix: str, eta_below: bool = True):
     """The Run button, its Stop right next to it, and the time estimate under them (or, ``eta_below=False``,
     made unrendered for the caller to ``.render()`` further down)."""
     with gr.Row():
@@ -73,7 +73,7 @@ def _run_row(run_label: str, prefix: str, eta_below: bool = True):
     return run, stop, eta
 
 
-def _picker_changes(ui) -> list:
+def picker_changes(ui) -> list:
     """Events after which the working picture is different (the folded preview itself may not be mounted)."""
     return [ui["model_md"].change, ui["image"].change, ui["upload"].change]
 
@@ -83,5 +83,5 @@ LIGHT = {"api_visibility": "private", "concurrency_limit": 4}
 STOPPED = {"api_visibility": "private", "queue": False}
 
 
-def _heavy() -> dict:
+def heavy_event() -> dict:
     return {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_LIMIT}

@@ -1,19 +1,6 @@
-"""Every experiment the app, the CLI, ``reproduce`` and the benchmarks run, as generators of what they show.
-
-Callers only format what these yield:
-
-- ``restoration``: one problem, one or several methods. The diffusion methods run interleaved (one advancing at
-  a time, the one furthest behind); a ``Step`` per streamed frame, a ``Row`` as each method finishes, then the
-  classical baselines' Rows. Closing the generator stops every run. ``run_restoration`` drains it.
-- ``denoising``: Figure 1's single run (noise the image to t, reverse diffusion back with no data term).
-- ``psnr_lpips_vs_t``: Figure 1's curve, the one definition of how the noisy input and its denoising score.
-- ``timesteps_for`` (from ``restore``): a spacing name (and, for "spectral", the stored profile) resolved into the
-  timestep list a sampler takes; the CLI, the app and ``reproduce`` call it before ``samplers.sample``.
-
-Figure 1's noisy input is scored as the observation x_t / sqrt(abar_t) = x0 + sigma_t z with
-sigma_t = sqrt((1 - abar_t) / abar_t) (eq. 3 divided by sqrt(abar_t)): the image plus noise, at the image's own
-scale. Scoring x_t itself would also count the shrinking of the image by sqrt(abar_t) as an error.
-"""
+"""One problem, one or several methods: the diffusion ones interleaved (a ``Step`` per streamed frame, a ``Row`` as
+each finishes), then the classical baselines' Rows; ``run_restoration`` is the one one-shot path; ``compared`` the
+one "Compare all" set."""
 
 from __future__ import annotations
 
@@ -21,23 +8,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
-import numpy as np
 import torch
 
 from diffdemo import baselines, metrics
-from diffdemo.defaults import SPACING
+from diffdemo.experiments.resolve import network
 from diffdemo.models import DiffusionModel
-from diffdemo.restore import (
-    DIFFUSION_METHODS,
-    Problem,
-    diffusion_frames,
-    model_for,
-    resolved_params,
-    run_baseline,
-    score,
-    timesteps_for,
-)
-from diffdemo.samplers import Frame, denoise
+from diffdemo.restore import DIFFUSION_METHODS, Problem, diffusion_frames, resolved_params, run_baseline, score
+from diffdemo.samplers import Frame
 
 
 @dataclass
@@ -124,6 +101,13 @@ def restoration(
                 yield Skipped(m, str(exc))
 
 
+def compared(operator: str) -> list[str]:
+    """The diffusion methods of "Compare all", one set for the app's comparison and ``reproduce``'s methods table:
+    SDEdit, Score-ALD and DPS, and plain denoising on the noise operator only (the one problem it solves); the
+    classical baselines that apply (``baselines.applicable``) run beside them."""
+    return ["sdedit", "score_ald", "dps"] + (["denoise"] if operator == "noise" else [])
+
+
 def run_restoration(
     model: DiffusionModel | None,
     problem: Problem,
@@ -150,7 +134,7 @@ def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, p
     """Steps and Rows of the diffusion methods, advanced together (``interleave``), each timed on its own."""
     if not methods:
         return
-    nets = {m: model_for(model, m, precision) for m in methods}
+    nets = {m: network(model, m, precision) for m in methods}
     params = {m: resolved_params(m, problem, overrides) for m in methods}
     runs = {
         m: diffusion_frames(nets[m], m, problem, every=every, precision=nets[m].precision, **params[m]) for m in methods
@@ -205,73 +189,3 @@ def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:
             close = getattr(gen, "close", None)
             if close:
                 close()
-
-
-# --- denoising (Figure 1) ------------------------------------------------------------------------------------
-def noisy_scores(model: DiffusionModel, x_t: torch.Tensor, x0: torch.Tensor, t: int) -> dict:
-    """psnr, ssim, lpips of the noisy input at t, scored as the observation x_t / sqrt(abar_t) (module doc)."""
-    observation = x_t.detach().cpu() / model.schedule.abar(int(t)) ** 0.5
-    return metrics.all_metrics(observation, x0)
-
-
-def denoising(
-    model: DiffusionModel,
-    x0: torch.Tensor,
-    t: int,
-    *,
-    steps: int | None,
-    seed: int,
-    every: int | None = 1,
-    schedule: str = SPACING,
-) -> Iterator[Step | Row]:
-    """Figure 1's single run: x_t = schedule.noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
-
-    Yields first a Row ``noisy`` (reconstruction: x_t itself; scores: of x_t / sqrt(abar_t), the module's
-    definition), then a Step per streamed frame, then the Row ``denoise`` of the result."""
-    x_t = model.schedule.noise_image(x0, int(t), seed, model.device)
-    scores = noisy_scores(model, x_t, x0, t)
-    yield Row("noisy", **scores, residual=None, seconds=0.0, nfe=0, precision=None,
-              params={"t": int(t)}, schedule=None, reconstruction=x_t.cpu())  # fmt: skip
-    tick = time.perf_counter()
-    spent, frame = 0.0, None
-    ts = timesteps_for(model, steps, int(t), schedule)
-    for frame in denoise(model, x_t, timesteps=ts, seed=seed, every=every):
-        spent += time.perf_counter() - tick
-        yield Step("denoise", frame, metrics.mean_psnr(frame.x0_hat, x0), None)
-        tick = time.perf_counter()
-    x_hat = frame.x_t.cpu()
-    yield Row("denoise", **metrics.all_metrics(x_hat, x0), residual=None, seconds=spent, nfe=frame.nfe,
-              precision=model.precision, params={"t": int(t), "steps": frame.total}, schedule=schedule,
-              reconstruction=x_hat)  # fmt: skip
-
-
-def psnr_lpips_vs_t(
-    model: DiffusionModel, x0: torch.Tensor, timesteps: Iterable[int], *, steps: int, seed: int, schedule: str = SPACING
-) -> Iterator[dict]:
-    """Figure 1's curve: for each t, the scores of the noisy input (as x_t / sqrt(abar_t), the module's one
-    definition) and of its reverse-diffusion denoising with ``steps`` strided steps (min(steps, t + 1)).
-
-    Yields per t: t, sigma (= sqrt((1 - abar_t) / abar_t), the observation's noise std), noisy (x_t),
-    denoised (the picture: the identity is seen going before the PSNR says so), psnr/ssim/lpips_noisy and
-    psnr/ssim/lpips_denoised (lpips None when unavailable), nfe and seconds of the denoising."""
-    for t in timesteps:
-        run = denoising(model, x0, int(t), steps=steps, seed=seed, every=None, schedule=schedule)
-        rows = [r for r in run if isinstance(r, Row)]
-        noisy, done = rows
-        abar = model.schedule.abar(int(t))
-        yield {
-            "t": int(t),
-            "sigma": ((1 - abar) / abar) ** 0.5,
-            "noisy": noisy.reconstruction,
-            "denoised": done.reconstruction,
-            **{f"{k}_noisy": getattr(noisy, k) for k in ("psnr", "ssim", "lpips")},
-            **{f"{k}_denoised": getattr(done, k) for k in ("psnr", "ssim", "lpips")},
-            "nfe": done.nfe,
-            "seconds": done.seconds,
-        }
-
-
-def log_timesteps(T: int, n: int, low: int = 10) -> list[int]:
-    """n distinct timesteps from ``low`` to T-1, spaced evenly in log t (fine where the image is still visible)."""
-    values = np.unique(np.round(np.geomspace(max(low, 1), T - 1, n)).astype(int))
-    return [int(v) for v in values]

@@ -66,7 +66,7 @@ def _clean(ts, series: Mapping[str, Sequence]) -> tuple[np.ndarray, dict[str, np
         if v is None or len(v) != ts.size or any(x is None for x in v):
             continue
         arr = np.asarray(v, dtype=np.float64)
-        if np.all(np.isfinite(arr)) and np.ptp(arr) > 0:  # a constant series has no rank correlation
+        if arr.size and np.all(np.isfinite(arr)) and np.ptp(arr) > 0:  # a constant series has no rank correlation
             out[k] = arr
     return ts, out
 

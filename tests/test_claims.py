@@ -197,6 +197,8 @@ def test_fig8_rule_needs_converged_values():
     m["stability_profile"]["residual_Jf_per_image"] = [[0.01] + [0.0] * 7] * 2
     (_, prof) = _verdict("fig8_spectrum", m)["findings"]
     assert prof["verdict"] == C.INCONCLUSIVE and "t = 10 left out" in prof["why"]
+    m["stability_profile"]["residual_Jf_per_image"] = [[0.01] * 8] * 2  # every timestep left out: nothing to score
+    assert _verdict("fig8_spectrum", m)["findings"][1]["verdict"] == C.NOT_MEASURED
     # residuals as large as rho - 1: the trend cannot be read off these values
     unconverged = _verdict("fig8_spectrum", _fig8_metrics(down, residual=0.01))
     assert unconverged["verdict"] == C.INCONCLUSIVE and "unconverged" in C.summary_line(unconverged)

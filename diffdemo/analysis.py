@@ -14,6 +14,7 @@ cheaper JVP / VJP rules of ``diffdemo/autodiff.py`` (same values).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,23 +55,57 @@ def operator_kind(name: str) -> str:
     return kind
 
 
+# A Ritz value or singular triplet counts as converged when its residual is below this fraction of the value: the
+# Spectrum tab, `spectrum` and `reproduce` mark the others, and iterate until the values shown meet it when asked.
+RESIDUAL_TOL = 1e-3
+
+_tf32_lock = threading.Lock()
+_tf32_users = 0
+_tf32_saved: tuple[bool, bool] | None = None
+
+
+def _tf32_acquire() -> None:
+    """Switch TF32 off for CUDA matmuls while at least one analysis runs; the first user saves the flags.
+
+    The flags are process-wide, so a save / restore per call would race under DIFFDEMO_CONCURRENCY > 1 (one call
+    restoring TF32 while another still differentiates); the reference count restores them only when the last ends.
+    Meanwhile other GPU work runs without TF32 too: slower, never less exact.
+    """
+    global _tf32_users, _tf32_saved
+    with _tf32_lock:
+        if _tf32_users == 0:
+            _tf32_saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        _tf32_users += 1
+
+
+def _tf32_release() -> None:
+    global _tf32_users
+    with _tf32_lock:
+        _tf32_users -= 1
+        if _tf32_users == 0 and _tf32_saved is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = _tf32_saved
+
+
 @contextmanager
-def _exact_autodiff():
-    """Math SDPA kernel and no TF32 while differentiating.
+def _exact_autodiff(device=None):
+    """Math SDPA kernel, and no TF32 on CUDA, while differentiating (on the CPU no flag is touched: TF32 is CUDA's).
 
     The flash / memory-efficient attention kernels have no forward-mode AD formula (NotImplementedError on CPU and
     CUDA), and TF32 matmuls would add ~1e-3 relative error to every Jacobian product.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    if cuda:
+        _tf32_acquire()
     try:
         with sdpa_kernel(SDPBackend.MATH), torch.enable_grad():
             yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        if cuda:
+            _tf32_release()
 
 
 def _check_t(model: DiffusionModel, t) -> int:
@@ -172,7 +207,7 @@ def score_jvp(
     n = x.shape[0]
     checkpoint()
     if method == "jvp":
-        with _exact_autodiff():
+        with _exact_autodiff(model.device):
             out = _jvp(model, x, T, v.contiguous())
         return out.detach()
     if not eps > 0:
@@ -191,7 +226,7 @@ def score_vjp(model: DiffusionModel, x: torch.Tensor, t, u: torch.Tensor) -> tor
     x = x.to(model.device, torch.float32)
     T = _timesteps(t, x.shape[0], model.device)
     checkpoint()
-    with _exact_autodiff():
+    with _exact_autodiff(model.device):
         _, pullback = torch.func.vjp(lambda z: model.score(z, T), x)
         (out,) = pullback(u.to(model.device, torch.float32).expand_as(x).contiguous())
     return out.detach()
@@ -456,7 +491,7 @@ class RowOperators:
     def matvec(self, V: torch.Tensor) -> torch.Tensor:
         """Row-wise J v (float64 in and out; the network runs in float32)."""
         checkpoint()  # the traced JVP graph never calls model.eps: every Krylov iteration checks here
-        with _exact_autodiff():
+        with _exact_autodiff(self.X.device):
             js = _jvp(self.model, self.X, self.T, V.to(torch.float32))
         self.n_jvp += 1
         return self.a * V + self.b * js.detach().double()
@@ -464,7 +499,7 @@ class RowOperators:
     def rmatvec(self, U: torch.Tensor) -> torch.Tensor:
         """Row-wise J^T u."""
         checkpoint()  # the reused pullback never calls model.eps either
-        with _exact_autodiff():
+        with _exact_autodiff(self.X.device):
             if self._pullback is None:
                 _, self._pullback = torch.func.vjp(self._f, self.X)
             (js,) = self._pullback(U.to(torch.float32).contiguous())
@@ -486,12 +521,18 @@ class SingularResult:
     residual_history: np.ndarray  # (iters,) max residual after each iteration
     iters: int
 
+    @property
+    def converged(self) -> np.ndarray:
+        """(k,) bool: which triplets have a relative residual below RESIDUAL_TOL."""
+        return np.asarray(self.residual) <= RESIDUAL_TOL
+
     def summary(self) -> dict:
         return dict(
             operator=self.operator,
             t=self.t,
             singular_values=self.values.tolist(),
             residual=self.residual.tolist(),
+            converged=self.converged.tolist(),
             iters=self.iters,
         )
 
@@ -509,6 +550,14 @@ class EigResult:
     residual_Jf: float  # ||J_f y - theta y|| / |theta| for the dominant J_f Ritz pair
     residual_Js: float
     iters: int  # Krylov dimension (JVPs spent)
+    residuals_Js: np.ndarray | None = (
+        None  # ||J_s y - theta y|| / |theta| for every Ritz value, in eigenvalues_Js order
+    )
+    residuals_Jf: np.ndarray | None = None  # the same for J_f, in eigenvalues_Jf order
+
+    def converged(self, k: int, tol: float = RESIDUAL_TOL) -> np.ndarray:
+        """(k,) bool: which of the k largest-modulus Ritz values of J_s meet the residual tolerance."""
+        return np.asarray(self.residuals_Js[:k]) <= tol
 
 
 def _bidiagonalization(
@@ -566,8 +615,12 @@ def _bidiagonalization(
     return S.numpy(), right.cpu(), left.cpu(), res[:, :k].numpy(), np.stack(hist, 1), np.stack(rhist, 1)
 
 
-def arnoldi(ops: RowOperators, m: int, generator: torch.Generator, progress=None):
-    """m steps of Arnoldi on each row's J (row-batched, one JVP per step): Hessenberg H (B, m+1, m)."""
+def arnoldi(ops: RowOperators, m: int, generator: torch.Generator, progress=None, tol: float = 0.0, k: int = 1):
+    """Up to m steps of Arnoldi on each row's J (row-batched, one JVP per step): Hessenberg H (B, m+1, m).
+
+    With ``tol`` > 0 it stops as soon as every row's k largest-modulus Ritz values have a residual
+    ||J y - theta y|| / |theta| = h_{j+1,j} |y_j| / |theta| below ``tol`` (``m`` is then the cap).
+    """
     B = ops.X.shape[0]
     shape = ops.X.shape[1:]
     D = int(np.prod(shape))
@@ -590,8 +643,17 @@ def arnoldi(ops: RowOperators, m: int, generator: torch.Generator, progress=None
         if float(h.min()) < 1e-12 * max(float(H[:, : j + 2, : j + 1].abs().max()), 1e-300):
             steps = j + 1  # invariant subspace found: the Ritz values are exact
             break
+        if tol > 0 and j + 1 >= k and all(_top_residuals(H[b, : j + 2, : j + 1], k).max() < tol for b in range(B)):
+            steps = j + 1
+            break
         Q[:, j + 1] = w / h[:, None]
     return H[:, : steps + 1, :steps], steps
+
+
+def _top_residuals(H: torch.Tensor, k: int) -> np.ndarray:
+    """Relative residuals of the k largest-modulus Ritz values of one (m+1, m) Hessenberg matrix."""
+    theta, res = _ritz(H, 0.0, 1.0)[:2]
+    return res[:k] / np.maximum(np.abs(theta[:k]), 1e-300)
 
 
 def _ritz(H: torch.Tensor, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -661,6 +723,19 @@ class SpectrumResult:
     def rho_Jf(self) -> float:
         return self.eig.rho_Jf
 
+    def unconverged(self) -> list[str]:
+        """The values shown (k singular values of J_s and J_f, the k largest Ritz values of J_s) whose relative
+        residual is above RESIDUAL_TOL, by name ("sigma_2(J_s)", "lambda_3(J_s)")."""
+        k = len(self.singular_Js.values)
+        parts = (("sigma", "J_s", self.singular_Js.converged), ("sigma", "J_f", self.singular_Jf.converged),
+                 ("lambda", "J_s", self.eig.converged(k)))  # fmt: skip
+        return [f"{sym}_{i + 1}({op})" for sym, op, flags in parts for i, ok in enumerate(flags) if not ok]
+
+    @property
+    def all_converged(self) -> bool:
+        """Every value shown meets RESIDUAL_TOL."""
+        return not self.unconverged()
+
     def summary(self) -> dict:
         """JSON-ready numbers (complex eigenvalues as [re, im])."""
 
@@ -683,6 +758,12 @@ class SpectrumResult:
             eigenvalues_Js=pairs(self.eig.eigenvalues_Js[:4]),
             eig_residual_Jf=self.eig.residual_Jf,
             eig_residual_Js=self.eig.residual_Js,
+            eig_residuals_Js=self.eig.residuals_Js[:4].tolist(),
+            converged_Js=self.singular_Js.converged.tolist(),
+            converged_Jf=self.singular_Jf.converged.tolist(),
+            eig_converged_Js=self.eig.converged(4).tolist(),
+            all_converged=self.all_converged,
+            unconverged=self.unconverged(),
             arnoldi_steps=self.eig.iters,
             h_max=self.h_max,
             h_max_sigma=self.h_max_sigma,
@@ -749,9 +830,11 @@ def _singular_result(label, t, S, R, P, res, hist, rhist, shape) -> SingularResu
 
 
 def spectral_radius(
-    model, x_t, t: int, iters: int = 30, seed: int = 0, t_prev: int | None = None, progress: Progress = None
-) -> EigResult:
-    """Spectral radius of J_f (eq. 34/35) and J_s by ``iters`` Arnoldi steps on J_s (one JVP each).
+    model, x_t, t: int, iters: int = 30, seed: int = 0, t_prev: int | None = None, progress: Progress = None,
+    tol: float = 0.0, k: int = 1,
+) -> EigResult:  # fmt: skip
+    """Spectral radius of J_f (eq. 34/35) and J_s by ``iters`` Arnoldi steps on J_s (one JVP each); with ``tol``
+    it stops once the k largest Ritz values of J_s have relative residuals below it (``iters`` the cap).
 
     J_f = a I + b J_s shares J_s's Krylov space and eigenvectors, so its Ritz values are a + b theta; Arnoldi's
     Hessenberg eigenvalues handle complex-conjugate pairs, where plain power iteration would oscillate.
@@ -759,7 +842,7 @@ def spectral_radius(
     t = _check_t(model, t)
     tp = t - 1 if t_prev is None else int(t_prev)
     ops = row_operators(model, [x_t[:1]], [t], ["score"], [tp])
-    H, steps = arnoldi(ops, iters, torch.Generator().manual_seed(int(seed)), progress)
+    H, steps = arnoldi(ops, iters, torch.Generator().manual_seed(int(seed)), progress, tol, k)
     return eig_result(model, H[0], t, tp, steps)
 
 
@@ -767,6 +850,7 @@ def eig_result(model: DiffusionModel, H: torch.Tensor, t: int, tp: int, steps: i
     """The spectral radii of J_s and of J_f (step t -> tp) from one row's Arnoldi Hessenberg matrix ``H``."""
     a, b = affine_coefficients(model, "reverse", t, tp)
     th_s, res_s, th_f, res_f = _ritz(H, a, b)
+    rel_s, rel_f = res_s / np.maximum(np.abs(th_s), 1e-300), res_f / np.maximum(np.abs(th_f), 1e-300)
     return EigResult(
         t,
         tp,
@@ -774,9 +858,11 @@ def eig_result(model: DiffusionModel, H: torch.Tensor, t: int, tp: int, steps: i
         th_f,
         float(abs(th_f[0])),
         float(abs(th_s[0])),
-        float(res_f[0] / max(abs(th_f[0]), 1e-300)),
-        float(res_s[0] / max(abs(th_s[0]), 1e-300)),
+        float(rel_f[0]),
+        float(rel_s[0]),
         steps,
+        rel_s,
+        rel_f,
     )
 
 
@@ -792,12 +878,16 @@ def spectrum_sweep(
     arnoldi_steps: int | None = None,
     max_batch: int | None = None,
     tol: float = 0.0,
+    arnoldi_tol: float | None = None,
 ) -> list[SpectrumResult]:
     """Singular values / vectors of J_s and J_f, rho(J_f) and the Euler step limit over timesteps (Figures 8, 9).
 
     x_t = state_at(x0, t, seed) for each t; J_f is the single step t -> t-1. All timesteps and both operators share
     each batched JVP / VJP (``max_batch`` rows per call bounds memory). ``steps`` sets the strided run whose stride
-    (T / steps) is compared with the limit; ``arnoldi_steps`` defaults to ``iters``.
+    (T / steps) is compared with the limit; ``arnoldi_steps`` defaults to ``iters``. With ``tol`` > 0 both
+    iterations stop once the k values shown (singular values of J_s and J_f, largest Ritz values of J_s) have relative
+    residuals below ``tol`` (``arnoldi_tol``, default ``tol``, for Arnoldi), the step counts being caps; each result
+    carries its residuals and converged flags either way.
     """
     ts = [_check_t(model, t) for t in timesteps]
     if not ts:
@@ -833,7 +923,8 @@ def spectrum_sweep(
         bidiag = _bidiagonalization(ops, k, iters, gen, tol, sub(0.0, 0.7))
         del ops
         eig_ops = row_operators(model, states, part, ["score"] * len(part), [None] * len(part))
-        H, nsteps = arnoldi(eig_ops, m, gen, sub(0.7, 0.3))
+        a_tol = tol if arnoldi_tol is None else float(arnoldi_tol)
+        H, nsteps = arnoldi(eig_ops, m, gen, sub(0.7, 0.3), a_tol, min(k, m))
         for i, t in enumerate(part):
             out.append(
                 _spectrum_result(model, t, states[i], [a[2 * i : 2 * i + 2] for a in bidiag], H[i], nsteps, stride)

@@ -290,8 +290,9 @@ def run_denoise(args) -> dict:
 def add_reproduce(sub) -> None:
     """regenerate the poster's figures 1-9 and the methods table (PNG + HTML, metrics.json, report)
 
-    Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, report.md and report.html
-    into --out. The full budget takes under 30 min on a 2-core CPU; --quick (few steps, few images) a few minutes.
+    Seeded runs of every figure; writes PNG + interactive HTML per figure, metrics.json, report.md, report.html and
+    claims.json into --out. The full budget (the claims table the app ships) takes about half an hour on a 2-core
+    CPU; --quick (few steps, few images) is a smoke run of a few minutes, and its verdicts say so.
     """
     p = _command(sub, "reproduce", add_reproduce)
     p.add_argument("--out", required=True, help="output folder (created; files in it are overwritten)")
@@ -303,17 +304,26 @@ def add_reproduce(sub) -> None:
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads (default 0: the rule of diffdemo/threads.py, cores - 1)"
     )
+    p.add_argument(
+        "--claims-only",
+        action="store_true",
+        help="re-evaluate the claims of the finished run in --out from its metrics.json (no new computation)",
+    )
     add_precision(p)
     p.set_defaults(run=run_reproduce)
 
 
 def run_reproduce(args) -> dict:
     from diffdemo.models import load_model
-    from diffdemo.reproduce import reproduce
+    from diffdemo.reproduce import refresh_claims, reproduce
 
     if args.quick and args.tiny:
         raise UsageError("--quick and --tiny are exclusive")
     out = Path(args.out)
+    if args.claims_only:
+        if not (out / "metrics.json").is_file():
+            raise UsageError("--claims-only needs a finished run in --out (its metrics.json)")
+        return refresh_claims(out)
     check_args(args, "seed", "threads")
     model = load_model(args.model)
     budget = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -452,7 +462,19 @@ def add_spectrum(sub) -> None:
     add_model_image_size(p)
     p.add_argument("--t", default="50,200,500,800", help="comma-separated timesteps")
     p.add_argument("--k", type=_positive(int), default=4, help="singular triplets per operator")
-    p.add_argument("--iters", type=_positive(int), default=30, help="subspace iterations (and Arnoldi steps)")
+    p.add_argument(
+        "--iters",
+        type=_positive(int),
+        default=60,
+        help="cap on Lanczos iterations (and Arnoldi steps): the run stops earlier once every value shown meets --tol",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-3,
+        help="relative residual every value shown must meet (0: run the cap); "
+        "values that miss it are listed under 'unconverged'",
+    )
     p.add_argument("--arnoldi", type=_positive(int), help="Arnoldi steps (default: --iters)")
     p.add_argument("--steps", type=_positive(int), default=250, help="the strided run whose stride is compared")
     p.add_argument("--max-batch", type=_positive(int), help="rows per network call (default: everything at once)")
@@ -468,11 +490,13 @@ def run_spectrum(args) -> dict:
     ts = _check_timesteps(model, _int_list(args.t, "--t"), "--t")
     if args.steps > model.schedule.T:
         raise UsageError(f"--steps must be at most {model.schedule.T}, the model's T")
+    if not 0 <= args.tol < 1:
+        raise UsageError(f"--tol must be in [0, 1), got {args.tol}")
     x0 = to_tensor(resolve_image(args.image, size))
     out = Path(args.out)
     start = time.perf_counter()
     results = list(spectra(model, x0, ts, k=args.k, iters=args.iters, seed=args.seed, steps=args.steps,
-                           arnoldi_steps=args.arnoldi, max_batch=args.max_batch))  # fmt: skip
+                           arnoldi_steps=args.arnoldi, max_batch=args.max_batch, tol=args.tol))  # fmt: skip
     seconds = time.perf_counter() - start
     files = [save_png(x0, out / "image.png")]
     for r in results:
@@ -481,7 +505,10 @@ def run_spectrum(args) -> dict:
     pages = {"spectrum.html": plots.spectrum_figure(results)}
     pages.update({f"singular_vectors_{j}.html": plots.singular_vectors_figure(results, j) for j in ("Jf", "Js")})
     files += _write_html(out, {**pages, "step_limit.html": plots.step_limit_figure(results)})
-    fields = dict(seed=args.seed, k=args.k, iters=args.iters, steps=args.steps, precision=precision)
+    fields = dict(seed=args.seed, k=args.k, iters=args.iters, tol=args.tol, steps=args.steps, precision=precision)
+    fields["unconverged"] = {str(r.t): r.unconverged() for r in results if r.unconverged()}
+    for t, names in fields["unconverged"].items():  # said in words too, not only in the JSON
+        print(f"not converged at t={t} within --iters {args.iters}: {', '.join(names)}", file=sys.stderr)
     fields["singular_vector_png_rows"] = ["J_s right singular vectors", "J_f right singular vectors"]
     fields["euler_limit"] = "h_max = min over Ritz values lambda of J_s with Re < 0 of -2 Re(lambda)/|lambda|^2"
     return _summary(args, "spectrum.json", size, {**fields, "per_t": [r.summary() for r in results]}, seconds, files)
@@ -524,7 +551,8 @@ def add_schedule_option(p) -> None:
         default=defaults.SPACING,
         choices=SCHEDULES,
         help="timestep list: uniform stride, quadratic (DDIM; the default), karras (rho=7 on the model's noise "
-        "levels) or spectral (from the model's stability profile; see the profile command)",
+        "levels), spectral (from the model's stability profile; see the profile command) or logsnr (the spectral "
+        "rule with the formula rho = 1/(1 - abar_t): nearly uniform in log-SNR)",
     )
     full = defaults.FULL_QUALITY
     p.add_argument(

@@ -1,8 +1,10 @@
 """Timestep spacings: which descending timesteps a run of n steps visits (pure functions of the noise schedule).
 
 uniform (the even stride of DDPM / DDIM), quadratic (DDIM's 'quad'), karras (Karras et al. 2022's rho = 7 noise
-levels) and spectral (equal shares of the measured stiffness, poster section 6; it takes the stability profile as
-data, loaded above the samplers by ``diffdemo.restore.timesteps_for``). The samplers take the list these return.
+levels), spectral (equal shares of the measured stiffness, poster section 6; it takes the stability profile as
+data, loaded above the samplers by ``diffdemo.restore.timesteps_for``) and logsnr (the same construction with the
+formula rho = 1 / (1 - abar_t) in place of the measurement: nearly uniform in log-SNR). The samplers take the list
+these return.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def timestep_pairs(timesteps: list[int]) -> list[tuple[int, int]]:
 
 
 # --- timestep lists other than the uniform stride (step allocation, poster section 6) -----------------------------
-SCHEDULES = ("uniform", "quadratic", "karras", "spectral")
+SCHEDULES = ("uniform", "quadratic", "karras", "spectral", "logsnr")
 KARRAS_RHO = 7.0
 
 
@@ -117,6 +119,29 @@ def spectral_timesteps(schedule: Schedule, steps: int, profile_t, profile_rho, s
     return distinct_descending(targets.tolist(), start)
 
 
+def logsnr_timesteps(schedule: Schedule, steps: int, start: int | None = None) -> list[int]:
+    """The spectral list built from the formula rho(J_s)(t) = 1 / (1 - abar_t) instead of a measured profile.
+
+    Wherever the denoiser ignores a direction, J_s has the eigenvalue -1 / (1 - abar_t) (eq. 22 with eps ~ x_t /
+    sqrt(1 - abar_t)), so the forward process alone predicts this stiffness. Its cumulative sum is
+    sum_u beta_u / (1 - abar_u) ~ -log SNR(t) + const (d log SNR / dt = -beta_t / (1 - abar_t)): equal increments
+    of it are equal steps in log-SNR, a standard spacing.
+    """
+    t = np.arange(schedule.T)
+    rho = 1.0 / (1.0 - schedule.alpha_bar.double().numpy())
+    return spectral_timesteps(schedule, steps, t, rho, start)
+
+
+def profile_stiffness(profile: dict) -> list[float]:
+    """The profile's stiffness per timestep: the largest |lambda| over eigenvalues of J_s with Re(lambda) < 0 where
+    it was measured (``stiff_Js``), else the spectral radius rho(J_s) of older profiles.
+
+    An explicit-Euler step is limited by h |lambda|^2 <= -2 Re(lambda) (``analysis.euler_step_limit``): expanding
+    directions (Re >= 0) grow under the exact flow too and set no step limit, so they must not attract steps.
+    """
+    return list(profile.get("stiff_Js") or profile["rho_Js"])
+
+
 def make_timesteps(
     schedule: Schedule, steps: int, start: int | None = None, kind: str = "uniform", profile: dict | None = None
 ) -> list[int]:
@@ -131,5 +156,7 @@ def make_timesteps(
     if kind == "spectral":
         if profile is None:
             raise ValueError("the spectral schedule needs the model's stability profile")
-        return spectral_timesteps(schedule, steps, profile["t"], profile["rho_Js"], start)
+        return spectral_timesteps(schedule, steps, profile["t"], profile_stiffness(profile), start)
+    if kind == "logsnr":
+        return logsnr_timesteps(schedule, steps, start)
     raise ValueError(f"unknown schedule {kind!r}; choose from {', '.join(SCHEDULES)}")

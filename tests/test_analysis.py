@@ -265,6 +265,49 @@ def test_spectral_radius_and_sweep_on_the_gaussian(gaussian_prior, faces8):
     assert single.rho_Jf == pytest.approx(true_rho, rel=1e-5)
 
 
+def test_residual_tolerance_stops_early_and_flags_what_it_did_not_converge():
+    # planted symmetric J_s with well separated top eigenvalues -5, -4, -3 over a bulk in [-1, 0]
+    D = 48
+    vals = torch.cat([torch.tensor([-5.0, -4.0, -3.0]), torch.linspace(-1.0, 0.0, D - 3)]).double()
+    Q = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)).Q
+    model = LinearScore(Q @ torch.diag(vals) @ Q.T)
+    x = torch.zeros(1, 3, 4, 4)
+    capped = A.spectral_radius(model, x, 500, iters=4, seed=1)  # too few steps: the 3rd value is not there yet
+    assert not capped.converged(3).all()
+    e = A.spectral_radius(model, x, 500, iters=D, seed=1, tol=1e-6, k=3)
+    assert e.iters < D and e.converged(3, 1e-6).all()  # stopped as soon as the 3 values met the tolerance
+    np.testing.assert_allclose(e.eigenvalues_Js[:3].real, [-5.0, -4.0, -3.0], rtol=1e-5)
+    # the residual bounds a symmetric matrix's Ritz value error: some eigenvalue lies within it (Bauer-Fike)
+    for theta, rel in zip(capped.eigenvalues_Js[:3], capped.residuals_Js[:3]):
+        assert float((vals - theta.real).abs().min()) <= rel * abs(theta) * 1.001 + 1e-6
+
+
+def test_spectrum_sweep_names_the_unconverged_values(gaussian_prior, faces8):
+    g = gaussian_prior
+    rough = A.spectrum_sweep(g, faces8[:1], [50], k=2, iters=2, seed=0)[0]
+    assert rough.unconverged() and not rough.all_converged and rough.summary()["unconverged"] == rough.unconverged()
+    good = A.spectrum_sweep(g, faces8[:1], [50], k=2, iters=80, seed=0, tol=A.RESIDUAL_TOL)[0]
+    assert good.all_converged and good.singular_Js.iters < 80 and good.summary()["converged_Js"] == [True, True]
+    # the Spectrum tab says it in words, and only when it is so
+    from diffdemo.ui.spectrum import _spectrum_text
+
+    assert "Not converged yet" in _spectrum_text([rough]) and "**no**" in _spectrum_text([rough])
+    assert "Not converged" not in _spectrum_text([good]) and "| yes |" in _spectrum_text([good])
+
+
+def test_tf32_flags_are_restored_only_when_the_last_analysis_ends(monkeypatch):
+    matmul = torch.backends.cuda.matmul
+    monkeypatch.setattr(matmul, "allow_tf32", True)
+    with A._exact_autodiff("cuda"):
+        assert matmul.allow_tf32 is False
+        with A._exact_autodiff("cuda"):  # a second request overlapping the first (DIFFDEMO_CONCURRENCY > 1)
+            pass
+        assert matmul.allow_tf32 is False  # the inner one ending does not switch TF32 back on under the outer
+    assert matmul.allow_tf32 is True
+    with A._exact_autodiff("cpu"):  # TF32 is CUDA's: the CPU path touches no process-wide flag
+        assert matmul.allow_tf32 is True
+
+
 def test_euler_step_limit_formula_and_stride():
     assert A.euler_step_limit(np.array([-4.0])) == pytest.approx(0.5)
     assert A.euler_step_limit(np.array([-1 + 1j, -1 - 1j, -0.5])) == pytest.approx(1.0)  # -2 Re / |.|^2
@@ -348,6 +391,8 @@ def test_cli_spectrum_end_to_end(tiny_model_dir, tmp_path, capsys):
         assert p["sigma_max_Js"] > 0 and p["sigma_max_Jf"] > 0 and p["rho_Jf"] > 0 and p["stride_used"] == 4
     assert Image.open(out / "singular_vectors_t0100.png").size[0] > 2 * 128
     assert (out / "spectrum.html").stat().st_size > 0 and (out / "spectrum.json").is_file()
+    # two iterations cannot converge k = 2 values: listed in the JSON and said on stderr
+    assert result["unconverged"] and all(f"not converged at t={t}" in err for t in result["unconverged"])
 
 
 @pytest.mark.parametrize(
@@ -361,6 +406,7 @@ def test_cli_spectrum_end_to_end(tiny_model_dir, tmp_path, capsys):
         (["probe", "--pixel", 3, "--t", 10], "pixel"),
         (["spectrum", "--t", "100,5000"], "--t"),
         (["spectrum", "--t", "100", "--k", 0], "k"),
+        (["spectrum", "--t", "100", "--tol", -1], "--tol"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, message, tiny_model_dir, tmp_path, capsys):

@@ -105,21 +105,32 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
         assert row["psnr_noisy"]["mean"] > 10 * np.log10(4 / row["sigma"] ** 2) - 0.5, t
     assert len(metrics["fig8_spectrum"]["results"]) == len(metrics["fig9_singular_vectors"]["singular_values"])
     # the claims table: every claim with its numbers, rule and a computed verdict, in metrics.json and the report
-    from diffdemo.claims import CLAIMS
+    from diffdemo.claims import CLAIMS, INCONCLUSIVE, VERDICTS
 
     claims = metrics["claims"]
     assert [(c["key"], c["rule"], c["statement"]) for c in claims] == [(c.key, c.rule, c.statement) for c in CLAIMS]
     for c in claims:
-        assert isinstance(c["numbers"], dict) and c["verdict"] in ("agrees", "disagrees", "mixed", "not measured")
+        assert isinstance(c["numbers"], dict) and c["verdict"] in VERDICTS and c["budget"] == "smoke run: quick budget"
     measured = {c["key"] for c in claims if c["verdict"] != "not measured"}
     assert {"fig1_denoising", "fig3_sdedit", "fig4_score_ald", "fig5_dps"} <= measured  # a random net may tie r50
-    assert metrics["claims"][4]["numbers"]["series"] == 2 * 2  # two faces x two pixels (tiny budget)
+    assert metrics["claims"][4]["numbers"]["images"] == 2  # two faces x two pixels (tiny budget)
+    # two timesteps per trend decide nothing
+    assert all(c["verdict"] == INCONCLUSIVE for c in claims if c["key"] in ("fig1_denoising", "fig7_energy"))
+    assert all(c["exclude_centre"] for p in metrics["fig7_energy"]["pixels"].values() for c in p["curves"])
+    assert written["claims.json"]["budget"] == "tiny" and written["claims.json"]["command"].endswith(f"--out {out}")
     assert written["claims.json"]["claims"] == claims
     assert "## The poster's claims on this model" in md and "The poster&#x27;s claims on this model" in page
     assert md.index("(fig10_schedules.png)") < md.index("## The poster's claims on this model")
+    # the rules re-applied to the finished run's numbers give the same table, with no network evaluation
+    assert main(["reproduce", "--out", str(out), "--claims-only"]) == 0
+    capsys.readouterr()
+    assert strict_loads((out / "claims.json").read_text())["claims"] == claims
+    assert (out / "report.md").read_text().count("## The poster's claims on this model") == 1
     fig10 = metrics["fig10_schedules"]["by_schedule"]
     assert {"uniform", "quadratic", "karras"} <= set(fig10)
     assert all([r["nfe"] for r in rows] == [2, 3] for rows in fig10.values())
+    # each row ran its own list (the default list is quadratic: a "uniform" row must not silently run it)
+    assert fig10["uniform"][-1]["psnr_per_image"] != fig10["quadratic"][-1]["psnr_per_image"]
 
 
 def test_reproduce_bad_input_exits_2(tiny_model_dir, tmp_path, capsys):

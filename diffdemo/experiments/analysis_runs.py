@@ -62,13 +62,15 @@ def spectra(
     max_batch: int | None = None,
     each: bool = False,
     progress=None,
+    tol: float = 0.0,
 ) -> Iterator:
     """Singular values / vectors of J_s and J_f, rho(J_f) and the Euler step limit (Figures 8, 9) over ``timesteps``
     by ``analysis.spectrum_sweep``: all timesteps sharing each batched call, or with ``each`` one timestep at a time
-    (a result as each is done; ``progress(i, fraction, message)`` per timestep i). Yields the results in order."""
+    (a result as each is done; ``progress(i, fraction, message)`` per timestep i); ``tol`` > 0 iterates until the
+    values shown meet it (``iters`` the cap). Yields the results in order."""
     net = network(model, "analysis")
     ts = [int(t) for t in timesteps]
-    options = dict(k=k, iters=iters, seed=seed, steps=steps, arnoldi_steps=arnoldi_steps, max_batch=max_batch)
+    options = dict(k=k, iters=iters, seed=seed, steps=steps, arnoldi_steps=arnoldi_steps, max_batch=max_batch, tol=tol)
     if not each:
         yield from analysis.spectrum_sweep(net, x0, ts, **options)
         return

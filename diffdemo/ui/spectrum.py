@@ -42,6 +42,7 @@ def run_spectrum(
     model_name, image, upload, seed, timesteps, k, iters, progress=gr.Progress(), request: gr.Request = None
 ):
     """Top singular values / vectors of J_s and J_f and rho(J_f) across timesteps (Figures 8, 9), one t at a time."""
+    from diffdemo.analysis import RESIDUAL_TOL
     from diffdemo.experiments import spectra
 
     model = open_model(model_name)
@@ -57,7 +58,8 @@ def run_spectrum(
     def report(i, f, msg):
         progress((i + f) / len(ts), desc=f"t = {ts[i]}: {msg}")
 
-    for result in spectra(model, x0, ts, k=k, iters=iters, seed=seed, each=True, progress=report):
+    # iters is the cap: the iteration stops once the k values shown meet RESIDUAL_TOL
+    for result in spectra(model, x0, ts, k=k, iters=iters, seed=seed, each=True, progress=report, tol=RESIDUAL_TOL):
         results.append(result)
         run.track(len(results), len(ts), {}, timesteps=[r.summary() for r in results])
         views = _spectrum_views(results)
@@ -81,15 +83,34 @@ def _spectrum_views(results) -> tuple:
 
 def _spectrum_text(results) -> str:
     rows = [
-        "| t | sigma_max(J_s) | sigma_max(J_f) | rho(J_f) | Euler step limit h_max | one jump from t may reach |",
-        "|---" * 6 + "|",
+        "| t | sigma_max(J_s) | sigma_max(J_f) | rho(J_f) | Euler step limit h_max | one jump from t may reach | converged |",
+        "|---" * 7 + "|",
     ]
     for r in results:
         # max_stride = t + 1: even one jump from t straight to the clean image keeps |1 + h lambda| <= 1
         reach = "t = 0 (any stride)" if r.max_stride >= r.t + 1 else f"t = {r.t - r.max_stride} (stride {r.max_stride})"
         h = "none" if r.h_max == float("inf") else f"{r.h_max:.3g}"
-        rows.append(f"| {r.t} | {r.sigma_max_Js:.3g} | {r.sigma_max_Jf:.4g} | {r.rho_Jf:.4g} | {h} | {reach} |")
-    return "\n".join(rows)
+        bad = r.unconverged()
+        conv = "yes" if not bad else "**no**: " + ", ".join(bad)
+        rows.append(
+            f"| {r.t} | {r.sigma_max_Js:.3g} | {r.sigma_max_Jf:.4g} | {r.rho_Jf:.4g} | {h} | {reach} | {conv} |"
+        )
+    return "\n".join(rows) + _convergence_note(results)
+
+
+def _convergence_note(results) -> str:
+    """One plain sentence when some value shown has not converged (its iteration stopped at the cap)."""
+    from diffdemo.analysis import RESIDUAL_TOL
+
+    bad = [r for r in results if r.unconverged()]
+    if not bad:
+        return ""
+    steps = max(max(r.singular_Js.iters, r.eig.iters) for r in bad)
+    return (
+        f"\n\n**Not converged yet** at t = {', '.join(str(r.t) for r in bad)}: the values marked **no** could still "
+        f"change (after {steps} steps their error estimate is above {RESIDUAL_TOL:.1%} of the value). Raise "
+        "'Lanczos / Arnoldi steps' under Iteration settings to pin them down; the other numbers have converged."
+    )
 
 
 def spectrum_tab(ui) -> None:

@@ -31,7 +31,7 @@ def slider(name: str, label: str, **kw) -> gr.Slider:
     return gr.Slider(low, high, value=value, step=step, label=label, **kw)
 
 
-SCHEDULE_CHOICES = ["uniform", "quadratic", "karras", "spectral"]
+SCHEDULE_CHOICES = ["uniform", "quadratic", "karras", "spectral", "logsnr"]
 FULL_LABEL = f"Full quality ({FULL_QUALITY['steps']} steps, as the poster's figures)"
 
 
@@ -41,8 +41,8 @@ def schedule_menu(elem_id: str, value: str = SPACING) -> gr.Dropdown:
         SCHEDULE_CHOICES,
         value=value,
         label="timestep schedule",
-        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, or spectral (equal h rho(J_s) per "
-        "step, from the model's stability profile)",
+        info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, spectral (equal h rho(J_s) per "
+        "step, from the model's stability profile) or logsnr (the same rule with rho = 1/(1 - abar_t))",
         elem_id=elem_id,
     )
 

@@ -413,7 +413,7 @@ def add_probe(sub) -> None:
 
 
 def run_probe(args) -> dict:
-    from diffdemo import plots
+    from diffdemo import charts, pictures, plots
     from diffdemo.experiments import probing
     from diffdemo.imaging import save_png, tile, to_tensor
 
@@ -436,12 +436,12 @@ def run_probe(args) -> dict:
     seconds = time.perf_counter() - start
     files = [save_png(x0, out / "image.png"), save_png(result.x_t.clamp(-1, 1), out / f"x_t{t:04d}.png")]
     for kind, column in result.columns.items():
-        files.append(save_png(plots.column_image(column, (x, y)), out / f"column_{kind}_t{t:04d}.png"))
+        files.append(save_png(pictures.column_image(column, (x, y)), out / f"column_{kind}_t{t:04d}.png"))
     if sweep:
-        tiles = [plots.column_image(c.column, (x, y), min_side=128) for c in curves[1:]]
+        tiles = [pictures.column_image(c.column, (x, y), min_side=128) for c in curves[1:]]
         files.append(save_png(tile(tiles, ncol=5), out / f"sweep_columns_{args.energy_on}.png"))
     ordered = sorted(curves[1:], key=lambda c: c.t) if sweep else curves
-    files.append(save_png(plots.energy_chart(ordered), out / "energy.png"))
+    files.append(save_png(charts.energy_chart(ordered), out / "energy.png"))
     pages = {"columns.html": plots.probe_figure(result), "energy.html": plots.energy_figure(ordered)}
     if sweep:
         pages["energy_summary.html"] = plots.energy_summary_figure(ordered)
@@ -482,7 +482,7 @@ def add_spectrum(sub) -> None:
 
 
 def run_spectrum(args) -> dict:
-    from diffdemo import plots
+    from diffdemo import pictures, plots
     from diffdemo.experiments import spectra
     from diffdemo.imaging import save_png, tile, to_tensor
 
@@ -500,7 +500,7 @@ def run_spectrum(args) -> dict:
     seconds = time.perf_counter() - start
     files = [save_png(x0, out / "image.png")]
     for r in results:
-        row = [plots.vector_image(v) for v in (*r.singular_Js.right, *r.singular_Jf.right)]
+        row = [pictures.vector_image(v) for v in (*r.singular_Js.right, *r.singular_Jf.right)]
         files.append(save_png(tile(row, ncol=len(r.singular_Js.right)), out / f"singular_vectors_t{r.t:04d}.png"))
     pages = {"spectrum.html": plots.spectrum_figure(results)}
     pages.update({f"singular_vectors_{j}.html": plots.singular_vectors_figure(results, j) for j in ("Jf", "Js")})

@@ -10,15 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from diffdemo.charts import energy_chart as energy_chart
-from diffdemo.pictures import LINE_COLOURS, PALETTE, column_map, off_centre_scale
-from diffdemo.pictures import column_image as column_image
-from diffdemo.pictures import mark_pixel as mark_pixel
-from diffdemo.pictures import spread_picture as spread_picture
-from diffdemo.pictures import vector_image as vector_image
-
-# The re-exports above (``x as x``) keep the callers being rewritten elsewhere in this round (cli, reproduce,
-# ui/restore) working; new code imports diffdemo.pictures and diffdemo.charts.
+from diffdemo.pictures import LINE_COLOURS, PALETTE, column_map, off_centre_scale, vector_image
 
 # --- plotly figures ----------------------------------------------------------------------------------
 _RDBU = "RdBu_r"

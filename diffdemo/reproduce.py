@@ -534,7 +534,7 @@ def table_markdown(table: dict) -> str:
 
 # --- Figs. 6-9 (analysis module) --------------------------------------------------------------------------------
 def fig6_sensitivity(run: Reproduction) -> None:
-    from diffdemo import analysis, plots
+    from diffdemo import analysis, pictures, plots
 
     b, model, spec = run.budget, run.model, FIGURES["fig6_sensitivity"]
     t = min(b.probe_t, model.schedule.T - 1)
@@ -547,9 +547,9 @@ def fig6_sensitivity(run: Reproduction) -> None:
         r = next(probing(model, run.images[run.image_names[0]], t, pixel, seed=run.seed, energy_on="denoiser"))
         run.bar.update(units("probe", sweep=0))
         results.append((name, r))
-        cells = [(f"x_t, t={t}", plots.mark_pixel(big, pixel, factor))]
+        cells = [(f"x_t, t={t}", pictures.mark_pixel(big, pixel, factor))]
         cells += [
-            (f"{analysis.LABELS[k]} column", plots.column_image(r.columns[k], pixel, min_side=128))
+            (f"{analysis.LABELS[k]} column", pictures.column_image(r.columns[k], pixel, min_side=128))
             for k in analysis.KINDS
         ]
         rows.append((f"{name} {pixel}", cells))
@@ -721,14 +721,14 @@ def fig8_spectrum(run: Reproduction, results: list, ts: list[int]) -> None:
 
 
 def fig9_singular_vectors(run: Reproduction, results: list, ts: list[int]) -> None:
-    from diffdemo import plots
+    from diffdemo import pictures, plots
 
     b, spec = run.budget, FIGURES["fig9_singular_vectors"]
     rows = [
         (
             f"t={r.t}",
             [
-                (f"v{i + 1}, sigma={float(sv.values[i]):.3g}", plots.vector_image(sv.right[i], 64))
+                (f"v{i + 1}, sigma={float(sv.values[i]):.3g}", pictures.vector_image(sv.right[i], 64))
                 for i in range(len(sv.values))
             ],
         )
@@ -805,7 +805,7 @@ def fig10_schedules(run: Reproduction) -> None:
 
 
 def fig10_panels(curves: dict[str, dict[str, list[dict]]], positions: dict, profile: dict | None, top: int) -> list:
-    """Fig. 10, the one drawing (``reproduce`` and bench/bench_schedules.py draw it with ``plots.line_chart_png``):
+    """Fig. 10, the one drawing (``reproduce`` draws it with ``charts.line_chart_png``):
     for each problem (``curves``: its title -> schedule -> rows of nfe, psnr and psnr_sd) PSNR against network
     evaluations, mean ± sd over the images (``metrics.MEAN_SD``); then, with a stability profile, where each
     schedule puts its ``top`` steps (``positions``) on the measured rho(J_s)(t) (log y: the last panel)."""

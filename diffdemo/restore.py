@@ -151,7 +151,7 @@ def residual(problem: Problem, x: torch.Tensor) -> float:
     return float((problem.y.to(x.device) - problem.operator.A(x)).flatten(1).norm(dim=1).mean())
 
 
-def score(problem: Problem, x_hat: torch.Tensor) -> dict:
+def quality_scores(problem: Problem, x_hat: torch.Tensor) -> dict:
     """psnr, ssim, lpips (None when unavailable) of a restoration against the truth and its residual; for a
     batched problem, each the mean over the images (``metrics.per_image`` gives them one by one)."""
     each = metrics.per_image(metrics.all_metrics, x_hat, problem.x0)

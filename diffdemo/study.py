@@ -360,11 +360,11 @@ def noisy_extra(model, noisy, x0, t: int, i: int, n: int) -> dict:
 
 def _per_image(row, x0, problem, extra: Callable[[int], dict]) -> list[dict]:
     """Each image's scores: the Row's own for a single image, else each image of the batch scored alone
-    (restore.score on the image's slice of the problem)."""
+    (restore.quality_scores on the image's slice of the problem)."""
     import torch
 
     from diffdemo.metrics import all_metrics
-    from diffdemo.restore import Problem, score
+    from diffdemo.restore import Problem, quality_scores
 
     recon = row.reconstruction.detach().cpu().to(torch.float32).contiguous()
     out = []
@@ -376,7 +376,7 @@ def _per_image(row, x0, problem, extra: Callable[[int], dict]) -> list[dict]:
             scores = {**all_metrics(x, x0[i : i + 1]), "residual": None}
         else:
             one = Problem(x0[i : i + 1], problem.operator, problem.sigma_y, problem.y[i : i + 1], problem.seed)
-            scores = score(one, x)
+            scores = quality_scores(one, x)
         sha = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
         out.append({**scores, "extra": extra(i), "recon_sha": sha})
     return out

@@ -31,7 +31,7 @@ def problem(face64):
 def test_streamed_rows_equal_the_one_shot_run_and_each_methods_own_frames(tiny_model, problem):
     """Streaming and interleaving change nothing: each Row of the streamed comparison equals the one-shot
     ``run_restoration`` of that method alone, and its reconstruction is the method's own last frame
-    (``restore.diffusion_frames``) or the baseline's own output, scored by ``restore.score``."""
+    (``restore.diffusion_frames``) or the baseline's own output, scored by ``restore.quality_scores``."""
     overrides = {"steps": 3, "scale": 0.7, "t0": 300, "samples": 2}
     methods = ["dps", "sdedit", "wiener"]
     rows = run_restoration(tiny_model, problem, methods, overrides=overrides, precision="fp32", every=1)

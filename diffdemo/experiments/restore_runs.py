@@ -13,7 +13,7 @@ import torch
 from diffdemo import baselines, metrics
 from diffdemo.experiments.resolve import network
 from diffdemo.models import DiffusionModel
-from diffdemo.restore import DIFFUSION_METHODS, Problem, diffusion_frames, resolved_params, run_baseline, score
+from diffdemo.restore import DIFFUSION_METHODS, Problem, diffusion_frames, quality_scores, resolved_params, run_baseline
 from diffdemo.samplers import Frame
 
 
@@ -155,7 +155,7 @@ def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, p
 
 def _diffusion_row(method: str, frame: Frame, problem: Problem, seconds: float, precision: str, params: dict) -> Row:
     x_hat = frame.x_t.cpu()
-    return Row(method, **score(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
+    return Row(method, **quality_scores(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
                schedule=params["schedule"], reconstruction=x_hat)  # fmt: skip
 
 
@@ -164,7 +164,7 @@ def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
     start = time.perf_counter()
     x_hat = run_baseline(method, problem, params)
     seconds = time.perf_counter() - start
-    return Row(method, **score(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
+    return Row(method, **quality_scores(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
                schedule=None, reconstruction=x_hat)  # fmt: skip
 
 

@@ -107,7 +107,7 @@ def _gallery(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list
             if single:
                 items.append((view_file(frame.x_t, name), f"{title}: x_t at t = {max(frame.t_prev, 0)}"))
         if single and frame.x_std is not None:
-            from diffdemo.plots import spread_picture
+            from diffdemo.pictures import spread_picture
 
             shown, top = spread_picture(frame.x_std)
             items.append((view_file(shown, f"{name}_std"), f"{title}: spread across the chains (white = {top:.3f})"))

@@ -70,7 +70,10 @@ class Run:
         self.base = {"task": task, "model": model_name, **base}
         # a heavy event, in the network's concurrency group: a model not timed yet (or stale) is timed here, before
         # the run starts (the light events only read the timing)
-        self.est = _estimate(model_name, self.kind, kinds, **work)
+        from diffdemo.estimates import stale_ok
+
+        with stale_ok():  # a starting run times a model never timed (or one that disagreed), not one grown old
+            self.est = _estimate(model_name, self.kind, kinds, **work)
         _busy(self)  # no re-timing of the model while this run is going (estimates.busy)
         self.started, self.seconds = time.perf_counter(), None
 

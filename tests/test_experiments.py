@@ -18,7 +18,7 @@ from diffdemo.restore import (
     run_baseline,
 )
 from diffdemo.restore import (
-    score as score_of,
+    quality_scores as score_of,
 )
 from diffdemo.samplers import last_frame
 

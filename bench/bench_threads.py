@@ -24,28 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import competing_load, cpu_line, load_text  # noqa: E402
+from diffdemo.estimates import timing_workloads  # noqa: E402
 from diffdemo.models import load_model  # noqa: E402
 
 
 def workloads(model) -> dict:
-    x1 = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0))
-    x4 = x1.repeat(4, 1, 1, 1)
-    t = model.schedule.T // 2
-
-    def forward(x):
-        with torch.inference_mode():
-            model.eps(x, t)
-
-    def gradient():
-        with torch.enable_grad():
-            x_in = x1.clone().requires_grad_(True)
-            torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
-
-    return {
-        "forward, batch 1": lambda: forward(x1),
-        "forward, batch 4": lambda: forward(x4),
-        "gradient, batch 1": gradient,
-    }
+    """The estimates' own timing calls (diffdemo.estimates.timing_workloads)."""
+    return timing_workloads(model)
 
 
 def time_block(work: dict, threads: list[int], repeats: int) -> dict:

@@ -250,9 +250,11 @@ def measure_cost(model: DiffusionModel, max_age_s: float = STALE_S) -> dict:
     return dict(cost)
 
 
-def _time_model(model: DiffusionModel, old: dict | None) -> dict:
-    """One timing of ``model`` (``measure_cost``'s figures); ``old``, its previous timing, skips the warm-up."""
-    x = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
+def timing_workloads(model: DiffusionModel) -> dict:
+    """The calls a timing makes, at mid-schedule on seeded noise: one forward at batch 1 (a Denoise or DPS step),
+    one at batch 4 (four chains) and one forward + backward (a DPS gradient); bench/bench_threads.py times the same."""
+    x1 = torch.randn(1, *model.sample_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
+    x4 = x1.repeat(4, 1, 1, 1)
     t = model.schedule.T // 2
 
     def forward(batch: torch.Tensor):
@@ -261,18 +263,28 @@ def _time_model(model: DiffusionModel, old: dict | None) -> dict:
 
     def gradient():
         with torch.enable_grad():
-            x_in = x.clone().requires_grad_(True)
+            x_in = x1.clone().requires_grad_(True)
             torch.autograd.grad(model.x0_hat(x_in, t).norm(), x_in)
 
+    return {
+        "forward, batch 1": lambda: forward(x1),
+        "forward, batch 4": lambda: forward(x4),
+        "gradient, batch 1": gradient,
+    }
+
+
+def _time_model(model: DiffusionModel, old: dict | None) -> dict:
+    """One timing of ``model`` (``measure_cost``'s figures); ``old``, its previous timing, skips the warm-up."""
+    work = timing_workloads(model)
+    forward1, forward4, gradient = work["forward, batch 1"], work["forward, batch 4"], work["gradient, batch 1"]
     # warm-up calls pay for allocation and kernel selection (the first calls are much slower on a loaded
     # machine: bench/RESULTS_estimates.md); a model timed before is warm already
-    fastest = _settle(lambda: forward(x)) if old is None else old["forward_s"]
-    one, calls = _short_timings(lambda: forward(x), fastest=fastest)
+    fastest = _settle(forward1) if old is None else old["forward_s"]
+    one, calls = _short_timings(forward1, fastest=fastest)
     grad, _ = _short_timings(gradient, warmup=old is None)
     slope = 1.0
     if one < 0.5:
-        x4 = x.repeat(4, 1, 1, 1)
-        four, _ = _short_timings(lambda: forward(x4), max(3, TIMING_CALLS // 2), warmup=old is None)
+        four, _ = _short_timings(forward4, max(3, TIMING_CALLS // 2), warmup=old is None)
         slope = min(1.0, max(0.0, (four / one - 1) / 3))  # batch 4 costs 1 + 3 x slope of batch 1
     return {
         "forward_s": one,

@@ -302,7 +302,7 @@ def run_restore(
     """One measurement y = A x0 + sigma_y n; SDEdit, Score-ALD, DPS or all of them plus the classical baselines,
     on the same y, noise draw and seed (diffdemo.experiments.restoration), streaming each method's frames and
     its PSNR / residual per step. This handler only checks the inputs and formats what the engine yields."""
-    from diffdemo.experiments import Skipped, Step, restoration
+    from diffdemo.experiments import restoration
     from diffdemo.metrics import mean_psnr
     from diffdemo.precision import check_precision
     from diffdemo.restore import make_problem
@@ -331,6 +331,16 @@ def run_restore(
     every = frame_stride(params["steps"], 12 if len(methods) == 1 else 8)
     items = restoration(model, problem, methods, overrides=params, precision=check_precision(precision or "auto"),
                         every=every, baselines=method == "compare")  # fmt: skip
+    yield from _stream(items, shown, run, problem, progress)
+    record, files = _finish(run, shown, methods, own, problem)
+    yield shown.outputs(_done(run, shown.rows, methods, operator, x0.shape[-1]), record, files)
+
+
+def _stream(items, shown: _Shown, run, problem, progress):
+    """The tab's outputs after each streamed frame of ``experiments.restoration``'s ``items`` (closed at the end,
+    also when the run is stopped); what Stop would save is kept up to date with them."""
+    from diffdemo.experiments import Skipped, Step
+
     try:
         for item in items:
             if isinstance(item, Skipped):  # a baseline that does not apply: say so, keep the rest
@@ -341,21 +351,25 @@ def run_restore(
                 done, words, step, of = shown.progress()
                 progress(done, desc=words)
                 latest = {f"x0_hat_{m}": f.x0_hat for m, f in shown.latest.items()}
-                pictures = {"truth": x0, "measurement": problem.y, **latest}
+                pictures = {"truth": problem.x0, "measurement": problem.y, **latest}
                 run.track(step, of, pictures, results=list(shown.rows), traces=shown.traces)
                 yield shown.outputs(shown.status())
     finally:
         items.close()
-    # one method: the whole run's time (scoring and pictures included) is what its next run will take; a comparison
-    # teaches each method's own time, so that it also teaches the single-method estimates
+
+
+def _finish(run, shown: _Shown, methods: list[str], own: dict, problem) -> tuple[dict, list[str]]:
+    """Teach the estimates and save the finished restoration: (its record, its files).
+
+    One method: the whole run's time (scoring and pictures included) is what its next run will take; a comparison
+    teaches each method's own time, so that it also teaches the single-method estimates."""
     run.done(learn=len(methods) == 1)
     for row in shown.rows if len(methods) > 1 else []:
         if row["method"] in methods:
             run.learn_part(estimate_kind(row["method"]), row["seconds"], **own.get(estimate_kind(row["method"]), {}))
     used = {r["method"]: r["precision"] for r in shown.rows if r["method"] in methods}
-    images = {"truth": x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
-    record, files = run.save(images, precision=used, results=shown.rows, traces=shown.traces)
-    yield shown.outputs(_done(run, shown.rows, methods, operator, x0.shape[-1]), record, files)
+    images = {"truth": problem.x0, "measurement": problem.y, **{f"result_{m}": x for m, x in shown.finals.items()}}
+    return run.save(images, precision=used, results=shown.rows, traces=shown.traces)
 
 
 def _bounded_decode(convert):

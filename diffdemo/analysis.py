@@ -889,15 +889,7 @@ def spectrum_sweep(
     residuals below ``tol`` (``arnoldi_tol``, default ``tol``, for Arnoldi), the step counts being caps; each result
     carries its residuals and converged flags either way.
     """
-    ts = [_check_t(model, t) for t in timesteps]
-    if not ts:
-        raise ValueError("spectrum_sweep needs at least one timestep")
-    k, iters = int(k), int(iters)
-    if k < 1 or iters < 1:
-        raise ValueError(f"k and iters must be >= 1, got k={k}, iters={iters}")
-    D = int(np.prod(x0.shape[1:]))
-    if k > D:
-        raise ValueError(f"k={k} exceeds the dimension {D}")
+    ts, k, iters = _spectrum_args(model, x0, timesteps, k, iters)
     m = iters if arnoldi_steps is None else int(arnoldi_steps)
     per_t = 2  # rows per timestep: J_s and J_f
     chunk = len(ts) if max_batch is None else max(1, int(max_batch) // per_t)
@@ -932,6 +924,20 @@ def spectrum_sweep(
     if progress:
         progress(1.0, "done")
     return out
+
+
+def _spectrum_args(model, x0: torch.Tensor, timesteps, k, iters) -> tuple[list[int], int, int]:
+    """spectrum_sweep's timesteps (each checked), k and iters as ints, or a ValueError saying which is wrong."""
+    ts = [_check_t(model, t) for t in timesteps]
+    if not ts:
+        raise ValueError("spectrum_sweep needs at least one timestep")
+    k, iters = int(k), int(iters)
+    if k < 1 or iters < 1:
+        raise ValueError(f"k and iters must be >= 1, got k={k}, iters={iters}")
+    D = int(np.prod(x0.shape[1:]))
+    if k > D:
+        raise ValueError(f"k={k} exceeds the dimension {D}")
+    return ts, k, iters
 
 
 def _spectrum_result(model, t: int, x_t, bidiag_rows, H, nsteps: int, stride: int) -> SpectrumResult:

@@ -695,7 +695,7 @@ def run_study(
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> dict:
     """Expand, print the plan, run every run not in the database yet, store each row as it arrives."""
-    from diffdemo.estimates import format_seconds, measure_cost
+    from diffdemo.estimates import measure_cost
 
     db = Database(Path(out) / DB_NAME, study.name)
     try:
@@ -711,12 +711,7 @@ def run_study(
         cost = measure_cost(model) if todo else None
         p = plan(tasks, cost, model.schedule.T)
         est = sum(p["seconds"])
-        head = f"study {study.name!r}: {len(runs)} runs ({len(runs) - len(todo)} done{', limit' * (limit is not None)}"
-        say(f"{head}, {len(todo)} to run in {len(tasks)} tasks), {p['evaluations']:,} network evaluations to go")
-        if cost:
-            say(f"estimate on this machine: {format_seconds(est)} of runs one after another ({study.model}: "
-                f"{cost['forward_s'] * 1000:.0f} ms a forward, {cost['grad_s'] * 1000:.0f} ms a DPS gradient, "
-                f"timed now; {machine()}); executor: {executor}")  # fmt: skip
+        _say_plan(say, study, len(runs), len(todo), len(tasks), p["evaluations"], est, cost, executor, limit)
         summary = {"study": study.name, "out": str(out), "runs": len(runs), "to_run": len(todo), "ran": 0,
                    "evaluations": p["evaluations"], "estimate_s": est, "executor": executor}  # fmt: skip
         if dry_run or not todo:
@@ -746,6 +741,19 @@ def run_study(
         return summary
     finally:
         db.close()
+
+
+def _say_plan(say, study: Study, runs: int, todo: int, tasks: int, evaluations: int, est: float, cost, executor: str,
+              limit) -> None:  # fmt: skip
+    """The plan before a study starts: runs done and to go, network evaluations, the cost model's time."""
+    from diffdemo.estimates import format_seconds
+
+    head = f"study {study.name!r}: {runs} runs ({runs - todo} done{', limit' * (limit is not None)}"
+    say(f"{head}, {todo} to run in {tasks} tasks), {evaluations:,} network evaluations to go")
+    if cost:
+        say(f"estimate on this machine: {format_seconds(est)} of runs one after another ({study.model}: "
+            f"{cost['forward_s'] * 1000:.0f} ms a forward, {cost['grad_s'] * 1000:.0f} ms a DPS gradient, "
+            f"timed now; {machine()}); executor: {executor}")  # fmt: skip
 
 
 def _bar(estimate: float, runs: int, enabled: bool):

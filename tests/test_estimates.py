@@ -300,3 +300,17 @@ def test_unreachable_hub_model_is_named_once_in_plain_words(monkeypatch):
     choices = pickers.populate_pickers()[0].choices
     assert ("google/ddpm-cifar10-32 (hub: not reachable here)", "google/ddpm-cifar10-32") in choices
     assert without_prefix("Model unavailable: Model unavailable: no folder") == "no folder"
+
+
+def test_trace_refreshed_in_place_equals_the_figure_built_afresh():
+    """The Restore tab builds its PSNR / residual figure once and refreshes it per frame: after new points (a
+    residual that was None, a wider residual range for the log ticks) it is the figure built from scratch."""
+    traces = {
+        "dps": {"step": [0.1, 0.2], "psnr": [10.0, 12.0], "residual": [5.0, None]},
+        "score_ald": {"step": [0.1], "psnr": [9.0], "residual": [3.0]},
+    }
+    figure = plots.restoration_trace_figure({m: {k: list(v) for k, v in t.items()} for m, t in traces.items()})
+    traces["dps"]["step"].append(0.3), traces["dps"]["psnr"].append(14.0), traces["dps"]["residual"].append(0.01)
+    refreshed = plots.refresh_restoration_trace(figure, traces)
+    assert refreshed is figure
+    assert refreshed.to_plotly_json() == plots.restoration_trace_figure(traces).to_plotly_json()

@@ -7,7 +7,7 @@ import functools
 
 import gradio as gr
 
-from diffdemo.defaults import DEFAULTS, FULL_QUALITY, MEASUREMENT, SIGMA_Y, SPACING, params_for
+from diffdemo.defaults import DEFAULTS, FULL_QUALITY, MEASUREMENT, SIGMA_Y, params_for
 from diffdemo.labels import METHOD_TITLES
 from diffdemo.ui import landing
 from diffdemo.ui.common import (
@@ -37,7 +37,6 @@ from diffdemo.ui.widgets import (
     full_quality_box,
     heavy_event,
     picker_changes,
-    quality,
     run_row,
     schedule_menu,
     slider,
@@ -208,7 +207,7 @@ def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples
         "scale": check_value("scale", scale),
         "normalize": validated("check_flag", "DPS normalize", dps_normalize),
         "samples": check_value("samples", samples),
-        "schedule": parse_spacing(model_name, schedule),
+        "schedule": parse_spacing(model_name, schedule) if schedule else None,  # None: each method's own list
     }
 
 
@@ -295,7 +294,7 @@ def run_restore(
     dps_normalize=True,
     samples=1,
     precision="auto",
-    schedule=SPACING,
+    schedule=None,
     progress=gr.Progress(),
     request: gr.Request = None,
 ):
@@ -432,15 +431,16 @@ def follow_steps(operator, steps, schedule, by_hand):
 def full_quality(on, method, operator):
     """The Full quality box: the poster's steps and list (or back to the method's quick default), with the step
     sizes for them; the sliders set by hand follow again."""
-    steps, schedule = quality(on, steps_default(method, operator))
+    steps, schedule = steps_default(method, operator, on), spacing_default(method, operator, on)
     _, zeta, scale = task_defaults(operator, steps, schedule)
     return steps, schedule, zeta, scale, []
 
 
-def _tuned(method: str, operator: str, name: str) -> int:
-    """A method's tuned ``name`` for this operator; for "compare", DPS's (the steps every diffusion method runs
-    at; the chains slider is hidden there: each method runs its own tuned chains)."""
-    return int(params_for("dps" if method == "compare" else method, operator).get(name, 1))
+def _tuned(method: str, operator: str, name: str):
+    """A method's tuned ``name`` for this operator; for "compare", DPS's (the steps and list every diffusion method
+    runs at; the chains slider is hidden there: each method runs its own tuned chains)."""
+    value = params_for("dps" if method == "compare" else method, operator).get(name, 1)
+    return value if isinstance(value, str) else int(value)
 
 
 def samples_default(method, operator):
@@ -452,6 +452,12 @@ def steps_default(method, operator, full=False):
     """Reverse steps by default for this method and operator (diffdemo/defaults.py); with Full quality on, the
     poster's."""
     return FULL_QUALITY["steps"] if full else _tuned(method, operator, "steps")
+
+
+def spacing_default(method, operator, full=False):
+    """The timestep list by default for this method and operator (diffdemo/defaults.py); with Full quality on, the
+    poster's."""
+    return FULL_QUALITY["schedule"] if full else _tuned(method, operator, "schedule")
 
 
 def blur_defaults(model_name):
@@ -513,7 +519,7 @@ def _settings() -> dict:
         info=PRECISION_INFO,
         elem_id="ip-precision",
     )
-    c["schedule"] = schedule_menu("ip-schedule", DEFAULTS[MEASUREMENT["method"]]["schedule"])
+    c["schedule"] = schedule_menu("ip-schedule", spacing_default(MEASUREMENT["method"], MEASUREMENT["operator"]))
     return c
 
 
@@ -615,6 +621,7 @@ def restore_tab(ui) -> None:
     op.change(task_defaults, [op, steps, c["schedule"]], [c["t0"], c["zeta"], c["scale"]], **LIGHT)
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
     gr.on([op.change, method.change], steps_default, [method, op, full], steps, **LIGHT)
+    gr.on([op.change, method.change], spacing_default, [method, op, full], c["schedule"], **LIGHT)
     gr.on([op.change, method.change], lambda: [], None, by_hand, **LIGHT)
     c["zeta"].input(lambda h: sorted({*h, "zeta"}), by_hand, by_hand, **LIGHT)
     c["scale"].input(lambda h: sorted({*h, "scale"}), by_hand, by_hand, **LIGHT)

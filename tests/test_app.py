@@ -369,7 +369,7 @@ def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_
     import gradio as gr
 
     from diffdemo.defaults import FULL_QUALITY, SPACING, params_for
-    from diffdemo.ui.restore import follow_steps, full_quality, steps_default
+    from diffdemo.ui.restore import follow_steps, full_quality, spacing_default, steps_default
 
     for op in ("gaussian_blur", "box_inpaint"):
         zeta, scale = follow_steps(op, 20, SPACING, [])
@@ -384,9 +384,16 @@ def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_
     steps, schedule, _, scale, _ = full_quality(False, "dps", "gaussian_blur")  # back to the quick default
     assert (steps, schedule, scale) == (
         steps_default("dps", "gaussian_blur"),
-        SPACING,
+        params_for("dps", "gaussian_blur")["schedule"],
         params_for("dps", "gaussian_blur")["scale"],
     )
+    # the list is the task's own: DPS deblurring's logsnr, the quadratic default elsewhere (and for Compare all, DPS's)
+    assert spacing_default("dps", "gaussian_blur") == "logsnr" != SPACING == spacing_default("dps", "box_inpaint")
+    assert (
+        spacing_default("compare", "gaussian_blur") == "logsnr"
+        and spacing_default("score_ald", "gaussian_blur") == SPACING
+    )
+    assert full_quality(False, "score_ald", "gaussian_blur")[1] == SPACING
     assert (
         params_for("dps", "gaussian_blur", steps=FULL_QUALITY["steps"])["scale"]
         != params_for("dps", "gaussian_blur")["scale"]

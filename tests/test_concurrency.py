@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from diffdemo import estimates
+from diffdemo import estimates, model_timing
 from diffdemo.models import UNetModel
 from diffdemo.train import scheduler_config
 from diffdemo.ui import common
@@ -60,19 +60,19 @@ def test_a_failed_run_keeps_nothing_a_stopped_one_keeps_its_state_for_stop_only(
 
 
 def test_a_timing_lives_and_dies_with_its_model(monkeypatch):
-    monkeypatch.setattr(estimates, "_costs", type(estimates._costs)())
-    monkeypatch.setattr(estimates, "TIMING_CALLS", 2)
+    monkeypatch.setattr(model_timing, "_costs", type(model_timing._costs)())
+    monkeypatch.setattr(model_timing, "TIMING_CALLS", 2)
     model = UNetModel(make_tiny_unet(16), scheduler_config(), name="tiny-weak", device="cpu")
     cost = estimates.measure_cost(model)
-    assert cost["forward_s"] > 0 and len(estimates._costs) == 1
+    assert cost["forward_s"] > 0 and len(model_timing._costs) == 1
     del model
     gc.collect()
-    assert len(estimates._costs) == 0  # no stale entry for a later model that reuses the address
+    assert len(model_timing._costs) == 0  # no stale entry for a later model that reuses the address
 
 
 def test_light_events_read_a_timing_and_never_run_the_network(monkeypatch):
-    monkeypatch.setattr(estimates, "_costs", type(estimates._costs)())
-    monkeypatch.setattr(estimates, "TIMING_CALLS", 2)
+    monkeypatch.setattr(model_timing, "_costs", type(model_timing._costs)())
+    monkeypatch.setattr(model_timing, "TIMING_CALLS", 2)
     model = UNetModel(make_tiny_unet(16), scheduler_config(), name="tiny-light", device="cpu")
     calls = []
     eps = model.eps
@@ -151,7 +151,7 @@ def test_two_heavy_runs_and_light_events_at_once_equal_the_sequential_runs(tiny_
             return [np.asarray(Image.open(f)) for f in files]
 
         sequential = {api: pictures(api, client.predict(*args, api_name=api)) for api, args in requests.items()}
-        timings_before = {id(k): dict(v) for k, v in estimates._costs.items()}
+        timings_before = {id(k): dict(v) for k, v in model_timing._costs.items()}
 
         most, done, light_results = [0], threading.Event(), []
 
@@ -181,4 +181,4 @@ def test_two_heavy_runs_and_light_events_at_once_equal_the_sequential_runs(tiny_
     assert most[0] == 2  # both heavy runs were going at the same moment
     assert len(light_results) >= 2 and all(isinstance(r, list) for r in light_results)
     assert any("Expected run time" in str(r) for r in light_results)
-    assert {id(k): dict(v) for k, v in estimates._costs.items()} == timings_before  # no timing taken meanwhile
+    assert {id(k): dict(v) for k, v in model_timing._costs.items()} == timings_before  # no timing taken meanwhile

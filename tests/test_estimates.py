@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffdemo import estimates, experiments, pictures, plots, threads
+from diffdemo import estimates, experiments, model_timing, pictures, plots, threads
 from tests.conftest import strict_loads
 
 MODEL = "test-model"
@@ -21,7 +21,7 @@ def cost(monkeypatch):
     whose load is below its cores (no range from the load). The test may change the timing in place."""
     timing = {"forward_s": 0.5, "grad_s": 1.5, "batch_slope": 0.5, "estimated": False}
     monkeypatch.setattr(estimates, "cost_for", lambda name, reference=None: dict(timing))
-    monkeypatch.setattr(estimates, "_load", lambda: 0.0)
+    monkeypatch.setattr(estimates, "load_average", lambda: 0.0)
     estimates.forget()
     yield timing
     estimates.forget()
@@ -59,12 +59,12 @@ def test_the_latest_run_weighs_most_so_a_busy_spell_leaves_at_once(cost):
 def test_a_run_that_disagrees_has_the_model_timed_again(cost):
     work = {"n": 1, "steps": 100}
     estimates.record(MODEL, "sample", work, 4.0)  # 12x under the timing's 50 s: timed again at the next chance
-    assert MODEL in estimates._retime
-    estimates._retime.clear()  # (measure_cost does this)
+    assert MODEL in model_timing._retime
+    model_timing._retime.clear()  # (measure_cost does this)
     estimates.record(MODEL, "sample", work, 4.4)  # within 1.5x of its estimate: no new timing needed
-    assert MODEL not in estimates._retime
+    assert MODEL not in model_timing._retime
     estimates.record(MODEL, "sample", work, 12.0)  # ~3x its estimate: the load changed
-    assert MODEL in estimates._retime
+    assert MODEL in model_timing._retime
     cost["forward_s"] = 0.1  # a fresh timing does not rescale what runs taught (short timings swing under bursts)
     earlier = 0.7 * 4.4 + 0.3 * 4.0
     assert estimates.estimate(MODEL, "sample", **work).seconds == pytest.approx(0.7 * 12 + 0.3 * earlier)
@@ -139,7 +139,7 @@ class _TimedModel:
 def test_a_burst_of_slow_calls_does_not_inflate_the_timing(monkeypatch):
     model = _TimedModel()
     model.burst = set(range(3, 7))  # the first 4 calls of the timing (of 7) hit a burst 100x slower
-    monkeypatch.setattr(estimates, "_clock", lambda: model.now)
+    monkeypatch.setattr(model_timing, "_clock", lambda: model.now)
     cost = estimates.measure_cost(model)
     assert cost["forward_s"] == pytest.approx(0.01) and cost["calls"] == estimates.TIMING_CALLS
     assert estimates.quantile([1, 2, 3, 4, 5], 0.25) == 2 and estimates.quantile([4, 1], 0.0) == 1
@@ -147,7 +147,7 @@ def test_a_burst_of_slow_calls_does_not_inflate_the_timing(monkeypatch):
 
 def test_timing_is_taken_again_when_stale_or_disagreed_but_never_during_a_run(monkeypatch):
     model = _TimedModel()
-    monkeypatch.setattr(estimates, "_clock", lambda: model.now)
+    monkeypatch.setattr(model_timing, "_clock", lambda: model.now)
     first = estimates.measure_cost(model)
     calls = model.calls
     assert estimates.measure_cost(model)["measured_at"] == first["measured_at"] and model.calls == calls
@@ -157,9 +157,9 @@ def test_timing_is_taken_again_when_stale_or_disagreed_but_never_during_a_run(mo
     estimates.idle(run)
     again = estimates.measure_cost(model, max_age_s=0.0)
     assert again["measured_at"] > first["measured_at"] and model.calls > calls
-    estimates._retime.add("fake-timed")  # a run disagreed: timed again although fresh
+    model_timing._retime.add("fake-timed")  # a run disagreed: timed again although fresh
     assert estimates.measure_cost(model)["measured_at"] > again["measured_at"]
-    assert "fake-timed" not in estimates._retime
+    assert "fake-timed" not in model_timing._retime
 
 
 def test_header_line_shows_the_latest_timing_run_load_and_threads(cost, monkeypatch):

@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "charts",
             "serving",
             "estimates",
+            "model_timing",
+            "workload",
             "zerogpu",
             "train",
             "hub_layout",

@@ -72,7 +72,7 @@ class Run:
         # the run starts (the light events only read the timing)
         from diffdemo.estimates import stale_ok
 
-        with stale_ok():  # a starting run times a model never timed (or one that disagreed), not one grown old
+        with stale_ok():  # a starting run times only a model never timed (never one grown old or one that disagreed)
             self.est = _estimate(model_name, self.kind, kinds, **work)
         _busy(self)  # no re-timing of the model while this run is going (estimates.busy)
         self.started, self.seconds = time.perf_counter(), None

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffdemo import analysis as A  # noqa: E402
+from diffdemo.analysis.products import exact_autodiff  # noqa: E402
 from diffdemo.models import ModelUnavailable, UNetModel, default_device, load_model  # noqa: E402
 from diffdemo.precision import cpu_model  # noqa: E402
 from diffdemo.train import build_unet, scheduler_config  # noqa: E402
@@ -92,7 +93,7 @@ def main(argv=None) -> dict:
     e_i = A.pixel_basis(x_t.shape, pixel).to(device)
 
     def plain_jvp():  # torch.func.jvp on the plain network: what the probe cost before the traced rules
-        with A._exact_autodiff():
+        with exact_autodiff():
             torch.func.jvp(lambda z: model.score(z, T), (x_t,), (e_i,))
 
     start = clock()

@@ -13,6 +13,7 @@ from PIL import Image
 
 from diffdemo import analysis as A
 from diffdemo import charts, pictures, plots
+from diffdemo.analysis.products import exact_autodiff
 from diffdemo.cli import main
 from diffdemo.models import DiffusionModel, GaussianPrior
 from diffdemo.schedule import Schedule
@@ -91,7 +92,7 @@ def test_reverse_and_denoiser_columns_equal_the_engines_maps_on_a_unet(tiny_mode
     for pixel, channel in [((12, 9), None)]:
         cols = A.jacobian_columns(m, x_t, t, pixel, channel)
         e = A.pixel_basis(x_t.shape, pixel, channel)
-        with A._exact_autodiff():
+        with exact_autodiff():
             _, jf = torch.func.jvp(step, (x_t,), (e,))
             _, jd = torch.func.jvp(lambda z: m.x0_hat(z, t), (x_t,), (e,))
         assert A.relative_error(cols["reverse"], jf[0]) < 1e-4
@@ -298,13 +299,13 @@ def test_spectrum_sweep_names_the_unconverged_values(gaussian_prior, faces8):
 def test_tf32_flags_are_restored_only_when_the_last_analysis_ends(monkeypatch):
     matmul = torch.backends.cuda.matmul
     monkeypatch.setattr(matmul, "allow_tf32", True)
-    with A._exact_autodiff("cuda"):
+    with exact_autodiff("cuda"):
         assert matmul.allow_tf32 is False
-        with A._exact_autodiff("cuda"):  # a second request overlapping the first (DIFFDEMO_CONCURRENCY > 1)
+        with exact_autodiff("cuda"):  # a second request overlapping the first (DIFFDEMO_CONCURRENCY > 1)
             pass
         assert matmul.allow_tf32 is False  # the inner one ending does not switch TF32 back on under the outer
     assert matmul.allow_tf32 is True
-    with A._exact_autodiff("cpu"):  # TF32 is CUDA's: the CPU path touches no process-wide flag
+    with exact_autodiff("cpu"):  # TF32 is CUDA's: the CPU path touches no process-wide flag
         assert matmul.allow_tf32 is True
 
 

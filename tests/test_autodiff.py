@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 
-from diffdemo.analysis import _exact_autodiff, relative_error
+from diffdemo.analysis import relative_error
+from diffdemo.analysis.products import exact_autodiff
 from diffdemo.autodiff import ConvAD, GroupNormAD, SiLUAD, autodiff_network
 
 FORMATS = [torch.contiguous_format, torch.channels_last]
@@ -15,7 +16,7 @@ FORMATS = [torch.contiguous_format, torch.channels_last]
 
 def _products(f, x, v, u=None):
     """(f(x), J v, J^T u) by torch.func (u: a seeded draw shaped like f(x) when not given)."""
-    with _exact_autodiff():
+    with exact_autodiff():
         y, jv = torch.func.jvp(f, (x,), (v,))
         if u is None:
             u = torch.randn(y.shape, generator=torch.Generator().manual_seed(7))
@@ -104,7 +105,7 @@ def test_the_traced_jvp_graph_is_reused_across_states_and_timesteps(tiny_model):
         x = torch.randn(1, 3, 16, 16, generator=g)
         e = A.pixel_basis(x.shape, (4, 11))
         cols = A.jacobian_columns(tiny_model, x, t, (4, 11))
-        with A._exact_autodiff():
+        with exact_autodiff():
             _, ref = torch.func.jvp(lambda z, t=t: tiny_model.score(z, torch.tensor([t])), (x,), (e,))
         assert relative_error(cols["score"], ref[0]) < 1e-5
     assert tiny_model._derived[keys[0]] is graph  # no re-trace

@@ -97,7 +97,11 @@ def test_one_mean_sd_over_images():
     present = [v for v in values if v is not None]
     assert metrics.mean_sd(values) == pytest.approx((statistics.fmean(present), statistics.stdev(present)), rel=1e-12)
     assert metrics.mean_sd([3.0]) == (3.0, 0.0) and metrics.format_mean_sd([1.0, 2.0, 3.0], 1) == "2.0 ± 1.0"
-    assert reproduce._mean_std(values) == metrics.mean_sd(values)
+    # reproduce's figures and table call metrics.mean_sd itself and compute no spread of their own
+    sources = {p.name: p.read_text() for p in Path(reproduce.__file__).parent.glob("*.py")}
+    users = {name for name, text in sources.items() if "metrics.mean_sd(" in text}
+    assert {"prior_figures.py", "restoration_figures.py", "schedule_figures.py"} <= users, users
+    assert not [name for name, text in sources.items() if "stdev" in text or "ddof" in text or "np.std(" in text]
     assert "ddof = 1" in metrics.MEAN_SD
 
 

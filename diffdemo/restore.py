@@ -128,14 +128,12 @@ def _chain_frames(
 def resolved_params(method: str, problem: Problem, overrides: dict) -> dict:
     """A method's parameters on ``problem``: defaults, per-task defaults, then the non-None overrides.
 
-    A diffusion method names its timestep schedule (``defaults.SPACING`` when none is given; every result and JSON says
-    which); a baseline takes only its own parameters (diffdemo/defaults.py), never the diffusion ones."""
+    A diffusion method names its timestep list (when none is given, its own tuned one for the task: defaults.py;
+    every result and JSON says which); a baseline takes only its own parameters, never the diffusion ones."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if method in DIFFUSION_METHODS:
-        return params_for(
-            method, problem.operator.task, **{**overrides, "schedule": overrides.get("schedule") or SPACING}
-        )
+        return params_for(method, problem.operator.task, **overrides)
     own = {k: v for k, v in overrides.items() if k in DEFAULTS.get(method, {})}
     return params_for(method, problem.operator.task, **own)
 

@@ -82,7 +82,7 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     # the CLI's default problem is deblurring: one DPS chain with the normalised step, the few-step list and the step
     # size tuned for the steps asked (defaults.py)
     assert a["params"]["samples"] == 1 and a["params"].get("normalize", True) is True
-    assert a["params"]["schedule"] == "quadratic" and a["params"]["scale"] == step_size("dps", "gaussian_blur", 4)
+    assert a["params"]["schedule"] == "logsnr" and a["params"]["scale"] == step_size("dps", "gaussian_blur", 4)
 
 
 @pytest.mark.parametrize("raw,samples", [(False, 1), (True, 1), (False, 3)])
@@ -100,7 +100,7 @@ def test_restore_dps_is_the_samplers_own_run(capsys, tmp_path, tiny_model_dir, r
     x0 = to_tensor(load_image(bundled_images()["london_006_neutral"], 16))
     op = make_operator("gaussian_blur", 16)
     y = op.measure(x0, 0.05, torch.Generator().manual_seed(9)).repeat_interleave(samples, 0)
-    ts = timesteps_for(model, 4, None, SPACING)
+    ts = timesteps_for(model, 4, None, "logsnr")  # DPS deblurring's own list (defaults.TASK_DEFAULTS)
     chains = dps(model, op, y, scale=1.0, timesteps=ts, seed=9, normalize=not raw, every=1)
     *_, final = posterior_mean(chains, samples)
     assert line["psnr"] == pytest.approx(metrics.psnr(final.x_t.cpu(), x0), abs=1e-9)
@@ -279,10 +279,10 @@ def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
         defaults.IMAGE,
         defaults.DROP,
     )
-    assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples"))  # -> params_for
+    assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples", "schedule"))
     sample = parser.parse_args(["sample", "--out", "o"])
     assert {"n": sample.n, "steps": sample.steps, "schedule": sample.schedule} == defaults.SAMPLE
-    assert sample.seed == defaults.SEED and restore.schedule == defaults.SPACING
+    assert sample.seed == defaults.SEED  # restore's None above: each method's own tuned list (params_for)
     assert parser.parse_args(["reproduce", "--out", "o"]).seed == defaults.SEED
     tuned = {"steps", "t0", "scale", "zeta", "sigma_y", "n"}
     for fn in (samplers.denoise, samplers.sample, samplers.sdedit, samplers.score_ald, samplers.dps):

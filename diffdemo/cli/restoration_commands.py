@@ -50,7 +50,7 @@ def add_restore(sub) -> None:
         type=positive(int),
         help=f"reverse steps (default: the method's few-step default, {defaults.FEW_STEPS} for the guided methods)",
     )
-    add_schedule_option(p)
+    add_schedule_option(p, per_task=True)
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--t0", type=int, help="starting timestep (sdedit, denoise)")
     p.add_argument("--scale", type=float, help="DPS step size lambda")
@@ -201,16 +201,19 @@ def run_denoise(args) -> dict:
 # --- the timestep list (step allocation, poster section 6) ----------------------------------------
 
 
-def add_schedule_option(p) -> None:
+def add_schedule_option(p, per_task: bool = False) -> None:
+    """--schedule and --full-quality; ``per_task``: no fixed default, each method and task takes its own tuned list
+    (defaults.params_for: quadratic, DPS deblurring logsnr)."""
     from diffdemo.spacing import SCHEDULES
 
+    default = "the method's tuned list: quadratic, logsnr for DPS deblurring" if per_task else "quadratic"
     p.add_argument(
         "--schedule",
-        default=defaults.SPACING,
+        default=None if per_task else defaults.SPACING,
         choices=SCHEDULES,
-        help="timestep list: uniform stride, quadratic (DDIM; the default), karras (rho=7 on the model's noise "
-        "levels), spectral (from the model's stability profile; see the profile command) or logsnr (the spectral "
-        "rule with the formula rho = 1/(1 - abar_t): nearly uniform in log-SNR)",
+        help=f"timestep list (default: {default}): uniform stride, quadratic (DDIM), karras (rho=7 on the model's "
+        "noise levels), spectral (from the model's stability profile; see the profile command) or logsnr (the "
+        "spectral rule with the formula rho = 1/(1 - abar_t): nearly uniform in log-SNR)",
     )
     full = defaults.FULL_QUALITY
     p.add_argument(

@@ -8,7 +8,7 @@ GRADIO_SERVER_PORT, DIFFDEMO_CONCURRENCY (heavy runs at once, default 1), DIFFDE
 default: the rule of ``diffdemo/threads.py``, said at start-up). ``--public`` (automatic on a Hugging Face Space)
 applies a public deployment's limits and model allow-list; ``--allow-local-models`` lets the model field take local
 folders. The limits and their variables (DIFFDEMO_TRUSTED_PROXY_HOPS: how many proxies in front of the app append
-the caller's address to X-Forwarded-For; 1 on a Space, else 0): ``diffdemo/serving.py``.
+the caller's address to X-Forwarded-For; 1 on a Space, else 0): ``diffdemo/serving/``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     python bench/bench_study.py [--rows 2000] [--steps 10] [--skip-flops] [--results bench/RESULTS_study.md]
 
-1. SQLite (diffdemo/study.py's ``Database``): seconds per stored row, each committed on its own as the runner does,
+1. SQLite (diffdemo/study/database.py's ``Database``): seconds per stored row, each committed on its own as the runner does,
    and the seconds of reading every row back for a report; against the run times that they sit beside.
 2. Batching: ``--steps`` DPS steps of faces64 on the six bundled faces, six single-image runs against one batch of
    six, in process CPU seconds (robust on a shared machine; one torch thread), alternated three times.

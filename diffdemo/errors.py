@@ -17,4 +17,4 @@ class InvalidParameter(DiffdemoError, ValueError):
 
 
 class OverBudget(InvalidParameter):
-    """A request that asks for more work than this deployment allows (diffdemo/serving.py)."""
+    """A request that asks for more work than this deployment allows (diffdemo/serving/work.py)."""

@@ -465,7 +465,7 @@ def test_measured_cost_recovers_a_known_batch_slope(monkeypatch):
     assert cost["batch_slope"] == pytest.approx(1 / 3, abs=1e-12)  # (0.06 / 0.03 - 1) / 3
 
 
-# --- hardening for a public deployment (diffdemo/serving.py, diffdemo/validation.py) ------------------------
+# --- hardening for a public deployment (diffdemo/serving/, diffdemo/validation.py) ------------------------
 def call_raw(url: str, api: str, args: list) -> str:
     """POST /gradio_api/call/<api> with a JSON body written as is (NaN and Infinity included, as any HTTP client
     may send them), then read its event stream; returns the stream's text."""

@@ -1,4 +1,4 @@
-"""Studies (diffdemo/study.py): a row equals the CLI's restore, an interrupted study resumes without repeating a
+"""Studies (diffdemo/study/): a row equals the CLI's restore, an interrupted study resumes without repeating a
 run, two studies never share a folder, Ray's rows equal the local executor's, and the report's statistics."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 
 from diffdemo import study
 from diffdemo.cli import main
+from diffdemo.study import executors
 
 IMAGES = ["london_006_neutral", "cc0_lisa1"]
 
@@ -105,14 +106,14 @@ def test_an_interrupted_study_resumes_without_repeating_a_run(tiny_model_dir, tm
         calls.append(params["image"] + json.dumps(params, sort_keys=True))
         return real(params, model)
 
-    monkeypatch.setattr(study, "execute", counted)
+    monkeypatch.setattr(executors, "execute", counted)
     with pytest.raises(KeyboardInterrupt):
         study.run_study(spec, out, progress=False, say=lambda s: None)
     first = rows_of(out)
     assert len(first) == 5  # every finished run was stored as it finished
     calls.clear()
-    monkeypatch.setattr(study, "execute", real)
-    monkeypatch.setattr(study, "execute", lambda p, m: calls.append(json.dumps(p, sort_keys=True)) or real(p, m))
+    monkeypatch.setattr(executors, "execute", real)
+    monkeypatch.setattr(executors, "execute", lambda p, m: calls.append(json.dumps(p, sort_keys=True)) or real(p, m))
     summary = study.run_study(spec, out, progress=False, say=lambda s: None)
     assert summary["ran"] == len(calls) == 12 - 5
     second = rows_of(out)

@@ -98,16 +98,26 @@ def inputs_for(client, api: str, named: dict) -> dict:
 # In the browser: what to wait for after the click (the selector whose text gains the needle), per demo
 BROWSER_DONE = {
     "Denoise": ("denoise", "#dn-run", "#dn-status", "Done in"),
-    "PSNR-vs-t curve": ("denoise", "#curve-run", "#curve-strip", "done in"),
+    "PSNR-vs-t curve": ("denoise", "#curve-run", "#curve-strip", "done in"),  # its progress shows on #curve-plot
     "Generate": ("generate", "#sm-run", "#sm-status", "Done"),
     "DPS deblurring": ("restore", "#ip-run", "#ip-status", "Done in"),
     "Compare all": ("compare", "#ip-run", "#ip-status", "Done in"),
     "Sensitivity click": ("sensitivity", None, "#sens-md", "Across t"),
     "Spectrum": ("spectrum", "#sp-run", "#sp-md", "rho(J_f)"),
 }
-WAIT_JS = """([sel, needle, old]) => { const el = document.querySelector(sel); if (!el) return false;
+# Done when the status's progress display (gradio's status tracker: progress bars, the ETA bar) has come and gone
+# and the finished line is there; for the Sensitivity click (no progress display), when the finished line is a new one.
+# The landing view's status may already hold a finished line with the very same words (a fast run rounds to the same
+# seconds), and during a run the old line stays under the progress overlay, so neither "a new line" nor "any change"
+# alone is a finish.
+PROGRESS_ON = {"PSNR-vs-t curve": "#curve-plot"}  # where the progress shows, if not on the status itself
+WAIT_JS = """([sel, needle, old, shows, needBusy]) => { const el = document.querySelector(sel); if (!el) return false;
+  const host = document.querySelector(shows) || el; const block = host.closest(".block") || host;
+  const busy = block.querySelector(".eta-bar, .progress-level, .progress-bar, .meta-text") !== null;
+  if (busy) window.__busy = true;
   const line = el.innerText.split("\\n").find((l) => l.includes(needle));
-  return line !== undefined && line !== old; }"""
+  if (busy || line === undefined) return false;
+  return window.__busy === true || (!needBusy && line !== old.line); }"""
 
 
 def browser_rows(url: str, label: str, only: str) -> list[dict]:
@@ -133,7 +143,8 @@ def browser_rows(url: str, label: str, only: str) -> list[dict]:
                 choose(page, "Method", "Compare all" if demo == "compare" else "DPS")
                 page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server first
             text = page.locator(selector).inner_text() if page.locator(selector).count() else ""
-            old = next((line for line in text.splitlines() if needle in line), None)
+            old = {"text": text, "line": next((line for line in text.splitlines() if needle in line), None)}
+            page.evaluate("() => { window.__busy = false; }")
             load = os.getloadavg()[0]
             if button is None:  # Sensitivity: a click on the noised face, under the left eye
                 image = page.locator("#sens-image img")
@@ -146,7 +157,10 @@ def browser_rows(url: str, label: str, only: str) -> list[dict]:
             else:
                 started = time.perf_counter()
                 page.locator(button).click()
-            page.wait_for_function(WAIT_JS, arg=[selector, needle, old], polling=50, timeout=900_000)
+            shows = PROGRESS_ON.get(name, selector)  # where the event's progress display is
+            page.wait_for_function(
+                WAIT_JS, arg=[selector, needle, old, shows, button is not None], polling=50, timeout=900_000
+            )
             wall = time.perf_counter() - started
             row = {"label": label, "demo": name, "client": "browser", "seconds": round(wall, 2)}
             rows.append({**row, "load_before": round(load, 2), "target_s": TARGET_S.get(name, 10.0)})

@@ -262,7 +262,7 @@ def test_step_size_follows_the_table_in_log_steps():
             assert defaults.step_size(method, task, mid) == pytest.approx(v0 + w * (v1 - v0), abs=1e-3)
         assert defaults.step_size(method, "random_inpaint", 50) == defaults.step_size(method, "box_inpaint", 50)
     full = defaults.params_for("dps", "gaussian_blur", **defaults.FULL_QUALITY)
-    assert full["scale"] == defaults.STEP_SIZES["dps"]["gaussian_blur"][250] and full["schedule"] == "uniform"
+    assert full["scale"] == defaults.STEP_SIZES["dps"]["gaussian_blur"][250] and full["spacing"] == "uniform"
 
 
 def test_matched_timestep(tiny_model):
@@ -322,7 +322,7 @@ def test_samplers_take_the_list_that_timesteps_for_resolves(tiny_model, monkeypa
     monkeypatch.setattr(restore_module, "load_profile", lambda name: read.append(name) or profile)
     spectral = timesteps_for(tiny_model, 5, None, "spectral")
     assert read == [tiny_model.name] and spectral == make_timesteps(tiny_model.schedule, 5, None, "spectral", profile)
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(ValueError, match="unknown spacing"):
         timesteps_for(tiny_model, 5, None, "linear")
     op = GaussianBlur(5, 1.0)
     y = torch.zeros(1, 3, 16, 16)

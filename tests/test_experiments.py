@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffdemo import experiments, metrics
-from diffdemo.defaults import SPACING
+from diffdemo.defaults import params_for
 from diffdemo.experiments import Row, Skipped, Step, psnr_lpips_vs_t, restoration, run_restoration
 from diffdemo.operators import GaussianBlur
 from diffdemo.restore import (
@@ -51,7 +51,8 @@ def test_streamed_rows_equal_the_one_shot_run_and_each_methods_own_frames(tiny_m
         assert torch.equal(row.reconstruction, own_x), row.method
         assert {k: getattr(row, k) for k in ("psnr", "ssim", "lpips", "residual")} == metrics_of(problem, own_x)
         assert row.residual == pytest.approx(float((problem.y - problem.operator.A(row.reconstruction)).norm()))
-    assert rows[0].record()["spacing"] == SPACING and "reconstruction" not in rows[0].record()
+    tuned = params_for(rows[0].method, problem.operator.name)["spacing"]  # DPS deblurring: logsnr, else SPACING
+    assert rows[0].record()["spacing"] == tuned and "reconstruction" not in rows[0].record()
     assert "spacing" not in next(r for r in rows if r.method == "wiener").record()
 
 

@@ -275,7 +275,9 @@ def test_averaged_chains_are_the_mean_and_spread_of_the_batch(gaussian_prior, de
     """samples=k streams the mean and per-pixel std of k chains run on k copies of y (same seed, one batch)."""
     x0, op, sigma_y, y, _ = deblur_problem
     problem = Problem(x0, op, sigma_y, y, seed=3)
-    averaged = last_frame(diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4))
+    averaged = last_frame(
+        diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4, spacing=SPACING)
+    )
     ts = timesteps_for(gaussian_prior, 20, None, SPACING)
     chains = dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, timesteps=ts, seed=3)
     chains = last_frame(chains).x_t

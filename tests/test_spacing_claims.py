@@ -172,7 +172,7 @@ def test_spectral_without_profile_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_spacings_change_the_run_but_not_its_cost(tiny_model):
-    from diffdemo.defaults import SPACING
+    from diffdemo.defaults import params_for
     from diffdemo.experiments import run_restoration
     from diffdemo.operators import make_operator
     from diffdemo.restore import make_problem
@@ -184,7 +184,8 @@ def test_spacings_change_the_run_but_not_its_cost(tiny_model):
 
     (a,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1})
     (b,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1, "spacing": "karras"})
-    assert a.spacing == SPACING and b.spacing == "karras"  # no spacing named: the default spacing
+    tuned = params_for("dps", "gaussian_blur")["spacing"]
+    assert a.spacing == tuned == "logsnr" and b.spacing == "karras"  # none named: DPS deblurring's tuned list
     assert a.nfe == b.nfe == 4
     for kind in ("uniform", "quadratic", "karras"):  # the sampler visits exactly the spacing's list
         visited = [f.t for f in diffusion_frames(tiny_model, "dps", problem, steps=4, spacing=kind)]

@@ -136,7 +136,7 @@ def main() -> None:
     if abs(results["lpips"]["lpips"] - 0.722) > 1e-3:
         sys.exit(f"FAIL lpips gave {results['lpips']['lpips']}, the reference is 0.722")
     run("restore --help", ["-m", "diffdemo", "restore", "--help"], json_last=False)
-    plan = run("study --dry-run", ["-m", "diffdemo", "study", "studies/schedules.toml", "--out", str(out / "study"),
+    plan = run("study --dry-run", ["-m", "diffdemo", "study", "studies/spacing.toml", "--out", str(out / "study"),
                                    "--dry-run", "--no-progress"])  # fmt: skip
     if plan.get("runs", 0) <= 0:
         sys.exit(f"FAIL study planned no runs: {plan}")

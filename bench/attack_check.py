@@ -129,7 +129,7 @@ def restore_args(model="faces64", **kw) -> list:
     args = dict(
         model_name=model, image=IMAGE, upload=None, seed=0, operator="gaussian_blur", blur_std=2.0,
         kernel_size=13, box="center", drop=0.5, sigma_y=0.05, method="dps", t0=100, zeta=1.0, scale=1.0,
-        steps=10, mask=None, normalize=True, samples=1, precision="auto", schedule="uniform",
+        steps=10, mask=None, normalize=True, samples=1, precision="auto", spacing="uniform",
     )  # fmt: skip
     args.update(kw)
     return list(args.values())

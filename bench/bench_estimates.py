@@ -61,11 +61,11 @@ def kinds(model: str, steps: int | None = None) -> dict:
     dn_steps = steps or ui("denoise.steps")
     sm_steps = steps or ui("sample.steps")
     rs_steps = steps or int(dps.get("steps", ui("restore.steps")))
-    schedule = dps.get("schedule", "uniform")
+    spacing = dps.get("spacing", "uniform")
     restore = [model, IMAGE, None, 0, op, ui("restore.blur_std"), ui("restore.kernel_size"), "center",
                ui("restore.drop"), ui("restore.sigma_y")]  # fmt: skip
     tail = [params_for("sdedit", op)["t0"], params_for("score_ald", op)["zeta"], dps["scale"], rs_steps, None, True,
-            int(dps.get("samples", 1)), "auto", schedule]  # fmt: skip
+            int(dps.get("samples", 1)), "auto", spacing]  # fmt: skip
     chains = int(dps.get("samples", 1))
     t, n, points = ui("denoise.t"), ui("sample.n"), ui("denoise.points")
     k, iters = ui("spectrum.k"), ui("spectrum.iters")
@@ -77,7 +77,7 @@ def kinds(model: str, steps: int | None = None) -> dict:
             curve_reader,
         ),
         f"Generate ({n} samples, {sm_steps} steps)": ("/sample", [model, 0, n, sm_steps], json_reader(3)),
-        f"DPS deblurring ({rs_steps} steps, {chains} chains, {schedule})": (
+        f"DPS deblurring ({rs_steps} steps, {chains} chains, {spacing})": (
             "/restore",
             [*restore, "dps", *tail],
             json_reader(6),

@@ -91,7 +91,7 @@ def run_one(model, x0: torch.Tensor, task: str, spacing: str, nfe: int, value, s
     method, op_name, op_params, param, _ = TASKS[task]
     op = make_operator(op_name, model.size, **op_params)
     problem = make_problem(x0, op, SIGMA_Y, seed=0)
-    overrides = {"steps": nfe, "samples": samples, "schedule": spacing}
+    overrides = {"steps": nfe, "samples": samples, "spacing": spacing}
     if param is not None and value is not None:
         overrides[param] = value
     (row,) = run_restoration(model, problem, [method], overrides=overrides, precision="fp32")
@@ -129,7 +129,7 @@ def plan(stage: str, tasks: list[str]) -> list[tuple]:
         method, op_name, _, param, grid = TASKS[task]
         if stage == "reference":
             if reference_task(task) == task:
-                runs.append((task, FULL_QUALITY["schedule"], FULL_QUALITY["steps"], reference_value(task), 1))
+                runs.append((task, FULL_QUALITY["spacing"], FULL_QUALITY["steps"], reference_value(task), 1))
         elif stage == "tune":
             runs += [(task, spacing_of(task), nfe, v, 1) for nfe, values in grid.items() for v in values]
     # the default's NFE first (the defaults are read from it), the table's other points after; stable otherwise
@@ -139,12 +139,12 @@ def plan(stage: str, tasks: list[str]) -> list[tuple]:
 # --- the report ----------------------------------------------------------------------------------------------------
 def best_value(cache: dict, task: str, nfe: int, fold: tuple) -> float | None:
     _, _, _, param, grid = TASKS[task]
-    scored = []
+    by_psnr = []
     for v in grid.get(nfe, []):
         r = cache.get(key(task, spacing_of(task), nfe, v))
         if r is not None:
-            scored.append((float(np.mean([r["psnr"][i] for i in fold])), v))
-    return max(scored)[1] if scored else None
+            by_psnr.append((float(np.mean([r["psnr"][i] for i in fold])), v))
+    return max(by_psnr)[1] if by_psnr else None
 
 
 def paired(a: list[float], b: list[float]) -> str:
@@ -193,7 +193,7 @@ def write_report(cache: dict, meta: dict) -> None:
     for task in TASKS:
         method, op_name, _, param, grid = TASKS[task]
         ref = cache.get(
-            key(reference_task(task), FULL_QUALITY["schedule"], FULL_QUALITY["steps"], reference_value(task))
+            key(reference_task(task), FULL_QUALITY["spacing"], FULL_QUALITY["steps"], reference_value(task))
         )
         if ref is not None and reference_task(task) == task:
             lines.append(
@@ -252,7 +252,7 @@ def shipped_section() -> list[str]:
             params = params_for(method, task)
             cells = ", ".join(f"{n}: {v:g}" for n, v in sorted(table.items()))
             lines.append(
-                f"| {method} | {task} | {params['steps']} | {params['schedule']} | {STEP_SIZE_PARAM[method]} {cells} |"
+                f"| {method} | {task} | {params['steps']} | {params['spacing']} | {STEP_SIZE_PARAM[method]} {cells} |"
             )
     return lines
 

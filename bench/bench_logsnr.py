@@ -9,7 +9,7 @@ bench/bench_fewstep.py (its helpers, its folds, its cache format): the value wit
 the six test faces is scored on the other. Each image's result is paired with its own result under the other list:
 mean paired difference with a 95 % t-interval (scipy.stats.t, via bench_fewstep.paired). The quadratic runs are
 read from bench_fewstep's cache when it has them; everything else is cached in bench/results/logsnr.json (a killed
-run resumes). The section between the markers in bench/RESULTS_schedules.md is rewritten from the caches.
+run resumes). The section between the markers in bench/RESULTS_spacing.md is rewritten from the caches.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fewstep as fs  # noqa: E402
 
 CACHE = fs.ROOT / "bench" / "results" / "logsnr.json"
-RESULTS = fs.ROOT / "bench" / "RESULTS_schedules.md"
+RESULTS = fs.ROOT / "bench" / "RESULTS_spacing.md"
 TASK, NFE = "dps_deblur", 50
 # the same two scales for every list (quadratic's best two of bench_fewstep's eight at 50 NFE): a fair tuning grid
 GRID = {"logsnr": [2.5, 3], "spectral": [2.5, 3], "quadratic": [2.5, 3]}
@@ -42,14 +42,14 @@ def cross_fitted(cache: dict, spacing: str) -> tuple[list[float], dict] | None:
     """Per-image PSNR, each fold scored at the scale that did best on the other fold."""
     out, picks = [None] * 6, {}
     for fold, other in (("A", "B"), ("B", "A")):
-        scored = [
+        by_psnr = [
             (float(np.mean([cache[k]["psnr"][i] for i in fs.FOLDS[other]])), v)
             for v in GRID[spacing]
             if (k := fs.key(TASK, spacing, NFE, v)) in cache
         ]
-        if not scored:
+        if not by_psnr:
             return None
-        picks[fold] = max(scored)[1]
+        picks[fold] = max(by_psnr)[1]
         for i in fs.FOLDS[fold]:
             out[i] = cache[fs.key(TASK, spacing, NFE, picks[fold])]["psnr"][i]
     return out, picks
@@ -69,7 +69,7 @@ def section(cache: dict, machine: str) -> str:
         f"few-step default. Δ: paired per-face difference (row minus column), mean [95 % t-interval]. {machine}; "
         "2026-12-06, a shared 2-core AMD EPYC (avx2, no avx512 / amx), about 11 min per run while shared.",
         "",
-        "| schedule | scale (fold A / B pick) | PSNR dB, mean ± sd | Δ vs logsnr | Δ vs quadratic |",
+        "| spacing | scale (fold A / B pick) | PSNR dB, mean ± sd | Δ vs logsnr | Δ vs quadratic |",
         "|---|---|---|---|---|",
     ]
     for s, r in got.items():

@@ -38,7 +38,7 @@ def database(rows: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = study.Database(Path(tmp) / study.DB_NAME, "bench")
         row = {"study": "bench", "problem": "p", "image": "i", "kind": "restore", "method": "dps", "seed": 0,
-               "params": {"steps": 50, "schedule": "uniform"}, "resolved": {"scale": 1.0}, "psnr": 25.0, "ssim": 0.8,
+               "params": {"steps": 50, "spacing": "uniform"}, "resolved": {"scale": 1.0}, "psnr": 25.0, "ssim": 0.8,
                "lpips": 0.07, "residual": 5.0, "seconds": 30.0, "nfe": 50, "extra": {}, "machine": "m"}  # fmt: skip
         start = time.perf_counter()
         for i in range(rows):
@@ -64,7 +64,7 @@ def batching(steps: int) -> dict:
     names = sorted(bundled_images())
     faces = [to_tensor(load_image(bundled_images()[n], model.size)) for n in names]
     op = make_operator("gaussian_blur", model.size)
-    overrides = {"steps": steps, "schedule": "uniform"}
+    overrides = {"steps": steps, "spacing": "uniform"}
 
     def run(x0):
         run_restoration(model, make_problem(x0, op, 0.05, 0), ["dps"], overrides=overrides, precision="fp32")

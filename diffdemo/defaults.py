@@ -17,18 +17,18 @@ from __future__ import annotations
 # the poster's setting (its figures, the app's "Full quality" button, ``--full-quality`` on the CLI).
 FEW_STEPS = 50
 SPACING = "quadratic"  # DDIM's quadratic list: no profile to load, so it serves every model (hub ones too)
-FULL_QUALITY = {"steps": 250, "schedule": "uniform"}
+FULL_QUALITY = {"steps": 250, "spacing": "uniform"}
 
 DEFAULTS: dict[str, dict] = {
-    # plain reverse diffusion (no data term) scores the same from 20 NFE as from 250 (bench/RESULTS_schedules.md,
+    # plain reverse diffusion (no data term) scores the same from 20 NFE as from 250 (bench/RESULTS_spacing.md,
     # "reverse diffusion from t = 300"): the Denoise tab and its 6-point curve need no more
-    "denoise": {"steps": 20, "schedule": SPACING},
+    "denoise": {"steps": 20, "spacing": SPACING},
     # SDEdit is that same plain reverse diffusion, from t0: 25 steps scored +0.11 dB (deblurring) and +0.07 dB
     # (inpainting) against 250 on the six test faces (bench/RESULTS_fewstep.md; nothing tuned)
-    "sdedit": {"t0": 100, "steps": 25, "samples": 1, "schedule": SPACING},
+    "sdedit": {"t0": 100, "steps": 25, "samples": 1, "spacing": SPACING},
     # inpainting keeps 100 steps: at 50 its step size tuned on three faces lost 0.48 dB on the other three
-    "score_ald": {"steps": 100, "samples": 1, "schedule": SPACING},
-    "dps": {"steps": FEW_STEPS, "samples": 1, "schedule": SPACING},
+    "score_ald": {"steps": 100, "samples": 1, "spacing": SPACING},
+    "dps": {"steps": FEW_STEPS, "samples": 1, "spacing": SPACING},
     "wiener": {"balance": 0.03},
     "richardson_lucy": {"num_iter": 30},
     "tv": {"weight": 0.01, "num_iter": 60},
@@ -78,7 +78,7 @@ SEED = 0
 DROP = 0.5  # random_inpaint: fraction of pixels dropped
 # unconditional DDPM samples (eq. 25): two at first, so that the first demo finishes within 10 s on a 2-core CPU
 # (a batch of 4 costs 3.6x one image there: bench/RESULTS_estimates.md); the slider goes to 16
-SAMPLE = {"n": 2, "steps": FEW_STEPS, "schedule": SPACING}
+SAMPLE = {"n": 2, "steps": FEW_STEPS, "spacing": SPACING}
 
 # Per-task values, keyed by operator name, where a task is better served than by DEFAULTS (same tuning run).
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
@@ -86,7 +86,7 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
         "score_ald": {"steps": FEW_STEPS},
         # DPS deblurring on the logsnr list: at 50 steps its step size tuned on three faces lost 0.22 dB on the other
         # three; quadratic lost 0.36 there, more than the 0.3 dB asked (and needed 70 steps to lose 0.28)
-        "dps": {"steps": FEW_STEPS, "schedule": "logsnr"},
+        "dps": {"steps": FEW_STEPS, "spacing": "logsnr"},
     },
 }
 

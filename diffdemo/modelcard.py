@@ -99,7 +99,7 @@ def write_card(model_dir: Path, out_dir: Path, n: int = 64, steps: int = 250, se
     start = time.perf_counter()
     # the card's samples keep the uniform stride of its figures (the poster's setting), whatever the app's default
     # fp32 whatever the machine: the card's samples are the same pictures wherever it is written
-    done = run_sampling(model, n=n, steps=steps, seed=seed, schedule=FULL_QUALITY["schedule"], precision="fp32")
+    done = run_sampling(model, n=n, steps=steps, seed=seed, spacing=FULL_QUALITY["spacing"], precision="fp32")
     samples = done.frame.x_t.cpu()
     sample_seconds = time.perf_counter() - start
     train = load_faces()

@@ -1,7 +1,7 @@
 """One method on one problem: measure an image, run one diffusion method's frames or one baseline, score it.
 
 The single-method layer under ``diffdemo.experiments`` (which runs comparisons, streams and times them): the
-problem, each method's parameters, its frames, and the scores of a result are defined here once.
+problem, each method's parameters, its frames, and the metrics of a result are defined here once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from diffdemo.operators import Operator
 from diffdemo.precision import resolve_precision
 from diffdemo.profiles import load_profile
 from diffdemo.samplers import Frame, dps, posterior_mean, reverse_process, score_ald, sdedit
-from diffdemo.spacing import SCHEDULES, make_timesteps, steps_from
+from diffdemo.spacing import SPACINGS, make_timesteps, steps_from
 
 DIFFUSION_METHODS = ("denoise", "sdedit", "score_ald", "dps")
 METHODS = DIFFUSION_METHODS + baselines.BASELINES
@@ -65,8 +65,8 @@ def timesteps_for(
     The one place a spacing name becomes a list (the samplers take the list): "spectral" reads the model's stored
     stability profile (``diffdemo.profiles``). ``start`` None: from T - 1; a run from ``start`` takes at most
     start + 1 steps (steps None: all of them); ``label`` names the start in the message when it is out of range."""
-    if spacing not in SCHEDULES:
-        raise ValueError(f"unknown schedule {spacing!r}; choose from {', '.join(SCHEDULES)}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; choose from {', '.join(SPACINGS)}")
     if start is not None:
         start = validation.check_timestep(start, model.schedule.T, label)
         steps = steps_from(steps, start)
@@ -107,7 +107,7 @@ def _chain_frames(
 ) -> Iterator[Frame]:
     """The sampler of ``method`` on the measurement repeated k times (k chains per image)."""
     op, seed = problem.operator, problem.seed
-    kind = str(p.get("schedule") or SPACING)
+    kind = str(p.get("spacing") or SPACING)
     y = problem.y.repeat_interleave(k, 0) if k > 1 else problem.y
     if method == "denoise":
         t0 = int(p.get("t0") or max(matched_timestep(model, problem.sigma_y), 1))
@@ -149,7 +149,7 @@ def residual(problem: Problem, x: torch.Tensor) -> float:
     return float((problem.y.to(x.device) - problem.operator.A(x)).flatten(1).norm(dim=1).mean())
 
 
-def quality_scores(problem: Problem, x_hat: torch.Tensor) -> dict:
+def quality_metrics(problem: Problem, x_hat: torch.Tensor) -> dict:
     """psnr, ssim, lpips (None when unavailable) of a restoration against the truth and its residual; for a
     batched problem, each the mean over the images (``metrics.per_image`` gives them one by one)."""
     each = metrics.per_image(metrics.all_metrics, x_hat, problem.x0)

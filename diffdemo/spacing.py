@@ -31,7 +31,7 @@ def timestep_pairs(timesteps: list[int]) -> list[tuple[int, int]]:
 
 
 # --- timestep lists other than the uniform stride (step allocation, poster section 6) -----------------------------
-SCHEDULES = ("uniform", "quadratic", "karras", "spectral", "logsnr")
+SPACINGS = ("uniform", "quadratic", "karras", "spectral", "logsnr")
 KARRAS_RHO = 7.0
 
 
@@ -145,7 +145,7 @@ def profile_stiffness(profile: dict) -> list[float]:
 def make_timesteps(
     schedule: Schedule, steps: int, start: int | None = None, kind: str = "uniform", profile: dict | None = None
 ) -> list[int]:
-    """The descending timestep list of a run: ``kind`` in SCHEDULES (spectral needs the model's stability profile,
+    """The descending timestep list of a run: ``kind`` in SPACINGS (spectral needs the model's stability profile,
     a dict with 't' and 'rho_Js')."""
     if kind == "uniform":
         return strided_timesteps(schedule.T, steps, start)
@@ -155,8 +155,8 @@ def make_timesteps(
         return karras_timesteps(schedule, steps, start)
     if kind == "spectral":
         if profile is None:
-            raise ValueError("the spectral schedule needs the model's stability profile")
+            raise ValueError("the spectral spacing needs the model's stability profile")
         return spectral_timesteps(schedule, steps, profile["t"], profile_stiffness(profile), start)
     if kind == "logsnr":
         return logsnr_timesteps(schedule, steps, start)
-    raise ValueError(f"unknown schedule {kind!r}; choose from {', '.join(SCHEDULES)}")
+    raise ValueError(f"unknown spacing {kind!r}; choose from {', '.join(SPACINGS)}")

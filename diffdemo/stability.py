@@ -81,6 +81,6 @@ def compute_profile(
         "arnoldi_steps": int(iters),
         "seed": int(seed),
         "seconds": time.perf_counter() - start,
-        "rule": "spectral schedule: equal increments of C(t) = sum_{u<=t} beta_u stiff(J_s)(u), stiff = the largest "
+        "rule": "spectral spacing: equal increments of C(t) = sum_{u<=t} beta_u stiff(J_s)(u), stiff = the largest "
         "|lambda| of J_s with Re(lambda) < 0, i.e. the same explicit-Euler stability number h |lambda| for every step",
     }

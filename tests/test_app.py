@@ -378,13 +378,13 @@ def test_step_sizes_follow_the_steps_unless_set_by_hand_and_full_quality_is_the_
         )
         zeta, scale = follow_steps(op, 250, "uniform", ["scale"])  # moved by hand: left alone
         assert isinstance(scale, type(gr.skip())) and zeta == params_for("score_ald", op, steps=250)["zeta"]
-    steps, schedule, zeta, scale, by_hand = full_quality(True, "dps", "gaussian_blur")
-    assert (steps, schedule) == (FULL_QUALITY["steps"], FULL_QUALITY["schedule"]) and by_hand == []
+    steps, spacing, zeta, scale, by_hand = full_quality(True, "dps", "gaussian_blur")
+    assert (steps, spacing) == (FULL_QUALITY["steps"], FULL_QUALITY["spacing"]) and by_hand == []
     assert scale == params_for("dps", "gaussian_blur", steps=FULL_QUALITY["steps"])["scale"]
-    steps, schedule, _, scale, _ = full_quality(False, "dps", "gaussian_blur")  # back to the quick default
-    assert (steps, schedule, scale) == (
+    steps, spacing, _, scale, _ = full_quality(False, "dps", "gaussian_blur")  # back to the quick default
+    assert (steps, spacing, scale) == (
         steps_default("dps", "gaussian_blur"),
-        params_for("dps", "gaussian_blur")["schedule"],
+        params_for("dps", "gaussian_blur")["spacing"],
         params_for("dps", "gaussian_blur")["scale"],
     )
     # the list is the task's own: DPS deblurring's logsnr, the quadratic default elsewhere (and for Compare all, DPS's)
@@ -546,13 +546,13 @@ def test_restore_rows_match_the_cli(served, tmp_path):
     record = client.predict(*restore_args(model), None, True, 1, "fp32", "uniform", api_name="/restore")[6]
     argv = ["restore", "--model", model, "--image", IMAGE, "--method", "dps", "--operator", "gaussian_blur",
             "--blur-std", "2.0", "--kernel-size", "13", "--sigma-y", "0.05", "--scale", "3.0", "--steps", "3",
-            "--samples", "1", "--seed", "0", "--precision", "fp32", "--schedule", "uniform",
+            "--samples", "1", "--seed", "0", "--precision", "fp32", "--spacing", "uniform",
             "--out", str(tmp_path)]  # fmt: skip
     assert cli.main(argv) == 0
     cli_row = json.loads((tmp_path / "metrics.json").read_text())
     (app_row,) = record["results"]
     assert app_row["method"] == cli_row["method"] == "dps"
-    for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "schedule"):
+    for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "spacing"):
         assert app_row[key] == cli_row[key], key
     assert record["psnr_measurement"] == cli_row["psnr_measurement"]
 

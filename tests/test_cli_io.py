@@ -82,7 +82,7 @@ def test_restore_is_deterministic(capsys, tmp_path, tiny_model_dir):
     # the CLI's default problem is deblurring: one DPS chain with the normalised step, the few-step list and the step
     # size tuned for the steps asked (defaults.py)
     assert a["params"]["samples"] == 1 and a["params"].get("normalize", True) is True
-    assert a["params"]["schedule"] == "logsnr" and a["params"]["scale"] == step_size("dps", "gaussian_blur", 4)
+    assert a["params"]["spacing"] == "logsnr" and a["params"]["scale"] == step_size("dps", "gaussian_blur", 4)
 
 
 @pytest.mark.parametrize("raw,samples", [(False, 1), (True, 1), (False, 3)])
@@ -279,9 +279,9 @@ def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
         defaults.IMAGE,
         defaults.DROP,
     )
-    assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples", "schedule"))
+    assert all(getattr(restore, k) is None for k in ("steps", "t0", "scale", "zeta", "samples", "spacing"))
     sample = parser.parse_args(["sample", "--out", "o"])
-    assert {"n": sample.n, "steps": sample.steps, "schedule": sample.schedule} == defaults.SAMPLE
+    assert {"n": sample.n, "steps": sample.steps, "spacing": sample.spacing} == defaults.SAMPLE
     assert sample.seed == defaults.SEED  # restore's None above: each method's own tuned list (params_for)
     assert parser.parse_args(["reproduce", "--out", "o"]).seed == defaults.SEED
     tuned = {"steps", "t0", "scale", "zeta", "sigma_y", "n"}
@@ -290,6 +290,21 @@ def test_cli_defaults_are_defaults_py_and_samplers_have_none_of_their_own():
         for name in tuned & set(params):
             assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (fn.__name__, name)
             assert params[name].default is inspect.Parameter.empty, (fn.__name__, name)
+
+
+def test_schedule_is_a_hidden_alias_of_spacing(capsys):
+    """--spacing names the timestep spacing; --schedule, its name before the rename, still sets it but is not shown."""
+    from diffdemo.cli import build_parser
+
+    parser = build_parser()
+    for command in ("restore", "sample", "denoise"):
+        assert parser.parse_args([command, "--out", "o", "--schedule", "karras"]).spacing == "karras"
+        assert parser.parse_args([command, "--out", "o", "--spacing", "logsnr"]).spacing == "logsnr"
+    assert parser.parse_args(["sample", "--out", "o"]).spacing == SPACING
+    with pytest.raises(SystemExit):
+        parser.parse_args(["restore", "--help"])
+    shown = capsys.readouterr().out
+    assert "--spacing" in shown and "--schedule" not in shown
 
 
 def _special_files(tmp_path):

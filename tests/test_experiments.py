@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffdemo import experiments, metrics
-from diffdemo.defaults import SPACING
+from diffdemo.defaults import params_for
 from diffdemo.experiments import Row, Skipped, Step, psnr_lpips_vs_t, restoration, run_restoration
 from diffdemo.operators import GaussianBlur
 from diffdemo.restore import (
@@ -18,7 +18,7 @@ from diffdemo.restore import (
     run_baseline,
 )
 from diffdemo.restore import (
-    quality_scores as score_of,
+    quality_metrics as metrics_of,
 )
 from diffdemo.samplers import last_frame
 
@@ -31,7 +31,7 @@ def problem(face64):
 def test_streamed_rows_equal_the_one_shot_run_and_each_methods_own_frames(tiny_model, problem):
     """Streaming and interleaving change nothing: each Row of the streamed comparison equals the one-shot
     ``run_restoration`` of that method alone, and its reconstruction is the method's own last frame
-    (``restore.diffusion_frames``) or the baseline's own output, scored by ``restore.quality_scores``."""
+    (``restore.diffusion_frames``) or the baseline's own output, scored by ``restore.quality_metrics``."""
     overrides = {"steps": 3, "scale": 0.7, "t0": 300, "samples": 2}
     methods = ["dps", "sdedit", "wiener"]
     rows = run_restoration(tiny_model, problem, methods, overrides=overrides, precision="fp32", every=1)
@@ -39,7 +39,7 @@ def test_streamed_rows_equal_the_one_shot_run_and_each_methods_own_frames(tiny_m
     for row in rows:
         (one,) = run_restoration(tiny_model, problem, [row.method], overrides=overrides, precision="fp32")
         assert torch.equal(row.reconstruction, one.reconstruction), row.method
-        for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "params", "schedule"):
+        for key in ("psnr", "ssim", "lpips", "residual", "nfe", "precision", "params", "spacing"):
             assert getattr(row, key) == getattr(one, key), (row.method, key)
         params = resolved_params(row.method, problem, overrides)
         if row.method in DIFFUSION_METHODS:
@@ -49,10 +49,11 @@ def test_streamed_rows_equal_the_one_shot_run_and_each_methods_own_frames(tiny_m
         else:
             own_x = run_baseline(row.method, problem, params)
         assert torch.equal(row.reconstruction, own_x), row.method
-        assert {k: getattr(row, k) for k in ("psnr", "ssim", "lpips", "residual")} == score_of(problem, own_x)
+        assert {k: getattr(row, k) for k in ("psnr", "ssim", "lpips", "residual")} == metrics_of(problem, own_x)
         assert row.residual == pytest.approx(float((problem.y - problem.operator.A(row.reconstruction)).norm()))
-    assert rows[0].record()["schedule"] == SPACING and "reconstruction" not in rows[0].record()
-    assert "schedule" not in next(r for r in rows if r.method == "wiener").record()
+    tuned = params_for(rows[0].method, problem.operator.name)["spacing"]  # DPS deblurring: logsnr, else SPACING
+    assert rows[0].record()["spacing"] == tuned and "reconstruction" not in rows[0].record()
+    assert "spacing" not in next(r for r in rows if r.method == "wiener").record()
 
 
 def test_steps_stream_interleaved_then_rows(tiny_model, problem):

@@ -48,7 +48,7 @@ def test_sample_app_and_cli_bit_identical(auto_bf16, tiny_model_dir, tmp_path, c
     model = str(tiny_model_dir)
     app = app_files(run_sample, model, 7, 2, 4, "quadratic")
     line = cli_json(capsys, ["sample", "--model", model, "--seed", "7", "--n", "2", "--steps", "4",
-                             "--schedule", "quadratic", "--out", str(tmp_path)])  # fmt: skip
+                             "--spacing", "quadratic", "--out", str(tmp_path)])  # fmt: skip
     assert line["precision"] == auto_bf16
     for i in range(2):
         ours, theirs = pixels(app[f"sample_{i:02d}"]), pixels(tmp_path / f"sample_{i:03d}.png")
@@ -62,7 +62,7 @@ def test_denoise_app_and_cli_bit_identical(auto_bf16, tiny_model_dir, tmp_path, 
     model = str(tiny_model_dir)
     app = app_files(run_denoise, model, IMAGE, None, 5, 300, 6, "quadratic")
     line = cli_json(capsys, ["denoise", "--model", model, "--image", IMAGE, "--seed", "5", "--t", "300",
-                             "--steps", "6", "--schedule", "quadratic", "--out", str(tmp_path)])  # fmt: skip
+                             "--steps", "6", "--spacing", "quadratic", "--out", str(tmp_path)])  # fmt: skip
     assert line["precision"] == auto_bf16 and line["denoised"]["nfe"] == 6
     for name in ("clean", "noised", "denoised"):
         assert np.array_equal(pixels(app[name]), pixels(tmp_path / f"{name}.png")), name
@@ -78,7 +78,7 @@ def test_restore_app_and_cli_bit_identical(auto_bf16, tiny_model_dir, tmp_path, 
     app = app_files(run_restore, *args, None, True, 2, "auto", "quadratic")
     argv = ["restore", "--model", model, "--image", IMAGE, "--seed", "3", "--operator", "gaussian_blur"]
     argv += ["--blur-std", "2", "--kernel-size", "13", "--sigma-y", "0.05", "--method", method, "--t0", "300"]
-    argv += ["--scale", "3", "--steps", "4", "--samples", "2", "--schedule", "quadratic", "--out", str(tmp_path)]
+    argv += ["--scale", "3", "--steps", "4", "--samples", "2", "--spacing", "quadratic", "--out", str(tmp_path)]
     line = cli_json(capsys, argv)
     assert line["precision"] == auto_bf16
     assert np.array_equal(pixels(app["truth"]), pixels(tmp_path / "truth.png"))
@@ -100,7 +100,7 @@ def test_one_mean_sd_over_images():
     # reproduce's figures and table call metrics.mean_sd itself and compute no spread of their own
     sources = {p.name: p.read_text() for p in Path(reproduce.__file__).parent.glob("*.py")}
     users = {name for name, text in sources.items() if "metrics.mean_sd(" in text}
-    assert {"prior_figures.py", "restoration_figures.py", "schedule_figures.py"} <= users, users
+    assert {"prior_figures.py", "restoration_figures.py", "spacing_figures.py"} <= users, users
     assert not [name for name, text in sources.items() if "stdev" in text or "ddof" in text or "np.std(" in text]
     assert "ddof = 1" in metrics.MEAN_SD
 

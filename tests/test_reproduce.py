@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffdemo import metrics as scores
+from diffdemo import metrics as quality
 from diffdemo.cli import EXIT_USAGE, main
 from diffdemo.imaging import bundled_images, load_image, to_tensor
 from diffdemo.operators import make_operator
@@ -22,7 +22,7 @@ FIGURES = (
     "fig7_energy",
     "fig8_spectrum",
     "fig9_singular_vectors",
-    "fig10_schedules",
+    "fig10_spacings",
 )
 
 
@@ -35,7 +35,7 @@ def measurement_psnr(metrics: dict, task: str, image: str) -> float:
     else:
         op = make_operator(name, metrics["size"], box=tuple(spec["box"]))
     x0 = to_tensor(load_image(bundled_images()[image], metrics["size"]))
-    return scores.psnr(make_problem(x0, op, metrics["sigma_y"], metrics["seed"]).y, x0)
+    return quality.psnr(make_problem(x0, op, metrics["sigma_y"], metrics["seed"]).y, x0)
 
 
 @pytest.mark.slow
@@ -120,13 +120,13 @@ def test_reproduce_writes_every_figure_and_report(tiny_model_dir, tmp_path, caps
     assert written["claims.json"]["budget"] == "tiny" and written["claims.json"]["command"].endswith(f"--out {out}")
     assert written["claims.json"]["claims"] == claims
     assert "## The poster's claims on this model" in md and "The poster&#x27;s claims on this model" in page
-    assert md.index("(fig10_schedules.png)") < md.index("## The poster's claims on this model")
+    assert md.index("(fig10_spacings.png)") < md.index("## The poster's claims on this model")
     # the rules re-applied to the finished run's numbers give the same table, with no network evaluation
     assert main(["reproduce", "--out", str(out), "--claims-only"]) == 0
     capsys.readouterr()
     assert strict_loads((out / "claims.json").read_text())["claims"] == claims
     assert (out / "report.md").read_text().count("## The poster's claims on this model") == 1
-    fig10 = metrics["fig10_schedules"]["by_schedule"]
+    fig10 = metrics["fig10_spacings"]["by_spacing"]
     assert {"uniform", "quadratic", "karras"} <= set(fig10)
     assert all([r["nfe"] for r in rows] == [2, 3] for rows in fig10.values())
     # each row ran its own list (the default list is quadratic: a "uniform" row must not silently run it)

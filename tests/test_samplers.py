@@ -262,7 +262,7 @@ def test_step_size_follows_the_table_in_log_steps():
             assert defaults.step_size(method, task, mid) == pytest.approx(v0 + w * (v1 - v0), abs=1e-3)
         assert defaults.step_size(method, "random_inpaint", 50) == defaults.step_size(method, "box_inpaint", 50)
     full = defaults.params_for("dps", "gaussian_blur", **defaults.FULL_QUALITY)
-    assert full["scale"] == defaults.STEP_SIZES["dps"]["gaussian_blur"][250] and full["schedule"] == "uniform"
+    assert full["scale"] == defaults.STEP_SIZES["dps"]["gaussian_blur"][250] and full["spacing"] == "uniform"
 
 
 def test_matched_timestep(tiny_model):
@@ -275,7 +275,9 @@ def test_averaged_chains_are_the_mean_and_spread_of_the_batch(gaussian_prior, de
     """samples=k streams the mean and per-pixel std of k chains run on k copies of y (same seed, one batch)."""
     x0, op, sigma_y, y, _ = deblur_problem
     problem = Problem(x0, op, sigma_y, y, seed=3)
-    averaged = last_frame(diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4))
+    averaged = last_frame(
+        diffusion_frames(gaussian_prior, "dps", problem, scale=0.3, steps=20, samples=4, spacing=SPACING)
+    )
     ts = timesteps_for(gaussian_prior, 20, None, SPACING)
     chains = dps(gaussian_prior, op, y.repeat_interleave(4, 0), scale=0.3, timesteps=ts, seed=3)
     chains = last_frame(chains).x_t
@@ -322,7 +324,7 @@ def test_samplers_take_the_list_that_timesteps_for_resolves(tiny_model, monkeypa
     monkeypatch.setattr(restore_module, "load_profile", lambda name: read.append(name) or profile)
     spectral = timesteps_for(tiny_model, 5, None, "spectral")
     assert read == [tiny_model.name] and spectral == make_timesteps(tiny_model.schedule, 5, None, "spectral", profile)
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(ValueError, match="unknown spacing"):
         timesteps_for(tiny_model, 5, None, "linear")
     op = GaussianBlur(5, 1.0)
     y = torch.zeros(1, 3, 16, 16)

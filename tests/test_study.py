@@ -32,11 +32,11 @@ seed = 3
 name = "deblur"
 method = "dps"
 operator = "gaussian_blur"
-schedule = ["uniform", "quadratic"]
+spacing = ["uniform", "quadratic"]
 steps = [2, 3]
-rows = "schedule"
+rows = "spacing"
 columns = "steps"
-reference = {{ schedule = "uniform", steps = 3 }}
+reference = {{ spacing = "uniform", steps = 3 }}
 
 [[problem]]
 name = "inpaint"
@@ -76,12 +76,12 @@ def test_study_rows_equal_the_cli_restore_bit_for_bit(finished, tiny_model_dir, 
         p = json.loads(row["params"])
         argv = ["restore", "--model", str(tiny_model_dir), "--image", p["image"], "--method", p["method"]]
         argv += ["--operator", p["operator"], "--box-preset", p["box_preset"], "--steps", p["steps"]]
-        argv += ["--schedule", p["schedule"], "--seed", p["seed"], "--precision", "fp32", "--out", tmp_path]
+        argv += ["--spacing", p["spacing"], "--seed", p["seed"], "--precision", "fp32", "--out", tmp_path]
         argv += ["--samples", p["samples"]] if p["samples"] else []
         capsys.readouterr()
         assert main(argv) == 0
         cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        for key in ("psnr", "ssim", "residual", "nfe", "precision", "schedule"):
+        for key in ("psnr", "ssim", "residual", "nfe", "precision", "spacing"):
             assert row[key] == cli[key], key  # exact: the same floats, not close ones
         assert row["lpips"] == cli["lpips"]
         assert json.loads(row["resolved"]) == cli["params"]
@@ -136,7 +136,7 @@ def test_the_plan_is_printed_before_the_runs(tiny_model_dir, tmp_path):
     spec = study.load_study(write_study(tmp_path / "s.toml", tiny_model_dir))
     summary = study.run_study(spec, tmp_path / "out", dry_run=True, say=said.append)
     assert summary["runs"] == 12 and summary["to_run"] == 12
-    # per image: DPS 2 + 3 steps on two schedules, Score-ALD 3 steps x 2 chains, TV none
+    # per image: DPS 2 + 3 steps on two spacings, Score-ALD 3 steps x 2 chains, TV none
     assert summary["evaluations"] == 2 * (2 * (2 + 3) + 3 * 2)
     assert "12 runs" in said[0] and "network evaluations" in said[0] and "estimate on this machine" in said[1]
     assert not rows_of(tmp_path / "out")
@@ -160,6 +160,75 @@ def test_bad_study_files_are_refused_before_any_work(tiny_model_dir, tmp_path, e
         study.load_study(bad)
 
 
+@pytest.mark.parametrize(
+    "old",
+    [
+        ("seed = 3", 'seed = 3\nschedule = "uniform"'),  # [defaults]: an unknown key there would be ignored
+        ('spacing = ["uniform", "quadratic"]', 'schedule = ["uniform", "quadratic"]'),
+        ('rows = "spacing"', 'rows = "schedule"'),
+        ('{ spacing = "uniform", steps = 3 }', '{ schedule = "uniform", steps = 3 }'),
+    ],
+)
+def test_the_old_name_schedule_is_refused_with_its_new_one(tiny_model_dir, tmp_path, old):
+    """'schedule' named the timestep spacing before the rename: a study file using it is told the new name."""
+    text = write_study(tmp_path / "ok.toml", tiny_model_dir).read_text()
+    assert old[0] in text
+    bad = tmp_path / "old.toml"
+    bad.write_text(text.replace(old[0], old[1], 1))
+    with pytest.raises(study.StudyError, match="'schedule' is now called 'spacing'"):
+        study.load_study(bad)
+
+
+def test_a_database_of_before_the_rename_opens_with_its_rows_and_keys(tiny_model_dir, tmp_path):
+    """A runs table with the column ``schedule`` (made before the timestep spacing was called 'spacing') is renamed
+    in place, its rows kept; run keys still hash the spacing under its old name, so its runs count as done."""
+    import hashlib
+
+    old_columns = {("schedule" if k == "spacing" else k): v for k, v in study.COLUMNS.items()}
+    path = tmp_path / study.DB_NAME
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE study (name TEXT PRIMARY KEY, created REAL);"
+        "CREATE TABLE models (name TEXT PRIMARY KEY, hash TEXT);"
+        f"CREATE TABLE runs ({', '.join(f'{k} {v}' for k, v in old_columns.items())});"
+        "CREATE TABLE sessions (started REAL, finished REAL, executor TEXT, runs INTEGER, machine TEXT);"
+    )
+    spec = study.load_study(write_study(tmp_path / "tiny.toml", tiny_model_dir))
+    run = study.expand(spec, "model-hash")[0]
+    old_params = {("schedule" if k == "spacing" else k): v for k, v in run.params.items()}
+    ident = {
+        "study": "tiny",
+        "model_hash": "model-hash",
+        "image_sha": hashlib.sha256(_image_bytes(run.image)).hexdigest(),
+    }
+    old_key = hashlib.sha256(json.dumps({**ident, "run": old_params}, sort_keys=True).encode()).hexdigest()
+    assert run.key == old_key  # the key a run had before the rename
+    db.execute("INSERT INTO study VALUES ('tiny', 0)")
+    db.execute("INSERT INTO runs (key, study, problem, image, params, psnr, schedule) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (old_key, "tiny", run.problem, run.image, json.dumps(old_params), 21.5, "uniform"))  # fmt: skip
+    db.commit()
+    db.close()
+
+    opened = study.Database(path, "tiny", create=False)
+    try:
+        columns = {r[1] for r in opened.db.execute("PRAGMA table_info(runs)")}
+        assert "spacing" in columns and "schedule" not in columns
+        rows = opened.rows()
+        assert rows[old_key]["spacing"] == "uniform" and rows[old_key]["psnr"] == 21.5
+        assert opened.done() == {run.key}  # a resumed study skips it
+        opened.add([{"key": "new", "study": "tiny", "problem": "p", "image": "i", "params": {}, "spacing": "karras"}])
+        assert opened.rows()["new"]["spacing"] == "karras"
+    finally:
+        opened.close()
+    study.Database(path, "tiny", create=False).close()  # a second opening leaves it as it is
+
+
+def _image_bytes(image: str) -> bytes:
+    from diffdemo.imaging import bundled_images
+
+    return open(bundled_images().get(image, image), "rb").read()
+
+
 def test_paired_interval_and_sd_definition():
     m, sd = study.mean_sd([1.0, 2.0, 3.0, 6.0])
     assert m == 3.0 and sd == pytest.approx(math.sqrt(14 / 3))  # ddof = 1
@@ -181,7 +250,7 @@ def test_report_is_computed_from_the_database(finished, tmp_path, capsys):
     quad3 = [
         r["psnr"]
         for k, r in rows.items()
-        if r["problem"] == "deblur" and (params[k]["schedule"], params[k]["steps"]) == ("quadratic", 3)
+        if r["problem"] == "deblur" and (params[k]["spacing"], params[k]["steps"]) == ("quadratic", 3)
     ]
     m, sd = study.mean_sd(quad3)
     assert len(quad3) == 2 and f"{m:.2f} ± {sd:.2f} |\n" in text  # the pivot's last cell: quadratic, 3 steps
@@ -225,7 +294,7 @@ def test_a_batched_problem_scores_each_image_of_one_batched_run(tiny_model_dir, 
     model = load_model(str(tiny_model_dir))
     x0 = torch.cat([to_tensor(load_image(bundled_images()[n], 16)) for n in IMAGES])
     problem = make_problem(x0, make_operator("gaussian_blur", 16, mask_seed=1), 0.05, 1)
-    overrides = {"steps": 3, "schedule": "quadratic"}
+    overrides = {"steps": 3, "spacing": "quadratic"}
     (direct,) = run_restoration(model, problem, ["dps"], overrides=overrides, precision="fp32")
     mine = [r for r in rows.values() if json.loads(r["params"])["steps"] == 3]
     assert [r["image"] for r in sorted(mine, key=lambda r: IMAGES.index(r["image"]))] == IMAGES

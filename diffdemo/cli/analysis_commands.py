@@ -1,6 +1,6 @@
 """The Jacobian commands (poster 3.7-3.8, section 6): probe (columns of the score Jacobians at a pixel and energy
 vs radius), spectrum (singular values and spectral radii over timesteps) and profile (the model's stability
-profile, which the spectral schedule reads). Jacobians are always differentiated in fp32."""
+profile, which the spectral spacing reads). Jacobians are always differentiated in fp32."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def run_spectrum(args) -> dict:
 
 
 def add_profile(sub) -> None:
-    """measure the model's stability profile rho(J_s)(t) once; the spectral schedule reads it
+    """measure the model's stability profile rho(J_s)(t) once; the spectral spacing reads it
 
     Arnoldi on the score Jacobian at noised test faces over a grid of timesteps; writes stability_profile.json next
     to a local model (hub models: ~/.cache/diffdemo/profiles/).

@@ -1,6 +1,6 @@
 """The commands that run the samplers on an image or from noise, as the app's tabs do: restore (measure and
 restore), denoise (Figure 1's single run) and sample (unconditional samples), with the timestep-list options
-they share (--schedule, --full-quality)."""
+they share (--spacing, --full-quality)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def add_restore(sub) -> None:
         type=positive(int),
         help=f"reverse steps (default: the method's few-step default, {defaults.FEW_STEPS} for the guided methods)",
     )
-    add_schedule_option(p, per_task=True)
+    add_spacing_option(p, per_task=True)
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--t0", type=int, help="starting timestep (sdedit, denoise)")
     p.add_argument("--scale", type=float, help="DPS step size lambda")
@@ -92,7 +92,7 @@ def run_restore(args) -> dict:
     op = restore_operator(args, size)
     problem = make_problem(x0, op, args.sigma_y, args.seed)
     overrides = dict(steps=args.steps, t0=args.t0, scale=args.scale, zeta=args.zeta, samples=args.samples)
-    overrides.update(schedule=args.schedule, normalize=False if args.raw_dps_step else None)
+    overrides.update(spacing=args.spacing, normalize=False if args.raw_dps_step else None)
     network = model if args.method in DIFFUSION_METHODS else None
     (row,) = run_restoration(network, problem, [args.method], overrides=overrides, precision=args.precision)
     out = Path(args.out)
@@ -123,7 +123,7 @@ def add_sample(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--n", type=positive(int), default=defaults.SAMPLE["n"])
     p.add_argument("--steps", type=positive(int), default=defaults.SAMPLE["steps"])
-    add_schedule_option(p)
+    add_spacing_option(p)
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--out", required=True)
     add_precision(p)
@@ -138,14 +138,14 @@ def run_sample(args) -> dict:
     apply_full_quality(args)
     check_args(args, "n", "steps", "seed")
     model = load_model(args.model)
-    kw = dict(n=args.n, steps=args.steps, seed=args.seed, schedule=args.schedule, precision=args.precision)
+    kw = dict(n=args.n, steps=args.steps, seed=args.seed, spacing=args.spacing, precision=args.precision)
     done = run_sampling(model, **kw)
     out = Path(args.out)
     files = [str(save_png(done.frame.x_t[i : i + 1], out / f"sample_{i:03d}.png")) for i in range(args.n)]
     result = {
         "n": args.n,
         "steps": args.steps,
-        "schedule": args.schedule,
+        "spacing": args.spacing,
         "seed": args.seed,
         "model": args.model,
         "seconds": done.seconds,
@@ -161,14 +161,14 @@ def run_sample(args) -> dict:
 def add_denoise(sub) -> None:
     """noise an image to t (eq. 3) and run reverse diffusion back to 0 (eq. 24), as the app's Denoise tab
 
-    Writes the clean, noised and denoised pictures and denoise.json: the scores of the noisy input (as
+    Writes the clean, noised and denoised pictures and denoise.json: the metrics of the noisy input (as
     x_t / sqrt(abar_t)) and of the result (diffdemo.experiments.denoising).
     """
     p = subcommand(sub, "denoise", add_denoise)
     add_model_image_size(p)
     p.add_argument("--t", type=int, default=int(defaults.UI["denoise.t"][2]), help="timestep to noise to")
     p.add_argument("--steps", type=positive(int), default=int(defaults.UI["denoise.steps"][2]))
-    add_schedule_option(p)
+    add_spacing_option(p)
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--out", required=True, help="output folder")
     add_precision(p)
@@ -185,7 +185,7 @@ def run_denoise(args) -> dict:
     t = validation.check_timestep(args.t, model.schedule.T, "--t")
     size = working_size(model, args.size)
     x0 = to_tensor(resolve_image(args.image, size))
-    run = denoising(model, x0, t, steps=args.steps, seed=args.seed, every=None, schedule=args.schedule,
+    run = denoising(model, x0, t, steps=args.steps, seed=args.seed, every=None, spacing=args.spacing,
                     precision=args.precision)  # fmt: skip
     noisy, done = (item for item in run if isinstance(item, Row))
     out = Path(args.out)
@@ -193,7 +193,7 @@ def run_denoise(args) -> dict:
     files = [str(save_png(image, out / f"{name}.png")) for name, image in images.items()]
     result = {"model": args.model, "image": args.image, "size": size, "t": t, "seed": args.seed}
     result.update({"noisy": noisy.record(), "denoised": done.record(), "noisy_scored_as": "x_t / sqrt(abar_t)"})
-    result.update(schedule=args.schedule, precision=done.precision, seconds=done.seconds, files=files)
+    result.update(spacing=args.spacing, precision=done.precision, seconds=done.seconds, files=files)
     write_json(out / "denoise.json", result)
     return result
 
@@ -201,30 +201,34 @@ def run_denoise(args) -> dict:
 # --- the timestep list (step allocation, poster section 6) ----------------------------------------
 
 
-def add_schedule_option(p, per_task: bool = False) -> None:
-    """--schedule and --full-quality; ``per_task``: no fixed default, each method and task takes its own tuned list
+def add_spacing_option(p, per_task: bool = False) -> None:
+    """--spacing and --full-quality; ``per_task``: no fixed default, each method and task takes its own tuned list
     (defaults.params_for: quadratic, DPS deblurring logsnr)."""
-    from diffdemo.spacing import SCHEDULES
+    from diffdemo.spacing import SPACINGS
 
     default = "the method's tuned list: quadratic, logsnr for DPS deblurring" if per_task else "quadratic"
     p.add_argument(
-        "--schedule",
+        "--spacing",
+        dest="spacing",
         default=None if per_task else defaults.SPACING,
-        choices=SCHEDULES,
-        help=f"timestep list (default: {default}): uniform stride, quadratic (DDIM), karras (rho=7 on the model's "
+        choices=SPACINGS,
+        help=f"timestep spacing, which timesteps the run visits (default: {default}): uniform stride, quadratic (DDIM), karras (rho=7 on the model's "
         "noise levels), spectral (from the model's stability profile; see the profile command) or logsnr (the "
         "spectral rule with the formula rho = 1/(1 - abar_t): nearly uniform in log-SNR)",
     )
+    # --schedule: the option's deprecated name (from before the noise schedule and the timestep spacing had names of
+    # their own), kept working and left out of the help; SUPPRESS: it sets no default of its own over --spacing's
+    p.add_argument("--schedule", dest="spacing", choices=SPACINGS, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     full = defaults.FULL_QUALITY
     p.add_argument(
         "--full-quality",
         action="store_true",
-        help=f"the poster's setting, as its figures use: {full['steps']} steps on the {full['schedule']} stride "
-        "(overrides --steps and --schedule; the step size follows the steps)",
+        help=f"the poster's setting, as its figures use: {full['steps']} steps on the {full['spacing']} stride "
+        "(overrides --steps and --spacing; the step size follows the steps)",
     )
 
 
 def apply_full_quality(args) -> None:
     """--full-quality: the steps and timestep list of the poster's figures (defaults.FULL_QUALITY)."""
     if getattr(args, "full_quality", False):
-        args.steps, args.schedule = defaults.FULL_QUALITY["steps"], defaults.FULL_QUALITY["schedule"]
+        args.steps, args.spacing = defaults.FULL_QUALITY["steps"], defaults.FULL_QUALITY["spacing"]

@@ -24,7 +24,7 @@ every name is importable from ``diffdemo.experiments``.
 from __future__ import annotations
 
 from diffdemo.experiments.analysis_runs import energy_curves, probing, profiling, spectra
-from diffdemo.experiments.denoise_runs import denoising, log_timesteps, noisy_scores, psnr_lpips_vs_t
+from diffdemo.experiments.denoise_runs import denoising, log_timesteps, noisy_metrics, psnr_lpips_vs_t
 from diffdemo.experiments.resolve import ANALYSIS_PRECISION, network
 from diffdemo.experiments.restore_runs import (
     Row,
@@ -50,7 +50,7 @@ __all__ = [
     "interleave",
     "log_timesteps",
     "network",
-    "noisy_scores",
+    "noisy_metrics",
     "probing",
     "profiling",
     "psnr_lpips_vs_t",

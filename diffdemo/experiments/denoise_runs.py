@@ -23,7 +23,7 @@ from diffdemo.samplers import denoise
 
 
 # --- denoising (Figure 1) ------------------------------------------------------------------------------------
-def noisy_scores(model: DiffusionModel, x_t: torch.Tensor, x0: torch.Tensor, t: int) -> dict:
+def noisy_metrics(model: DiffusionModel, x_t: torch.Tensor, x0: torch.Tensor, t: int) -> dict:
     """psnr, ssim, lpips of the noisy input at t, scored as the observation x_t / sqrt(abar_t) (module doc)."""
     observation = x_t.detach().cpu() / model.schedule.abar(int(t)) ** 0.5
     return metrics.all_metrics(observation, x0)
@@ -37,28 +37,28 @@ def denoising(
     steps: int | None,
     seed: int,
     every: int | None = 1,
-    schedule: str = SPACING,
+    spacing: str = SPACING,
     precision: str = "auto",
 ) -> Iterator[Step | Row]:
     """Figure 1's single run: x_t = schedule.noise_image(x0, t, seed) (eq. 3), then reverse diffusion to 0 (eq. 24).
 
-    Yields first a Row ``noisy`` (reconstruction: x_t itself; scores: of x_t / sqrt(abar_t), the module's
+    Yields first a Row ``noisy`` (reconstruction: x_t itself; metrics: of x_t / sqrt(abar_t), the module's
     definition), then a Step per streamed frame, then the Row ``denoise`` of the result."""
     model = network(model, "denoise", precision)
     x_t = model.schedule.noise_image(x0, int(t), seed, model.device)
-    scores = noisy_scores(model, x_t, x0, t)
-    yield Row("noisy", **scores, residual=None, seconds=0.0, nfe=0, precision=None,
-              params={"t": int(t)}, schedule=None, reconstruction=x_t.cpu())  # fmt: skip
+    quality = noisy_metrics(model, x_t, x0, t)
+    yield Row("noisy", **quality, residual=None, seconds=0.0, nfe=0, precision=None,
+              params={"t": int(t)}, spacing=None, reconstruction=x_t.cpu())  # fmt: skip
     tick = time.perf_counter()
     spent, frame = 0.0, None
-    ts = timesteps_for(model, steps, int(t), schedule)
+    ts = timesteps_for(model, steps, int(t), spacing)
     for frame in denoise(model, x_t, timesteps=ts, seed=seed, every=every):
         spent += time.perf_counter() - tick
         yield Step("denoise", frame, metrics.mean_psnr(frame.x0_hat, x0), None)
         tick = time.perf_counter()
     x_hat = frame.x_t.cpu()
     yield Row("denoise", **metrics.all_metrics(x_hat, x0), residual=None, seconds=spent, nfe=frame.nfe,
-              precision=model.precision, params={"t": int(t), "steps": frame.total}, schedule=schedule,
+              precision=model.precision, params={"t": int(t), "steps": frame.total}, spacing=spacing,
               reconstruction=x_hat)  # fmt: skip
 
 
@@ -69,17 +69,17 @@ def psnr_lpips_vs_t(
     *,
     steps: int,
     seed: int,
-    schedule: str = SPACING,
+    spacing: str = SPACING,
     precision: str = "auto",
 ) -> Iterator[dict]:
-    """Figure 1's curve: for each t, the scores of the noisy input (as x_t / sqrt(abar_t), the module's one
+    """Figure 1's curve: for each t, the metrics of the noisy input (as x_t / sqrt(abar_t), the module's one
     definition) and of its reverse-diffusion denoising with ``steps`` strided steps (min(steps, t + 1)).
 
     Yields per t: t, sigma (= sqrt((1 - abar_t) / abar_t), the observation's noise std), noisy (x_t),
     denoised (the picture: the identity is seen going before the PSNR says so), psnr/ssim/lpips_noisy and
     psnr/ssim/lpips_denoised (lpips None when unavailable), nfe and seconds of the denoising."""
     for t in timesteps:
-        run = denoising(model, x0, int(t), steps=steps, seed=seed, every=None, schedule=schedule, precision=precision)
+        run = denoising(model, x0, int(t), steps=steps, seed=seed, every=None, spacing=spacing, precision=precision)
         rows = [r for r in run if isinstance(r, Row)]
         noisy, done = rows
         abar = model.schedule.abar(int(t))

@@ -13,7 +13,14 @@ import torch
 from diffdemo import baselines, metrics
 from diffdemo.experiments.resolve import network
 from diffdemo.models import DiffusionModel
-from diffdemo.restore import DIFFUSION_METHODS, Problem, diffusion_frames, quality_scores, resolved_params, run_baseline
+from diffdemo.restore import (
+    DIFFUSION_METHODS,
+    Problem,
+    diffusion_frames,
+    quality_metrics,
+    resolved_params,
+    run_baseline,
+)
 from diffdemo.samplers import Frame
 
 
@@ -30,12 +37,12 @@ class Step:
 
 @dataclass
 class Row:
-    """One finished method: scores of its result, its cost and what it ran with.
+    """One finished method: the metrics of its result, its cost and what it ran with.
 
     ``residual`` is ||y - A x_hat|| (None without a measurement); ``seconds`` the wall time its sampler ran (not
     the other methods' turns, the Steps' scoring or the caller's formatting: the same with or without
     streaming); ``nfe`` network evaluations per chain;
-    ``precision`` the network's number format (None: no network); ``schedule`` the timestep list (None: none)."""
+    ``precision`` the network's number format (None: no network); ``spacing`` the timestep list (None: none)."""
 
     method: str
     psnr: float
@@ -46,14 +53,14 @@ class Row:
     nfe: int
     precision: str | None
     params: dict
-    schedule: str | None
+    spacing: str | None
     reconstruction: torch.Tensor = field(repr=False)
 
     def record(self) -> dict:
-        """The row for JSON: everything but the reconstruction; ``schedule`` only where there is one."""
+        """The row for JSON: everything but the reconstruction; ``spacing`` only where there is one."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reconstruction"}
-        if self.schedule is None:
-            del out["schedule"]
+        if self.spacing is None:
+            del out["spacing"]
         return out
 
 
@@ -155,8 +162,8 @@ def _interleaved(model, problem: Problem, methods: list[str], overrides: dict, p
 
 def _diffusion_row(method: str, frame: Frame, problem: Problem, seconds: float, precision: str, params: dict) -> Row:
     x_hat = frame.x_t.cpu()
-    return Row(method, **quality_scores(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
-               schedule=params["schedule"], reconstruction=x_hat)  # fmt: skip
+    return Row(method, **quality_metrics(problem, x_hat), seconds=seconds, nfe=frame.nfe, precision=precision, params=params,
+               spacing=params["spacing"], reconstruction=x_hat)  # fmt: skip
 
 
 def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
@@ -164,8 +171,8 @@ def _baseline_row(method: str, problem: Problem, overrides: dict) -> Row:
     start = time.perf_counter()
     x_hat = run_baseline(method, problem, params)
     seconds = time.perf_counter() - start
-    return Row(method, **quality_scores(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
-               schedule=None, reconstruction=x_hat)  # fmt: skip
+    return Row(method, **quality_metrics(problem, x_hat), seconds=seconds, nfe=0, precision=None, params=params,
+               spacing=None, reconstruction=x_hat)  # fmt: skip
 
 
 def interleave(runs: dict[str, Iterator[Frame]]) -> Iterator[tuple[str, Frame]]:

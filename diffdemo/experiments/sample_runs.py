@@ -21,7 +21,7 @@ class Sampled:
     seconds: float
     nfe: int
     precision: str
-    schedule: str
+    spacing: str
 
 
 def sampling(
@@ -30,19 +30,19 @@ def sampling(
     n: int,
     steps: int,
     seed: int,
-    schedule: str,
+    spacing: str,
     precision: str = "auto",
     every: int | None = 1,
 ) -> Iterator[Frame | Sampled]:
-    """Ancestral DDPM sampling of ``n`` images from N(0, I) at T - 1 (eq. 25) on the ``schedule`` spacing: the
+    """Ancestral DDPM sampling of ``n`` images from N(0, I) at T - 1 (eq. 25) on the ``spacing`` timestep list: the
     sampler's frames (``every``: as ``samplers.reverse_process``), then a ``Sampled``."""
     net = network(model, "sample", precision)
     tick, spent, frame = time.perf_counter(), 0.0, None
-    for frame in sample(net, n=n, timesteps=timesteps_for(net, steps, None, schedule), seed=seed, every=every):
+    for frame in sample(net, n=n, timesteps=timesteps_for(net, steps, None, spacing), seed=seed, every=every):
         spent += time.perf_counter() - tick
         yield frame
         tick = time.perf_counter()
-    yield Sampled(frame, spent, frame.nfe, net.precision, schedule)
+    yield Sampled(frame, spent, frame.nfe, net.precision, spacing)
 
 
 def run_sampling(model: DiffusionModel, **kw) -> Sampled:

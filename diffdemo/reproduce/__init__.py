@@ -13,7 +13,7 @@ model, images, problems and cache of restorations). Every restoration goes throu
 The package, one concept a module: ``specs`` (what each figure shows) and ``budgets`` (how much work), the data;
 ``reproduction`` (one run: its images, problems, cache of restorations and progress); the figures by group,
 ``prior_figures`` (Figs. 1-2), ``restoration_figures`` (Figs. 3-5 and the methods table), ``jacobian_figures``
-(Figs. 6-7), ``spectrum_figures`` (Figs. 8-9) and ``schedule_figures`` (Fig. 10); ``report`` (the claims,
+(Figs. 6-7), ``spectrum_figures`` (Figs. 8-9) and ``spacing_figures`` (Fig. 10); ``report`` (the claims,
 metrics.json and the report pages); ``runner`` (``reproduce``: the stages in order). The names below are
 importable from ``diffdemo.reproduce``.
 """
@@ -25,7 +25,7 @@ from diffdemo.reproduce.report import command_line, refresh_claims, write_report
 from diffdemo.reproduce.reproduction import Reproduction, planned_units, restoration_plan, run_units, units
 from diffdemo.reproduce.restoration_figures import table_markdown
 from diffdemo.reproduce.runner import STAGES, reproduce
-from diffdemo.reproduce.schedule_figures import fig10_panels
+from diffdemo.reproduce.spacing_figures import fig10_panels
 from diffdemo.reproduce.specs import FIGURES, PROBE_PIXELS, SWEEPS, TASK_TITLES, TASKS, FigureSpec
 
 __all__ = [

@@ -31,7 +31,7 @@ class Budget:
     spectrum_iters: int  # subspace / Arnoldi iterations
     table_steps: int | None = None  # reverse steps in the methods table (None: the methods' default steps)
     claim_images: int = 1  # images probed for the Fig. 7 claim (the figure shows the first)
-    schedule_nfes: tuple[int, ...] = ()  # Fig. 10: DPS deblurring at these NFE per timestep schedule
+    spacing_nfes: tuple[int, ...] = ()  # Fig. 10: DPS deblurring at these NFE per timestep spacing
     spectrum_tol: float = 0.0  # Figs. 8-9: iterate until the values shown meet this relative residual (0: run the cap)
 
 
@@ -59,7 +59,7 @@ BUDGET_TABLE: dict[str, tuple] = {
     "spectrum_iters": (2, 3, 60),  # full: a cap; the run stops where spectrum_tol is met
     "table_steps": (3, 10, None),
     "claim_images": (2, 2, 3),
-    "schedule_nfes": ((2, 3), (10, 20), (20, 50)),
+    "spacing_nfes": ((2, 3), (10, 20), (20, 50)),
     "spectrum_tol": (0.0, 0.0, 1e-3),  # analysis.RESIDUAL_TOL
 }
 BUDGETS = {

@@ -94,7 +94,7 @@ def fig2_samples(run: Reproduction) -> None:
     b, spec = run.budget, FIGURES["fig2_samples"]
     run.bar.set_postfix_str("unconditional samples", refresh=False)
     start = time.perf_counter()
-    done = run_sampling(run.model, n=b.n_samples, steps=b.sample_steps, seed=run.seed, schedule="uniform",
+    done = run_sampling(run.model, n=b.n_samples, steps=b.sample_steps, seed=run.seed, spacing="uniform",
                         precision=run.precision)  # fmt: skip
     frame = done.frame
     seconds = time.perf_counter() - start

@@ -109,10 +109,10 @@ class Reproduction:
             return None
 
     def fig10_plan(self) -> list[tuple[str, int]]:
-        from diffdemo.spacing import SCHEDULES
+        from diffdemo.spacing import SPACINGS
 
-        scheds = [s for s in SCHEDULES if s != "spectral" or self.profile() is not None]
-        return [(s, int(n)) for s in scheds for n in self.budget.schedule_nfes]
+        spacings = [s for s in SPACINGS if s != "spectral" or self.profile() is not None]
+        return [(s, int(n)) for s in spacings for n in self.budget.spacing_nfes]
 
 
 # --- cost accounting for the progress bar: the one cost model's image evaluations (diffdemo/estimates.py) ---------

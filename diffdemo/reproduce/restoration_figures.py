@@ -50,7 +50,7 @@ def sweep(run: Reproduction, key: str) -> None:
 
 
 def _sweep_task(run: Reproduction, spec: FigureSpec, task: str, names: list[str], values: list) -> dict:
-    """Mean scores over the images at each swept value, and the measurement's mean PSNR."""
+    """Mean metrics over the images at each swept value, and the measurement's mean PSNR."""
     per_value = []
     for v in values:
         runs = [run.restoration(spec.method, task, n, **{spec.param: v}) for n in names]

@@ -15,7 +15,7 @@ from diffdemo.reproduce.prior_figures import fig1_denoising, fig2_samples
 from diffdemo.reproduce.report import claims, write_report
 from diffdemo.reproduce.reproduction import Reproduction
 from diffdemo.reproduce.restoration_figures import methods_table, sweep
-from diffdemo.reproduce.schedule_figures import fig10_schedules
+from diffdemo.reproduce.spacing_figures import fig10_spacings
 from diffdemo.reproduce.specs import SWEEPS
 from diffdemo.reproduce.spectrum_figures import spectra
 from diffdemo.threads import auto_threads
@@ -29,7 +29,7 @@ STAGES = (
     fig6_sensitivity,
     fig7_energy,
     spectra,
-    fig10_schedules,
+    fig10_spacings,
     claims,
 )
 

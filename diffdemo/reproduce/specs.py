@@ -50,8 +50,8 @@ FIGURES = {
                    "Fig. 8 - spectra of J_s and J_f vs t", values="spectrum_ts"),
         FigureSpec("fig9_singular_vectors", "Fig. 9 - Dominant singular vectors over time",
                    "Fig. 9 - dominant right singular vectors of J_f", values="spectrum_ts"),
-        FigureSpec("fig10_schedules", "Fig. 10 - Step allocation (section 6)", "Fig. 10 - step allocation at equal NFE",
-                   "network evaluations (NFE)", "dps", "steps", "schedule_nfes"),
+        FigureSpec("fig10_spacings", "Fig. 10 - Step allocation (section 6)", "Fig. 10 - step allocation at equal NFE",
+                   "network evaluations (NFE)", "dps", "steps", "spacing_nfes"),
     )
 }  # fmt: skip
 SWEEPS = ("fig3_sdedit", "fig4_score_ald", "fig5_dps")

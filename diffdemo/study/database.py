@@ -29,7 +29,7 @@ COLUMNS = {
     "seconds": "REAL",
     "nfe": "INTEGER",
     "precision": "TEXT",
-    "schedule": "TEXT",
+    "spacing": "TEXT",
     "model": "TEXT",
     "model_hash": "TEXT",
     "code_version": "TEXT",
@@ -56,11 +56,22 @@ class Database:
             "CREATE TABLE IF NOT EXISTS sessions (started REAL, finished REAL, executor TEXT, runs INTEGER,"
             " machine TEXT);"
         )
+        self._rename_old_columns()
         names = [r[0] for r in self.db.execute("SELECT name FROM study")]
         if names and names != [study]:
             raise StudyError(f"{path.parent} holds the study {names[0]!r}, not {study!r}: give another --out")
         if not names:
             self.db.execute("INSERT INTO study VALUES (?, ?)", (study, time.time()))
+            self.db.commit()
+
+    def _rename_old_columns(self) -> None:
+        """A database made before the timestep spacing was called 'spacing' holds it in a column ``schedule``:
+        renamed in place, so that such a database still opens and takes new rows. Its rows are kept, and as run keys
+        still hash the spacing under its old name (``spec._as_keyed``), --report reads them and a resumed study
+        skips them (without that, resuming would re-run every run: the keys would hash a name no run has now)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "schedule" in have and "spacing" not in have:
+            self.db.execute("ALTER TABLE runs RENAME COLUMN schedule TO spacing")
             self.db.commit()
 
     def done(self) -> set[str]:

@@ -28,7 +28,7 @@ def execute(run: dict, model) -> list[dict]:
         net = model_for(model, "denoise", p["precision"])
         t = validation.check_timestep(int(p["t"]), model.schedule.T, "t")
         steps = int(p["steps"]) if p.get("steps") is not None else None
-        rows = [r for r in denoising(net, x0, t, steps=steps, seed=int(p["seed"]), every=None, schedule=p["schedule"])
+        rows = [r for r in denoising(net, x0, t, steps=steps, seed=int(p["seed"]), every=None, spacing=p["spacing"])
                 if isinstance(r, Row)]  # fmt: skip
         noisy, row = rows
         per = _per_image(row, x0, None, lambda i: noisy_extra(net, noisy, x0, t, i, len(names)))
@@ -38,13 +38,13 @@ def execute(run: dict, model) -> list[dict]:
         op = make_operator(p["operator"], size, kernel_size=p["kernel_size"], mask_seed=p["seed"], **options)
         problem = make_problem(x0, op, p["sigma_y"], p["seed"])
         overrides = {k: p[k] for k in ("steps", "t0", "scale", "zeta", "samples")}
-        overrides.update(schedule=p["schedule"], normalize=False if p["raw_dps_step"] else None)
+        overrides.update(spacing=p["spacing"], normalize=False if p["raw_dps_step"] else None)
         method = p["method"]
         network = model if method in DIFFUSION_METHODS else None
         (row,) = run_restoration(network, problem, [method], overrides=overrides, precision=p["precision"])
         per = _per_image(row, x0, problem, lambda i: {"psnr_measurement": _psnr(problem.y[i : i + 1], x0[i : i + 1])})
     common = {"method": method, "seconds": row.seconds, "nfe": row.nfe, "precision": row.precision,
-              "schedule": row.schedule, "resolved": row.params, "machine": machine(), "code_version": code_version()}  # fmt: skip
+              "spacing": row.spacing, "resolved": row.params, "machine": machine(), "code_version": code_version()}  # fmt: skip
     return [{**common, **one, "image": name} for name, one in zip(names, per)]
 
 
@@ -61,34 +61,34 @@ def _psnr(x, reference) -> float:
 
 
 def noisy_extra(model, noisy, x0, t: int, i: int, n: int) -> dict:
-    """Figure 1's scores of image i's noised input (experiments.noisy_scores' one definition)."""
-    from diffdemo.experiments import noisy_scores
+    """Figure 1's metrics of image i's noised input (experiments.noisy_metrics' one definition)."""
+    from diffdemo.experiments import noisy_metrics
 
     if n == 1:
         return {f"{k}_noisy": getattr(noisy, k) for k in METRICS}
-    scores = noisy_scores(model, noisy.reconstruction[i : i + 1], x0[i : i + 1], t)
-    return {f"{k}_noisy": scores[k] for k in METRICS}
+    quality = noisy_metrics(model, noisy.reconstruction[i : i + 1], x0[i : i + 1], t)
+    return {f"{k}_noisy": quality[k] for k in METRICS}
 
 
 def _per_image(row, x0, problem, extra: Callable[[int], dict]) -> list[dict]:
-    """Each image's scores: the Row's own for a single image, else each image of the batch scored alone
-    (restore.quality_scores on the image's slice of the problem)."""
+    """Each image's metrics: the Row's own for a single image, else each image of the batch scored alone
+    (restore.quality_metrics on the image's slice of the problem)."""
     import torch
 
     from diffdemo.metrics import all_metrics
-    from diffdemo.restore import Problem, quality_scores
+    from diffdemo.restore import Problem, quality_metrics
 
     recon = row.reconstruction.detach().cpu().to(torch.float32).contiguous()
     out = []
     for i in range(recon.shape[0]):
         x = recon[i : i + 1]
         if recon.shape[0] == 1:
-            scores = {k: getattr(row, k) for k in (*METRICS, "residual")}
+            quality = {k: getattr(row, k) for k in (*METRICS, "residual")}
         elif problem is None:
-            scores = {**all_metrics(x, x0[i : i + 1]), "residual": None}
+            quality = {**all_metrics(x, x0[i : i + 1]), "residual": None}
         else:
             one = Problem(x0[i : i + 1], problem.operator, problem.sigma_y, problem.y[i : i + 1], problem.seed)
-            scores = quality_scores(one, x)
+            quality = quality_metrics(one, x)
         sha = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
-        out.append({**scores, "extra": extra(i), "recon_sha": sha})
+        out.append({**quality, "extra": extra(i), "recon_sha": sha})
     return out

@@ -22,7 +22,7 @@ RESTORE_PARAMS: dict[str, object] = {
     "operator": "gaussian_blur",
     "sigma_y": defaults.SIGMA_Y,
     "steps": None,
-    "schedule": defaults.SPACING,
+    "spacing": defaults.SPACING,
     "seed": defaults.SEED,
     "t0": None,
     "scale": None,
@@ -36,10 +36,14 @@ RESTORE_PARAMS: dict[str, object] = {
     "kernel_size": None,
 }
 # Figure 1's reverse diffusion (experiments.denoising): the face noised to t, then steps back to 0.
-DENOISE_PARAMS: dict[str, object] = {"t": 300, "steps": None, "schedule": defaults.SPACING, "seed": defaults.SEED}
+DENOISE_PARAMS: dict[str, object] = {"t": 300, "steps": None, "spacing": defaults.SPACING, "seed": defaults.SEED}
 RUN_WIDE = {"precision": "auto", "size": None}  # the study's (or a problem's) model-wide settings
 CHECKED = ("sigma_y", "steps", "seed", "scale", "zeta", "samples", "drop", "blur_std", "kernel_size", "size")
 METRICS = ("psnr", "ssim", "lpips")
+# Keys renamed since: a study file that still uses the old name is refused with the new one (not as an unknown key,
+# and not ignored, as an unknown [defaults] key would be). 'schedule' named the timestep spacing before the noise
+# schedule (diffdemo/schedule.py) and the spacing (diffdemo/spacing.py) had names of their own.
+RENAMED = {"schedule": "spacing"}
 
 
 class StudyError(DiffdemoError):
@@ -106,6 +110,8 @@ def load_study(path: str | Path) -> Study:
 
 def parse_study(data: dict, source: str = "") -> Study:
     known = {"name", "title", "description", "model", "images", "precision", "size", "defaults", "problem", "batch"}
+    _refuse_renamed(data, "the study")
+    _refuse_renamed(data.get("defaults", {}), "[defaults]")
     _refuse_unknown(data, known, "the study")
     name = str(data.get("name") or "")
     if not name or not name.replace("_", "").replace("-", "").isalnum():
@@ -123,6 +129,12 @@ def parse_study(data: dict, source: str = "") -> Study:
                  str(data.get("model", DEFAULT_MODEL)), _images(data.get("images", "bundled")), problems, source)  # fmt: skip
 
 
+def _refuse_renamed(names: Iterable[str], where: str) -> None:
+    for old in RENAMED:
+        if old in names:
+            raise StudyError(f"'{old}' is now called '{RENAMED[old]}' (in {where}): rename it in the study file")
+
+
 def _refuse_unknown(table: dict, known: Iterable[str], where: str) -> None:
     unknown = sorted(set(table) - set(known))
     if unknown:
@@ -138,6 +150,10 @@ def _problem(table: dict, common: dict, batch: bool | int = False) -> Problem:
     name = str(table.get("name") or "")
     if not name:
         raise StudyError("every [[problem]] needs a name")
+    ref, variants = table.get("reference"), table.get("variants", [{}])
+    named = [*table, table.get("rows"), table.get("columns"), *(ref if isinstance(ref, dict) else ())]
+    named += [k for v in (variants if isinstance(variants, list) else []) if isinstance(v, dict) for k in v]
+    _refuse_renamed(named, f"problem {name!r}")
     given = {**{k: v for k, v in common.items() if k in params or k in RUN_WIDE}, **table}
     _refuse_unknown(given, set(params) | set(RUN_WIDE) | layout, f"problem {name!r}")
     values = {k: v for k, v in given.items() if k not in layout}
@@ -146,14 +162,12 @@ def _problem(table: dict, common: dict, batch: bool | int = False) -> Problem:
         if not v or len({json.dumps(x) for x in v}) != len(v):
             raise StudyError(f"problem {name!r}: the axis {k} must list distinct values")
     fixed = {**RUN_WIDE, **params, **{k: v for k, v in values.items() if k not in axes}}
-    variants = table.get("variants", [{}])
     if not isinstance(variants, list) or not variants or not all(isinstance(v, dict) for v in variants):
         raise StudyError(f"problem {name!r}: variants must be a list of tables, e.g. [{{method = 'dps'}}]")
     varied = {k for v in variants for k in v}
     _refuse_unknown({k: 0 for k in varied}, set(params) - set(axes), f"problem {name!r}'s variants")
     for variant, point in product(variants, product(*axes.values())):  # every run checked before any work
         _check({**fixed, **variant, **dict(zip(axes, point))}, name)
-    ref = table.get("reference")
     if ref is not None and (not isinstance(ref, dict) or not set(ref) <= set(axes) | varied):
         raise StudyError(f"problem {name!r}: reference must name values of its grid axes or variants")
     if ref is not None:
@@ -181,7 +195,7 @@ def _is_box(v: list) -> bool:
 def _check(p: dict, problem: str) -> None:
     from diffdemo.precision import PRECISIONS
     from diffdemo.restore import METHODS
-    from diffdemo.spacing import SCHEDULES
+    from diffdemo.spacing import SPACINGS
 
     try:
         for name in CHECKED:
@@ -191,8 +205,8 @@ def _check(p: dict, problem: str) -> None:
         raise StudyError(f"problem {problem!r}: {exc}") from None
     if "method" in p and p["method"] not in METHODS:
         raise StudyError(f"problem {problem!r}: unknown method {p['method']!r}; choose from {', '.join(METHODS)}")
-    if p.get("schedule") not in SCHEDULES:
-        raise StudyError(f"problem {problem!r}: unknown schedule {p.get('schedule')!r}")
+    if p.get("spacing") not in SPACINGS:
+        raise StudyError(f"problem {problem!r}: unknown spacing {p.get('spacing')!r}")
     if p.get("precision") not in PRECISIONS:
         raise StudyError(f"problem {problem!r}: precision must be one of {', '.join(PRECISIONS)}")
 
@@ -234,7 +248,7 @@ def expand(study: Study, model_hash: str) -> list[Run]:
                     if problem.batch:  # a batch's images share one run (one measurement noise draw for all)
                         run.params["batch"] = list(chunk)
                         ident["batch_sha"] = [image_hashes[i] for i in chunk]
-                    run.key = _sha({**ident, "run": run.params})
+                    run.key = _sha({**ident, "run": _as_keyed(run.params)})
                     runs.append(run)
     return runs
 
@@ -245,6 +259,13 @@ def _chunks(images: list[str], batch: bool | int) -> list[list[str]]:
         return [[i] for i in images]
     n = len(images) if batch is True else int(batch)
     return [images[i : i + n] for i in range(0, len(images), n)]
+
+
+def _as_keyed(params: dict) -> dict:
+    """The parameters as a run's key hashes them: each renamed one under its old name (RENAMED), so that the keys,
+    and with them a database made before a rename, stay valid (it resumes where it stopped, --report reads it)."""
+    old = {new: old for old, new in RENAMED.items()}
+    return {old.get(k, k): v for k, v in params.items()}
 
 
 def _sha(obj) -> str:

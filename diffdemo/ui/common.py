@@ -219,7 +219,7 @@ def clean_image(model, image, upload):
 
 def validated(rule: str, *args, capital: bool = True):
     """``validation.<rule>(*args)``: a value from the UI or the API by the one rule of diffdemo/validation.py, or
-    that rule's message as one sentence ("t" is left lower-case: "T" would read as the schedule's length)."""
+    that rule's message as one sentence ("t" is left lower-case: "T" would read as the noise schedule's length)."""
     from diffdemo import validation
     from diffdemo.errors import InvalidParameter
 
@@ -242,18 +242,18 @@ def parse_t(model, t, name: str = "t") -> int:
     return validated("check_timestep", t, model.schedule.T, name, capital=False)
 
 
-def parse_spacing(model_name, schedule) -> str:
-    """A timestep schedule name; the spectral one needs the model's stored stability profile (a bad name or a
+def parse_spacing(model_name, spacing) -> str:
+    """A timestep spacing name; the spectral one needs the model's stored stability profile (a bad name or a
     missing profile is the user's error: ``@guarded`` shows it as one line)."""
     from diffdemo.defaults import SPACING
     from diffdemo.profiles import load_profile
-    from diffdemo.spacing import SCHEDULES
+    from diffdemo.spacing import SPACINGS
     from diffdemo.validation import check_choice
 
-    schedule = check_choice("schedule", schedule or SPACING, SCHEDULES)
-    if schedule == "spectral":
+    spacing = check_choice("spacing", spacing or SPACING, SPACINGS)
+    if spacing == "spectral":
         load_profile(model_name)  # InvalidParameter naming the command to run when the model has none
-    return schedule
+    return spacing
 
 
 def frame_stride(steps: int, frames: int = 12) -> int:
@@ -395,7 +395,7 @@ def strip_html(tiles: list[tuple], note: str = "") -> str:
     return f'<div class="strip">{"".join(parts)}</div>{extra}'
 
 
-def scores_line(m: dict) -> str:
+def metrics_line(m: dict) -> str:
     """'25.31 dB, SSIM 0.812, LPIPS 0.123' (LPIPS 'n/a' when it cannot be computed here)."""
     lp = "n/a" if m.get("lpips") is None else f"{m['lpips']:.3f}"
     return f"{m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {lp}"

@@ -38,15 +38,15 @@ from diffdemo.ui.widgets import (
     heavy_event,
     quality,
     run_row,
-    schedule_menu,
     slider,
+    spacing_menu,
     tab,
 )
 from diffdemo.zerogpu import gpu
 
 
 def _denoise_table(rows: dict, took: str) -> str:
-    """The noisy input's and the result's scores (the engine's, diffdemo.experiments.denoising), and the time."""
+    """The noisy input's and the result's metrics (the engine's, diffdemo.experiments.denoising), and the time."""
     lines = ["| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, label in (
         ("noisy", "noised input (left), scored as x_t / sqrt(abar_t)"),
@@ -58,29 +58,29 @@ def _denoise_table(rows: dict, took: str) -> str:
     return "\n".join(lines) + lpips_note(rows["denoise"].lpips, size) + f"\n\nDone in {took}."
 
 
-def _scores(row) -> dict:
+def _metrics(row) -> dict:
     return {k: getattr(row, k) for k in ("psnr", "ssim", "lpips")}
 
 
 @guarded
 @gpu
 def run_denoise(
-    model_name, image, upload, seed, t, steps, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
+    model_name, image, upload, seed, t, steps, spacing=SPACING, progress=gr.Progress(), request: gr.Request = None
 ):
     """Noise the image to x_t (eq. 3), run reverse diffusion back to 0 (eq. 24), streaming x_t and x0_hat: the run
-    and its scores are diffdemo.experiments.denoising's; this handler only formats them."""
+    and its metrics are diffdemo.experiments.denoising's; this handler only formats them."""
     from diffdemo.experiments import Row, denoising
 
     model = open_model(model_name)
     seed, t = parse_seed(seed), parse_t(model, t)
     steps = check_value("steps", steps)
-    schedule = parse_spacing(model_name, schedule)
+    spacing = parse_spacing(model_name, spacing)
     within_budget(("denoise", {"t": t, "steps": steps}))
     x0, _, label = clean_image(model, image, upload)
     run = Run(request, "denoise", model_name, {"t": t, "steps": steps},
-              {"image": label, "seed": seed, "t": t, "schedule": schedule})  # fmt: skip
+              {"image": label, "seed": seed, "t": t, "spacing": spacing})  # fmt: skip
     rows, frame, noisy = {}, None, gr.skip()
-    for item in denoising(model, x0, t, steps=steps, seed=seed, every=frame_stride(steps), schedule=schedule):
+    for item in denoising(model, x0, t, steps=steps, seed=seed, every=frame_stride(steps), spacing=spacing):
         if isinstance(item, Row):  # first the noisy input (its picture: x_t), last the result
             rows[item.method] = item
             noisy = view_file(item.reconstruction, "noised") if item.method == "noisy" else noisy
@@ -94,7 +94,7 @@ def run_denoise(
     run.done()
     before, after = rows["noisy"], rows["denoise"]
     images = {"clean": x0, "noised": before.reconstruction, "denoised": after.reconstruction}
-    record, files = run.save(images, steps=frame.total, noisy=_scores(before), denoised=_scores(after),
+    record, files = run.save(images, steps=frame.total, noisy=_metrics(before), denoised=_metrics(after),
                              noisy_scored_as="x_t / sqrt(abar_t)", precision=after.precision)  # fmt: skip
     pictures = (
         view_file(before.reconstruction, "noised"),
@@ -111,7 +111,7 @@ DN_LABELS = ("noised input x_t", "current x_t (result at t = 0)", "x0_hat (Tweed
 @guarded
 @gpu
 def run_psnr_curve(
-    model_name, image, upload, seed, steps, points, schedule=SPACING, progress=gr.Progress(), request: gr.Request = None
+    model_name, image, upload, seed, steps, points, spacing=SPACING, progress=gr.Progress(), request: gr.Request = None
 ):
     """Figure 1: PSNR of the noised input and of its denoising against t, with each denoised picture, streamed."""
     from diffdemo import plots
@@ -120,13 +120,13 @@ def run_psnr_curve(
     model = open_model(model_name)
     seed = parse_seed(seed)
     steps, points = check_value("steps", steps), check_value("points", points)
-    schedule = parse_spacing(model_name, schedule)
+    spacing = parse_spacing(model_name, spacing)
     ts = log_timesteps(model.schedule.T, points)
     within_budget(*[("denoise", {"t": t, "steps": steps}) for t in ts])
     x0, _, _ = clean_image(model, image, upload)
     run = Run(request, "psnr_curve", model_name, {"steps": steps, "points": points, "T": model.schedule.T}, {})
     rows = []
-    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed, schedule=schedule)):
+    for i, row in enumerate(psnr_lpips_vs_t(model, x0, ts, steps=steps, seed=seed, spacing=spacing)):
         rows.append(row)
         progress((i + 1) / len(ts), desc=f"t = {row['t']}")
         # the pictures four a row beside a shorter plot: both above the fold at 1280x800
@@ -162,8 +162,8 @@ def denoise_tab(ui) -> None:
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
                 dn_points = slider("denoise.points", "PSNR vs t: timesteps (log-spaced)")
                 dn_full = full_quality_box("dn-full", " for both runs on this tab")
-                with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
-                    dn_schedule = schedule_menu("dn-schedule")
+                with gr.Accordion("Timestep spacing", open=False, elem_classes="advanced"):
+                    dn_spacing = spacing_menu("dn-spacing")
             with gr.Column(scale=3):
                 # one view at a time (a radio, not nested tabs: gradio 6 mislabels the outer tabs with nested ones)
                 dn_view = gr.Radio(VIEWS, value="result", show_label=False, container=False, elem_id="dn-view")
@@ -185,7 +185,7 @@ def denoise_tab(ui) -> None:
             dn_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             dn_json = gr.JSON(label="Parameters and metrics", open=False)
 
-    dn_full.input(lambda on: quality(on, UI["denoise.steps"][2]), dn_full, [dn_steps, dn_schedule], **LIGHT)
+    dn_full.input(lambda on: quality(on, UI["denoise.steps"][2]), dn_full, [dn_steps, dn_spacing], **LIGHT)
     est_in = [ui["model"], dn_t, dn_steps]
     gr.on([ui["load"], ui["model_md"].change, ui["machine_md"].change, dn_t.change, dn_steps.change],
           lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)  # fmt: skip
@@ -198,22 +198,22 @@ def denoise_tab(ui) -> None:
     dn_curve_btn.click(lambda: "curve", None, dn_view, **STOPPED)
     dn_evt = dn_run.click(
         run_denoise,
-        [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule],
+        [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_spacing],
         [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files],
         api_name="denoise",
         show_progress_on=[dn_md],
         **heavy_event(),
     )
     dn_evt.failure(on_failure("denoise"), None, dn_md, **LIGHT)
-    dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_schedule]
+    dn_in = [*ui["picked"], ui["seed"], dn_t, dn_steps, dn_spacing]
     landing.register("denoise", run_denoise, dn_in, [dn_noisy, dn_xt, dn_x0, dn_md, dn_json, dn_files], 3, "Denoise")
-    curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule]
+    curve_in = [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_spacing]
     landing.register("curve", run_psnr_curve, curve_in, [dn_curve, dn_strip], 1, "Compute the curve", html_status=True)
     ui["landing_runs"].update(denoise=[dn_run], curve=[dn_curve_btn])
     dn_evt.success(lambda m, t, n: estimate(m, "denoise", t=t, steps=n), est_in, dn_eta, **EST)
     curve_evt = dn_curve_btn.click(
         run_psnr_curve,
-        [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_schedule],
+        [*ui["picked"], ui["seed"], dn_steps, dn_points, dn_spacing],
         [dn_curve, dn_strip],
         api_name="psnr_vs_t",
         show_progress_on=[dn_curve],

@@ -27,8 +27,8 @@ from diffdemo.ui.widgets import (
     heavy_event,
     quality,
     run_row,
-    schedule_menu,
     slider,
+    spacing_menu,
     tab,
 )
 from diffdemo.zerogpu import gpu
@@ -37,7 +37,7 @@ from diffdemo.zerogpu import gpu
 @guarded
 @gpu
 def run_sample(
-    model_name, seed, n, steps, schedule=SAMPLE["schedule"], progress=gr.Progress(), request: gr.Request = None
+    model_name, seed, n, steps, spacing=SAMPLE["spacing"], progress=gr.Progress(), request: gr.Request = None
 ):
     """Ancestral DDPM sampling from N(0, I) (eq. 25), a grid of x_t and of x0_hat every few steps."""
     from diffdemo.experiments import Sampled, sampling
@@ -45,17 +45,17 @@ def run_sample(
 
     model = open_model(model_name)
     seed, n, steps = parse_seed(seed), check_value("n", n), check_value("steps", steps)
-    schedule = parse_spacing(model_name, schedule)
+    spacing = parse_spacing(model_name, spacing)
     within_budget(("sample", {"n": n, "steps": steps}))
     run = Run(
         request,
         "sample",
         model_name,
         {"n": n, "steps": steps},
-        {"seed": seed, "n": n, "steps": steps, "schedule": schedule},
+        {"seed": seed, "n": n, "steps": steps, "spacing": spacing},
     )
     nrow = math.ceil(math.sqrt(n))  # a square grid: each face as large as the box allows
-    for item in sampling(model, n=n, steps=steps, seed=seed, schedule=schedule, every=frame_stride(steps)):
+    for item in sampling(model, n=n, steps=steps, seed=seed, spacing=spacing, every=frame_stride(steps)):
         if isinstance(item, Sampled):
             frame, precision = item.frame, item.precision
             break
@@ -94,8 +94,8 @@ def generate_tab(ui) -> None:
                     sm_xt = gr.Image(label="x_t: the samples", elem_id="sm-xt", **pictures)
                     sm_x0 = gr.Image(label="x0_hat: the network's guess", elem_id="sm-x0", **pictures)
                 sm_md = gr.Markdown(elem_id="sm-status", elem_classes="status")
-        with gr.Accordion("Timestep schedule", open=False, elem_classes="advanced"):
-            sm_schedule = schedule_menu("sm-schedule", SAMPLE["schedule"])
+        with gr.Accordion("Timestep spacing", open=False, elem_classes="advanced"):
+            sm_spacing = spacing_menu("sm-spacing", SAMPLE["spacing"])
         with gr.Row(elem_classes="advanced"):
             sm_files = gr.File(label="Download (PNG + JSON)", file_count="multiple")
             sm_json = gr.JSON(label="Parameters", open=False)
@@ -104,7 +104,7 @@ def generate_tab(ui) -> None:
           lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)  # fmt: skip
     sm_evt = sm_run.click(
         run_sample,
-        [ui["model"], ui["seed"], sm_n, sm_steps, sm_schedule],
+        [ui["model"], ui["seed"], sm_n, sm_steps, sm_spacing],
         [sm_xt, sm_x0, sm_md, sm_json, sm_files],
         api_name="sample",
         show_progress_on=[sm_md],
@@ -112,9 +112,9 @@ def generate_tab(ui) -> None:
     )
     sm_evt.failure(on_failure("sample"), None, sm_md, **LIGHT)
     sm_out = [sm_xt, sm_x0, sm_md, sm_json, sm_files]
-    sm_in = [ui["model"], ui["seed"], sm_n, sm_steps, sm_schedule]
+    sm_in = [ui["model"], ui["seed"], sm_n, sm_steps, sm_spacing]
     landing.register("generate", run_sample, sm_in, sm_out, 2, "Generate")
-    sm_full.input(lambda on: quality(on, SAMPLE["steps"]), sm_full, [sm_steps, sm_schedule], **LIGHT)
+    sm_full.input(lambda on: quality(on, SAMPLE["steps"]), sm_full, [sm_steps, sm_spacing], **LIGHT)
     ui["landing_runs"]["generate"] = [sm_run]
     sm_evt.success(lambda m, n, s: estimate(m, "sample", n=n, steps=s), [ui["model"], sm_n, sm_steps], sm_eta, **EST)
     sm_stop.click(on_stop("sample"), None, [sm_md, sm_json, sm_files], cancels=[sm_evt], **STOPPED)

@@ -130,7 +130,7 @@ def estimate_kind(method: str) -> str:
     return "denoise_restore" if method == "denoise" else method
 
 
-def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule) -> dict:
+def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, spacing) -> dict:
     """The run's parameters, each checked by the one rule (diffdemo/validation.py), in the form's order."""
     return {
         "steps": check_value("steps", steps),
@@ -139,7 +139,7 @@ def _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples
         "scale": check_value("scale", scale),
         "normalize": validated("check_flag", "DPS normalize", dps_normalize),
         "samples": check_value("samples", samples),
-        "schedule": parse_spacing(model_name, schedule) if schedule else None,  # None: each method's own list
+        "spacing": parse_spacing(model_name, spacing) if spacing else None,  # None: each method's own list
     }
 
 
@@ -176,7 +176,7 @@ def run_restore(
     dps_normalize=True,
     samples=1,
     precision="auto",
-    schedule=None,
+    spacing=None,
     progress=gr.Progress(),
     request: gr.Request = None,
 ):
@@ -190,7 +190,7 @@ def run_restore(
 
     model = open_model(model_name)
     seed, sigma_y = parse_seed(seed), check_value("sigma_y", sigma_y)
-    params = _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, schedule)
+    params = _overrides(model, model_name, steps, t0, zeta, scale, dps_normalize, samples, spacing)
     methods = methods_for(method, operator)
     if method == "compare":  # each diffusion method at its own tuned number of chains (params_for), not one for all
         params["samples"] = None
@@ -305,22 +305,22 @@ def restore_tab(ui) -> None:
     groups = [c["blur"], c["boxg"], c["dropg"], maskg]
     gr.on([op.change, c["box"].change], operator_widgets, [op, c["box"]], groups, **LIGHT)
     method.change(method_widgets, method, [c["t0"], c["zeta"], c["scale"], c["normalize"], c["samples"]], **LIGHT)
-    op.change(task_defaults, [op, steps, c["schedule"]], [c["t0"], c["zeta"], c["scale"]], **LIGHT)
+    op.change(task_defaults, [op, steps, c["spacing"]], [c["t0"], c["zeta"], c["scale"]], **LIGHT)
     gr.on([op.change, method.change], samples_default, [method, op], c["samples"], **LIGHT)
     gr.on([op.change, method.change], steps_default, [method, op, full], steps, **LIGHT)
-    gr.on([op.change, method.change], spacing_default, [method, op, full], c["schedule"], **LIGHT)
+    gr.on([op.change, method.change], spacing_default, [method, op, full], c["spacing"], **LIGHT)
     gr.on([op.change, method.change], lambda: [], None, by_hand, **LIGHT)
     c["zeta"].input(lambda h: sorted({*h, "zeta"}), by_hand, by_hand, **LIGHT)
     c["scale"].input(lambda h: sorted({*h, "scale"}), by_hand, by_hand, **LIGHT)
-    gr.on([steps.change, c["schedule"].change], follow_steps, [op, steps, c["schedule"], by_hand],
+    gr.on([steps.change, c["spacing"].change], follow_steps, [op, steps, c["spacing"], by_hand],
           [c["zeta"], c["scale"]], **LIGHT)  # fmt: skip
-    full.input(full_quality, [full, method, op], [steps, c["schedule"], c["zeta"], c["scale"], by_hand], **LIGHT)
+    full.input(full_quality, [full, method, op], [steps, c["spacing"], c["zeta"], c["scale"], by_hand], **LIGHT)
     gr.on([ui["load"], ui["model_md"].change], blur_defaults, ui["model"], [c["std"], c["kernel"]], **LIGHT)
     ui["load"](precision_choice, None, c["precision"], **LIGHT)
     gr.on([c["box"].change, *picker_changes(ui)], mask_canvas, ui["picked"], mask, **LIGHT)
     # the API's inputs in this order: gradio_client users of /restore call it positionally
     inputs = [*ui["picked"], ui["seed"], op, c["std"], c["kernel"], c["box"], c["drop"], c["sigma"], method, c["t0"],
-              c["zeta"], c["scale"], steps, mask, c["normalize"], c["samples"], c["precision"], c["schedule"]]  # fmt: skip
+              c["zeta"], c["scale"], steps, mask, c["normalize"], c["samples"], c["precision"], c["spacing"]]  # fmt: skip
     evt = run.click(
         run_restore,
         inputs,

@@ -9,7 +9,7 @@ import gradio as gr
 
 from diffdemo.defaults import FULL_QUALITY, MEASUREMENT, SIGMA_Y, params_for
 from diffdemo.ui.common import enlarged_file, model_if_loaded, read_picture, refuse
-from diffdemo.ui.widgets import schedule_menu, slider
+from diffdemo.ui.widgets import slider, spacing_menu
 
 OPERATOR_CHOICES = [
     ("Gaussian blur", "gaussian_blur"),
@@ -59,10 +59,10 @@ def operator_widgets(operator, box):
     )
 
 
-def task_defaults(operator, steps=None, schedule=None):
+def task_defaults(operator, steps=None, spacing=None):
     """SDEdit t0, Score-ALD zeta and DPS scale tuned for this operator (diffdemo/defaults.py), the step sizes for
     ``steps`` (default: the method's own steps)."""
-    at = {"steps": int(steps) if steps else None, "schedule": schedule}
+    at = {"steps": int(steps) if steps else None, "spacing": spacing}
     return (
         params_for("sdedit", operator)["t0"],
         params_for("score_ald", operator, **at)["zeta"],
@@ -70,10 +70,10 @@ def task_defaults(operator, steps=None, schedule=None):
     )
 
 
-def follow_steps(operator, steps, schedule, by_hand):
+def follow_steps(operator, steps, spacing, by_hand):
     """The steps (or their list) changed: Score-ALD's zeta and DPS's scale move to the step size tuned for that many
     steps, unless the user has set them by hand (``by_hand``: the names moved since the operator or method)."""
-    _, zeta, scale = task_defaults(operator, steps, schedule)
+    _, zeta, scale = task_defaults(operator, steps, spacing)
     by_hand = set(by_hand or ())
     return (gr.skip() if "zeta" in by_hand else zeta), (gr.skip() if "scale" in by_hand else scale)
 
@@ -81,9 +81,9 @@ def follow_steps(operator, steps, schedule, by_hand):
 def full_quality(on, method, operator):
     """The Full quality box: the poster's steps and list (or back to the method's quick default), with the step
     sizes for them; the sliders set by hand follow again."""
-    steps, schedule = steps_default(method, operator, on), spacing_default(method, operator, on)
-    _, zeta, scale = task_defaults(operator, steps, schedule)
-    return steps, schedule, zeta, scale, []
+    steps, spacing = steps_default(method, operator, on), spacing_default(method, operator, on)
+    _, zeta, scale = task_defaults(operator, steps, spacing)
+    return steps, spacing, zeta, scale, []
 
 
 def _tuned(method: str, operator: str, name: str):
@@ -107,7 +107,7 @@ def steps_default(method, operator, full=False):
 def spacing_default(method, operator, full=False):
     """The timestep list by default for this method and operator (diffdemo/defaults.py); with Full quality on, the
     poster's."""
-    return FULL_QUALITY["schedule"] if full else _tuned(method, operator, "schedule")
+    return FULL_QUALITY["spacing"] if full else _tuned(method, operator, "spacing")
 
 
 def blur_defaults(model_name):
@@ -169,7 +169,7 @@ def settings() -> dict:
         info=PRECISION_INFO,
         elem_id="ip-precision",
     )
-    c["schedule"] = schedule_menu("ip-schedule", spacing_default(MEASUREMENT["method"], MEASUREMENT["operator"]))
+    c["spacing"] = spacing_menu("ip-spacing", spacing_default(MEASUREMENT["method"], MEASUREMENT["operator"]))
     return c
 
 

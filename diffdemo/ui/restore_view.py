@@ -6,19 +6,19 @@ from __future__ import annotations
 import gradio as gr
 
 from diffdemo.labels import METHOD_TITLES
-from diffdemo.ui.common import scores_line, view_file
+from diffdemo.ui.common import metrics_line, view_file
 
 
 def gallery_items(latest: dict, finals: dict, single: bool, rows: list[dict]) -> list:
     """(picture, "Name: detail") per tile, in the order the page shows them after the measurement and the truth:
-    each method's result with its scores (or, while it runs, its current x0_hat and, for one method, x_t), the
+    each method's result with its metrics (or, while it runs, its current x0_hat and, for one method, x_t), the
     chains' spread for a multi-chain run, then the classical baselines. No tile twice: a finished run's x_t is its
     result."""
-    scored = {r["method"]: r for r in rows}
+    by_method = {r["method"]: r for r in rows}
     best = max(rows, key=lambda r: r["psnr"])["method"] if len(rows) > 1 else None
 
     def caption(name: str, title: str) -> str:
-        return f"{title}: {scores_line(scored[name])}" + (" (best PSNR)" if name == best else "")
+        return f"{title}: {metrics_line(by_method[name])}" + (" (best PSNR)" if name == best else "")
 
     items = []
     for name, frame in latest.items():

@@ -31,16 +31,16 @@ def slider(name: str, label: str, **kw) -> gr.Slider:
     return gr.Slider(low, high, value=value, step=step, label=label, **kw)
 
 
-SCHEDULE_CHOICES = ["uniform", "quadratic", "karras", "spectral", "logsnr"]
+SPACING_CHOICES = ["uniform", "quadratic", "karras", "spectral", "logsnr"]
 FULL_LABEL = f"Full quality ({FULL_QUALITY['steps']} steps, as the poster's figures)"
 
 
-def schedule_menu(elem_id: str, value: str = SPACING) -> gr.Dropdown:
-    """Where the reverse steps go (diffdemo/schedule.py's lists); starts at the few-step default's list."""
+def spacing_menu(elem_id: str, value: str = SPACING) -> gr.Dropdown:
+    """Where the reverse steps go (diffdemo/spacing.py's lists); starts at the few-step default's list."""
     return gr.Dropdown(
-        SCHEDULE_CHOICES,
+        SPACING_CHOICES,
         value=value,
-        label="timestep schedule",
+        label="timestep spacing",
         info="where the steps go: uniform stride, quadratic (DDIM), Karras rho=7, spectral (equal h rho(J_s) per "
         "step, from the model's stability profile) or logsnr (the same rule with rho = 1/(1 - abar_t))",
         elem_id=elem_id,
@@ -52,15 +52,15 @@ def full_quality_box(elem_id: str, what: str = "") -> gr.Checkbox:
     return gr.Checkbox(
         False,
         label=FULL_LABEL,
-        info=f"{FULL_QUALITY['schedule']} list, ~{FULL_QUALITY['steps'] // FEW_STEPS}x the time{what}; off: the quick "
+        info=f"{FULL_QUALITY['spacing']} list, ~{FULL_QUALITY['steps'] // FEW_STEPS}x the time{what}; off: the quick "
         f"{FEW_STEPS} steps, {SPACING} list",
         elem_id=elem_id,
     )
 
 
 def quality(on: bool, quick_steps: int) -> tuple[int, str]:
-    """(steps, schedule): the poster's full-quality setting, or the quick default ``quick_steps`` on SPACING."""
-    return (FULL_QUALITY["steps"], FULL_QUALITY["schedule"]) if on else (quick_steps, SPACING)
+    """(steps, spacing): the poster's full-quality setting, or the quick default ``quick_steps`` on SPACING."""
+    return (FULL_QUALITY["steps"], FULL_QUALITY["spacing"]) if on else (quick_steps, SPACING)
 
 
 def run_row(run_label: str, prefix: str, eta_below: bool = True):

@@ -1,4 +1,4 @@
-"""Timestep schedules (uniform, quadratic, Karras, spectral), the stability profile command, and the claims rules."""
+"""Timestep spacings (uniform, quadratic, Karras, spectral), the stability profile command, and the claims rules."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from diffdemo import claims as C
 from diffdemo.cli import main
 from diffdemo.schedule import Schedule
 from diffdemo.spacing import (
-    SCHEDULES,
+    SPACINGS,
     distinct_descending,
     karras_timesteps,
     logsnr_timesteps,
@@ -29,11 +29,11 @@ LINEAR = Schedule.linear()
 PROFILE = {"t": [1, 10, 100, 500, 999], "rho_Js": [5000.0, 800.0, 60.0, 4.0, 1.5]}
 
 
-# --- schedule lists -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", SCHEDULES)
+# --- spacing lists ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", SPACINGS)
 @pytest.mark.parametrize("steps,start", [(1, None), (2, None), (20, None), (50, None), (250, None), (50, 300),
                                          (301, 300), (7, 6), (1000, None)])  # fmt: skip
-def test_schedule_lists_are_valid(kind, steps, start):
+def test_spacing_lists_are_valid(kind, steps, start):
     ts = make_timesteps(LINEAR, steps, start, kind, PROFILE)
     top = 999 if start is None else start
     assert len(ts) == steps
@@ -43,8 +43,8 @@ def test_schedule_lists_are_valid(kind, steps, start):
     assert all(isinstance(t, int) for t in ts)
 
 
-def test_schedule_rejects_bad_input():
-    with pytest.raises(ValueError, match="unknown schedule"):
+def test_spacing_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown spacing"):
         make_timesteps(LINEAR, 10, None, "cosine")
     with pytest.raises(ValueError, match="stability profile"):
         make_timesteps(LINEAR, 10, None, "spectral")
@@ -129,7 +129,7 @@ def test_spectral_puts_steps_where_rho_is_large():
     assert sum(t < 100 for t in ts) > sum(t < 100 for t in uni)
 
 
-# --- profile command + restore --schedule spectral on a tiny model ------------------------------------------------------
+# --- profile command + restore --spacing spectral on a tiny model -------------------------------------------------------
 def run_cli(argv, capsys):
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
@@ -148,15 +148,15 @@ def test_profile_then_restore_spectral_for_every_method(tiny_model_dir, tmp_path
                        ("dps", "gaussian_blur")):  # fmt: skip
         out_dir = tmp_path / method
         argv = ["restore", "--model", tiny_model_dir, "--method", method, "--operator", op, "--steps", 3]
-        argv += ["--schedule", "spectral", "--out", out_dir]
+        argv += ["--spacing", "spectral", "--out", out_dir]
         if method in ("denoise", "sdedit"):
             argv += ["--t0", 200]
         code, out, err = run_cli(argv, capsys)
         assert code == 0, err
         result = strict_loads(out.strip().splitlines()[-1])
-        assert result["schedule"] == "spectral" and result["params"]["schedule"] == "spectral"
+        assert result["spacing"] == "spectral" and result["params"]["spacing"] == "spectral"
         assert result["nfe"] == 3
-        assert strict_loads((out_dir / "metrics.json").read_text())["schedule"] == "spectral"
+        assert strict_loads((out_dir / "metrics.json").read_text())["spacing"] == "spectral"
 
 
 def test_spectral_without_profile_is_a_one_line_error(tmp_path, capsys):
@@ -165,14 +165,14 @@ def test_spectral_without_profile_is_a_one_line_error(tmp_path, capsys):
 
     model_dir = tmp_path / "bare"
     export(make_tiny_unet(16), model_dir, {"step": 0})
-    argv = ["restore", "--model", model_dir, "--method", "dps", "--steps", 2, "--schedule", "spectral"]
+    argv = ["restore", "--model", model_dir, "--method", "dps", "--steps", 2, "--spacing", "spectral"]
     code, out, err = run_cli([*argv, "--out", tmp_path / "o"], capsys)
     assert code == 2
     assert "profile --model" in err and len(err.strip().splitlines()) == 1
 
 
-def test_schedules_change_the_run_but_not_its_cost(tiny_model):
-    from diffdemo.defaults import SPACING
+def test_spacings_change_the_run_but_not_its_cost(tiny_model):
+    from diffdemo.defaults import params_for
     from diffdemo.experiments import run_restoration
     from diffdemo.operators import make_operator
     from diffdemo.restore import make_problem
@@ -183,11 +183,12 @@ def test_schedules_change_the_run_but_not_its_cost(tiny_model):
     from diffdemo.spacing import make_timesteps
 
     (a,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1})
-    (b,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1, "schedule": "karras"})
-    assert a.schedule == SPACING and b.schedule == "karras"  # no schedule named: the default spacing
+    (b,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 4, "samples": 1, "spacing": "karras"})
+    tuned = params_for("dps", "gaussian_blur")["spacing"]
+    assert a.spacing == tuned == "logsnr" and b.spacing == "karras"  # none named: DPS deblurring's tuned list
     assert a.nfe == b.nfe == 4
-    for kind in ("uniform", "quadratic", "karras"):  # the sampler visits exactly the schedule's list
-        visited = [f.t for f in diffusion_frames(tiny_model, "dps", problem, steps=4, schedule=kind)]
+    for kind in ("uniform", "quadratic", "karras"):  # the sampler visits exactly the spacing's list
+        visited = [f.t for f in diffusion_frames(tiny_model, "dps", problem, steps=4, spacing=kind)]
         assert visited == make_timesteps(tiny_model.schedule, 4, None, kind)
     # Karras (rho = 7 on the model's noise levels) against the even stride
     assert make_timesteps(tiny_model.schedule, 4, None, "karras") == [999, 775, 301, 0]

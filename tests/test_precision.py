@@ -55,8 +55,11 @@ def test_a_bf16_view_changes_only_the_network(tiny_model):
 def test_restore_names_its_precision_and_bf16_dps_tracks_fp32(tiny_model, face64):
     x0 = torch.nn.functional.avg_pool2d(face64, 4)
     problem = make_problem(x0, make_operator("gaussian_blur", 16), 0.05, seed=1)
-    (r32,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 6}, precision="fp32")
-    (r16,) = run_restoration(tiny_model, problem, ["dps"], overrides={"steps": 6}, precision="bf16")
+    # the quadratic list, named: the bound below was set on it; on DPS deblurring's default list (logsnr) this tiny
+    # 6-step run measured rel 0.12 between bf16 and fp32. This test is about the precision, not the list
+    run = {"steps": 6, "spacing": "quadratic"}
+    (r32,) = run_restoration(tiny_model, problem, ["dps"], overrides=run, precision="fp32")
+    (r16,) = run_restoration(tiny_model, problem, ["dps"], overrides=run, precision="bf16")
     assert (r32.precision, r16.precision) == ("fp32", "bf16")
     assert abs(r16.psnr - r32.psnr) < 0.5
     rel = float((r16.reconstruction - r32.reconstruction).norm() / r32.reconstruction.norm())

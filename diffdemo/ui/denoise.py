@@ -161,7 +161,9 @@ def denoise_tab(ui) -> None:
                 dn_t = slider("denoise.t", "t: noise level (999 = pure noise)", elem_id="dn-t")
                 dn_steps = slider("denoise.steps", "reverse steps (strided; at most t + 1 run)")
                 dn_points = slider("denoise.points", "PSNR vs t: timesteps (log-spaced)")
-                dn_full = full_quality_box("dn-full", " for both runs on this tab")
+                dn_full = full_quality_box(
+                    "dn-full", " for both runs on this tab", f"the quick {UI['denoise.steps'][2]} steps, {SPACING} list"
+                )
                 with gr.Accordion("Timestep spacing", open=False, elem_classes="advanced"):
                     dn_spacing = spacing_menu("dn-spacing")
             with gr.Column(scale=3):

@@ -278,7 +278,7 @@ def restore_tab(ui) -> None:
                     info="starts at the method's few-step default; the step sizes follow it",
                     elem_id="ip-steps",
                 )
-                full = full_quality_box("ip-full")
+                full = full_quality_box("ip-full", quick="each method's quick default (about 50 steps, its tuned list)")
                 # the step sizes the user has moved since the operator or method last changed (a State made inside
                 # the tab: one made beside the tabs becomes a child of gr.Tabs and shifts the other tabs' labels)
                 by_hand = gr.State([])

@@ -47,13 +47,13 @@ def spacing_menu(elem_id: str, value: str = SPACING) -> gr.Dropdown:
     )
 
 
-def full_quality_box(elem_id: str, what: str = "") -> gr.Checkbox:
-    """One click to the poster's setting (defaults.FULL_QUALITY) and back to the quick defaults."""
+def full_quality_box(elem_id: str, what: str = "", quick: str = f"the quick {FEW_STEPS} steps, {SPACING} list"):
+    """One click to the poster's setting (defaults.FULL_QUALITY) and back to the quick defaults (``quick`` says
+    which)."""
     return gr.Checkbox(
         False,
         label=FULL_LABEL,
-        info=f"{FULL_QUALITY['spacing']} list, ~{FULL_QUALITY['steps'] // FEW_STEPS}x the time{what}; off: the quick "
-        f"{FEW_STEPS} steps, {SPACING} list",
+        info=f"{FULL_QUALITY['spacing']} list, ~{FULL_QUALITY['steps'] // FEW_STEPS}x the time{what}; off: {quick}",
         elem_id=elem_id,
     )
 

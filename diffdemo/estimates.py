@@ -47,7 +47,6 @@ from diffdemo.model_timing import (  # noqa: F401 - the timings' public names, r
     forget_retimes,
     idle,
     load_average,
-    low_quantile_seconds,
     measure_cost,
     median_seconds,
     no_timing,

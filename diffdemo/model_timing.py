@@ -50,12 +50,6 @@ def median_seconds(fn, repeats: int, warmup: bool = False) -> float:
     return statistics.median(_call_seconds(fn, repeats, warmup))
 
 
-def low_quantile_seconds(fn, calls: int = TIMING_CALLS, q: float = QUANTILE, warmup: bool = False) -> float:
-    """The ``q`` quantile of the wall times of ``calls`` single calls of ``fn``: short timings, of which a burst of
-    load inflates only the slower ones."""
-    return quantile(_call_seconds(fn, calls, warmup), q)
-
-
 def _short_timings(
     fn, calls: int = TIMING_CALLS, warmup: bool = False, budget_s: float = TIMING_BUDGET_S, fastest: float = math.inf
 ):

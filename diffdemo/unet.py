@@ -42,10 +42,13 @@ class UNetModel(DiffusionModel):
         cast once); norms keep float32 parameters, as autocast keeps them."""
 
         def build():
-            net = copy.deepcopy(self.unet)
-            for module in net.modules():
-                if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                    module.to(torch.bfloat16)
+            # never inference tensors: a copy made inside the first (inference-mode) bf16 call would refuse every
+            # later gradient through it (DPS after a Denoise run)
+            with torch.inference_mode(False):
+                net = copy.deepcopy(self.unet)
+                for module in net.modules():
+                    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                        module.to(torch.bfloat16)
             return net
 
         return self.derived("bf16", build)

@@ -9,9 +9,11 @@ import torch
 from diffdemo import precision as P
 from diffdemo.cli import main
 from diffdemo.experiments import run_restoration
+from diffdemo.models import UNetModel
 from diffdemo.operators import make_operator
 from diffdemo.restore import make_problem
-from tests.conftest import strict_loads
+from diffdemo.train import scheduler_config
+from tests.conftest import make_tiny_unet, strict_loads
 
 
 def test_auto_follows_the_device_and_the_per_method_list(monkeypatch):
@@ -50,6 +52,19 @@ def test_a_bf16_view_changes_only_the_network(tiny_model):
     assert 1e-5 < rel < 3e-2  # really bf16 (not fp32), and only bf16's rounding away
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         tiny_model.with_precision("auto")
+
+
+def test_a_bf16_network_first_called_in_inference_mode_still_takes_gradients():
+    # the bf16 copy of the weights is made at the first bf16 call; made inside inference mode (a Denoise run, the
+    # study's timing) it refused every later gradient through it (DPS): "Inference tensors cannot be saved"
+    fresh = UNetModel(make_tiny_unet(16), scheduler_config(), name="tiny", device="cpu")  # no bf16 copy yet
+    bf16 = fresh.with_precision("bf16")
+    x = torch.randn(1, *fresh.sample_shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        bf16.eps(x, 300)
+    x_in = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(bf16.x0_hat(x_in, 300).square().sum(), x_in)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 def test_restore_names_its_precision_and_bf16_dps_tracks_fp32(tiny_model, face64):

@@ -39,10 +39,10 @@ def run_study(
         if limit is not None:
             tasks = tasks[:limit]
         todo = [r for t in tasks for r in t]
-        cost = measure_cost(model) if todo else None
-        p = plan(tasks, cost, model.schedule.T)
+        costs = {f: measure_cost(model.with_precision(f)) for f in sorted({_format(model, t) for t in tasks})}
+        p = plan(tasks, [costs[_format(model, t)] for t in tasks], model.schedule.T)
         est = sum(p["seconds"])
-        say_plan(say, study, len(runs), len(todo), len(tasks), p["evaluations"], est, cost, executor, limit)
+        say_plan(say, study, len(runs), len(todo), len(tasks), p["evaluations"], est, costs, executor, limit)
         summary = {"study": study.name, "out": str(out), "runs": len(runs), "to_run": len(todo), "ran": 0,
                    "evaluations": p["evaluations"], "estimate_s": est, "executor": executor}  # fmt: skip
         if dry_run or not todo:
@@ -60,6 +60,14 @@ def run_study(
         return summary
     finally:
         db.close()
+
+
+def _format(model, task: list[Run]) -> str:
+    """The number format (fp32 or bf16) the task's network runs in on this machine (``precision`` resolved)."""
+    from diffdemo.precision import resolve_precision
+
+    p = task[0].params
+    return resolve_precision(p["precision"], model.device, p.get("method", "denoise"))
 
 
 def _store(stream, db: Database, study: Study, digest: str, bar, weight: dict, todo: int, say) -> int:

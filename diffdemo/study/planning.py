@@ -36,13 +36,13 @@ def task_work(task: list[Run], T: int = 1000) -> dict:
     return work
 
 
-def plan(tasks: list[list[Run]], cost: dict | None, T: int = 1000) -> dict:
+def plan(tasks: list[list[Run]], costs: list[dict], T: int = 1000) -> dict:
     """Runs, network evaluations (each image counted) and the cost model's seconds (``estimates.run_seconds``)
-    of each task."""
+    of each task, ``costs[i]`` being the timing of task i's network in the number format it runs in."""
     from diffdemo.estimates import image_evaluations, run_seconds
 
     works = [task_work(t, T) for t in tasks]
-    seconds = [run_seconds(cost, **w) if cost and w else 0.0 for w in works]
+    seconds = [run_seconds(cost, **w) if cost and w else 0.0 for w, cost in zip(works, costs)]
     evaluations = sum(image_evaluations(w) for w in works if w)
     return {"runs": sum(map(len, tasks)), "evaluations": evaluations, "seconds": seconds}
 
@@ -65,16 +65,17 @@ def ordered(runs: list[Run], study: Study, T: int = 1000) -> list[Run]:
     return sorted(runs, key=lambda r: (not is_ref(r), cost(r)))  # sorted is stable: file order among equals
 
 
-def say_plan(say, study: Study, runs: int, todo: int, tasks: int, evaluations: int, est: float, cost, executor: str,
-              limit) -> None:  # fmt: skip
+def say_plan(say, study: Study, runs: int, todo: int, tasks: int, evaluations: int, est: float, costs: dict,
+             executor: str, limit) -> None:  # fmt: skip
     """The plan before a study starts: runs done and to go, network evaluations, the cost model's time."""
     from diffdemo.estimates import format_seconds
 
     head = f"study {study.name!r}: {runs} runs ({runs - todo} done{', limit' * (limit is not None)}"
     say(f"{head}, {todo} to run in {tasks} tasks), {evaluations:,} network evaluations to go")
-    if cost:
-        say(f"estimate on this machine: {format_seconds(est)} of runs one after another ({study.model}: "
-            f"{cost['forward_s'] * 1000:.0f} ms a forward, {cost['grad_s'] * 1000:.0f} ms a DPS gradient, "
+    if costs:
+        timed = "; ".join(f"{f}: {c['forward_s'] * 1000:.0f} ms a forward, {c['grad_s'] * 1000:.0f} ms a DPS gradient"
+                          for f, c in costs.items())  # fmt: skip
+        say(f"estimate on this machine: {format_seconds(est)} of runs one after another ({study.model} {timed}, "
             f"timed now; {machine()}); executor: {executor}")  # fmt: skip
 
 

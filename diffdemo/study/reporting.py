@@ -17,7 +17,9 @@ SD = (
 )
 PAIRED = (
     "Δ: the mean of the paired per-image differences d_i = x_i - x_i(reference) over the images both ran, with its "
-    "95% interval mean ± t(0.975, n - 1) sd(d) / sqrt(n) (scipy.stats.t)"
+    "95% interval mean ± t(0.975, n - 1) sd(d) / sqrt(n) (scipy.stats.t); the reference of a row is the configuration "
+    "named by the study's reference that shares most of the row's other settings. s ÷ reference: the median over "
+    "images of the row's seconds over its reference's"
 )
 
 
@@ -143,13 +145,12 @@ def _problem_table(problem: Problem, runs: list[Run], rows: dict) -> list[str]:
                 cells.append(_cell(values, 2) + partial)
             lines.append(f"| {rv} | " + " | ".join(cells) + " |")
         lines.append("")
-    ref_cfg = None
-    if problem.reference:
-        ref_cfg = next((c for c in groups if all(dict(c).get(k) == v for k, v in problem.reference.items())), None)
+    candidates = [c for c in groups if problem.reference and _matches(c, problem.reference)]
     extra_keys = sorted({k for g in groups.values() for k in g["extra"]})
     head = ["configuration", "n", "PSNR (dB)", "SSIM", "LPIPS", *extra_keys, "s", "NFE"]
-    if ref_cfg is not None:
-        head += [f"Δ PSNR vs {_label(ref_cfg)} [95% CI]", "Δ SSIM [95% CI]"]
+    if candidates:
+        against = _label(candidates[0]) if len(candidates) == 1 else _label(tuple(problem.reference.items()))
+        head += [f"Δ PSNR vs {against} [95% CI]", "Δ SSIM [95% CI]", "s ÷ reference"]
     lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for cfg, g in groups.items():
         n = len(g["psnr"])
@@ -157,6 +158,7 @@ def _problem_table(problem: Problem, runs: list[Run], rows: dict) -> list[str]:
                  _cell(list(g["ssim"].values()), 3), _cell(list(g["lpips"].values()), 3)]  # fmt: skip
         cells += [_cell(list(g["extra"].get(k, {}).values()), 2 if k.startswith("psnr") else 3) for k in extra_keys]
         cells += [_cell(list(g["seconds"].values()), 1), _cell(list(g["nfe"].values()), 0)]
+        ref_cfg = _reference_for(cfg, candidates)
         if ref_cfg is not None:
             for metric, digits in (("psnr", 2), ("ssim", 3)):
                 if cfg == ref_cfg:
@@ -169,8 +171,34 @@ def _problem_table(problem: Problem, runs: list[Run], rows: dict) -> list[str]:
                     cells.append(f"{d[0]:+.{digits}f} (n = 1)")
                 else:
                     cells.append(f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]")
+            cells.append(_time_ratio(g["seconds"], groups[ref_cfg]["seconds"]) if cfg != ref_cfg else "1")
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _matches(config: tuple, reference: dict) -> bool:
+    return all(dict(config).get(k) == v for k, v in reference.items())
+
+
+def _reference_for(config: tuple, candidates: list[tuple]) -> tuple | None:
+    """The reference configuration a configuration is compared with: of those matching the study's ``reference``,
+    the one sharing most of its other settings (with ``reference = {precision = "fp32"}`` each method's bf16 row
+    meets its own fp32 row; with a single match, that one for every row)."""
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: len(set(c) & set(config)))  # first of equals: file order
+
+
+def _time_ratio(seconds: dict, reference: dict) -> str:
+    """Median over the shared images of the run's seconds over its reference's (a batch's images share one run)."""
+    import statistics
+
+    shared = sorted(set(seconds) & set(reference))
+    ratios = [seconds[k] / reference[k] for k in shared if reference[k] > 0]
+    if not ratios:
+        return "—"
+    r = statistics.median(ratios)
+    return f"{r:.2f}" if r < 100 else f"{r:,.0f}"
 
 
 def _figure(curves: list, path: Path) -> None:

@@ -105,19 +105,7 @@ BROWSER_DONE = {
     "Sensitivity click": ("sensitivity", None, "#sens-md", "Across t"),
     "Spectrum": ("spectrum", "#sp-run", "#sp-md", "rho(J_f)"),
 }
-# Done when the status's progress display (gradio's status tracker: progress bars, the ETA bar) has come and gone
-# and the finished line is there; for the Sensitivity click (no progress display), when the finished line is a new one.
-# The landing view's status may already hold a finished line with the very same words (a fast run rounds to the same
-# seconds), and during a run the old line stays under the progress overlay, so neither "a new line" nor "any change"
-# alone is a finish.
 PROGRESS_ON = {"PSNR-vs-t curve": "#curve-plot"}  # where the progress shows, if not on the status itself
-WAIT_JS = """([sel, needle, old, shows, needBusy]) => { const el = document.querySelector(sel); if (!el) return false;
-  const host = document.querySelector(shows) || el; const block = host.closest(".block") || host;
-  const busy = block.querySelector(".eta-bar, .progress-level, .progress-bar, .meta-text") !== null;
-  if (busy) window.__busy = true;
-  const line = el.innerText.split("\\n").find((l) => l.includes(needle));
-  if (busy || line === undefined) return false;
-  return window.__busy === true || (!needBusy && line !== old.line); }"""
 
 
 def browser_rows(url: str, label: str, only: str) -> list[dict]:
@@ -126,7 +114,7 @@ def browser_rows(url: str, label: str, only: str) -> list[dict]:
     click on Run (or on the face) to the finished status line on screen, polled every 50 ms."""
     from playwright.sync_api import sync_playwright
 
-    from bench.screenshots import ARGS, CHROMIUM, SMALL, TABS, choose, open_app
+    from bench.screenshots import ARGS, CHROMIUM, SMALL, TABS, WAIT_JS, choose, open_app
     from bench.screenshots import DEMOS as SHOTS
 
     rows = []

@@ -107,6 +107,35 @@ def wait_text(page, selector: str, needle: str, seconds: float, before: str | No
     raise TimeoutError(f"{selector} did not show {needle!r} in {seconds:.0f} s: {text!r} (messages: {toasts})")
 
 
+# Done when the status's progress display (gradio's status tracker: progress bars, the ETA bar) has come and gone
+# and the finished line is there; for the Sensitivity click (no progress display), when the finished line is a new one.
+# The landing view's status may already hold a finished line with the very same words (a fast run rounds to the same
+# seconds), and during a run the old line stays under the progress overlay, so neither "a new line" nor "any change"
+# alone is a finish.
+WAIT_JS = """([sel, needle, old, shows, needBusy]) => { const el = document.querySelector(sel); if (!el) return false;
+  const host = document.querySelector(shows) || el; const block = host.closest(".block") || host;
+  const busy = block.querySelector(".eta-bar, .progress-level, .progress-bar, .meta-text") !== null;
+  if (busy) window.__busy = true;
+  const line = el.innerText.split("\\n").find((l) => l.includes(needle));
+  if (busy || line === undefined) return false;
+  return window.__busy === true || (!needBusy && line !== old.line); }"""
+
+
+def wait_finished(page, selector: str, needle: str, before: str, seconds: float, shows: str | None = None) -> str:
+    """After a click on Run: wait until the event's progress display (on ``shows``, else on ``selector``) has come
+    and gone and ``selector`` holds a line with ``needle`` (WAIT_JS); the element's text."""
+    old = {"text": before, "line": _line(before, needle)}
+    page.wait_for_function(WAIT_JS, arg=[selector, needle, old, shows or selector, True], polling=100,
+                           timeout=seconds * 1000)  # fmt: skip
+    return page.locator(selector).inner_text()
+
+
+def click_run(page, button: str) -> None:
+    """Click a Run button with the progress memory (``window.__busy``) cleared first."""
+    page.evaluate("() => { window.__busy = false; }")
+    page.locator(button).click()
+
+
 def _save_png(png: bytes, path: Path) -> None:
     """A 256-colour PNG of the screenshot: UI pixels lose nothing visible and the file is ~3x smaller."""
     import io
@@ -158,38 +187,36 @@ def run_demo(page, demo: str, steps: int | None) -> None:
     """Run one first demo and wait until it has finished (``steps``: every steps slider at that value)."""
     page.get_by_role("tab", name=TABS[DEMOS[demo][0]]).click()
     page.wait_for_timeout(500)
-    before = {sel: _text(page, sel) for sel in ("#dn-status", "#curve-strip", "#sm-status", "#ip-status")}
+    before = {sel: _text(page, sel) for sel in ("#dn-status", "#curve-strip", "#sm-status", "#ip-status", "#sp-md")}
     if demo == "denoise":
         if steps:
             set_steps(page, steps, "#denoise-steps")
-        page.locator("#dn-run").click()
-        wait_text(page, "#dn-status", "Done in", 600, before["#dn-status"])
+        click_run(page, "#dn-run")
+        wait_finished(page, "#dn-status", "Done in", before["#dn-status"], 600)
     elif demo == "curve":
         if steps:
             set_steps(page, steps, "#denoise-steps")
-        page.locator("#curve-run").click()
-        wait_text(page, "#curve-strip", "done in", 900, before["#curve-strip"])
+        click_run(page, "#curve-run")
+        wait_finished(page, "#curve-strip", "done in", before["#curve-strip"], 900, shows="#curve-plot")
     elif demo == "generate":
         if steps:
             set_steps(page, steps, "#sample-steps")
-        page.locator("#sm-run").click()
-        wait_text(page, "#sm-status", "Done", 900, before["#sm-status"])
+        click_run(page, "#sm-run")
+        wait_finished(page, "#sm-status", "Done", before["#sm-status"], 900)
     elif demo in ("restore", "compare"):
         choose(page, "Method", "Compare all" if demo == "compare" else "DPS")
         page.wait_for_timeout(1500)  # the method's tuned steps arrive from the server: set ours after them
         if steps:
             set_steps(page, steps)
-        page.locator("#ip-run").click()
-        wait_text(page, "#ip-status", "Done in", 1800, before["#ip-status"])
+        click_run(page, "#ip-run")
+        wait_finished(page, "#ip-status", "Done in", before["#ip-status"], 1800)
     elif demo == "sensitivity":
         click_face(page, 0.36, 0.45, 120)  # under the left eye
         wait_text(page, "#sens-md", "Across t", 600)
     elif demo == "spectrum":
-        page.locator("#sp-run").click()
-        wait_text(page, "#sp-md", "rho(J_f)", 900)
-        deadline = time.monotonic() + 900
-        while page.locator("#sp-md table tbody tr").count() < 2 and time.monotonic() < deadline:
-            page.wait_for_timeout(500)
+        # the landing view already says "rho(J_f)": only the progress display's coming and going marks the finish
+        click_run(page, "#sp-run")
+        wait_finished(page, "#sp-md", "rho(J_f)", before["#sp-md"], 900)
     page.wait_for_timeout(1500)
 
 

@@ -326,3 +326,48 @@ def test_a_process_pool_gives_the_local_rows(finished, tiny_model_dir, tmp_path)
     for key, row in pooled.items():
         assert (row["psnr"], row["recon_sha"], row["resolved"]) == (local[key]["psnr"], local[key]["recon_sha"],
                                                                     local[key]["resolved"])  # fmt: skip
+
+
+def test_precision_is_an_axis_and_each_bf16_row_meets_its_own_fp32_row(tiny_model_dir, tmp_path):
+    file = tmp_path / "p.toml"
+    file.write_text(
+        f"""
+name = "prec"
+model = "{tiny_model_dir}"
+images = {json.dumps(IMAGES)}
+precision = ["fp32", "bf16"]
+
+[[problem]]
+name = "deblur"
+operator = "gaussian_blur"
+steps = 2
+spacing = "quadratic"
+variants = [{{ method = "dps" }}, {{ method = "sdedit" }}]
+reference = {{ precision = "fp32" }}
+
+[[problem]]
+name = "denoise"
+kind = "denoise"
+t = 200
+steps = 2
+reference = {{ precision = "fp32" }}
+"""
+    )
+    said = []
+    spec = study.load_study(file)
+    summary = study.run_study(spec, tmp_path / "out", progress=False, say=said.append)
+    assert summary["ran"] == 12
+    assert "bf16:" in said[1] and "fp32:" in said[1]  # the plan timed the network in both formats its runs use
+    rows = rows_of(tmp_path / "out")
+    assert all(r["precision"] == json.loads(r["params"])["precision"] for r in rows.values())  # denoise's too
+    denoised = {r["precision"]: r["recon_sha"] for r in rows.values() if r["kind"] == "denoise"}
+    assert len(denoised) == 2 and len(set(denoised.values())) == 2  # bf16 really ran in bf16
+    psnr = {(r["method"], r["precision"], r["image"]): r["psnr"] for r in rows.values()}
+    text = study.report(spec, tmp_path / "out")
+    for method in ("dps", "sdedit"):  # paired with the same method's fp32 run, image by image
+        d = [psnr[(method, "bf16", i)] - psnr[(method, "fp32", i)] for i in IMAGES]
+        line = next(x for x in text.splitlines() if x.startswith(f"| method={method}, precision=bf16 |"))
+        assert f"| {sum(d) / 2:+.2f} [" in line
+        fp32 = next(x for x in text.splitlines() if x.startswith(f"| method={method}, precision=fp32 |"))
+        assert fp32.endswith("| reference | reference | 1 |")
+    assert "Δ PSNR vs precision=fp32" in text and "s ÷ reference" in text

@@ -28,8 +28,9 @@ def execute(run: dict, model) -> list[dict]:
         net = model_for(model, "denoise", p["precision"])
         t = validation.check_timestep(int(p["t"]), model.schedule.T, "t")
         steps = int(p["steps"]) if p.get("steps") is not None else None
-        rows = [r for r in denoising(net, x0, t, steps=steps, seed=int(p["seed"]), every=None, spacing=p["spacing"])
-                if isinstance(r, Row)]  # fmt: skip
+        run = denoising(model, x0, t, steps=steps, seed=int(p["seed"]), every=None, spacing=p["spacing"],
+                        precision=p["precision"])  # fmt: skip
+        rows = [r for r in run if isinstance(r, Row)]
         noisy, row = rows
         per = _per_image(row, x0, None, lambda i: noisy_extra(net, noisy, x0, t, i, len(names)))
         method = "denoise"

@@ -4,7 +4,8 @@ Only the network's forward (and DPS's backward through it) changes; the sampler'
 likelihood step, chain averaging) and every Jacobian in ``analysis`` stay float32, because a bfloat16 output
 (8-bit mantissa, ~4e-3 relative) would drown a finite difference of 1e-2.
 ``auto`` picks bf16 where the device has fast bf16 (a CPU with AVX512_BF16 or AMX, a CUDA GPU with bf16) and the
-method's bf16 results matched fp32 in ``bench/bench_precision.py``; fp32 everywhere else.
+method's bf16 results matched fp32 in ``studies/precision.toml`` (bench/RESULTS_precision.md); fp32 everywhere
+else.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,11 +78,13 @@ def test_study_rows_equal_the_cli_restore_bit_for_bit(finished, tiny_model_dir, 
         p = json.loads(row["params"])
         argv = ["restore", "--model", str(tiny_model_dir), "--image", p["image"], "--method", p["method"]]
         argv += ["--operator", p["operator"], "--box-preset", p["box_preset"], "--steps", p["steps"]]
-        argv += ["--spacing", p["spacing"], "--seed", p["seed"], "--precision", "fp32", "--out", tmp_path]
+        argv += ["--spacing", p["spacing"]] if p["spacing"] else []  # none given: restore's per-task default
+        argv += ["--seed", p["seed"], "--precision", "fp32", "--out", tmp_path]
         argv += ["--samples", p["samples"]] if p["samples"] else []
         capsys.readouterr()
         assert main(argv) == 0
         cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert row["spacing"] == (p["spacing"] or "quadratic")  # Score-ALD inpainting's default list
         for key in ("psnr", "ssim", "residual", "nfe", "precision", "spacing"):
             assert row[key] == cli[key], key  # exact: the same floats, not close ones
         assert row["lpips"] == cli["lpips"]
@@ -294,7 +298,7 @@ def test_a_batched_problem_scores_each_image_of_one_batched_run(tiny_model_dir, 
     model = load_model(str(tiny_model_dir))
     x0 = torch.cat([to_tensor(load_image(bundled_images()[n], 16)) for n in IMAGES])
     problem = make_problem(x0, make_operator("gaussian_blur", 16, mask_seed=1), 0.05, 1)
-    overrides = {"steps": 3, "spacing": "quadratic"}
+    overrides = {"steps": 3}  # no spacing in the study either: DPS deblurring's own list (logsnr), as restore's
     (direct,) = run_restoration(model, problem, ["dps"], overrides=overrides, precision="fp32")
     mine = [r for r in rows.values() if json.loads(r["params"])["steps"] == 3]
     assert [r["image"] for r in sorted(mine, key=lambda r: IMAGES.index(r["image"]))] == IMAGES
@@ -371,3 +375,16 @@ reference = {{ precision = "fp32" }}
         fp32 = next(x for x in text.splitlines() if x.startswith(f"| method={method}, precision=fp32 |"))
         assert fp32.endswith("| reference | reference | 1 |")
     assert "Δ PSNR vs precision=fp32" in text and "s ÷ reference" in text
+
+
+@pytest.mark.parametrize("file", sorted(p.name for p in (Path(__file__).parent.parent / "studies").glob("*.toml")))
+def test_every_shipped_study_file_loads_and_its_results_file_is_generated_from_it(file):
+    root = Path(__file__).parent.parent
+    spec = study.load_study(root / "studies" / file)
+    assert study.expand(spec, "0" * 64)  # every run checked against the parameter ranges, before any work
+    results = re.search(r"--results (bench/RESULTS_\w+\.md)", (root / "studies" / file).read_text())
+    assert results, f"{file} names the RESULTS file its --report regenerates"
+    text = (root / results.group(1)).read_text()
+    section = text.split(f"<!-- study:{spec.name} begin", 1)[1].split(f"<!-- study:{spec.name} end -->", 1)[0]
+    runs = len(study.expand(spec, "0" * 64))
+    assert f"{runs} of {runs} runs finished." in section, "the shipped table is the whole study, regenerated"

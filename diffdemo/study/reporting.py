@@ -227,7 +227,7 @@ def _figure(curves: list, path: Path) -> None:
                 ax.errorbar(*zip(*pts), marker="o", capsize=2, label=str(s) if s is not None else None)
         ax.set_xscale("log")
         ticks = problem.axes[problem.columns]
-        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xticks(ticks, [str(t) for t in ticks], rotation=45 if len(ticks) > 5 else 0)  # crowded on a log axis
         ax.minorticks_off()
         ax.set_title(problem.title, fontsize=9)
         ax.set_xlabel(problem.columns)

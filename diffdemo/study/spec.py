@@ -22,7 +22,7 @@ RESTORE_PARAMS: dict[str, object] = {
     "operator": "gaussian_blur",
     "sigma_y": defaults.SIGMA_Y,
     "steps": None,
-    "spacing": defaults.SPACING,
+    "spacing": None,  # as ``restore`` without --spacing: each method's tuned list for the task (defaults.py)
     "seed": defaults.SEED,
     "t0": None,
     "scale": None,
@@ -205,7 +205,7 @@ def _check(p: dict, problem: str) -> None:
         raise StudyError(f"problem {problem!r}: {exc}") from None
     if "method" in p and p["method"] not in METHODS:
         raise StudyError(f"problem {problem!r}: unknown method {p['method']!r}; choose from {', '.join(METHODS)}")
-    if p.get("spacing") not in SPACINGS:
+    if p.get("spacing") not in SPACINGS and not (p.get("spacing") is None and "method" in p):
         raise StudyError(f"problem {problem!r}: unknown spacing {p.get('spacing')!r}")
     if p.get("precision") not in PRECISIONS:
         raise StudyError(f"problem {problem!r}: precision must be one of {', '.join(PRECISIONS)}")

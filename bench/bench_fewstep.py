@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -150,7 +149,7 @@ def best_value(cache: dict, task: str, nfe: int, fold: tuple) -> float | None:
 def paired(a: list[float], b: list[float]) -> str:
     """Mean of a - b with its 95 % t-interval (sd ddof = 1 over the pairs)."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d)) if len(d) > 1 else (d[0], d[0])
+    lo, hi = metrics.mean_interval(d) if len(d) > 1 else (d[0], d[0])
     return f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 

@@ -128,6 +128,22 @@ def mean_sd(values) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
+def mean_interval(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """The Student t interval of the mean of ``values`` (scipy.stats.t: mean ± t sd / sqrt(n), sd with ddof = 1);
+    (None, None) with fewer than 2 values; (mean, mean) when they are all equal."""
+    import numpy as np
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return None, None
+    sem = float(v.std(ddof=1) / np.sqrt(v.size))
+    if sem == 0:
+        return float(v.mean()), float(v.mean())
+    low, high = stats.t.interval(confidence, v.size - 1, loc=float(v.mean()), scale=sem)
+    return float(low), float(high)
+
+
 def format_mean_sd(values, digits: int = 2) -> str:
     """'25.31 ± 1.20': ``mean_sd`` of ``values`` at ``digits`` decimals."""
     mean, sd = mean_sd(values)

@@ -3,6 +3,7 @@ request, write the same pictures bit for bit (sample, denoise, restore), whichev
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,22 @@ def test_one_mean_sd_over_images():
     assert {"prior_figures.py", "restoration_figures.py", "spacing_figures.py"} <= users, users
     assert not [name for name, text in sources.items() if "stdev" in text or "ddof" in text or "np.std(" in text]
     assert "ddof = 1" in metrics.MEAN_SD
+
+
+def test_one_t_interval_of_a_mean():
+    """The 95 % Student t interval behind every paired difference (claims' verdicts, study reports, the few-step
+    bench) is metrics.mean_interval: mean ± t(0.975, n - 1) sd / sqrt(n), checked against the tabled t value."""
+    from diffdemo import metrics
+
+    low, high = metrics.mean_interval([1.0, 2.0, 3.0])
+    u = 0.975  # Student t with 2 degrees of freedom has a closed-form quantile: (2u - 1) / sqrt(2 u (1 - u))
+    half = (2 * u - 1) / math.sqrt(2 * u * (1 - u)) / math.sqrt(3)  # = 4.3027 / sqrt(3); sd(1, 2, 3) = 1
+    assert low == pytest.approx(2 - half, rel=1e-12) and high == pytest.approx(2 + half, rel=1e-12)
+    assert metrics.mean_interval([5.0]) == (None, None) and metrics.mean_interval([0.5, 0.5]) == (0.5, 0.5)
+    root = Path(__file__).resolve().parent.parent
+    for path in ("diffdemo/claims/verdicts.py", "diffdemo/study/reporting.py", "bench/bench_fewstep.py"):
+        text = (root / path).read_text()
+        assert "mean_interval(" in text and "stats.t.interval" not in text, path
 
 
 def test_a_run_from_t0_takes_at_most_t0_plus_one_steps_in_one_rule():

@@ -73,15 +73,10 @@ def _group(key: str) -> str:
 
 
 def _mean_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Student t interval of a mean (scipy.stats.t); None with fewer than 2 values."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size < 2:
-        return None, None
-    sem = float(v.std(ddof=1) / math.sqrt(v.size))
-    if sem == 0:
-        return float(v.mean()), float(v.mean())
-    lo, hi = stats.t.interval(1 - ALPHA, v.size - 1, loc=float(v.mean()), scale=sem)
-    return float(lo), float(hi)
+    """Student t interval of a mean at 1 - ALPHA (metrics.mean_interval); None with fewer than 2 values."""
+    from diffdemo.metrics import mean_interval  # deferred: metrics brings torch, which the verdicts need not
+
+    return mean_interval(values, 1 - ALPHA)
 
 
 def _rho_interval(rho: float, n: int, groups: dict[str, list[float]]) -> tuple[float | None, float | None]:

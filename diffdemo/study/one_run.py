@@ -18,21 +18,20 @@ def execute(run: dict, model) -> list[dict]:
     from diffdemo.experiments import Row, denoising, run_restoration
     from diffdemo.imaging import bundled_images, load_image, to_tensor
     from diffdemo.operators import make_operator
-    from diffdemo.restore import DIFFUSION_METHODS, make_problem, model_for
+    from diffdemo.restore import DIFFUSION_METHODS, make_problem
 
     p = run
     size = model.size if p.get("size") is None else int(p["size"])
     names = p.get("batch") or [p["image"]]
     x0 = _cat([to_tensor(load_image(bundled_images().get(n, n), size)) for n in names])
     if p["kind"] == "denoise":
-        net = model_for(model, "denoise", p["precision"])
         t = validation.check_timestep(int(p["t"]), model.schedule.T, "t")
         steps = int(p["steps"]) if p.get("steps") is not None else None
         run = denoising(model, x0, t, steps=steps, seed=int(p["seed"]), every=None, spacing=p["spacing"],
                         precision=p["precision"])  # fmt: skip
         rows = [r for r in run if isinstance(r, Row)]
         noisy, row = rows
-        per = _per_image(row, x0, None, lambda i: noisy_extra(net, noisy, x0, t, i, len(names)))
+        per = _per_image(row, x0, None, lambda i: noisy_extra(model, noisy, x0, t, i, len(names)))
         method = "denoise"
     else:
         options = dict(box=p["box"], preset=p["box_preset"], drop=p["drop"], std=p["blur_std"])

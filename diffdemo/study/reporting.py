@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from diffdemo.metrics import mean_interval, mean_sd
 from diffdemo.study.database import DB_NAME, Database
 from diffdemo.study.spec import METRICS, Problem, Run, Study, expand
 
@@ -23,30 +24,17 @@ PAIRED = (
 )
 
 
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and the sample standard deviation (ddof = 1; nan for a single value)."""
-    import numpy as np
-
-    a = np.asarray(values, dtype=float)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan
-
-
 def paired(values: dict, reference: dict) -> tuple[float, float, float, int] | None:
-    """Mean paired difference over the shared images and its 95% t interval: (mean, low, high, n)."""
+    """Mean paired difference over the shared images and its 95% t interval (metrics.mean_interval): (mean, low,
+    high, n); low and high are nan for a single pair."""
     import numpy as np
-    from scipy import stats
 
     shared = sorted(set(values) & set(reference))
     if not shared:
         return None
     d = np.array([values[k] - reference[k] for k in shared], dtype=float)
-    if len(d) < 2:
-        return float(d[0]), math.nan, math.nan, 1
-    sem = d.std(ddof=1) / math.sqrt(len(d))
-    if sem == 0:
-        return float(d.mean()), float(d.mean()), float(d.mean()), len(d)
-    low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sem)
-    return float(d.mean()), float(low), float(high), len(d)
+    low, high = mean_interval(d)
+    return float(d.mean()), math.nan if low is None else low, math.nan if high is None else high, len(d)
 
 
 def _label(config: tuple) -> str:
@@ -57,7 +45,7 @@ def _cell(values: list[float], digits: int) -> str:
     if not values:
         return "—"
     m, s = mean_sd(values)
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if not math.isnan(s) else f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"  # no spread from one value
 
 
 def report(study: Study, out: Path, figure: Path | None = None) -> str:

@@ -296,17 +296,23 @@ def test_spectrum_sweep_names_the_unconverged_values(gaussian_prior, faces8):
     assert "Not converged" not in _spectrum_text([good]) and "| yes |" in _spectrum_text([good])
 
 
-def test_tf32_flags_are_restored_only_when_the_last_analysis_ends(monkeypatch):
+def test_tf32_flags_are_restored_only_when_the_last_analysis_ends():
     matmul = torch.backends.cuda.matmul
-    monkeypatch.setattr(matmul, "allow_tf32", True)
-    with exact_autodiff("cuda"):
-        assert matmul.allow_tf32 is False
-        with exact_autodiff("cuda"):  # a second request overlapping the first (DIFFDEMO_CONCURRENCY > 1)
-            pass
-        assert matmul.allow_tf32 is False  # the inner one ending does not switch TF32 back on under the outer
-    assert matmul.allow_tf32 is True
-    with exact_autodiff("cpu"):  # TF32 is CUDA's: the CPU path touches no process-wide flag
+    # saved and restored by hand: allow_tf32 is served by cuBLASModule.__getattr__, which pytest >= 9.2's
+    # monkeypatch takes for a missing attribute and then fails to delete on undo
+    saved = matmul.allow_tf32
+    matmul.allow_tf32 = True
+    try:
+        with exact_autodiff("cuda"):
+            assert matmul.allow_tf32 is False
+            with exact_autodiff("cuda"):  # a second request overlapping the first (DIFFDEMO_CONCURRENCY > 1)
+                pass
+            assert matmul.allow_tf32 is False  # the inner one ending does not switch TF32 back on under the outer
         assert matmul.allow_tf32 is True
+        with exact_autodiff("cpu"):  # TF32 is CUDA's: the CPU path touches no process-wide flag
+            assert matmul.allow_tf32 is True
+    finally:
+        matmul.allow_tf32 = saved
 
 
 def test_euler_step_limit_formula_and_stride():
